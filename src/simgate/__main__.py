@@ -1,0 +1,3 @@
+from simgate.cli import main
+
+main()

@@ -1,0 +1,25 @@
+"""The shipped catalogue: Onlinesim country names (with their ISO region) and service names."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.resources import files
+
+from simgate.domain.types import CountryName, ServiceName
+
+
+def _lines(name: str) -> list[str]:
+    text = files("simgate.data").joinpath(name).read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+@cache
+def countries() -> dict[CountryName, str]:
+    """Onlinesim country name -> ISO 3166 region code."""
+    pairs = (line.split("\t") for line in _lines("countries.tsv"))
+    return {CountryName(name.strip()): region.strip() for name, region in pairs}
+
+
+@cache
+def services() -> tuple[ServiceName, ...]:
+    return tuple(ServiceName(name) for name in _lines("services.txt"))

@@ -1,0 +1,204 @@
+"""The `simgate` command (CONTRACT.md): exit 0 on success, else a one-line reason on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from simgate import catalogue
+from simgate.config import Settings, SettingsError, load_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+numbers_app = typer.Typer(no_args_is_help=True, help="The SIM inventory.")
+app.add_typer(numbers_app, name="numbers")
+console = Console()
+IMPORT_BATCH = 1000
+
+
+class State:
+    config: Path | None = None
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"simgate: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def settings() -> Settings:
+    try:
+        return load_settings(config_file=State.config)
+    except SettingsError as error:
+        fail(str(error), 2)
+
+
+@app.callback()
+def options(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML settings file (or SIMGATE_CONFIG)")
+    ] = None,
+) -> None:
+    """simgate: sell your SIM farm's numbers through Onlinesim."""
+    State.config = config
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8080,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Leave delivery to `simgate worker`")
+    ] = False,
+    no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Do not apply pending migrations")] = False,
+) -> None:
+    """Serve every HTTP endpoint (and run the delivery worker unless --no-worker)."""
+    from simgate.server import run_server
+
+    try:
+        run_server(settings(), host=host, port=port, worker=not no_worker, migrate=not no_migrate)
+    except SettingsError as error:
+        fail(str(error), 2)
+    except Exception as error:
+        fail(f"{type(error).__name__}: {error}")
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending database migrations and exit."""
+    from simgate.storage import schema
+
+    current = settings()
+    before, after = schema.upgrade(current.database_url)
+    if before == after:
+        typer.echo(f"schema is current (revision {after})")
+    else:
+        typer.echo(f"migrated {before or 'empty database'} -> {after}")
+
+
+@numbers_app.command("import")
+def numbers_import(
+    file: Annotated[Path, typer.Argument(help="CSV with phone,country,operator[,port,rent,enabled]")],
+) -> None:
+    """Load or update SIM numbers from a CSV file (idempotent)."""
+    from rich.progress import Progress
+
+    from simgate.bootstrap import ensure_schema, open_store
+    from simgate.services.inventory import (
+        ImportReport,
+        InventoryFileError,
+        import_numbers,
+        parse_csv,
+    )
+
+    current = settings()
+    try:
+        with file.open(encoding="utf-8-sig", newline="") as stream:
+            specs, rejected = parse_csv(stream)
+    except OSError as error:
+        fail(f"cannot read {file}: {error.strerror}")
+    except UnicodeDecodeError:
+        fail(f"{file} is not UTF-8 text")
+    except InventoryFileError as error:
+        fail(f"{file}: {error}")
+    ensure_schema(current)
+    store = open_store(current)
+    total = ImportReport(rejected=rejected)
+    try:
+        with Progress(console=console, transient=True, disable=len(specs) < 5 * IMPORT_BATCH) as bar:
+            task = bar.add_task("importing", total=len(specs))
+            for start in range(0, len(specs), IMPORT_BATCH):
+                batch = specs[start : start + IMPORT_BATCH]
+                now = time.time()
+                report = store.run(lambda uow, b=batch, t=now: import_numbers(uow, b, t))  # type: ignore[misc]
+                total.added += report.added
+                total.updated += report.updated
+                total.unchanged += report.unchanged
+                bar.advance(task, len(batch))
+    finally:
+        store.close()
+    console.print(
+        f"added {total.added}, updated {total.updated}, unchanged {total.unchanged}, "
+        f"rejected {len(total.rejected)}"
+    )
+    for rejection in total.rejected:
+        console.print(
+            f"  line {rejection.line}: {rejection.phone or '(no phone)'}: {rejection.reason}",
+            markup=False,
+        )
+    if total.rejected:
+        fail(f"{len(total.rejected)} row(s) rejected; the others were loaded")
+
+
+@numbers_app.command("list")
+def numbers_list(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array on stdout")] = False,
+    state: Annotated[str | None, typer.Option(help="free, busy, offline or disabled")] = None,
+) -> None:
+    """List numbers with their state."""
+    from simgate.bootstrap import ensure_schema, open_store
+    from simgate.storage.ports import NumberFilter
+
+    if state is not None and state not in ("free", "busy", "offline", "disabled"):
+        fail("--state must be free, busy, offline or disabled", 2)
+    current = settings()
+    ensure_schema(current)
+    store = open_store(current)
+    try:
+        rows = store.run(lambda uow: uow.numbers.search(NumberFilter(state=state, limit=10**9)))
+    finally:
+        store.close()
+    if as_json:
+        payload = [
+            {
+                "phone": n.phone, "country": n.country, "operator": n.operator, "port": n.port,
+                "rent": n.rentable, "enabled": n.enabled, "online": n.online, "state": n.state,
+                "operation_id": n.open_operation_id,
+            }
+            for n in rows
+        ]  # fmt: skip
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        return
+    table = Table("phone", "country", "operator", "port", "rent", "state", "operation")
+    for n in rows:
+        table.add_row(
+            n.phone, n.country, n.operator or "-", n.port or "-", "yes" if n.rentable else "no",
+            n.state, str(n.open_operation_id or ""),
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"{len(rows)} number(s)")
+
+
+@app.command()
+def countries() -> None:
+    """Country names accepted in the inventory CSV."""
+    for name, region in sorted(catalogue.countries().items()):
+        typer.echo(f"{name}\t{region}")
+
+
+@app.command()
+def services() -> None:
+    """Service names offered in GET_SERVICES (after SIMGATE_ONLINESIM_SERVICES)."""
+    for name in settings().services:
+        typer.echo(name)
+
+
+@app.command()
+def demo(
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds")] = None,
+    numbers: Annotated[int, typer.Option(help="Virtual SIMs in the demo farm")] = 200,
+    port: Annotated[int, typer.Option(help="Port of the demo server")] = 8080,
+) -> None:
+    """Run the whole system on a fresh SQLite file: server, SIM bank, marketplace."""
+    from simgate.demo import run_demo
+
+    run_demo(duration=duration, numbers=numbers, port=port)
+
+
+def main() -> None:
+    app(prog_name="simgate")

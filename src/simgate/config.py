@@ -1,0 +1,124 @@
+"""Settings (CONTRACT.md): environment first, then a TOML file; a bad value stops start-up.
+
+Every error names the setting as the operator wrote it (SIMGATE_PUSH_RETRY_SECONDS), so a
+typo in a unit file is found at start, not when the first SMS fails to push.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from simgate import catalogue
+from simgate.domain.types import ServiceName
+
+PREFIX = "SIMGATE_"
+
+
+class SettingsError(ValueError):
+    pass
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    database_url: str = "sqlite:///./simgate.db"
+    onlinesim_key: SecretStr | None = None
+    onlinesim_push_url: str | None = None
+    onlinesim_push_path: str = "/v1/PUSH_SMS"
+    onlinesim_push_rent_path: str = "/v1/PUSH_SMS_RENT"
+    onlinesim_services: str | None = None
+    push_retry_seconds: float = Field(default=10.0, gt=0, le=3600)
+    intake_token: SecretStr | None = None
+    admin_token: SecretStr | None = None
+    log_format: Literal["text", "json"] = "text"
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    """Largest request body accepted (after gzip decompression); larger ones get 413."""
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if value.startswith("sqlite:///") and len(value) > len("sqlite:///"):
+            return value
+        if value.startswith(("postgresql://", "postgres://")):
+            return value
+        raise ValueError("must be sqlite:///PATH or postgresql://USER@HOST/DB")
+
+    @field_validator("onlinesim_push_url")
+    @classmethod
+    def _push_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("onlinesim_push_path", "onlinesim_push_rent_path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must start with '/'")
+        return value
+
+    @field_validator("onlinesim_services")
+    @classmethod
+    def _services(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        names = [name.strip().lower() for name in value.split(",") if name.strip()]
+        unknown = sorted(set(names) - set(catalogue.services()))
+        if unknown:
+            raise ValueError(f"not in the service catalogue: {', '.join(unknown)}")
+        return ",".join(names)
+
+    @property
+    def services(self) -> tuple[ServiceName, ...]:
+        if self.onlinesim_services is None:
+            return catalogue.services()
+        return tuple(ServiceName(name) for name in self.onlinesim_services.split(","))
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite:")
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, config_file: str | Path | None = None
+) -> Settings:
+    """Merge the TOML file (keys lower-case, no prefix) with SIMGATE_* variables, env winning."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    path = config_file or environ.get("SIMGATE_CONFIG")
+    if path:
+        try:
+            with open(path, "rb") as handle:
+                values.update(tomllib.load(handle))
+        except OSError as error:
+            raise SettingsError(f"SIMGATE_CONFIG: cannot read {path}: {error.strerror}") from error
+        except tomllib.TOMLDecodeError as error:
+            raise SettingsError(f"SIMGATE_CONFIG: {path} is not valid TOML: {error}") from error
+    fields = set(Settings.model_fields)
+    for name, value in environ.items():
+        key = name.removeprefix(PREFIX).lower()
+        if name.startswith(PREFIX) and key in fields:
+            values[key] = value
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as error:
+        raise SettingsError(_explain(error)) from None
+
+
+def _explain(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        field = str(problem["loc"][0]) if problem["loc"] else "?"
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden":
+            message = "unknown setting"
+        lines.append(f"{PREFIX}{field.upper()}: {message}")
+    return "; ".join(lines)

@@ -1,0 +1,140 @@
+"""Plain records of the farm's state. Immutable: a change is a new record from a rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+
+from simgate.domain.types import (
+    CountryName,
+    Kopecks,
+    NumberId,
+    OperationId,
+    OperatorName,
+    PhoneNumber,
+    ServiceName,
+    Timestamp,
+)
+
+
+class OperationKind(StrEnum):
+    ACTIVATION = "activation"
+    """One service, about 15 minutes (spec 5)."""
+    RENT = "rent"
+    """Any sender, one day to months (spec 6)."""
+
+
+class FinishStatus(IntEnum):
+    """FINISH_ACTIVATION `status` values documented by Onlinesim (spec 5.3)."""
+
+    NOT_TAKEN = 1
+    """Onlinesim: the number was not taken for this service (rent/activation mismatch)."""
+    SOLD = 3
+    CANCELLED = 4
+    REFUNDED = 5
+
+
+@dataclass(frozen=True, slots=True)
+class NumberSpec:
+    """One inventory row as the operator describes it (CSV import)."""
+
+    phone: PhoneNumber
+    country: CountryName
+    operator: OperatorName
+    port: str = ""
+    rentable: bool = True
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Number:
+    id: NumberId
+    phone: PhoneNumber
+    country: CountryName
+    operator: OperatorName
+    port: str
+    rentable: bool
+    enabled: bool
+    online: bool
+    open_operation_id: OperationId | None
+    last_issued_at: Timestamp | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.open_operation_id is not None
+
+    @property
+    def state(self) -> str:
+        """One word for tables and filters: disabled, offline, busy or free."""
+        if not self.enabled:
+            return "disabled"
+        if not self.online:
+            return "offline"
+        return "busy" if self.busy else "free"
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """What a GET_NUMBER asks for, already normalised."""
+
+    kind: OperationKind
+    country: CountryName
+    operator: OperatorName
+    """ANY_OPERATOR matches every operator of the country, including unknown ones."""
+    service: ServiceName | None
+    """None for rent: a rent receives SMS from every sender (spec 6.2)."""
+    exception_prefixes: tuple[str, ...] = ()
+    offered: Kopecks | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    id: OperationId
+    marketplace: str
+    kind: OperationKind
+    number_id: NumberId
+    phone: PhoneNumber
+    country: CountryName
+    operator: OperatorName
+    service: ServiceName | None
+    offered: Kopecks | None
+    opened_at: Timestamp
+    finished_at: Timestamp | None = None
+    finish_status: int | None = None
+    final: Kopecks | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.finished_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupCount:
+    """Free numbers in one (country, operator) group, as storage tallies them."""
+
+    country: CountryName
+    operator: OperatorName
+    free: int
+    """Enabled, online, not busy."""
+    rentable: int
+    """Of those, the ones that may be rented."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExcludedCount:
+    """Free numbers of one group that must not be offered for one service (sold or blocked)."""
+
+    country: CountryName
+    operator: OperatorName
+    service: ServiceName
+    excluded: int
+
+
+ServiceCounts = dict[ServiceName, int]
+OperatorMap = dict[OperatorName, ServiceCounts]
+
+
+@dataclass(frozen=True, slots=True)
+class CountryAvailability:
+    country: CountryName
+    operator_map: OperatorMap = field(default_factory=dict)

@@ -1,0 +1,148 @@
+"""The marketplace's rules, as pure functions the storage layers and use cases share.
+
+The SQL store expresses the same rules in queries for speed; the contract tests run the
+in-memory store (which calls these functions directly) and the SQL stores through the same
+cases, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from simgate.domain.errors import InvalidPrefix
+from simgate.domain.model import (
+    CountryAvailability,
+    ExcludedCount,
+    FinishStatus,
+    GroupCount,
+    Number,
+    Operation,
+    OperationKind,
+    OperatorMap,
+    Order,
+    ServiceCounts,
+)
+from simgate.domain.types import (
+    ANY_OPERATOR,
+    RENT_SERVICE,
+    CountryName,
+    OperatorName,
+    PhoneNumber,
+    ServiceName,
+)
+
+MAX_PREFIXES = 10_000
+"""A bound on exceptionPhoneSet so one request cannot make the claim query unbounded."""
+
+
+def normalise_name(raw: str) -> str:
+    """Country, operator and service names compare case-insensitively ('RENT' == 'rent')."""
+    return raw.strip().lower()
+
+
+def normalise_prefixes(raw: Sequence[int | str] | None) -> tuple[str, ...]:
+    """exceptionPhoneSet arrives as integers (Onlinesim) or strings (SMSHUB): spec 8.3.
+
+    Both become digit strings. Anything else is refused rather than ignored: silently
+    dropping a prefix would issue a number the marketplace asked us not to.
+    """
+    if not raw:
+        return ()
+    if len(raw) > MAX_PREFIXES:
+        raise InvalidPrefix(f"exceptionPhoneSet has {len(raw)} items; at most {MAX_PREFIXES}")
+    prefixes: set[str] = set()
+    for item in raw:
+        if isinstance(item, bool):
+            raise InvalidPrefix("exceptionPhoneSet items must be digits, not booleans")
+        text = str(item).strip().lstrip("+") if isinstance(item, str) else str(item)
+        if not text.isdigit() or not text.isascii():
+            raise InvalidPrefix(f"exceptionPhoneSet item {item!r} is not a digit prefix")
+        prefixes.add(text)
+    # A shorter prefix covers every longer one that starts with it; keep the query small.
+    ordered = sorted(prefixes, key=len)
+    kept: list[str] = []
+    for prefix in ordered:
+        if not any(prefix.startswith(shorter) for shorter in kept):
+            kept.append(prefix)
+    return tuple(sorted(kept))
+
+
+def excluded_by_prefix(phone: PhoneNumber, prefixes: Iterable[str]) -> bool:
+    return any(phone.startswith(prefix) for prefix in prefixes)
+
+
+def is_free(number: Number) -> bool:
+    """Issuable right now: enabled, its SIM online, and in no open operation (spec 8.1)."""
+    return number.enabled and number.online and not number.busy
+
+
+def matches_order(number: Number, order: Order, excluded_services: Iterable[ServiceName]) -> bool:
+    """Whether `number` may be issued for `order`.
+
+    `excluded_services` are the services this number was sold for (FINISH status 3) or
+    blocked for; they bind activations only, because rent receives every sender (spec 6.2).
+    """
+    if not is_free(number) or number.country != order.country:
+        return False
+    if order.operator != ANY_OPERATOR and number.operator != order.operator:
+        return False
+    if excluded_by_prefix(number.phone, order.exception_prefixes):
+        return False
+    if order.kind is OperationKind.RENT:
+        return number.rentable
+    return order.service not in set(excluded_services)
+
+
+def tally_availability(
+    groups: Iterable[GroupCount],
+    excluded: Iterable[ExcludedCount],
+    services: Sequence[ServiceName],
+    *,
+    with_services: bool = True,
+    with_rent: bool = False,
+) -> list[CountryAvailability]:
+    """Build GET_SERVICES' countryList from per-group tallies (spec 5.1 and 6.1).
+
+    Every offered service appears in every group, with an explicit 0 when nothing is free:
+    a 0 can never be read as over-reporting, a missing key might be read as "unchanged".
+    `any` is the sum over all operators, including numbers whose operator is unknown.
+    """
+    minus: dict[tuple[CountryName, OperatorName, ServiceName], int] = defaultdict(int)
+    for row in excluded:
+        minus[(row.country, row.operator, row.service)] += row.excluded
+    by_country: dict[CountryName, OperatorMap] = {}
+    for group in sorted(groups, key=lambda g: (g.country, g.operator)):
+        operator_map = by_country.setdefault(group.country, {})
+        any_counts = operator_map.setdefault(ANY_OPERATOR, {})
+        counts: ServiceCounts = {}
+        if with_services:
+            for service in services:
+                n = max(0, group.free - minus[(group.country, group.operator, service)])
+                counts[service] = n
+                any_counts[service] = any_counts.get(service, 0) + n
+        if with_rent:
+            counts[RENT_SERVICE] = group.rentable
+            any_counts[RENT_SERVICE] = any_counts.get(RENT_SERVICE, 0) + group.rentable
+        if group.operator not in ("", ANY_OPERATOR):
+            operator_map[group.operator] = counts
+    return [CountryAvailability(country, ops) for country, ops in by_country.items()]
+
+
+def is_sale(operation: Operation, status: int) -> bool:
+    """Only a FINISH status 3 on an activation uses up the number for that service (spec 5.1).
+
+    Status 1, 4, 5 and undocumented values are 'not sold': the count stays as it was. Onlinesim
+    reads status 1 as a rent/activation mix-up, not SMSHUB's "stop supplying", so it blocks
+    nothing (spec open question 4).
+    """
+    return (
+        status == FinishStatus.SOLD
+        and operation.kind is OperationKind.ACTIVATION
+        and operation.service is not None
+    )
+
+
+def is_documented_status(status: int) -> bool:
+    """1, 3, 4, 5 are documented; others (the legacy examples show 2) are accepted and logged."""
+    return status in {s.value for s in FinishStatus}

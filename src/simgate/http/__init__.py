@@ -1,0 +1,1 @@
+"""The HTTP face: Starlette routes over the marketplace adapters, intake and health."""

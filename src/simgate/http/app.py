@@ -1,0 +1,119 @@
+"""The Starlette application: every endpoint of CONTRACT.md, JSON errors everywhere."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from simgate.http.body import BodyError, bearer, read_body
+from simgate.http.metrics import Metrics
+from simgate.marketplaces.onlinesim.handlers import Onlinesim
+from simgate.marketplaces.onlinesim.wire import error as onlinesim_error
+from simgate.storage.ports import Store
+
+JSON = "application/json; charset=utf-8"
+_encode = msgspec.json.Encoder().encode
+
+
+def json_response(status: int, payload: Any) -> Response:
+    return Response(_encode(payload), status_code=status, media_type=JSON)
+
+
+@dataclass
+class AppDeps:
+    store: Store
+    onlinesim: Onlinesim
+    expected_revision: str | None
+    max_body_bytes: int = 1_048_576
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    background: list[Callable[[], AbstractAsyncContextManager[None]]] = field(default_factory=list)
+    """Started with the app and stopped with it (the delivery worker)."""
+
+
+def create_app(deps: AppDeps) -> Starlette:
+    metrics = Metrics(deps.registry)
+
+    async def onlinesim(request: Request) -> Response:
+        endpoint = request.path_params.get("endpoint", "")
+        started = time.perf_counter()
+        try:
+            body = await read_body(request, deps.max_body_bytes)
+        except BodyError as problem:
+            status, payload = problem.status, onlinesim_error(str(problem))
+        else:
+            credentials = [bearer(request), request.query_params.get("apikey")]
+            status, payload = await deps.onlinesim.handle(endpoint, body, credentials)
+        metrics.observe("onlinesim", endpoint or "onlinesim", payload, time.perf_counter() - started)
+        return json_response(status, payload)
+
+    async def healthz(request: Request) -> Response:
+        return json_response(200, {"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        try:
+            revision = await deps.store.schema_revision()
+        except Exception as problem:
+            return json_response(503, {"status": "unavailable", "error": str(problem)})
+        if deps.expected_revision is not None and revision != deps.expected_revision:
+            return json_response(
+                503,
+                {
+                    "status": "unavailable",
+                    "error": f"schema at {revision}, needs {deps.expected_revision}",
+                },
+            )
+        return json_response(200, {"status": "ready", "schema": revision})
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(generate_latest(deps.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if request.url.path.startswith("/onlinesim"):
+            return json_response(exc.status_code, onlinesim_error(message))
+        return json_response(exc.status_code, {"error": message})
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # Never a traceback on the wire; the log has it (Starlette logs unhandled errors).
+        if request.url.path.startswith("/onlinesim"):
+            return json_response(500, onlinesim_error("internal error"))
+        return json_response(500, {"error": "internal error"})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        managers = [start() for start in deps.background]
+        for manager in managers:
+            await manager.__aenter__()
+        try:
+            yield
+        finally:
+            for manager in reversed(managers):
+                await manager.__aexit__(None, None, None)
+
+    routes = [
+        Route("/onlinesim", onlinesim, methods=["POST"]),
+        Route("/onlinesim/{endpoint}", onlinesim, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(GZipMiddleware, minimum_size=500)],
+        exception_handlers={HTTPException: http_error, 500: server_error},
+        lifespan=lifespan,
+    )

@@ -1,0 +1,31 @@
+"""Prometheus metrics for the HTTP face. One registry per app, so tests can build many."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "simgate_marketplace_requests",
+            "Marketplace calls answered, by call and answer status",
+            ["marketplace", "call", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "simgate_marketplace_request_seconds",
+            "Time to answer a marketplace call (the deadline is 10 s)",
+            ["marketplace", "call"],
+            buckets=BUCKETS,
+            registry=registry,
+        )
+
+    def observe(self, marketplace: str, call: str, payload: Any, seconds: float) -> None:
+        status = payload.get("status", "?") if isinstance(payload, dict) else "?"
+        self.requests.labels(marketplace, call, status).inc()
+        self.latency.labels(marketplace, call).observe(seconds)

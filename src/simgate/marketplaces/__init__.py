@@ -1,0 +1,1 @@
+"""One folder per marketplace: wire schemas, request handlers, push payloads."""

@@ -1,0 +1,3 @@
+"""Onlinesim Reseller API v1 (spec/onlinesim-reseller.md sections 5 and 6)."""
+
+MARKETPLACE = "onlinesim"

@@ -1,0 +1,140 @@
+"""Inventory: parse the operator's CSV (CONTRACT.md) and load it, idempotently."""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import phonenumbers
+
+from simgate import catalogue
+from simgate.domain.errors import InvalidNumber
+from simgate.domain.model import NumberSpec
+from simgate.domain.rules import normalise_name
+from simgate.domain.types import ANY_OPERATOR, CountryName, OperatorName, PhoneNumber, Timestamp
+from simgate.storage.ports import UnitOfWork
+
+REQUIRED = ("phone", "country", "operator")
+KNOWN = (*REQUIRED, "port", "rent", "enabled")
+TRUE, FALSE = {"1", "true", "yes", "y"}, {"0", "false", "no", "n"}
+OPERATOR_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
+PHONE_DECOR = re.compile(r"[\s\-().]")
+
+
+class InventoryFileError(ValueError):
+    """The file as a whole cannot be read (no header, a required column missing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    line: int
+    phone: str
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+def normalise_phone(raw: str, region: str | None = None) -> PhoneNumber:
+    """Digits with the country code, no '+'; checked against the numbering plan.
+
+    `region` (ISO) makes sure the number's calling code is that country's: a German SIM
+    filed under russia would be sold to buyers who asked for Russia.
+    """
+    text = PHONE_DECOR.sub("", raw.strip())
+    digits = text.removeprefix("+")
+    if not digits.isascii() or not digits.isdigit():
+        raise InvalidNumber(f"phone {raw!r} must be digits with the country code")
+    if not 8 <= len(digits) <= 15:
+        raise InvalidNumber(f"phone {raw!r} must have 8 to 15 digits (E.164)")
+    try:
+        parsed = phonenumbers.parse("+" + digits, None)
+    except phonenumbers.NumberParseException as error:
+        raise InvalidNumber(f"phone {raw!r} has no valid country code") from error
+    if not phonenumbers.is_possible_number(parsed):
+        raise InvalidNumber(f"phone {raw!r} is not a possible number for +{parsed.country_code}")
+    if region is not None and parsed.country_code != phonenumbers.country_code_for_region(region):
+        raise InvalidNumber(
+            f"phone {raw!r} has calling code +{parsed.country_code}, not the country's "
+            f"+{phonenumbers.country_code_for_region(region)}"
+        )
+    return PhoneNumber(digits)
+
+
+def _flag(value: str | None, column: str, default: bool) -> bool:
+    text = (value or "").strip().lower()
+    if not text:
+        return default
+    if text in TRUE:
+        return True
+    if text in FALSE:
+        return False
+    raise InvalidNumber(f"{column} must be 1 or 0, not {value!r}")
+
+
+def parse_row(row: Mapping[str, str | None]) -> NumberSpec:
+    country = CountryName(normalise_name(row.get("country") or ""))
+    regions = catalogue.countries()
+    if country not in regions:
+        raise InvalidNumber(f"unknown country {row.get('country')!r} (see `simgate countries`)")
+    operator = normalise_name(row.get("operator") or "")
+    if operator == ANY_OPERATOR:
+        operator = ""  # 'any' is the total, never a real operator
+    if operator and not OPERATOR_NAME.match(operator):
+        raise InvalidNumber(f"operator {row.get('operator')!r} is not an Onlinesim operator name")
+    port = (row.get("port") or "").strip()
+    if len(port) > 200:
+        raise InvalidNumber("port is longer than 200 characters")
+    return NumberSpec(
+        phone=normalise_phone(row.get("phone") or "", regions[country]),
+        country=country,
+        operator=OperatorName(operator),
+        port=port,
+        rentable=_flag(row.get("rent"), "rent", True),
+        enabled=_flag(row.get("enabled"), "enabled", True),
+    )
+
+
+def parse_csv(stream: TextIO) -> tuple[list[NumberSpec], list[Rejection]]:
+    """Every row is checked; a bad row is reported with its line number, the rest load."""
+    reader = csv.DictReader(stream)
+    header = [normalise_name(name) for name in (reader.fieldnames or [])]
+    if not header:
+        raise InventoryFileError("the file is empty; it needs a header row: phone,country,operator")
+    missing = [column for column in REQUIRED if column not in header]
+    if missing:
+        raise InventoryFileError(f"the header lacks required column(s): {', '.join(missing)}")
+    reader.fieldnames = header
+    specs: list[NumberSpec] = []
+    rejected: list[Rejection] = []
+    seen: dict[str, int] = {}
+    for row in reader:
+        line = reader.line_num
+        raw_phone = (row.get("phone") or "").strip()
+        try:
+            spec = parse_row(row)
+        except InvalidNumber as error:
+            rejected.append(Rejection(line, raw_phone, str(error)))
+            continue
+        if spec.phone in seen:
+            rejected.append(Rejection(line, raw_phone, f"duplicate of line {seen[spec.phone]}"))
+            continue
+        seen[spec.phone] = line
+        specs.append(spec)
+    return specs, rejected
+
+
+def import_numbers(uow: UnitOfWork, specs: Iterable[NumberSpec], now: Timestamp) -> ImportReport:
+    report = ImportReport()
+    for spec in specs:
+        outcome = uow.numbers.upsert(spec, now)
+        setattr(report, outcome, getattr(report, outcome) + 1)
+    return report

@@ -1,0 +1,1 @@
+"""Persistence: the unit of work, its repositories, SQL stores, the in-memory fake, migrations."""

@@ -1,0 +1,234 @@
+"""An in-memory store for fast unit tests, held to the same contract tests as SQL.
+
+It implements each query by calling the domain rules directly, which is what makes the
+contract tests meaningful: the SQL must agree with the rules, not with a second copy of them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
+
+from simgate.domain import rules
+from simgate.domain.errors import ClaimConflict
+from simgate.domain.model import (
+    ExcludedCount,
+    GroupCount,
+    Number,
+    NumberSpec,
+    Operation,
+    Order,
+)
+from simgate.domain.types import (
+    CountryName,
+    Kopecks,
+    NumberId,
+    OperationId,
+    OperatorName,
+    PhoneNumber,
+    ServiceName,
+    Timestamp,
+)
+from simgate.storage.ports import NumberFilter, UnitOfWork, UpsertOutcome
+
+T = TypeVar("T")
+
+
+@dataclass
+class MemoryState:
+    numbers: dict[NumberId, Number] = field(default_factory=dict)
+    exclusions: dict[NumberId, dict[ServiceName, str]] = field(default_factory=dict)
+    operations: dict[OperationId, Operation] = field(default_factory=dict)
+    finish_requests: dict[OperationId, int] = field(default_factory=dict)
+    last_number_id: int = 0
+    last_operation_id: int = 0
+
+    def copy(self) -> MemoryState:
+        # Records are frozen, so copying the containers is a full snapshot.
+        return MemoryState(
+            numbers=dict(self.numbers),
+            exclusions={k: dict(v) for k, v in self.exclusions.items()},
+            operations=dict(self.operations),
+            finish_requests=dict(self.finish_requests),
+            last_number_id=self.last_number_id,
+            last_operation_id=self.last_operation_id,
+        )
+
+
+def _matches_filter(number: Number, where: NumberFilter) -> bool:
+    if where.state and number.state != where.state:
+        return False
+    if where.country and number.country != where.country:
+        return False
+    return not where.search or where.search in number.phone or where.search in number.port
+
+
+class MemoryNumbers:
+    def __init__(self, state: MemoryState) -> None:
+        self.s = state
+
+    def upsert(self, spec: NumberSpec, now: Timestamp) -> UpsertOutcome:
+        current = self.get_by_phone(spec.phone)
+        if current is None:
+            self.s.last_number_id += 1
+            number_id = NumberId(self.s.last_number_id)
+            self.s.numbers[number_id] = Number(
+                number_id, spec.phone, spec.country, spec.operator, spec.port,
+                spec.rentable, spec.enabled, online=True, open_operation_id=None,
+            )  # fmt: skip
+            return "added"
+        updated = replace(
+            current, country=spec.country, operator=spec.operator, port=spec.port,
+            rentable=spec.rentable, enabled=spec.enabled,
+        )  # fmt: skip
+        if updated == current:
+            return "unchanged"
+        self.s.numbers[current.id] = updated
+        return "updated"
+
+    def get(self, number_id: NumberId) -> Number | None:
+        return self.s.numbers.get(number_id)
+
+    def get_by_phone(self, phone: PhoneNumber) -> Number | None:
+        return next((n for n in self.s.numbers.values() if n.phone == phone), None)
+
+    def search(self, where: NumberFilter | None = None) -> list[Number]:
+        where = where or NumberFilter()
+        found = [n for n in self.s.numbers.values() if _matches_filter(n, where)]
+        found.sort(key=lambda n: (n.country, n.operator, n.phone))
+        return found[where.offset : where.offset + where.limit]
+
+    def find_free(self, order: Order) -> Number | None:
+        candidates = [
+            n
+            for n in self.s.numbers.values()
+            if rules.matches_order(n, order, self.s.exclusions.get(n.id, {}))
+        ]
+        return min(candidates, key=lambda n: (n.last_issued_at or 0, n.id), default=None)
+
+    def mark_busy(self, number_id: NumberId, operation_id: OperationId, now: Timestamp) -> None:
+        number = self.s.numbers[number_id]
+        if number.busy:
+            raise ClaimConflict(f"number {number_id} was claimed by another operation")
+        self.s.numbers[number_id] = replace(number, open_operation_id=operation_id, last_issued_at=now)
+
+    def release(self, number_id: NumberId, operation_id: OperationId) -> None:
+        number = self.s.numbers[number_id]
+        if number.open_operation_id == operation_id:
+            self.s.numbers[number_id] = replace(number, open_operation_id=None)
+
+    def exclude(self, number_id: NumberId, service: ServiceName, reason: str, now: Timestamp) -> None:
+        self.s.exclusions.setdefault(number_id, {}).setdefault(service, reason)
+
+    def excluded_services(self, number_id: NumberId) -> set[ServiceName]:
+        return set(self.s.exclusions.get(number_id, {}))
+
+    def group_counts(self) -> list[GroupCount]:
+        tallies: dict[tuple[CountryName, OperatorName], tuple[int, int]] = {}
+        for n in self.s.numbers.values():
+            free, rentable = tallies.get((n.country, n.operator), (0, 0))
+            if rules.is_free(n):
+                free, rentable = free + 1, rentable + n.rentable
+            tallies[(n.country, n.operator)] = (free, rentable)
+        return [GroupCount(c, o, free, rent) for (c, o), (free, rent) in tallies.items()]
+
+    def excluded_counts(self) -> list[ExcludedCount]:
+        tally: dict[tuple[CountryName, OperatorName, ServiceName], int] = defaultdict(int)
+        for number_id, services in self.s.exclusions.items():
+            number = self.s.numbers[number_id]
+            if rules.is_free(number):
+                for service in services:
+                    tally[(number.country, number.operator, service)] += 1
+        return [ExcludedCount(c, o, s, k) for (c, o, s), k in tally.items()]
+
+    def set_enabled(self, number_id: NumberId, enabled: bool, now: Timestamp) -> bool:
+        number = self.s.numbers.get(number_id)
+        if number is None:
+            return False
+        self.s.numbers[number_id] = replace(number, enabled=enabled)
+        return True
+
+    def set_online(self, phone: PhoneNumber, online: bool, now: Timestamp) -> bool:
+        number = self.get_by_phone(phone)
+        if number is None:
+            return False
+        self.s.numbers[number.id] = replace(number, online=online)
+        return True
+
+
+class MemoryOperations:
+    def __init__(self, state: MemoryState) -> None:
+        self.s = state
+
+    def open(self, marketplace: str, order: Order, number: Number, now: Timestamp) -> Operation:
+        if self.open_for_number(number.id) is not None:
+            raise ClaimConflict(f"number {number.id} already has an open operation")
+        self.s.last_operation_id += 1
+        operation = Operation(
+            id=OperationId(self.s.last_operation_id), marketplace=marketplace, kind=order.kind,
+            number_id=number.id, phone=number.phone, country=number.country,
+            operator=number.operator, service=order.service, offered=order.offered, opened_at=now,
+        )  # fmt: skip
+        self.s.operations[operation.id] = operation
+        return operation
+
+    def get(self, operation_id: OperationId) -> Operation | None:
+        return self.s.operations.get(operation_id)
+
+    def open_for_number(self, number_id: NumberId) -> Operation | None:
+        return next(
+            (o for o in self.s.operations.values() if o.number_id == number_id and o.is_open),
+            None,
+        )
+
+    def finish(self, operation_id: OperationId, status: int, final: Kopecks | None, now: Timestamp) -> None:
+        operation = self.s.operations[operation_id]
+        if operation.is_open:
+            self.s.operations[operation_id] = replace(
+                operation, finished_at=now, finish_status=status, final=final
+            )
+
+    def note_finish_request(self, operation_id: OperationId) -> None:
+        self.s.finish_requests[operation_id] = self.s.finish_requests.get(operation_id, 0) + 1
+
+    def list_recent(self, limit: int = 100) -> list[Operation]:
+        return sorted(self.s.operations.values(), key=lambda o: -o.id)[:limit]
+
+
+class MemoryUnitOfWork:
+    def __init__(self, state: MemoryState) -> None:
+        self.numbers = MemoryNumbers(state)
+        self.operations = MemoryOperations(state)
+
+
+class MemoryStore:
+    def __init__(self, revision: str | None = None) -> None:
+        self.revision = revision
+        """What schema_revision() reports: the fake has no schema, so it claims what it is told."""
+        self._state = MemoryState()
+        self._lock = threading.RLock()
+
+    def run(self, work: Callable[[UnitOfWork], T]) -> T:
+        with self._lock:
+            snapshot = self._state.copy()
+            try:
+                return work(MemoryUnitOfWork(self._state))
+            except BaseException:
+                self._state = snapshot
+                raise
+
+    async def transact(self, work: Callable[[UnitOfWork], T]) -> T:
+        return self.run(work)
+
+    async def read(self, work: Callable[[UnitOfWork], T]) -> T:
+        with self._lock:
+            return work(MemoryUnitOfWork(self._state.copy()))
+
+    async def schema_revision(self) -> str | None:
+        return self.revision
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,29 @@
+"""Alembic environment: one migration history for SQLite and PostgreSQL.
+
+simgate runs Alembic programmatically (storage/schema.py); the URL comes from the config's
+main option, never from an alembic.ini, so operators only ever set SIMGATE_DATABASE_URL.
+"""
+
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+config = context.config
+
+
+def run_migrations() -> None:
+    url = config.get_main_option("sqlalchemy.url")
+    assert url, "simgate sets sqlalchemy.url before running migrations"
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        # render_as_batch lets SQLite alter tables by copy, which it needs for most ALTERs.
+        context.configure(
+            connection=connection,
+            target_metadata=None,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+run_migrations()

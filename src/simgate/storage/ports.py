@@ -1,0 +1,133 @@
+"""What the use cases need from storage, as Protocols.
+
+A use case is a plain synchronous function over a UnitOfWork; the Store runs the whole
+function inside one transaction (on SQLite, on its single writer thread). That keeps the
+domain and use cases free of async and of SQL, and makes every use case atomic: a number
+claimed and its operation opened commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypeVar
+
+from simgate.domain.model import (
+    ExcludedCount,
+    GroupCount,
+    Number,
+    NumberSpec,
+    Operation,
+    Order,
+)
+from simgate.domain.types import (
+    Kopecks,
+    NumberId,
+    OperationId,
+    PhoneNumber,
+    ServiceName,
+    Timestamp,
+)
+
+T = TypeVar("T")
+
+UpsertOutcome = Literal["added", "updated", "unchanged"]
+
+
+@dataclass(frozen=True, slots=True)
+class NumberFilter:
+    state: str | None = None
+    """free, busy, offline or disabled."""
+    country: str | None = None
+    search: str | None = None
+    """Substring of the phone or the port."""
+    limit: int = 1000
+    offset: int = 0
+
+
+class NumberRepository(Protocol):
+    def upsert(self, spec: NumberSpec, now: Timestamp) -> UpsertOutcome: ...
+
+    def get(self, number_id: NumberId) -> Number | None: ...
+
+    def get_by_phone(self, phone: PhoneNumber) -> Number | None: ...
+
+    def search(self, where: NumberFilter | None = None) -> list[Number]: ...
+
+    def find_free(self, order: Order) -> Number | None:
+        """The least recently issued number that `rules.matches_order` accepts, or None."""
+        ...
+
+    def mark_busy(self, number_id: NumberId, operation_id: OperationId, now: Timestamp) -> None:
+        """Claim a free number for an operation; raises ClaimConflict if it was not free."""
+        ...
+
+    def release(self, number_id: NumberId, operation_id: OperationId) -> None:
+        """Free the number if `operation_id` still holds it; otherwise change nothing."""
+        ...
+
+    def exclude(self, number_id: NumberId, service: ServiceName, reason: str, now: Timestamp) -> None:
+        """Never offer this number for `service` again (idempotent)."""
+        ...
+
+    def excluded_services(self, number_id: NumberId) -> set[ServiceName]: ...
+
+    def group_counts(self) -> list[GroupCount]: ...
+
+    def excluded_counts(self) -> list[ExcludedCount]:
+        """Per group and service: free numbers that are excluded for that service."""
+        ...
+
+    def set_enabled(self, number_id: NumberId, enabled: bool, now: Timestamp) -> bool: ...
+
+    def set_online(self, phone: PhoneNumber, online: bool, now: Timestamp) -> bool: ...
+
+
+class OperationRepository(Protocol):
+    def open(self, marketplace: str, order: Order, number: Number, now: Timestamp) -> Operation:
+        """Record a new operation with a fresh id, never reused."""
+        ...
+
+    def get(self, operation_id: OperationId) -> Operation | None: ...
+
+    def open_for_number(self, number_id: NumberId) -> Operation | None: ...
+
+    def finish(
+        self, operation_id: OperationId, status: int, final: Kopecks | None, now: Timestamp
+    ) -> None: ...
+
+    def note_finish_request(self, operation_id: OperationId) -> None:
+        """Count a FINISH request (repeats included), for the operator's view."""
+        ...
+
+    def list_recent(self, limit: int = 100) -> list[Operation]: ...
+
+
+class UnitOfWork(Protocol):
+    @property
+    def numbers(self) -> NumberRepository: ...
+
+    @property
+    def operations(self) -> OperationRepository: ...
+
+
+class Store(Protocol):
+    """Runs units of work. Every method commits on return and rolls back on exception."""
+
+    def run(self, work: Callable[[UnitOfWork], T]) -> T:
+        """Synchronous: for the CLI and for tests."""
+        ...
+
+    def transact(self, work: Callable[[UnitOfWork], T]) -> Awaitable[T]:
+        """From the event loop: runs `work` off the loop and awaits its commit."""
+        ...
+
+    def read(self, work: Callable[[UnitOfWork], T]) -> Awaitable[T]:
+        """A read-only snapshot; may run beside writes (GET_SERVICES)."""
+        ...
+
+    def schema_revision(self) -> Awaitable[str | None]:
+        """The applied migration revision; raises if the database cannot be reached."""
+        ...
+
+    def close(self) -> None: ...

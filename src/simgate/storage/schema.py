@@ -1,0 +1,63 @@
+"""Migrations, run through Alembic from code: `simgate migrate` and `serve` on start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, pool
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def sqlalchemy_url(database_url: str) -> str:
+    """Our URLs name the database; SQLAlchemy also wants the driver (psycopg 3, not psycopg2)."""
+    if database_url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + database_url.split("://", 1)[1]
+    return database_url
+
+
+def _config(database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", sqlalchemy_url(database_url))
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(database_url: str) -> str | None:
+    engine = create_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def upgrade(database_url: str) -> tuple[str | None, str]:
+    """Apply pending migrations; returns (revision before, revision after)."""
+    before = current_revision(database_url)
+    command.upgrade(_config(database_url), "head")
+    return before, head_revision()
+
+
+class SchemaMismatch(RuntimeError):
+    pass
+
+
+def check_current(database_url: str) -> None:
+    """Refuse to run on a schema older or newer than this code (migrate first)."""
+    current, head = current_revision(database_url), head_revision()
+    if current != head:
+        raise SchemaMismatch(
+            f"database schema is at revision {current or 'none'}, this simgate needs {head}; "
+            "run `simgate migrate` (or upgrade simgate if the database is newer)"
+        )

@@ -1,0 +1,328 @@
+"""Repositories over a DB-API connection, in SQL both SQLite and PostgreSQL accept.
+
+Statements use `?` placeholders; a PostgreSQL connection wrapper rewrites them. Booleans are
+written as bare predicates (`AND enabled`) which both dialects read the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from simgate.domain.errors import ClaimConflict
+from simgate.domain.model import (
+    ExcludedCount,
+    GroupCount,
+    Number,
+    NumberSpec,
+    Operation,
+    OperationKind,
+    Order,
+)
+from simgate.domain.types import (
+    ANY_OPERATOR,
+    CountryName,
+    Kopecks,
+    NumberId,
+    OperationId,
+    OperatorName,
+    PhoneNumber,
+    ServiceName,
+    Timestamp,
+)
+from simgate.storage.ports import NumberFilter, UpsertOutcome
+
+Row = Sequence[Any]
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Row | None: ...
+
+    def fetchall(self) -> list[Row]: ...
+
+
+class Connection(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
+
+
+FREE = "n.open_operation_id IS NULL AND n.enabled AND n.online"
+
+NUMBER_COLUMNS = (
+    "n.id, n.phone, n.country, n.operator, n.port, n.rentable, n.enabled, n.online, "
+    "n.open_operation_id, n.last_issued_at"
+)
+
+
+def _number(row: Row) -> Number:
+    return Number(
+        id=NumberId(row[0]),
+        phone=PhoneNumber(row[1]),
+        country=CountryName(row[2]),
+        operator=OperatorName(row[3]),
+        port=row[4],
+        rentable=bool(row[5]),
+        enabled=bool(row[6]),
+        online=bool(row[7]),
+        open_operation_id=None if row[8] is None else OperationId(row[8]),
+        last_issued_at=row[9] or None,
+    )
+
+
+STATE_SQL = {
+    "disabled": "NOT n.enabled",
+    "offline": "n.enabled AND NOT n.online",
+    "busy": "n.enabled AND n.online AND n.open_operation_id IS NOT NULL",
+    "free": f"{FREE}",
+}
+
+
+class SqlNumbers:
+    def __init__(self, db: Connection) -> None:
+        self.db = db
+
+    def upsert(self, spec: NumberSpec, now: Timestamp) -> UpsertOutcome:
+        row = self.db.execute(
+            "SELECT country, operator, port, rentable, enabled FROM numbers WHERE phone = ?",
+            (spec.phone,),
+        ).fetchone()
+        values = (spec.country, spec.operator, spec.port, spec.rentable, spec.enabled)
+        if row is None:
+            self.db.execute(
+                "INSERT INTO numbers (phone, country, operator, port, rentable, enabled, online,"
+                " last_issued_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                (spec.phone, *values, True, now, now),
+            )
+            return "added"
+        if (row[0], row[1], row[2], bool(row[3]), bool(row[4])) == values:
+            return "unchanged"
+        self.db.execute(
+            "UPDATE numbers SET country = ?, operator = ?, port = ?, rentable = ?, enabled = ?,"
+            " updated_at = ? WHERE phone = ?",
+            (*values, now, spec.phone),
+        )
+        return "updated"
+
+    def get(self, number_id: NumberId) -> Number | None:
+        row = self.db.execute(
+            f"SELECT {NUMBER_COLUMNS} FROM numbers n WHERE n.id = ?", (number_id,)
+        ).fetchone()
+        return None if row is None else _number(row)
+
+    def get_by_phone(self, phone: PhoneNumber) -> Number | None:
+        row = self.db.execute(
+            f"SELECT {NUMBER_COLUMNS} FROM numbers n WHERE n.phone = ?", (phone,)
+        ).fetchone()
+        return None if row is None else _number(row)
+
+    def search(self, where: NumberFilter | None = None) -> list[Number]:
+        where = where or NumberFilter()
+        clauses: list[str] = ["1 = 1"]
+        params: list[object] = []
+        if where.state:
+            clauses.append(STATE_SQL[where.state])
+        if where.country:
+            clauses.append("n.country = ?")
+            params.append(where.country)
+        if where.search:
+            clauses.append("(n.phone LIKE ? OR n.port LIKE ?)")
+            needle = "%" + where.search.replace("%", "").replace("_", "") + "%"
+            params += [needle, needle]
+        sql = (
+            f"SELECT {NUMBER_COLUMNS} FROM numbers n WHERE {' AND '.join(clauses)}"
+            " ORDER BY n.country, n.operator, n.phone LIMIT ? OFFSET ?"
+        )
+        rows = self.db.execute(sql, (*params, where.limit, where.offset)).fetchall()
+        return [_number(row) for row in rows]
+
+    def find_free(self, order: Order) -> Number | None:
+        # Mirrors rules.matches_order; the contract tests hold the two together.
+        clauses: list[str] = [FREE, "n.country = ?"]
+        params: list[object] = [order.country]
+        if order.operator != ANY_OPERATOR:
+            clauses.append("n.operator = ?")
+            params.append(order.operator)
+        for prefix in order.exception_prefixes:
+            clauses.append("n.phone NOT LIKE ?")
+            params.append(prefix + "%")
+        if order.kind is OperationKind.RENT:
+            clauses.append("n.rentable")
+        else:
+            clauses.append(
+                "NOT EXISTS (SELECT 1 FROM number_exclusions x WHERE x.number_id = n.id AND x.service = ?)"
+            )
+            params.append(order.service)
+        sql = (
+            f"SELECT {NUMBER_COLUMNS} FROM numbers n WHERE {' AND '.join(clauses)}"
+            " ORDER BY n.last_issued_at, n.id LIMIT 1"
+        )
+        row = self.db.execute(sql, params).fetchone()
+        return None if row is None else _number(row)
+
+    def mark_busy(self, number_id: NumberId, operation_id: OperationId, now: Timestamp) -> None:
+        changed = self.db.execute(
+            "UPDATE numbers SET open_operation_id = ?, last_issued_at = ?"
+            " WHERE id = ? AND open_operation_id IS NULL",
+            (operation_id, now, number_id),
+        ).rowcount
+        if changed != 1:
+            raise ClaimConflict(f"number {number_id} was claimed by another operation")
+
+    def release(self, number_id: NumberId, operation_id: OperationId) -> None:
+        self.db.execute(
+            "UPDATE numbers SET open_operation_id = NULL WHERE id = ? AND open_operation_id = ?",
+            (number_id, operation_id),
+        )
+
+    def exclude(self, number_id: NumberId, service: ServiceName, reason: str, now: Timestamp) -> None:
+        exists = self.db.execute(
+            "SELECT 1 FROM number_exclusions WHERE number_id = ? AND service = ?",
+            (number_id, service),
+        ).fetchone()
+        if exists is None:
+            self.db.execute(
+                "INSERT INTO number_exclusions (number_id, service, reason, created_at) VALUES (?, ?, ?, ?)",
+                (number_id, service, reason, now),
+            )
+
+    def excluded_services(self, number_id: NumberId) -> set[ServiceName]:
+        rows = self.db.execute(
+            "SELECT service FROM number_exclusions WHERE number_id = ?", (number_id,)
+        ).fetchall()
+        return {ServiceName(row[0]) for row in rows}
+
+    def group_counts(self) -> list[GroupCount]:
+        rows = self.db.execute(
+            f"SELECT n.country, n.operator, SUM(CASE WHEN {FREE} THEN 1 ELSE 0 END),"
+            f" SUM(CASE WHEN {FREE} AND n.rentable THEN 1 ELSE 0 END)"
+            " FROM numbers n GROUP BY n.country, n.operator"
+        ).fetchall()
+        return [GroupCount(CountryName(r[0]), OperatorName(r[1]), int(r[2]), int(r[3])) for r in rows]
+
+    def excluded_counts(self) -> list[ExcludedCount]:
+        rows = self.db.execute(
+            "SELECT n.country, n.operator, x.service, COUNT(*) FROM number_exclusions x"
+            f" JOIN numbers n ON n.id = x.number_id WHERE {FREE}"
+            " GROUP BY n.country, n.operator, x.service"
+        ).fetchall()
+        return [
+            ExcludedCount(CountryName(r[0]), OperatorName(r[1]), ServiceName(r[2]), int(r[3])) for r in rows
+        ]
+
+    def set_enabled(self, number_id: NumberId, enabled: bool, now: Timestamp) -> bool:
+        return (
+            self.db.execute(
+                "UPDATE numbers SET enabled = ?, updated_at = ? WHERE id = ?",
+                (enabled, now, number_id),
+            ).rowcount
+            == 1
+        )
+
+    def set_online(self, phone: PhoneNumber, online: bool, now: Timestamp) -> bool:
+        return (
+            self.db.execute(
+                "UPDATE numbers SET online = ?, updated_at = ? WHERE phone = ?",
+                (online, now, phone),
+            ).rowcount
+            == 1
+        )
+
+
+OPERATION_COLUMNS = (
+    "id, marketplace, kind, number_id, phone, country, operator, service, offered_kopecks,"
+    " opened_at, finished_at, finish_status, final_kopecks"
+)
+
+
+def _operation(row: Row) -> Operation:
+    return Operation(
+        id=OperationId(row[0]),
+        marketplace=row[1],
+        kind=OperationKind(row[2]),
+        number_id=NumberId(row[3]),
+        phone=PhoneNumber(row[4]),
+        country=CountryName(row[5]),
+        operator=OperatorName(row[6]),
+        service=None if row[7] is None else ServiceName(row[7]),
+        offered=None if row[8] is None else Kopecks(row[8]),
+        opened_at=row[9],
+        finished_at=row[10],
+        finish_status=row[11],
+        final=None if row[12] is None else Kopecks(row[12]),
+    )
+
+
+class SqlOperations:
+    def __init__(self, db: Connection) -> None:
+        self.db = db
+
+    def open(self, marketplace: str, order: Order, number: Number, now: Timestamp) -> Operation:
+        row = self.db.execute(
+            "INSERT INTO operations (marketplace, kind, number_id, phone, country, operator,"
+            " service, offered_kopecks, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " RETURNING id",
+            (
+                marketplace,
+                order.kind.value,
+                number.id,
+                number.phone,
+                number.country,
+                number.operator,
+                order.service,
+                order.offered,
+                now,
+            ),
+        ).fetchone()
+        assert row is not None
+        return Operation(
+            id=OperationId(row[0]),
+            marketplace=marketplace,
+            kind=order.kind,
+            number_id=number.id,
+            phone=number.phone,
+            country=number.country,
+            operator=number.operator,
+            service=order.service,
+            offered=order.offered,
+            opened_at=now,
+        )
+
+    def get(self, operation_id: OperationId) -> Operation | None:
+        row = self.db.execute(
+            f"SELECT {OPERATION_COLUMNS} FROM operations WHERE id = ?", (operation_id,)
+        ).fetchone()
+        return None if row is None else _operation(row)
+
+    def open_for_number(self, number_id: NumberId) -> Operation | None:
+        row = self.db.execute(
+            f"SELECT {OPERATION_COLUMNS} FROM operations WHERE number_id = ? AND finished_at IS NULL",
+            (number_id,),
+        ).fetchone()
+        return None if row is None else _operation(row)
+
+    def finish(self, operation_id: OperationId, status: int, final: Kopecks | None, now: Timestamp) -> None:
+        self.db.execute(
+            "UPDATE operations SET finished_at = ?, finish_status = ?, final_kopecks = ?"
+            " WHERE id = ? AND finished_at IS NULL",
+            (now, status, final, operation_id),
+        )
+
+    def note_finish_request(self, operation_id: OperationId) -> None:
+        self.db.execute(
+            "UPDATE operations SET finish_requests = finish_requests + 1 WHERE id = ?",
+            (operation_id,),
+        )
+
+    def list_recent(self, limit: int = 100) -> list[Operation]:
+        rows = self.db.execute(
+            f"SELECT {OPERATION_COLUMNS} FROM operations ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [_operation(row) for row in rows]
+
+
+class SqlUnitOfWork:
+    def __init__(self, db: Connection) -> None:
+        self.numbers = SqlNumbers(db)
+        self.operations = SqlOperations(db)
