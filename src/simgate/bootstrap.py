@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
 from simgate.config import Settings, SettingsError
+from simgate.delivery.retry import RetryPolicy
+from simgate.delivery.sender import WebhookSender
+from simgate.delivery.worker import DeliveryWorker
+from simgate.domain.types import Timestamp
 from simgate.http.app import AppDeps, create_app
+from simgate.http.intake import Intake
+from simgate.marketplaces.onlinesim import MARKETPLACE
 from simgate.marketplaces.onlinesim.handlers import Onlinesim
+from simgate.marketplaces.onlinesim.push import OnlinesimPush
 from simgate.storage import schema
 from simgate.storage.ports import Store
 from simgate.storage.sqlite import SQLiteStore
+
+log = logging.getLogger("simgate.bootstrap")
 
 
 def open_store(settings: Settings) -> Store:
@@ -36,19 +50,85 @@ def ensure_schema(settings: Settings) -> None:
     schema.check_current(settings.database_url)
 
 
-def build_app(settings: Settings, store: Store, *, revision: str | None) -> Starlette:
+def _key(settings: Settings) -> str:
     if settings.onlinesim_key is None:
-        raise SettingsError("SIMGATE_ONLINESIM_KEY: required to serve Onlinesim")
-    onlinesim = Onlinesim(
-        store=store,
-        key=settings.onlinesim_key.get_secret_value(),
-        services=settings.services,
-        clock=time.time,
+        raise SettingsError("SIMGATE_ONLINESIM_KEY: required to serve and to push to Onlinesim")
+    return settings.onlinesim_key.get_secret_value()
+
+
+def build_worker(
+    settings: Settings,
+    store: Store,
+    *,
+    clock: Callable[[], Timestamp] = time.time,
+    registry: CollectorRegistry | None = None,
+) -> tuple[DeliveryWorker, WebhookSender] | None:
+    """The delivery worker and its sender, or None when there is nowhere to push to."""
+    if settings.onlinesim_push_url is None:
+        return None
+    push = OnlinesimPush(
+        base_url=settings.onlinesim_push_url,
+        key=_key(settings),
+        path=settings.onlinesim_push_path,
+        rent_path=settings.onlinesim_push_rent_path,
+        sms_id=settings.onlinesim_sms_id,
     )
+    sender = WebhookSender(timeout=settings.push_timeout_seconds)
+    worker = DeliveryWorker(
+        store,
+        {MARKETPLACE: push},
+        sender,
+        RetryPolicy(delay=settings.push_retry_seconds),
+        clock,
+        registry=registry,
+    )
+    return worker, sender
+
+
+@asynccontextmanager
+async def running(worker: DeliveryWorker, sender: WebhookSender) -> AsyncIterator[None]:
+    async with sender:
+        task = asyncio.create_task(worker.run())
+        try:
+            yield
+        finally:
+            await worker.stop()
+            await task
+
+
+def build_app(
+    settings: Settings,
+    store: Store,
+    *,
+    revision: str | None,
+    worker: bool = True,
+    clock: Callable[[], Timestamp] = time.time,
+) -> Starlette:
+    registry = CollectorRegistry()
+    background: list[Callable[[], AbstractAsyncContextManager[None]]] = []
+    wake: Callable[[], None] = lambda: None  # noqa: E731
+    if worker:
+        built = build_worker(settings, store, clock=clock, registry=registry)
+        if built is None:
+            log.warning("SIMGATE_ONLINESIM_PUSH_URL is not set: SMS are stored, not pushed")
+        else:
+            delivery, sender = built
+            background.append(lambda: running(delivery, sender))
+            wake = delivery.wake
+    if settings.intake_token is None:
+        log.warning("SIMGATE_INTAKE_TOKEN is not set: POST /intake/sms answers 503")
     deps = AppDeps(
         store=store,
-        onlinesim=onlinesim,
+        onlinesim=Onlinesim(store=store, key=_key(settings), services=settings.services, clock=clock),
+        intake=Intake(
+            store,
+            None if settings.intake_token is None else settings.intake_token.get_secret_value(),
+            clock,
+            on_accepted=wake,
+        ),
         expected_revision=revision,
         max_body_bytes=settings.max_body_bytes,
+        registry=registry,
+        background=background,
     )
     return create_app(deps)

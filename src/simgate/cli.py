@@ -18,6 +18,10 @@ from simgate.config import Settings, SettingsError, load_settings
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 numbers_app = typer.Typer(no_args_is_help=True, help="The SIM inventory.")
 app.add_typer(numbers_app, name="numbers")
+sms_app = typer.Typer(no_args_is_help=True, help="SMS received from the hardware.")
+app.add_typer(sms_app, name="sms")
+outbox_app = typer.Typer(no_args_is_help=True, help="Pushes to the marketplace.")
+app.add_typer(outbox_app, name="outbox")
 console = Console()
 IMPORT_BATCH = 1000
 
@@ -62,6 +66,19 @@ def serve(
 
     try:
         run_server(settings(), host=host, port=port, worker=not no_worker, migrate=not no_migrate)
+    except SettingsError as error:
+        fail(str(error), 2)
+    except Exception as error:
+        fail(f"{type(error).__name__}: {error}")
+
+
+@app.command()
+def worker() -> None:
+    """Run only the delivery worker (any number beside `serve --no-worker`)."""
+    from simgate.server import run_worker
+
+    try:
+        run_worker(settings())
     except SettingsError as error:
         fail(str(error), 2)
     except Exception as error:
@@ -172,6 +189,75 @@ def numbers_list(
         )  # fmt: skip
     console.print(table)
     console.print(f"{len(rows)} number(s)")
+
+
+@sms_app.command("list")
+def sms_list(
+    unrouted: Annotated[bool, typer.Option("--unrouted", help="Only SMS with no open operation")] = False,
+    pending: Annotated[bool, typer.Option("--pending", help="Only SMS waiting to be pushed")] = False,
+    failed: Annotated[bool, typer.Option("--failed", help="Only rejected or given-up pushes")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array on stdout")] = False,
+) -> None:
+    """List received SMS with their routing and push state."""
+    from simgate.bootstrap import ensure_schema, open_store
+    from simgate.storage.ports import MessageFilter
+
+    if unrouted + pending + failed > 1:
+        fail("choose one of --unrouted, --pending, --failed", 2)
+    state = "pending" if pending else "failed" if failed else None
+    current = settings()
+    ensure_schema(current)
+    store = open_store(current)
+    try:
+        rows = store.run(
+            lambda uow: uow.messages.search(
+                MessageFilter(unrouted=unrouted, delivery_state=state, limit=limit)
+            )
+        )
+    finally:
+        store.close()
+    records = [
+        {
+            "id": m.id, "phone": m.phone, "sender": m.sender, "text": m.text,
+            "received_at": m.received_at, "stored_at": m.stored_at,
+            "operation_id": m.operation_id, "message_id": m.message_key,
+            "delivery_id": d.id if d else None, "push": d.state.value if d else "unrouted",
+            "attempts": d.attempts if d else 0, "reason": d.reason if d else None,
+        }
+        for m, d in rows
+    ]  # fmt: skip
+    if as_json:
+        sys.stdout.write(json.dumps(records, ensure_ascii=False) + "\n")
+        return
+    table = Table("id", "stored", "phone", "sender", "text", "operation", "push", "tries", "reason")
+    for r in records:
+        table.add_row(
+            str(r["id"]), time.strftime("%m-%d %H:%M:%S", time.localtime(float(r["stored_at"] or 0))),
+            str(r["phone"]), str(r["sender"]), str(r["text"])[:40], str(r["operation_id"] or "-"),
+            str(r["push"]), str(r["attempts"]), str(r["reason"] or ""),
+        )  # fmt: skip
+    console.print(table)
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    delivery_id: Annotated[int, typer.Argument(help="The delivery id (see `simgate sms list`)")],
+) -> None:
+    """Push a rejected or given-up delivery again. Acknowledged pushes are never resent."""
+    from simgate.bootstrap import ensure_schema, open_store
+    from simgate.services.outbox import RetryRefused, retry_delivery
+
+    current = settings()
+    ensure_schema(current)
+    store = open_store(current)
+    try:
+        store.run(lambda uow: retry_delivery(uow, delivery_id, time.time()))
+    except RetryRefused as error:
+        fail(str(error))
+    finally:
+        store.close()
+    typer.echo(f"delivery {delivery_id} is pending again")
 
 
 @app.command()

@@ -33,7 +33,10 @@ class Settings(BaseModel):
     onlinesim_push_path: str = "/v1/PUSH_SMS"
     onlinesim_push_rent_path: str = "/v1/PUSH_SMS_RENT"
     onlinesim_services: str | None = None
+    onlinesim_sms_id: Literal["operation", "message"] = "operation"
+    """What PUSH_SMS sends as smsId: the activationId (Onlinesim's wording) or our SMS id."""
     push_retry_seconds: float = Field(default=10.0, gt=0, le=3600)
+    push_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     intake_token: SecretStr | None = None
     admin_token: SecretStr | None = None
     log_format: Literal["text", "json"] = "text"

@@ -8,7 +8,7 @@ import uvicorn
 
 from simgate import logs
 from simgate.bootstrap import build_app, open_store, prepare_schema
-from simgate.config import Settings
+from simgate.config import Settings, SettingsError
 
 log = logging.getLogger("simgate.server")
 
@@ -18,9 +18,40 @@ def run_server(settings: Settings, *, host: str, port: int, worker: bool, migrat
     revision = prepare_schema(settings, migrate=migrate)
     store = open_store(settings)
     try:
-        app = build_app(settings, store, revision=revision)
+        app = build_app(settings, store, revision=revision, worker=worker)
         config = uvicorn.Config(app, host=host, port=port, access_log=False, log_config=None, lifespan="on")
         log.info("serving on http://%s:%s (schema %s)", host, port, revision)
         uvicorn.Server(config).run()
+    finally:
+        store.close()
+
+
+def run_worker(settings: Settings) -> None:
+    """`simgate worker`: only the delivery loop, until SIGTERM or SIGINT."""
+    import asyncio
+    import signal
+
+    from simgate.bootstrap import build_worker, running
+    from simgate.storage import schema
+
+    logs.configure(settings.log_format)
+    schema.check_current(settings.database_url)
+    store = open_store(settings)
+    built = build_worker(settings, store)
+    if built is None:
+        store.close()
+        raise SettingsError("SIMGATE_ONLINESIM_PUSH_URL: required to run a delivery worker")
+    worker, sender = built
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        async with running(worker, sender):
+            await stop.wait()
+
+    try:
+        asyncio.run(main())
     finally:
         store.close()

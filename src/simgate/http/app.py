@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from simgate.http.body import BodyError, bearer, read_body
+from simgate.http.intake import Intake
 from simgate.http.metrics import Metrics
 from simgate.marketplaces.onlinesim.handlers import Onlinesim
 from simgate.marketplaces.onlinesim.wire import error as onlinesim_error
@@ -36,6 +37,7 @@ def json_response(status: int, payload: Any) -> Response:
 class AppDeps:
     store: Store
     onlinesim: Onlinesim
+    intake: Intake
     expected_revision: str | None
     max_body_bytes: int = 1_048_576
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
@@ -57,6 +59,14 @@ def create_app(deps: AppDeps) -> Starlette:
             credentials = [bearer(request), request.query_params.get("apikey")]
             status, payload = await deps.onlinesim.handle(endpoint, body, credentials)
         metrics.observe("onlinesim", endpoint or "onlinesim", payload, time.perf_counter() - started)
+        return json_response(status, payload)
+
+    async def intake_sms(request: Request) -> Response:
+        try:
+            body = await read_body(request, deps.max_body_bytes)
+        except BodyError as problem:
+            return json_response(problem.status, {"error": str(problem)})
+        status, payload = await deps.intake.handle(body, bearer(request))
         return json_response(status, payload)
 
     async def healthz(request: Request) -> Response:
@@ -107,6 +117,7 @@ def create_app(deps: AppDeps) -> Starlette:
     routes = [
         Route("/onlinesim", onlinesim, methods=["POST"]),
         Route("/onlinesim/{endpoint}", onlinesim, methods=["POST"]),
+        Route("/intake/sms", intake_sms, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),

@@ -32,6 +32,7 @@ from simgate.domain.types import (
     ServiceName,
     Timestamp,
 )
+from simgate.storage.memory_outbox import MemoryMessages, MemoryOutbox, OutboxState
 from simgate.storage.ports import NumberFilter, UnitOfWork, UpsertOutcome
 
 T = TypeVar("T")
@@ -45,6 +46,7 @@ class MemoryState:
     finish_requests: dict[OperationId, int] = field(default_factory=dict)
     last_number_id: int = 0
     last_operation_id: int = 0
+    outbox: OutboxState = field(default_factory=OutboxState)
 
     def copy(self) -> MemoryState:
         # Records are frozen, so copying the containers is a full snapshot.
@@ -55,6 +57,7 @@ class MemoryState:
             finish_requests=dict(self.finish_requests),
             last_number_id=self.last_number_id,
             last_operation_id=self.last_operation_id,
+            outbox=self.outbox.copy(),
         )
 
 
@@ -202,6 +205,8 @@ class MemoryUnitOfWork:
     def __init__(self, state: MemoryState) -> None:
         self.numbers = MemoryNumbers(state)
         self.operations = MemoryOperations(state)
+        self.messages = MemoryMessages(state.outbox)
+        self.outbox = MemoryOutbox(state.outbox, state.operations)
 
 
 class MemoryStore:

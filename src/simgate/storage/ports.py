@@ -12,6 +12,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
+from simgate.domain.messages import (
+    Attempt,
+    Delivery,
+    DueDelivery,
+    IncomingMessage,
+    Message,
+)
 from simgate.domain.model import (
     ExcludedCount,
     GroupCount,
@@ -103,12 +110,85 @@ class OperationRepository(Protocol):
     def list_recent(self, limit: int = 100) -> list[Operation]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class MessageFilter:
+    unrouted: bool = False
+    """Only SMS that reached a number with no open operation."""
+    delivery_state: str | None = None
+    """pending, delivered, rejected or given_up; 'failed' means rejected or given_up."""
+    operation_id: OperationId | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+class MessageRepository(Protocol):
+    def find(self, source: str, message_key: str) -> Message | None: ...
+
+    def add(
+        self,
+        incoming: IncomingMessage,
+        number_id: NumberId,
+        operation_id: OperationId | None,
+        now: Timestamp,
+    ) -> Message | None:
+        """Store it; None if (source, message_key) is already stored (a concurrent resend)."""
+        ...
+
+    def get(self, message_id: int) -> Message | None: ...
+
+    def search(self, where: MessageFilter) -> list[tuple[Message, Delivery | None]]: ...
+
+
+class OutboxRepository(Protocol):
+    def enqueue(
+        self, message_id: int, operation_id: OperationId, marketplace: str, now: Timestamp
+    ) -> int: ...
+
+    def claim_due(self, worker: str, now: Timestamp, lease: float, limit: int) -> list[DueDelivery]:
+        """Take up to `limit` due, unclaimed (or lease-expired) pending deliveries."""
+        ...
+
+    def record(
+        self,
+        delivery_id: int,
+        worker: str,
+        attempt: Attempt,
+        state: str,
+        next_attempt_at: Timestamp,
+        reason: str | None,
+    ) -> None:
+        """Log the attempt and move a still-pending delivery to `state`, dropping the claim."""
+        ...
+
+    def release(self, worker: str) -> int:
+        """Drop this worker's claims so another takes them at once (graceful shutdown)."""
+        ...
+
+    def get(self, delivery_id: int) -> Delivery | None: ...
+
+    def attempts(self, delivery_id: int) -> list[Attempt]: ...
+
+    def retry(self, delivery_id: int, now: Timestamp) -> None:
+        """Make a rejected or given-up delivery pending again (the operator's decision)."""
+        ...
+
+    def pending_summary(self, now: Timestamp) -> tuple[int, float | None]:
+        """(pending count, age in seconds of the oldest pending) for metrics and readiness."""
+        ...
+
+
 class UnitOfWork(Protocol):
     @property
     def numbers(self) -> NumberRepository: ...
 
     @property
     def operations(self) -> OperationRepository: ...
+
+    @property
+    def messages(self) -> MessageRepository: ...
+
+    @property
+    def outbox(self) -> OutboxRepository: ...
 
 
 class Store(Protocol):

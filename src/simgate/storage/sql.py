@@ -323,6 +323,10 @@ class SqlOperations:
 
 
 class SqlUnitOfWork:
-    def __init__(self, db: Connection) -> None:
+    def __init__(self, db: Connection, *, skip_locked: bool = False) -> None:
+        from simgate.storage.sql_outbox import SqlMessages, SqlOutbox
+
         self.numbers = SqlNumbers(db)
         self.operations = SqlOperations(db)
+        self.messages = SqlMessages(db)
+        self.outbox = SqlOutbox(db, skip_locked=skip_locked)

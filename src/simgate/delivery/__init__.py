@@ -1,0 +1,1 @@
+"""The outbox worker: claims due deliveries, pushes them, records every attempt."""

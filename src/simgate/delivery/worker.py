@@ -1,0 +1,161 @@
+"""The outbox worker: claim due deliveries, push each, record the attempt, repeat.
+
+Crash-safe by construction: a claim is a lease in the database, so a worker that dies
+mid-push leaves rows that another worker (or this one restarted) takes over when the lease
+runs out. The lease is several times the push timeout so a live worker never loses its
+claim mid-push, which is what keeps one SMS from being sent by two workers at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from simgate.delivery.retry import RetryPolicy
+from simgate.domain.messages import Attempt, DueDelivery, PushReply, PushRequest, Verdict
+from simgate.domain.types import Timestamp
+from simgate.storage.ports import Store
+
+log = logging.getLogger("simgate.delivery")
+
+
+class PushAdapter(Protocol):
+    """A marketplace's push format (marketplaces/<name>/push.py)."""
+
+    def request(self, item: DueDelivery) -> PushRequest: ...
+
+    def verdict(self, reply: PushReply) -> tuple[Verdict, str | None]: ...
+
+
+class Sender(Protocol):
+    timeout: float
+
+    async def send(self, request: PushRequest) -> PushReply: ...
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        store: Store,
+        adapters: Mapping[str, PushAdapter],
+        sender: Sender,
+        policy: RetryPolicy,
+        clock: Callable[[], Timestamp],
+        *,
+        name: str | None = None,
+        concurrency: int = 32,
+        poll_interval: float = 0.25,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.store, self.adapters, self.sender = store, adapters, sender
+        self.policy, self.clock = policy, clock
+        self.name = name or worker_name()
+        self.concurrency = concurrency
+        self.poll_interval = poll_interval
+        self.lease = max(60.0, 3 * sender.timeout)
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._inflight: set[asyncio.Task[None]] = set()
+        self.attempts = Counter(
+            "simgate_push_attempts", "PUSH_SMS attempts by result",
+            ["marketplace", "result"], registry=registry,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "simgate_push_seconds", "PUSH_SMS round trip", ["marketplace"], registry=registry
+        )
+
+    def wake(self) -> None:
+        """Called after intake commits, so a new SMS is pushed at once instead of next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        log.info("delivery worker %s started", self.name)
+        while not self._stopping:
+            self._wake.clear()
+            room = self.concurrency - len(self._inflight)
+            batch: list[DueDelivery] = []
+            if room > 0:
+                try:
+                    batch = await self.store.transact(self._claim(room))
+                except Exception:  # the database may be restarting: keep the worker alive
+                    log.exception("claiming deliveries failed; retrying")
+            for item in batch:
+                task = asyncio.create_task(self._deliver(item))
+                self._inflight.add(task)
+                task.add_done_callback(self._finished)
+            if len(batch) < room or room <= 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+
+    def _claim(self, room: int) -> Callable[..., list[DueDelivery]]:
+        now = self.clock()
+        return lambda uow: uow.outbox.claim_due(self.name, now, self.lease, room)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._wake.set()
+
+    async def _deliver(self, item: DueDelivery) -> None:
+        adapter = self.adapters.get(item.marketplace)
+        if adapter is None:
+            log.error("delivery %s: no push adapter for %s", item.id, item.marketplace)
+            return
+        started = self.clock()
+        reply = await self.sender.send(adapter.request(item))
+        verdict, code = adapter.verdict(reply)
+        now = self.clock()
+        state, gave_up = self.policy.after(verdict, item, now)
+        attempt = Attempt(
+            started_at=started, latency_ms=reply.latency_ms, http_status=reply.status,
+            response=reply.body[:500].decode("utf-8", "replace") or None, error=reply.error,
+            verdict=verdict, reason=code,
+        )  # fmt: skip
+        reason = code or gave_up or reply.error
+        next_at = self.policy.next_attempt(now)
+        self.attempts.labels(item.marketplace, state if state != "pending" else "retry").inc()
+        self.latency.labels(item.marketplace).observe(reply.latency_ms / 1000)
+        log.info(
+            "push delivery=%s operation=%s attempt=%s status=%s outcome=%s%s",
+            item.id, item.operation_id, item.attempts + 1, reply.status or reply.error, state,
+            f" ({reason})" if reason and state != "delivered" else "",
+        )  # fmt: skip
+        await self._record(item, attempt, state, next_at, reason)
+
+    async def _record(
+        self, item: DueDelivery, attempt: Attempt, state: str, next_at: float, reason: str | None
+    ) -> None:
+        # The push already happened: losing this write would re-send after the lease, so
+        # insist for as long as the lease lasts.
+        for pause in (0.05, 0.2, 1.0, 2.0, 5.0, 10.0, 20.0):
+            try:
+                await self.store.transact(
+                    lambda uow: uow.outbox.record(item.id, self.name, attempt, state, next_at, reason)
+                )
+                return
+            except Exception:
+                log.exception("recording delivery %s failed; retrying", item.id)
+                await asyncio.sleep(pause)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming; let in-flight pushes finish (up to `grace`), release the rest."""
+        self._stopping = True
+        self._wake.set()
+        if self._inflight:
+            _, pending = await asyncio.wait(set(self._inflight), timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        released = await self.store.transact(lambda uow: uow.outbox.release(self.name))
+        log.info("delivery worker %s stopped (released %s claims)", self.name, released)

@@ -1,0 +1,146 @@
+"""SMS and their deliveries to the marketplace: records and the routing rule."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import StrEnum
+
+from simgate.domain.model import Operation, OperationKind
+from simgate.domain.types import NumberId, OperationId, PhoneNumber, Timestamp
+
+ROUTING_GRACE_SECONDS = 60.0
+"""How much older than its operation an SMS may be and still belong to it.
+
+Gateways stamp `received_at` with their own clock, which may run behind ours; an SMS older
+than this was meant for the number's previous operation and must not reach the new buyer.
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """An SMS as a hardware driver or the intake API hands it over."""
+
+    phone: PhoneNumber
+    sender: str
+    text: str
+    source: str = "http"
+    """Which intake it came through; scopes `message_key` (two gateways may reuse ids)."""
+    message_key: str | None = None
+    received_at: Timestamp | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: int
+    source: str
+    message_key: str | None
+    phone: PhoneNumber
+    number_id: NumberId
+    sender: str
+    text: str
+    received_at: Timestamp | None
+    stored_at: Timestamp
+    operation_id: OperationId | None
+
+
+def dedup_key(incoming: IncomingMessage) -> str | None:
+    """The key that recognises a resent SMS.
+
+    The hardware's own id when it sends one. Without it, an SMS stamped with its reception
+    time is the same SMS when phone, sender, text and time all match; without either there
+    is nothing to recognise it by, and a resend is stored twice.
+    """
+    if incoming.message_key:
+        return incoming.message_key
+    if incoming.received_at is None:
+        return None
+    fingerprint = "\x1f".join((incoming.phone, incoming.sender, incoming.text, repr(incoming.received_at)))
+    return "auto:" + hashlib.sha256(fingerprint.encode()).hexdigest()[:40]
+
+
+def route(operation: Operation | None, received_at: Timestamp | None) -> Operation | None:
+    """The operation an SMS belongs to: the number's open one, unless the SMS predates it."""
+    if operation is None or not operation.is_open:
+        return None
+    if received_at is not None and received_at < operation.opened_at - ROUTING_GRACE_SECONDS:
+        return None
+    return operation
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    """The marketplace acknowledged it: never send again."""
+    REJECTED = "rejected"
+    """A final refusal (NO_OPERATION, BAD_SERVICE, ...): resending cannot help."""
+    GIVEN_UP = "given_up"
+    """Retried until the operation could no longer be open (delivery/retry.py)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: int
+    message_id: int
+    operation_id: OperationId
+    marketplace: str
+    state: DeliveryState
+    attempts: int
+    next_attempt_at: Timestamp
+    created_at: Timestamp
+    finished_at: Timestamp | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DueDelivery:
+    """A claimed delivery with everything needed to build its push."""
+
+    id: int
+    attempts: int
+    created_at: Timestamp
+    marketplace: str
+    operation_id: OperationId
+    kind: OperationKind
+    operation_finished_at: Timestamp | None
+    message_id: int
+    phone: PhoneNumber
+    sender: str
+    text: str
+
+
+class Verdict(StrEnum):
+    DELIVERED = "delivered"
+    REJECTED = "rejected"
+    RETRY = "retry"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One push attempt as it happened: what the operator sees per delivery."""
+
+    started_at: Timestamp
+    latency_ms: float
+    http_status: int | None
+    response: str | None
+    error: str | None
+    verdict: Verdict
+    reason: str | None = None
+    """For a rejection: the marketplace's code (NO_OPERATION, BAD_SERVICE, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PushRequest:
+    url: str
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class PushReply:
+    """What came back: an HTTP status and body, or an error (timeout, refused, ...)."""
+
+    status: int | None
+    body: bytes
+    latency_ms: float
+    error: str | None = None

@@ -1,0 +1,68 @@
+"""accept_sms: store an SMS, route it to its operation and queue its push, all in one commit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from simgate.domain.errors import DomainError
+from simgate.domain.messages import IncomingMessage, Message, dedup_key, route
+from simgate.domain.types import Timestamp
+from simgate.storage.ports import UnitOfWork
+
+MAX_TEXT = 40_000
+"""255 concatenated parts of 153 characters; anything longer is not an SMS."""
+MAX_SENDER = 64
+
+
+class UnknownNumber(DomainError):
+    """The receiving phone is not in the inventory: the SMS cannot be ours to sell."""
+
+
+class InvalidMessage(DomainError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    message: Message
+    duplicate: bool
+
+
+def check(incoming: IncomingMessage) -> None:
+    if not incoming.text:
+        raise InvalidMessage("text is empty")
+    if len(incoming.text) > MAX_TEXT:
+        raise InvalidMessage(f"text is longer than {MAX_TEXT} characters")
+    if not incoming.sender.strip():
+        raise InvalidMessage("sender is empty")
+    if len(incoming.sender) > MAX_SENDER:
+        raise InvalidMessage(f"sender is longer than {MAX_SENDER} characters")
+    if incoming.message_key is not None and not 0 < len(incoming.message_key) <= 200:
+        raise InvalidMessage("message_id must be 1 to 200 characters")
+
+
+def accept_sms(uow: UnitOfWork, incoming: IncomingMessage, now: Timestamp) -> Accepted:
+    """Store first, then the caller may acknowledge: the outbox row commits with the SMS.
+
+    A resend (same source and message id) returns the first message and queues nothing,
+    so the hardware may retry as often as it likes without a second push.
+    """
+    check(incoming)
+    incoming = replace(incoming, message_key=dedup_key(incoming))
+    if incoming.message_key is not None:
+        first = uow.messages.find(incoming.source, incoming.message_key)
+        if first is not None:
+            return Accepted(first, duplicate=True)
+    number = uow.numbers.get_by_phone(incoming.phone)
+    if number is None:
+        raise UnknownNumber(f"phone {incoming.phone} is not in the inventory")
+    operation = route(uow.operations.open_for_number(number.id), incoming.received_at)
+    message = uow.messages.add(incoming, number.id, None if operation is None else operation.id, now)
+    if message is None:  # a concurrent resend committed first (PostgreSQL)
+        assert incoming.message_key is not None
+        first = uow.messages.find(incoming.source, incoming.message_key)
+        assert first is not None
+        return Accepted(first, duplicate=True)
+    if operation is not None:
+        uow.outbox.enqueue(message.id, operation.id, operation.marketplace, now)
+    return Accepted(message, duplicate=False)

@@ -1,0 +1,47 @@
+"""Builders with sensible defaults: override only what a test is about."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from simgate.domain.model import NumberSpec, OperationKind, Order
+from simgate.domain.types import (
+    ANY_OPERATOR,
+    CountryName,
+    Kopecks,
+    OperatorName,
+    PhoneNumber,
+    ServiceName,
+)
+
+_serial = itertools.count(1)
+
+
+def make_spec(**overrides: Any) -> NumberSpec:
+    """A Russian beeline SIM with a fresh phone number unless told otherwise."""
+    values: dict[str, Any] = {
+        "phone": PhoneNumber(f"7928{next(_serial):07d}"),
+        "country": CountryName("russia"),
+        "operator": OperatorName("beeline"),
+        "port": "",
+        "rentable": True,
+        "enabled": True,
+    }
+    values.update(overrides)
+    return NumberSpec(**values)
+
+
+def make_order(**overrides: Any) -> Order:
+    values: dict[str, Any] = {
+        "kind": OperationKind.ACTIVATION,
+        "country": CountryName("russia"),
+        "operator": ANY_OPERATOR,
+        "service": ServiceName("telegram"),
+        "exception_prefixes": (),
+        "offered": Kopecks(1250),
+    }
+    values.update(overrides)
+    if values["kind"] is OperationKind.RENT and "service" not in overrides:
+        values["service"] = None
+    return Order(**values)
