@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -32,11 +35,67 @@ def sqlite_url(tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+PG_URL = os.environ.get("SIMGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+TABLES = "delivery_attempts, deliveries, messages, number_exclusions, operations, numbers"
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """A reachable PostgreSQL, or a skip saying why (a failure under SIMGATE_REQUIRE_POSTGRES=1)."""
+    import psycopg
+
+    try:
+        psycopg.connect(PG_URL, connect_timeout=3).close()
+    except psycopg.Error as error:
+        reason = f"no PostgreSQL at {PG_URL} ({str(error).strip()}); set SIMGATE_TEST_POSTGRES_URL"
+        if os.environ.get("SIMGATE_REQUIRE_POSTGRES") == "1":
+            pytest.fail("SIMGATE_REQUIRE_POSTGRES=1 but " + reason)
+        pytest.skip(reason)
+    return PG_URL
+
+
+@pytest.fixture(scope="session")
+def postgres_database(postgres_server: str) -> Iterator[str]:
+    """A fresh, migrated database for this test session, dropped afterwards."""
+    import psycopg
+
+    name = f"simgate_test_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = with_database(postgres_server, name)
+    schema.upgrade(url)
+    yield url
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url(postgres_database: str) -> str:
+    """The session database, emptied: every test starts from no rows and fresh ids."""
+    import psycopg
+
+    with psycopg.connect(postgres_database, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+    return postgres_database
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """Every storage backend, so one test module holds them all to one contract."""
     if request.param == "memory":
         yield MemoryStore(revision=schema.head_revision())
+        return
+    if request.param == "postgres":
+        from simgate.storage.postgres import PostgresStore
+
+        pg = PostgresStore(request.getfixturevalue("postgres_url"), min_size=1, max_size=4)
+        yield pg
+        pg.close()
         return
     url = f"sqlite:///{tmp_path / 'contract.db'}"
     schema.upgrade(url)

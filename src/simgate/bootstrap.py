@@ -16,6 +16,7 @@ from simgate.delivery.retry import RetryPolicy
 from simgate.delivery.sender import WebhookSender
 from simgate.delivery.worker import DeliveryWorker
 from simgate.domain.types import Timestamp
+from simgate.hardware import build_drivers
 from simgate.http.app import AppDeps, create_app
 from simgate.http.intake import Intake
 from simgate.marketplaces.onlinesim import MARKETPLACE
@@ -31,7 +32,9 @@ log = logging.getLogger("simgate.bootstrap")
 def open_store(settings: Settings) -> Store:
     if settings.is_sqlite:
         return SQLiteStore.from_url(settings.database_url)
-    raise SettingsError("SIMGATE_DATABASE_URL: PostgreSQL is not supported by this build yet")
+    from simgate.storage.postgres import PostgresStore
+
+    return PostgresStore(settings.database_url)
 
 
 def prepare_schema(settings: Settings, *, migrate: bool) -> str:
@@ -117,6 +120,8 @@ def build_app(
             wake = delivery.wake
     if settings.intake_token is None:
         log.warning("SIMGATE_INTAKE_TOKEN is not set: POST /intake/sms answers 503")
+    drivers = build_drivers(settings, store, clock, wake)
+    background.extend(drivers.background)
     deps = AppDeps(
         store=store,
         onlinesim=Onlinesim(store=store, key=_key(settings), services=settings.services, clock=clock),
@@ -130,5 +135,6 @@ def build_app(
         max_body_bytes=settings.max_body_bytes,
         registry=registry,
         background=background,
+        extra_routes=drivers.routes,
     )
     return create_app(deps)

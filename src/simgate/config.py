@@ -10,7 +10,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -40,6 +40,8 @@ class Settings(BaseModel):
     intake_token: SecretStr | None = None
     admin_token: SecretStr | None = None
     log_format: Literal["text", "json"] = "text"
+    hardware: dict[str, Any] = Field(default_factory=dict)
+    """Per-driver tables from the TOML file ([hardware.goip], ...); see simgate.hardware."""
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
     """Largest request body accepted (after gzip decompression); larger ones get 413."""
 
@@ -77,7 +79,7 @@ class Settings(BaseModel):
         unknown = sorted(set(names) - set(catalogue.services()))
         if unknown:
             raise ValueError(f"not in the service catalogue: {', '.join(unknown)}")
-        return ",".join(names)
+        return ",".join(dict.fromkeys(names))
 
     @property
     def services(self) -> tuple[ServiceName, ...]:

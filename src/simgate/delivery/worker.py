@@ -64,7 +64,7 @@ class DeliveryWorker:
         self.name = name or worker_name()
         self.concurrency = concurrency
         self.poll_interval = poll_interval
-        self.lease = max(60.0, 3 * sender.timeout)
+        self.lease = max(5.0, 3 * sender.timeout)
         self._wake = asyncio.Event()
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()

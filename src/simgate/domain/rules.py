@@ -108,6 +108,7 @@ def tally_availability(
     a 0 can never be read as over-reporting, a missing key might be read as "unchanged".
     `any` is the sum over all operators, including numbers whose operator is unknown.
     """
+    services = list(dict.fromkeys(services))  # a repeated name must not count twice in `any`
     minus: dict[tuple[CountryName, OperatorName, ServiceName], int] = defaultdict(int)
     for row in excluded:
         minus[(row.country, row.operator, row.service)] += row.excluded

@@ -16,14 +16,14 @@ from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from simgate.http.body import BodyError, bearer, read_body
 from simgate.http.intake import Intake
 from simgate.http.metrics import Metrics
 from simgate.marketplaces.onlinesim.handlers import Onlinesim
 from simgate.marketplaces.onlinesim.wire import error as onlinesim_error
-from simgate.storage.ports import Store
+from simgate.storage.ports import Store, StoreUnavailable
 
 JSON = "application/json; charset=utf-8"
 _encode = msgspec.json.Encoder().encode
@@ -42,7 +42,9 @@ class AppDeps:
     max_body_bytes: int = 1_048_576
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     background: list[Callable[[], AbstractAsyncContextManager[None]]] = field(default_factory=list)
-    """Started with the app and stopped with it (the delivery worker)."""
+    """Started with the app and stopped with it (the delivery worker, hardware drivers)."""
+    extra_routes: list[BaseRoute] = field(default_factory=list)
+    """Routes of the hardware drivers and the operator's console."""
 
 
 def create_app(deps: AppDeps) -> Starlette:
@@ -97,6 +99,14 @@ def create_app(deps: AppDeps) -> Starlette:
             return json_response(exc.status_code, onlinesim_error(message))
         return json_response(exc.status_code, {"error": message})
 
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        # Answer at once: the marketplace's deadline is 10 s and it will ask again;
+        # hardware keeps an SMS it was not told was stored.
+        message = "database unavailable, nothing was changed; try again"
+        if request.url.path.startswith("/onlinesim"):
+            return json_response(503, onlinesim_error(message))
+        return json_response(503, {"error": message})
+
     async def server_error(request: Request, exc: Exception) -> Response:
         # Never a traceback on the wire; the log has it (Starlette logs unhandled errors).
         if request.url.path.startswith("/onlinesim"):
@@ -114,17 +124,22 @@ def create_app(deps: AppDeps) -> Starlette:
             for manager in reversed(managers):
                 await manager.__aexit__(None, None, None)
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/onlinesim", onlinesim, methods=["POST"]),
         Route("/onlinesim/{endpoint}", onlinesim, methods=["POST"]),
         Route("/intake/sms", intake_sms, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        *deps.extra_routes,
     ]
     return Starlette(
         routes=routes,
         middleware=[Middleware(GZipMiddleware, minimum_size=500)],
-        exception_handlers={HTTPException: http_error, 500: server_error},
+        exception_handlers={
+            HTTPException: http_error,
+            StoreUnavailable: unavailable,
+            500: server_error,
+        },
         lifespan=lifespan,
     )

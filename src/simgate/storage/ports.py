@@ -38,6 +38,11 @@ from simgate.domain.types import (
 
 T = TypeVar("T")
 
+
+class StoreUnavailable(RuntimeError):
+    """The database cannot be reached now; the edge answers 503 and nothing is changed."""
+
+
 UpsertOutcome = Literal["added", "updated", "unchanged"]
 
 

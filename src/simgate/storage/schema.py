@@ -42,15 +42,25 @@ def current_revision(database_url: str) -> str | None:
         engine.dispose()
 
 
+class SchemaMismatch(RuntimeError):
+    pass
+
+
+def known_revisions() -> set[str]:
+    script = ScriptDirectory.from_config(_config("sqlite://"))
+    return {rev.revision for rev in script.walk_revisions()}
+
+
 def upgrade(database_url: str) -> tuple[str | None, str]:
     """Apply pending migrations; returns (revision before, revision after)."""
     before = current_revision(database_url)
+    if before is not None and before not in known_revisions():
+        raise SchemaMismatch(
+            f"database schema is at revision {before}, newer than this simgate knows "
+            f"(up to {head_revision()}); upgrade simgate"
+        )
     command.upgrade(_config(database_url), "head")
     return before, head_revision()
-
-
-class SchemaMismatch(RuntimeError):
-    pass
 
 
 def check_current(database_url: str) -> None:

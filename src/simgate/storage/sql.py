@@ -49,6 +49,7 @@ class Connection(Protocol):
 
 
 FREE = "n.open_operation_id IS NULL AND n.enabled AND n.online"
+INLINE_PREFIXES = 32
 
 NUMBER_COLUMNS = (
     "n.id, n.phone, n.country, n.operator, n.port, n.rentable, n.enabled, n.online, "
@@ -80,8 +81,10 @@ STATE_SQL = {
 
 
 class SqlNumbers:
-    def __init__(self, db: Connection) -> None:
+    def __init__(self, db: Connection, *, skip_locked: bool = False) -> None:
         self.db = db
+        # PostgreSQL: lock the chosen number, passing over ones other GET_NUMBERs hold.
+        self.lock_clause = " FOR UPDATE OF n SKIP LOCKED" if skip_locked else ""
 
     def upsert(self, spec: NumberSpec, now: Timestamp) -> UpsertOutcome:
         row = self.db.execute(
@@ -144,9 +147,20 @@ class SqlNumbers:
         if order.operator != ANY_OPERATOR:
             clauses.append("n.operator = ?")
             params.append(order.operator)
-        for prefix in order.exception_prefixes:
-            clauses.append("n.phone NOT LIKE ?")
-            params.append(prefix + "%")
+        prefixes = order.exception_prefixes
+        if len(prefixes) <= INLINE_PREFIXES:
+            for prefix in prefixes:
+                clauses.append("n.phone NOT LIKE ?")
+                params.append(prefix + "%")
+        else:
+            # A long exceptionPhoneSet as a VALUES list: one AND per prefix would exceed
+            # SQLite's expression depth (1000). `column1` is both dialects' default name.
+            values = ", ".join("(?)" for _ in prefixes)
+            clauses.append(
+                f"NOT EXISTS (SELECT 1 FROM (VALUES {values}) AS p"
+                " WHERE n.phone LIKE p.column1 || '%')"
+            )
+            params.extend(prefixes)
         if order.kind is OperationKind.RENT:
             clauses.append("n.rentable")
         else:
@@ -156,7 +170,7 @@ class SqlNumbers:
             params.append(order.service)
         sql = (
             f"SELECT {NUMBER_COLUMNS} FROM numbers n WHERE {' AND '.join(clauses)}"
-            " ORDER BY n.last_issued_at, n.id LIMIT 1"
+            f" ORDER BY n.last_issued_at, n.id LIMIT 1{self.lock_clause}"
         )
         row = self.db.execute(sql, params).fetchone()
         return None if row is None else _number(row)
@@ -259,6 +273,11 @@ class SqlOperations:
         self.db = db
 
     def open(self, marketplace: str, order: Order, number: Number, now: Timestamp) -> Operation:
+        # The unique index on open operations is the backstop; this check turns the common
+        # case into the same ClaimConflict every store raises (PostgreSQL retries the unit
+        # when two transactions race past it and the index fires).
+        if self.open_for_number(number.id) is not None:
+            raise ClaimConflict(f"number {number.id} already has an open operation")
         row = self.db.execute(
             "INSERT INTO operations (marketplace, kind, number_id, phone, country, operator,"
             " service, offered_kopecks, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -326,7 +345,7 @@ class SqlUnitOfWork:
     def __init__(self, db: Connection, *, skip_locked: bool = False) -> None:
         from simgate.storage.sql_outbox import SqlMessages, SqlOutbox
 
-        self.numbers = SqlNumbers(db)
+        self.numbers = SqlNumbers(db, skip_locked=skip_locked)
         self.operations = SqlOperations(db)
         self.messages = SqlMessages(db)
         self.outbox = SqlOutbox(db, skip_locked=skip_locked)

@@ -22,6 +22,10 @@ def run_migrations() -> None:
             render_as_batch=connection.dialect.name == "sqlite",
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Several instances may start at once; one migrates, the others wait here
+                # and then find nothing left to do.
+                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7318092211)")
             context.run_migrations()
     engine.dispose()
 
