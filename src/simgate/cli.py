@@ -63,11 +63,14 @@ def serve(
 ) -> None:
     """Serve every HTTP endpoint (and run the delivery worker unless --no-worker)."""
     from simgate.server import run_server
+    from simgate.storage.schema import SchemaMismatch
 
     try:
         run_server(settings(), host=host, port=port, worker=not no_worker, migrate=not no_migrate)
     except SettingsError as error:
         fail(str(error), 2)
+    except SchemaMismatch as error:
+        fail(str(error))
     except Exception as error:
         fail(f"{type(error).__name__}: {error}")
 
@@ -76,11 +79,14 @@ def serve(
 def worker() -> None:
     """Run only the delivery worker (any number beside `serve --no-worker`)."""
     from simgate.server import run_worker
+    from simgate.storage.schema import SchemaMismatch
 
     try:
         run_worker(settings())
     except SettingsError as error:
         fail(str(error), 2)
+    except SchemaMismatch as error:
+        fail(str(error))
     except Exception as error:
         fail(f"{type(error).__name__}: {error}")
 

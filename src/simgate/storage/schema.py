@@ -66,8 +66,14 @@ def upgrade(database_url: str) -> tuple[str | None, str]:
 def check_current(database_url: str) -> None:
     """Refuse to run on a schema older or newer than this code (migrate first)."""
     current, head = current_revision(database_url), head_revision()
-    if current != head:
+    if current == head:
+        return
+    if current is not None and current not in known_revisions():
         raise SchemaMismatch(
-            f"database schema is at revision {current or 'none'}, this simgate needs {head}; "
-            "run `simgate migrate` (or upgrade simgate if the database is newer)"
+            f"database schema is at revision {current}, newer than this simgate knows "
+            f"(up to {head}); upgrade simgate"
         )
+    raise SchemaMismatch(
+        f"database schema is at revision {current or 'none'}, this simgate needs {head}; "
+        "run `simgate migrate` first"
+    )
