@@ -69,13 +69,18 @@ class OnlinesimPush:
 
 
 def answer_code(body: bytes) -> str | None:
-    """The status word of an answer, wherever a variant of the docs puts it."""
+    """The status word of an answer, wherever a variant of the docs puts it.
+
+    A final code wins over a generic one: the v1 error envelope
+    `{"status":"ERROR","error":"NO_OPERATION"}` is a NO_OPERATION, not a retryable ERROR.
+    """
     try:
         data = _decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-    for field in ("status", "response", "error", "code"):
-        value = data.get(field)
-        if isinstance(value, str) and value.strip():
-            return value.strip().upper()
-    return None
+    words = [
+        value.strip().upper()
+        for field in ("status", "response", "error", "code")
+        if isinstance(value := data.get(field), str) and value.strip()
+    ]
+    return next((word for word in words if word in FINAL_CODES), words[0] if words else None)
