@@ -106,7 +106,8 @@ def parse_row(row: Mapping[str, str | None]) -> NumberSpec:
 def parse_csv(stream: TextIO) -> tuple[list[NumberSpec], list[Rejection]]:
     """Every row is checked; a bad row is reported with its line number, the rest load."""
     reader = csv.DictReader(stream)
-    header = [normalise_name(name) for name in (reader.fieldnames or [])]
+    # A byte-order mark can survive decoding (a file read as plain utf-8): drop it.
+    header = [normalise_name(name.lstrip("\ufeff")) for name in (reader.fieldnames or [])]
     if not header:
         raise InventoryFileError("the file is empty; it needs a header row: phone,country,operator")
     missing = [column for column in REQUIRED if column not in header]
