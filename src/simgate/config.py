@@ -54,6 +54,15 @@ class Settings(BaseModel):
             return value
         raise ValueError("must be sqlite:///PATH or postgresql://USER@HOST/DB")
 
+    @field_validator("onlinesim_key", "intake_token", "admin_token")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty secret would start a server that refuses every caller (or, for a
+        # marketplace key compared loosely, one that accepts anyone): say so at start.
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("must not be empty (unset it instead)")
+        return value
+
     @field_validator("onlinesim_push_url")
     @classmethod
     def _push_url(cls, value: str | None) -> str | None:
