@@ -14,6 +14,7 @@ from rich.table import Table
 
 from simgate import catalogue
 from simgate.config import Settings, SettingsError, load_settings
+from simgate.hardware.cli import intake_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 numbers_app = typer.Typer(no_args_is_help=True, help="The SIM inventory.")
@@ -22,6 +23,7 @@ sms_app = typer.Typer(no_args_is_help=True, help="SMS received from the hardware
 app.add_typer(sms_app, name="sms")
 outbox_app = typer.Typer(no_args_is_help=True, help="Pushes to the marketplace.")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(intake_app, name="intake")
 console = Console()
 IMPORT_BATCH = 1000
 

@@ -1,0 +1,216 @@
+"""Android phones running capcom6's "SMS Gateway for Android", through its signed webhooks.
+
+Register the webhook on the phone (or its cloud) for the event `sms:received` with the URL
+`https://<simgate>/intake/android/<device>`. Each request carries
+
+    X-Timestamp: 1717171717                       (Unix seconds)
+    X-Signature: hex(HMAC-SHA256(signing key, raw body + X-Timestamp))
+
+    {"deviceId": "...", "event": "sms:received", "id": "Ey6ECgOkVVFjz3CL48B8C",
+     "payload": {"messageId": "abc123", "message": "Your code 1234",
+                 "sender": "+79001112233", "recipient": "+79281234567",   (newer apps)
+                 "phoneNumber": "+79001112233",                            (older apps)
+                 "simNumber": 1, "receivedAt": "2024-06-22T15:46:11.000+07:00"},
+     "webhookId": "..."}
+
+A request whose signature does not verify, or whose timestamp is more than `max_skew`
+seconds away from our clock (a replay), gets 401 and nothing is stored. The app retries any
+non-2xx answer with a growing delay, so 503 (database unavailable) loses nothing; its retries
+carry the same event `id`, which is the SMS's key here (the app's `messageId` is derived from
+the content and two different SMS may share it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from simgate.domain.errors import DomainError
+from simgate.domain.messages import IncomingMessage
+from simgate.domain.types import PhoneNumber, Timestamp
+from simgate.hardware.common import Clock, Health, Sink, Wake
+from simgate.hardware.tables import Table
+from simgate.services.inventory import normalise_phone
+from simgate.storage.ports import Store
+
+log = logging.getLogger("simgate.hardware.android")
+
+MAX_BODY = 1_048_576
+
+
+@dataclass(frozen=True, slots=True)
+class AndroidDevice:
+    name: str
+    signing_key: str
+    sims: dict[str, PhoneNumber]
+    """simNumber (1, 2, ...) -> the number of the SIM in that slot."""
+    phone: PhoneNumber | None = None
+    """The number for every slot the `sims` table does not name (single-SIM phones)."""
+    device_id: str | None = None
+    max_skew: float = 300.0
+    use_device_time: bool = True
+
+    @classmethod
+    def parse(cls, name: str, table: Table) -> AndroidDevice:
+        device = cls(
+            name=name,
+            signing_key=table.required_string("signing_key"),
+            sims=table.phones("sims"),
+            phone=table.phone("phone"),
+            device_id=table.string("device_id"),
+            max_skew=table.number("max_skew", 300.0, 5.0, 86400.0),
+            use_device_time=table.boolean("use_device_time", True),
+        )
+        table.done()
+        return device
+
+
+def signature(key: str, body: bytes, timestamp: str) -> str:
+    return hmac.new(key.encode(), body + timestamp.encode(), hashlib.sha256).hexdigest()
+
+
+def parse_time(value: object) -> Timestamp | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        # The app stamps the phone's local time; without its offset the instant is unknown.
+        return None
+    return moment.astimezone(UTC).timestamp()
+
+
+class AndroidDriver:
+    def __init__(self, devices: dict[str, AndroidDevice], store: Store, clock: Clock, wake: Wake) -> None:
+        self.devices = devices
+        self.clock = clock
+        self.health = {name: Health(f"android:{name}", "android", clock) for name in devices}
+        self.sinks = {name: Sink(store, clock, wake, self.health[name]) for name in devices}
+        for name, device in devices.items():
+            for slot, phone in device.sims.items():
+                self.health[name].port(f"sim{slot}", phone=phone)
+
+    def routes(self) -> list[BaseRoute]:
+        return [Route("/intake/android/{device}", self.endpoint, methods=["POST"])]
+
+    def verify(self, device: AndroidDevice, request: Request, body: bytes) -> str | None:
+        """None if the request is signed with the device's key and fresh; else the reason."""
+        stamp = request.headers.get("x-timestamp", "").strip()
+        supplied = request.headers.get("x-signature", "").strip().lower()
+        if not stamp or not supplied:
+            return "X-Signature and X-Timestamp are required"
+        if not stamp.isdigit():
+            return "X-Timestamp must be Unix seconds"
+        if abs(self.clock() - int(stamp)) > device.max_skew:
+            return f"X-Timestamp is more than {device.max_skew:g} s away from our clock"
+        if not hmac.compare_digest(supplied.encode(), signature(device.signing_key, body, stamp).encode()):
+            return "signature does not match"
+        return None
+
+    async def endpoint(self, request: Request) -> Response:
+        device = self.devices.get(request.path_params["device"])
+        if device is None:
+            return JSONResponse({"error": "unknown device"}, status_code=404)
+        health = self.health[device.name]
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return JSONResponse({"error": "body too large"}, status_code=413)
+        problem = self.verify(device, request, body)
+        if problem is not None:
+            health.error(f"webhook refused: {problem}")
+            return JSONResponse({"error": problem}, status_code=401)
+        try:
+            envelope = msgspec.json.decode(body)
+        except msgspec.DecodeError as error:
+            return JSONResponse({"error": f"not JSON: {error}"}, status_code=400)
+        if not isinstance(envelope, dict):
+            return JSONResponse({"error": "expected a JSON object"}, status_code=400)
+        if device.device_id and envelope.get("deviceId") != device.device_id:
+            health.error(f"webhook from device {envelope.get('deviceId')!r}, expected {device.device_id!r}")
+            return JSONResponse({"error": "deviceId does not match"}, status_code=403)
+        health.contact()
+        if envelope.get("event") != "sms:received":
+            return JSONResponse({"status": "ignored", "event": envelope.get("event")})
+        payload = envelope.get("payload")
+        if not isinstance(payload, dict):
+            return JSONResponse({"error": "payload must be an object"}, status_code=400)
+        return await self.receive(device, envelope, payload)
+
+    def phone_for(self, device: AndroidDevice, payload: dict[str, Any]) -> PhoneNumber | None:
+        slot = payload.get("simNumber")
+        if slot is not None and str(slot) in device.sims:
+            return device.sims[str(slot)]
+        if device.phone is not None:
+            return device.phone
+        recipient = payload.get("recipient")
+        if isinstance(recipient, str) and recipient:
+            try:
+                return normalise_phone(recipient)
+            except DomainError:
+                return None  # masked or local-format: the config must name the slot
+        return None
+
+    async def receive(
+        self, device: AndroidDevice, envelope: dict[str, Any], payload: dict[str, Any]
+    ) -> Response:
+        health = self.health[device.name]
+        slot = f"sim{payload.get('simNumber') or 1}"
+        phone = self.phone_for(device, payload)
+        if phone is None:
+            health.rejected += 1
+            health.error(f"{slot}: no phone number; set [hardware.android.devices.{device.name}.sims]")
+            return JSONResponse({"error": f"no phone number configured for {slot}"}, status_code=422)
+        text = payload.get("message")
+        if text is None and isinstance(payload.get("textMessage"), dict):
+            text = payload["textMessage"].get("text")
+        sender = payload.get("sender") or payload.get("phoneNumber") or ""
+        received_at = parse_time(payload.get("receivedAt"))
+        event_id = envelope.get("id")
+        if event_id:
+            key = f"event:{event_id}"
+        elif payload.get("messageId"):
+            key = f"message:{payload['messageId']}:{payload.get('receivedAt', '')}"
+        else:
+            key = None
+        incoming = IncomingMessage(
+            phone=phone,
+            sender=str(sender),
+            text=str(text or ""),
+            source=f"android:{device.name}",
+            message_key=key,
+            received_at=received_at if device.use_device_time else None,
+        )
+        try:
+            accepted = await self.sinks[device.name].accept(incoming)
+        except DomainError as problem:
+            health.rejected += 1
+            health.error(f"{slot}: SMS rejected: {problem}")
+            return JSONResponse({"error": str(problem)}, status_code=422)
+        except Exception as problem:
+            health.error(f"{slot}: SMS not stored yet: {problem}")
+            return JSONResponse({"error": "not stored, send again"}, status_code=503)
+        health.port(slot, phone=phone, online=True, last_contact=self.clock())
+        message = accepted.message
+        return JSONResponse(
+            {"id": message.id, "operation_id": message.operation_id, "duplicate": accepted.duplicate},
+            status_code=200 if accepted.duplicate else 202,
+        )
+
+
+def build(table: Table, store: Store, clock: Clock, wake: Wake) -> AndroidDriver:
+    devices = {name: AndroidDevice.parse(name, sub) for name, sub in table.tables("devices").items()}
+    table.done()
+    if not devices:
+        raise table.fail("devices", "configure at least one [hardware.android.devices.<name>] table")
+    return AndroidDriver(devices, store, clock, wake)
