@@ -10,8 +10,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import httpx
 import pytest
+from starlette.applications import Starlette
 
+from simgate.hardware.android import AndroidDevice, AndroidDriver
+from simgate.services.intake import Accepted
+from simgate.storage.sqlite import SQLiteStore
 from tests.conftest import LiveServer
 from tests.hardware.conftest import PHONES, open_operation, stored
 
@@ -107,3 +112,29 @@ def test_other_events_are_acknowledged_and_ignored(android_server: LiveServer) -
     assert answer.json()["status"] == "ignored"
     assert android_server.store is not None
     assert stored(android_server.store) == []
+
+
+async def test_an_answer_lost_after_the_commit_is_made_good_by_the_apps_retry(
+    sqlite_store: SQLiteStore,
+) -> None:
+    """The server fails between commit and answer: the app retries, the SMS stays single."""
+    device = AndroidDevice(name="pixel", signing_key=KEY, sims={}, phone=PHONES[5])
+    driver = AndroidDriver({"pixel": device}, sqlite_store, time.time, lambda: None)
+    open_operation(sqlite_store, PHONES[5])
+
+    async def crash(accepted: Accepted) -> None:
+        raise ConnectionResetError("the process died before answering")
+
+    driver.sinks["pixel"].after_commit = crash
+    transport = httpx.ASGITransport(app=Starlette(routes=driver.routes()))
+    async with httpx.AsyncClient(transport=transport, base_url="http://simgate") as client:
+        body = envelope("evt-lost-answer", "Your code is 246810")
+        first = await client.post("/intake/android/pixel", content=body, headers=signed(body))
+        assert first.status_code == 503  # the app will retry
+        driver.sinks["pixel"].after_commit = None
+        retry = await client.post("/intake/android/pixel", content=body, headers=signed(body))
+        assert retry.status_code == 200
+        assert retry.json()["duplicate"] is True
+    [(message, delivery)] = stored(sqlite_store)
+    assert message.text == "Your code is 246810"
+    assert delivery is not None

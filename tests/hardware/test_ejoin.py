@@ -8,10 +8,13 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import httpx
 import pytest
 from aiohttp import web
+from starlette.applications import Starlette
 
 from simgate.hardware.ejoin import EjoinDevice, EjoinDriver, port_name
+from simgate.services.intake import Accepted
 from simgate.storage.sqlite import SQLiteStore
 from tests.conftest import LiveServer
 from tests.hardware.conftest import PHONES, online, open_operation, stored, wait_for
@@ -193,3 +196,29 @@ async def test_the_pull_cursor_catches_up_on_missed_pushes(sqlite_store: SQLiteS
         assert all(q["sms_del"] == "0" for q in gateway.queries)  # never deleted before stored
     finally:
         await runner.cleanup()
+
+
+async def test_a_batch_whose_answer_was_lost_is_stored_once_when_resent(sqlite_store: SQLiteStore) -> None:
+    device = EjoinDevice(name="box1", token=TOKEN, ports={"1.01": PHONES[6]})
+    driver = EjoinDriver({"box1": device}, sqlite_store, time.time, lambda: None)
+    open_operation(sqlite_store, PHONES[6])
+    calls = 0
+
+    async def crash_once(accepted: Accepted) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionResetError("died between the commit and the answer")
+
+    driver.sinks["box1"].after_commit = crash_once
+    batch = {"type": "recv-sms", "sms_num": 1, "sms": [sms("1.01", int(time.time()), "VK", "code 8")]}
+    transport = httpx.ASGITransport(app=Starlette(routes=driver.routes()))
+    async with httpx.AsyncClient(transport=transport, base_url="http://simgate") as client:
+        first = await client.post(f"/intake/ejoin/box1?token={TOKEN}", json=batch)
+        assert first.status_code == 503  # the gateway keeps the batch and sends it again
+        again = await client.post(f"/intake/ejoin/box1?token={TOKEN}", json=batch)
+        assert again.status_code == 200
+        assert again.json()["duplicates"] == 1
+    [(message, delivery)] = stored(sqlite_store)
+    assert message.text == "code 8"
+    assert delivery is not None

@@ -12,7 +12,8 @@ import pytest
 
 from simgate.domain.types import PhoneNumber
 from simgate.hardware.modem import ModemDriver
-from simgate.hardware.modem.assembly import MISSING
+from simgate.hardware.modem.assembly import MISSING, Assembler
+from simgate.hardware.modem.pdu import Stored, decode, parse_listing
 from simgate.hardware.modem.port import ModemConfig, PortConfig
 from simgate.services.intake import Accepted
 from simgate.storage.sqlite import SQLiteStore
@@ -196,3 +197,21 @@ phone = "{OWN}"
         "Your WhatsApp code 123-456",
         SENDER,
     )
+
+
+def test_listings_tolerate_noise_and_a_missing_alpha_field() -> None:
+    pdu = deliver(SENDER, "code 9")
+    lines = ["+CMGL: 1,0,,24", pdu, "#@!noise", "+CMGL: 2,1,24", pdu, "+CMGL: 3,0,,24", "not hex"]
+    assert [stored.index for stored in parse_listing(lines)] == [1, 2]
+
+
+def test_status_reports_are_not_sms_and_parts_keep_their_place() -> None:
+    report = "0006D60B911326880736F4111011719551401110117195714000"
+    assert decode(Stored(5, report)) is None
+    first, second, third = three_ucs2_parts(LONG)
+    parts = [decode(Stored(i, pdu)) for i, pdu in enumerate((third, first, second), 1)]
+    assembler = Assembler(timeout=60)
+    [whole] = assembler.ready([part for part in parts if part is not None], now=0.0)
+    assert whole.text == LONG
+    assert whole.indices == (1, 2, 3)
+    assert whole.key == assembler.ready([p for p in reversed(parts) if p is not None], now=1.0)[0].key

@@ -12,14 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-
-from starlette.routing import BaseRoute
+from typing import TYPE_CHECKING
 
 from simgate.config import Settings, SettingsError
 from simgate.domain.types import Timestamp
-from simgate.hardware.common import DriverStatus, PortStatus
-from simgate.hardware.tables import Table
-from simgate.storage.ports import Store
+from simgate.hardware.status import DriverStatus, PortStatus
+
+if TYPE_CHECKING:  # the CLI imports this package on every start; keep that cheap
+    from starlette.routing import BaseRoute
+
+    from simgate.hardware.tables import Table
+    from simgate.storage.ports import Store
 
 __all__ = ["DRIVERS", "DriverStatus", "Drivers", "PortStatus", "build_drivers", "status"]
 
@@ -51,6 +54,8 @@ def build_drivers(
 
     Raises SettingsError naming the key (hardware.goip.port: must be 1-65535) for a bad table.
     """
+    from simgate.hardware.tables import Table
+
     global _current
     drivers = Drivers()
     for name, raw in settings.hardware.items():

@@ -14,6 +14,7 @@ from typing import Any
 
 from simgate.domain.messages import IncomingMessage
 from simgate.domain.types import PhoneNumber, Timestamp
+from simgate.hardware.status import DriverStatus, PortStatus
 from simgate.services.intake import Accepted, accept_sms
 from simgate.storage.ports import Store
 
@@ -26,40 +27,6 @@ ONLINE_REFRESH_SECONDS = 300.0
 """Re-assert a SIM's online state this often even when it did not change: another process (the
 operator, a second instance after a restore) may have flipped it, and an online SIM shown
 offline is a SIM that sells nothing."""
-
-
-@dataclass(frozen=True, slots=True)
-class PortStatus:
-    """One SIM line as its driver last saw it."""
-
-    port: str
-    phone: PhoneNumber | None = None
-    online: bool | None = None
-    signal: int | None = None
-    """As the device reports it: GoIP and AT modems 0-31 (99 unknown), Ejoin its own scale."""
-    registration: str | None = None
-    iccid: str | None = None
-    imsi: str | None = None
-    last_contact: Timestamp | None = None
-    last_error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DriverStatus:
-    """A snapshot for the dashboard: when the hardware last spoke, and what went wrong."""
-
-    name: str
-    kind: str
-    last_contact: Timestamp | None
-    last_error: str | None
-    last_error_at: Timestamp | None
-    received: int
-    """New SMS stored."""
-    duplicates: int
-    """Resends recognised and acknowledged again."""
-    rejected: int
-    """SMS that could not be stored (unknown number, bad content, ...)."""
-    ports: tuple[PortStatus, ...] = ()
 
 
 @dataclass

@@ -297,12 +297,12 @@ class EjoinDriver:
                     self.learnt[(device.name, port)] = normalise_phone(number)
             code = state_code(state.get("st", ""))
             online = code in ONLINE_STATES and str(state.get("active", 1)) != "0"
-            signal = state.get("sig")
+            signal = str(state.get("sig", "")).strip()
             health.port(
                 port,
                 phone=self.phone_for(device, port, ""),
                 online=online,
-                signal=signal if isinstance(signal, int) else None,
+                signal=int(signal) if signal.isdigit() else None,
                 registration=str(state.get("st", "")) or None,
                 iccid=state.get("iccid") or None,
                 imsi=state.get("imsi") or None,

@@ -134,11 +134,23 @@ class GoipDriver:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
-        transport, protocol = await loop.create_datagram_endpoint(
-            lambda: GoipProtocol(self), local_addr=(self.config.host, self.config.port)
-        )
+        where = f"udp://{self.config.host}:{self.config.port}"
+        try:
+            transport, protocol = await loop.create_datagram_endpoint(
+                lambda: GoipProtocol(self), local_addr=(self.config.host, self.config.port)
+            )
+        except OSError as error:
+            raise RuntimeError(
+                f"hardware.goip: cannot listen on {where}: {error.strerror or error}"
+                " (another simgate instance or SMS server holds the port?)"
+            ) from None
         self.transport = transport
         log.info("GoIP SMS server listening on udp://%s:%s", *self.address)
+        started = self.clock()
+        for line in self.config.lines:
+            # A configured line that never sends a keep-alive (gateway off since before our
+            # start) must go offline too, not keep the state of a previous run.
+            self.heard.setdefault(line, started)
         watchdog = asyncio.create_task(self.watch_keepalives())
         try:
             yield

@@ -8,11 +8,12 @@ from datetime import datetime
 from io import StringIO
 from typing import Any
 
-from smspdudecoder.fields import SMSDeliver
+from smspdudecoder.fields import SMSC, PDUHeader, SMSDeliver
 
 from simgate.domain.types import Timestamp
 
-LISTED = re.compile(r"^\+CMGL:\s*(\d+)\s*,\s*(\d+)\s*,[^,]*,\s*(\d+)\s*$")
+LISTED = re.compile(r"^\+CMGL:\s*(\d+)\s*,\s*(\d+)\s*(?:,[^,]*)?,\s*(\d+)\s*$")
+"""'+CMGL: 3,0,,24' (27.005), and the '+CMGL: 3,0,24' some modems print without <alpha>."""
 HEX = re.compile(r"^[0-9A-Fa-f]+$")
 CONCATENATION = (0x00, 0x08)
 """Information elements of a concatenated SMS: 8-bit and 16-bit reference."""
@@ -69,11 +70,13 @@ def parse_listing(lines: list[str]) -> list[Stored]:
 def decode(stored: Stored) -> Part | None:
     """The SMS in one PDU; None for what is not an incoming SMS (status reports)."""
     try:
+        stream = StringIO(stored.pdu)
+        SMSC.decode(stream)
+        if PDUHeader.decode(stream)["mti"] != "deliver":
+            return None
         sms: dict[str, Any] = SMSDeliver.decode(StringIO(stored.pdu))
     except Exception as error:  # the decoder raises whatever its parsing hits
         raise PduError(f"slot {stored.index}: cannot decode PDU: {type(error).__name__}: {error}") from None
-    if sms["header"]["mti"] != "deliver":
-        return None
     sender = str(sms["sender"]["number"])
     if sms["sender"]["toa"]["ton"] == "international" and not sender.startswith("+"):
         sender = "+" + sender

@@ -1,0 +1,41 @@
+"""What the dashboard shows of each driver: plain frozen records, cheap to import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from simgate.domain.types import PhoneNumber, Timestamp
+
+
+@dataclass(frozen=True, slots=True)
+class PortStatus:
+    """One SIM line as its driver last saw it."""
+
+    port: str
+    phone: PhoneNumber | None = None
+    online: bool | None = None
+    signal: int | None = None
+    """As the device reports it: GoIP and AT modems 0-31 (99 unknown), Ejoin its own scale."""
+    registration: str | None = None
+    iccid: str | None = None
+    imsi: str | None = None
+    last_contact: Timestamp | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DriverStatus:
+    """A snapshot for the dashboard: when the hardware last spoke, and what went wrong."""
+
+    name: str
+    kind: str
+    last_contact: Timestamp | None
+    last_error: str | None
+    last_error_at: Timestamp | None
+    received: int
+    """New SMS stored."""
+    duplicates: int
+    """Resends recognised and acknowledged again."""
+    rejected: int
+    """SMS that could not be stored (unknown number, bad content, ...)."""
+    ports: tuple[PortStatus, ...] = ()
