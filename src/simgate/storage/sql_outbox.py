@@ -127,14 +127,16 @@ class SqlOutbox:
     def claim_due(self, worker: str, now: Timestamp, lease: float, limit: int) -> list[DueDelivery]:
         # Conditional claim: only rows still unclaimed (or whose claimant's lease ran out)
         # change hands, so two workers can never both hold one delivery.
+        # A CTE, not `WHERE id IN (SELECT … LIMIT n)`: PostgreSQL may re-run such a subquery
+        # per row (a semi-join), ignoring the limit; a locking CTE is evaluated once.
         claimed = self.db.execute(
-            "UPDATE deliveries SET claimed_by = ?, claim_expires_at = ? WHERE id IN ("
-            " SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?"
+            "WITH due AS (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?"
             " AND (claimed_by IS NULL OR claim_expires_at < ?)"
             f" ORDER BY next_attempt_at, id LIMIT ?{self.lock_clause})"
-            " AND state = 'pending' AND (claimed_by IS NULL OR claim_expires_at < ?)"
-            " RETURNING id",
-            (worker, now + lease, now, now, limit, now),
+            " UPDATE deliveries SET claimed_by = ?, claim_expires_at = ? FROM due"
+            " WHERE deliveries.id = due.id AND deliveries.state = 'pending'"
+            " RETURNING deliveries.id",
+            (now, now, limit, worker, now + lease),
         ).fetchall()
         if not claimed:
             return []
