@@ -11,7 +11,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
+from simgate import logsecrets
 from simgate.config import Settings, SettingsError
+from simgate.dashboard import build_console
 from simgate.delivery.retry import RetryPolicy
 from simgate.delivery.sender import WebhookSender
 from simgate.delivery.worker import DeliveryWorker
@@ -19,6 +21,7 @@ from simgate.domain.types import Timestamp
 from simgate.hardware import build_drivers
 from simgate.http.app import AppDeps, create_app
 from simgate.http.intake import Intake
+from simgate.http.requestlog import MarketplaceRequestLog
 from simgate.marketplaces.onlinesim import MARKETPLACE
 from simgate.marketplaces.onlinesim.handlers import Onlinesim
 from simgate.marketplaces.onlinesim.push import OnlinesimPush
@@ -67,6 +70,7 @@ def build_worker(
     registry: CollectorRegistry | None = None,
 ) -> tuple[DeliveryWorker, WebhookSender] | None:
     """The delivery worker and its sender, or None when there is nowhere to push to."""
+    logsecrets.install(logsecrets.secrets_of(settings))
     if settings.onlinesim_push_url is None:
         return None
     push = OnlinesimPush(
@@ -107,6 +111,7 @@ def build_app(
     worker: bool = True,
     clock: Callable[[], Timestamp] = time.time,
 ) -> Starlette:
+    logsecrets.install(logsecrets.secrets_of(settings))
     registry = CollectorRegistry()
     background: list[Callable[[], AbstractAsyncContextManager[None]]] = []
     wake: Callable[[], None] = lambda: None  # noqa: E731
@@ -135,6 +140,8 @@ def build_app(
         max_body_bytes=settings.max_body_bytes,
         registry=registry,
         background=background,
-        extra_routes=drivers.routes,
+        extra_routes=[*drivers.routes, *build_console(settings, store, registry, clock)],
     )
-    return create_app(deps)
+    app = create_app(deps)
+    app.add_middleware(MarketplaceRequestLog)
+    return app

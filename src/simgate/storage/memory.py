@@ -33,6 +33,7 @@ from simgate.domain.types import (
     Timestamp,
 )
 from simgate.storage.memory_outbox import MemoryMessages, MemoryOutbox, OutboxState
+from simgate.storage.memory_reports import MemoryReports
 from simgate.storage.ports import NumberFilter, UnitOfWork, UpsertOutcome
 
 T = TypeVar("T")
@@ -129,6 +130,13 @@ class MemoryNumbers:
     def excluded_services(self, number_id: NumberId) -> set[ServiceName]:
         return set(self.s.exclusions.get(number_id, {}))
 
+    def unexclude(self, number_id: NumberId, service: ServiceName, reason: str) -> bool:
+        services = self.s.exclusions.get(number_id, {})
+        if services.get(service) != reason:
+            return False
+        del services[service]
+        return True
+
     def group_counts(self) -> list[GroupCount]:
         tallies: dict[tuple[CountryName, OperatorName], tuple[int, int]] = {}
         for n in self.s.numbers.values():
@@ -207,6 +215,7 @@ class MemoryUnitOfWork:
         self.operations = MemoryOperations(state)
         self.messages = MemoryMessages(state.outbox)
         self.outbox = MemoryOutbox(state.outbox, state.operations)
+        self.reports = MemoryReports(state)
 
 
 class MemoryStore:

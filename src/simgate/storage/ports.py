@@ -8,7 +8,7 @@ claimed and its operation opened commit together or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
@@ -26,6 +26,21 @@ from simgate.domain.model import (
     NumberSpec,
     Operation,
     Order,
+)
+from simgate.domain.reports import (
+    DeliveryQuery,
+    DeliveryReport,
+    Earnings,
+    MessageQuery,
+    MessageReport,
+    NumberQuery,
+    NumberReport,
+    OperationQuery,
+    OperationReport,
+    OutboxSummary,
+    Page,
+    Stats,
+    StatusCount,
 )
 from simgate.domain.types import (
     Kopecks,
@@ -83,6 +98,10 @@ class NumberRepository(Protocol):
         ...
 
     def excluded_services(self, number_id: NumberId) -> set[ServiceName]: ...
+
+    def unexclude(self, number_id: NumberId, service: ServiceName, reason: str) -> bool:
+        """Drop the exclusion if it has this reason (the operator's 'blocked', never 'sold')."""
+        ...
 
     def group_counts(self) -> list[GroupCount]: ...
 
@@ -182,6 +201,45 @@ class OutboxRepository(Protocol):
         ...
 
 
+class ReportRepository(Protocol):
+    """Read-only queries for the operator's console (storage/reports.py, memory_reports.py)."""
+
+    def numbers(self, query: NumberQuery) -> Page[NumberReport]: ...
+
+    def number(self, number_id: NumberId) -> NumberReport | None: ...
+
+    def operations(self, query: OperationQuery) -> Page[OperationReport]: ...
+
+    def operation(self, operation_id: OperationId) -> OperationReport | None: ...
+
+    def messages(self, query: MessageQuery) -> Page[MessageReport]:
+        """SMS with their delivery and every push attempt, newest first."""
+        ...
+
+    def deliveries(self, query: DeliveryQuery) -> Page[DeliveryReport]: ...
+
+    def delivery(self, delivery_id: int) -> DeliveryReport | None: ...
+
+    def number_states(self) -> dict[str, int]:
+        """free, busy, offline, disabled: each present, 0 when none."""
+        ...
+
+    def operation_statuses(self, since: Timestamp | None = None) -> list[StatusCount]:
+        """Operations opened since `since` (all when None) by kind and status name."""
+        ...
+
+    def outbox(self) -> OutboxSummary: ...
+
+    def earnings(self, since: Timestamp | None = None) -> Earnings:
+        """Sales finished since `since` (all when None)."""
+        ...
+
+    def stats(self, day_starts: Sequence[Timestamp], top: int = 20) -> Stats:
+        """Per day of `day_starts` (ascending, 86400 s apart) and per service, country and
+        number (the `top` earners) since the first day."""
+        ...
+
+
 class UnitOfWork(Protocol):
     @property
     def numbers(self) -> NumberRepository: ...
@@ -194,6 +252,9 @@ class UnitOfWork(Protocol):
 
     @property
     def outbox(self) -> OutboxRepository: ...
+
+    @property
+    def reports(self) -> ReportRepository: ...
 
 
 class Store(Protocol):

@@ -207,6 +207,15 @@ class SqlNumbers:
         ).fetchall()
         return {ServiceName(row[0]) for row in rows}
 
+    def unexclude(self, number_id: NumberId, service: ServiceName, reason: str) -> bool:
+        return (
+            self.db.execute(
+                "DELETE FROM number_exclusions WHERE number_id = ? AND service = ? AND reason = ?",
+                (number_id, service, reason),
+            ).rowcount
+            == 1
+        )
+
     def group_counts(self) -> list[GroupCount]:
         rows = self.db.execute(
             f"SELECT n.country, n.operator, SUM(CASE WHEN {FREE} THEN 1 ELSE 0 END),"
@@ -349,3 +358,6 @@ class SqlUnitOfWork:
         self.operations = SqlOperations(db)
         self.messages = SqlMessages(db)
         self.outbox = SqlOutbox(db, skip_locked=skip_locked)
+        from simgate.storage.reports import SqlReports
+
+        self.reports = SqlReports(db)

@@ -1,0 +1,389 @@
+"""The admin API's JSON shapes: msgspec Structs, rendered from the report records.
+
+The OpenAPI document (/api/openapi.json) is generated from these same Structs, so the
+published schema cannot drift from what the endpoints send. Money is in kopecks (RUB
+hundredths, integers: floats drift); times are seconds since the epoch, UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import msgspec
+
+from simgate.domain.messages import Attempt, Delivery, Message
+from simgate.domain.reports import (
+    BLOCKED,
+    SOLD,
+    DayStats,
+    DeliveryReport,
+    GroupStats,
+    MessageReport,
+    NumberReport,
+    OperationReport,
+    OutboxSummary,
+    StatusCount,
+    TimelineEvent,
+    success_rate,
+)
+from simgate.domain.types import Timestamp
+
+
+class Error(msgspec.Struct):
+    error: str
+
+
+class NumberOut(msgspec.Struct, kw_only=True):
+    id: int
+    phone: str
+    country: str
+    operator: str
+    port: str
+    state: str
+    """free, busy, offline or disabled."""
+    rentable: bool
+    enabled: bool
+    online: bool
+    open_operation_id: int | None
+    last_issued_at: float | None
+    last_sms_at: float | None
+    sms: int
+    operations: int
+    finished: int
+    sold: int
+    earnings_kopecks: int
+    success_rate: float | None
+    """sold / finished; null before the first FINISH."""
+    blocked_services: list[str]
+    """The operator's blacklist: never offered for these activations (rent ignores it)."""
+    sold_services: list[str]
+    """Sold for these services (FINISH status 3): never offered for them again."""
+    rent_no_sms_streak: int
+    activation_no_sms_streak: int
+    losing: list[str]
+    """Why this SIM loses money; empty when it does not."""
+
+
+class NumberPage(msgspec.Struct, kw_only=True):
+    items: list[NumberOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class OperationOut(msgspec.Struct, kw_only=True):
+    id: int
+    marketplace: str
+    kind: str
+    number_id: int
+    phone: str
+    country: str
+    operator: str
+    service: str | None
+    """null for rent: a rent receives every sender."""
+    state: str
+    """open or finished."""
+    status: str
+    """open, sold, cancelled, refunded, not_taken or other."""
+    finish_status: int | None
+    offered_kopecks: int | None
+    final_kopecks: int | None
+    earned_kopecks: int
+    opened_at: float
+    finished_at: float | None
+    sms: int
+    last_sms_at: float | None
+    finish_requests: int
+
+
+class OperationPage(msgspec.Struct, kw_only=True):
+    items: list[OperationOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class AttemptOut(msgspec.Struct, kw_only=True):
+    number: int
+    started_at: float
+    latency_ms: float
+    http_status: int | None
+    response: str | None
+    error: str | None
+    outcome: str
+    """delivered, rejected or retry."""
+
+
+class DeliveryOut(msgspec.Struct, kw_only=True):
+    id: int
+    message_id: int
+    operation_id: int
+    marketplace: str
+    state: str
+    """pending, delivered, rejected or given_up."""
+    attempt_count: int
+    next_attempt_at: float
+    created_at: float
+    finished_at: float | None
+    reason: str | None
+    age_seconds: float | None
+    """For a pending push: how long it has waited since it was queued (or retried)."""
+    retryable: bool
+    kind: str | None = None
+    service: str | None = None
+    phone: str | None = None
+    sender: str | None = None
+    text: str | None = None
+    claimed_by: str | None = None
+    attempts: list[AttemptOut] = msgspec.field(default_factory=list)
+
+
+class DeliveryPage(msgspec.Struct, kw_only=True):
+    items: list[DeliveryOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class MessageOut(msgspec.Struct, kw_only=True):
+    id: int
+    source: str
+    message_key: str | None
+    phone: str
+    number_id: int
+    sender: str
+    text: str
+    received_at: float | None
+    stored_at: float
+    operation_id: int | None
+    routed: bool
+    routing: str
+    """Where the SMS went: its operation, or why it went nowhere."""
+    delivery: DeliveryOut | None
+    attempts: list[AttemptOut]
+
+
+class MessagePage(msgspec.Struct, kw_only=True):
+    items: list[MessageOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class TimelineOut(msgspec.Struct, kw_only=True):
+    at: float
+    kind: str
+    """opened, sms, push or finished."""
+    text: str
+    message_id: int | None
+    delivery_id: int | None
+
+
+class OperationDetail(msgspec.Struct, kw_only=True):
+    operation: OperationOut
+    number: NumberOut | None
+    messages: list[MessageOut]
+    timeline: list[TimelineOut]
+
+
+class OutboxOut(msgspec.Struct, kw_only=True):
+    pending: int
+    oldest_pending_age_seconds: float | None
+    delivered: int
+    rejected: int
+    given_up: int
+    failed: int
+    """rejected + given_up: the pushes an operator may retry."""
+
+
+class StatusCountOut(msgspec.Struct, kw_only=True):
+    kind: str
+    status: str
+    count: int
+
+
+class DayOut(msgspec.Struct, kw_only=True):
+    start: float
+    date: str
+    """YYYY-MM-DD in the time zone asked for."""
+    opened: int
+    finished: int
+    sold: int
+    earnings_kopecks: int
+    success_rate: float | None
+
+
+class GroupOut(msgspec.Struct, kw_only=True):
+    key: str
+    opened: int
+    finished: int
+    sold: int
+    earnings_kopecks: int
+    success_rate: float | None
+
+
+class StatsOut(msgspec.Struct, kw_only=True):
+    since: float
+    tz_offset_minutes: int
+    days: list[DayOut]
+    by_service: list[GroupOut]
+    by_country: list[GroupOut]
+    by_number: list[GroupOut]
+    """The top earners."""
+    totals: GroupOut
+    outbox: OutboxOut
+
+
+class NumberStatesOut(msgspec.Struct, kw_only=True):
+    free: int
+    busy: int
+    offline: int
+    disabled: int
+    total: int
+
+
+class OverviewOut(msgspec.Struct, kw_only=True):
+    now: float
+    numbers: NumberStatesOut
+    operations_24h: dict[str, int]
+    """Operations opened in the last 24 hours, by status (every status present)."""
+    operations_24h_by_kind: list[StatusCountOut]
+    pushes: OutboxOut
+    earnings_today_kopecks: int
+    sold_today: int
+    earnings_30d: list[DayOut]
+    losing_total: int
+    losing: list[NumberOut]
+    """The first SIMs that lose money, to disable in one click."""
+
+
+class NumberAction(msgspec.Struct, kw_only=True):
+    number: NumberOut
+
+
+class DeliveryAction(msgspec.Struct, kw_only=True):
+    delivery: DeliveryOut
+
+
+class ServiceBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    service: str
+
+
+RESPONSES: tuple[type, ...] = (
+    Error, NumberPage, NumberAction, OperationPage, OperationDetail, MessagePage, DeliveryPage,
+    DeliveryAction, DeliveryOut, StatsOut, OverviewOut, ServiceBody,
+)  # fmt: skip
+
+
+# -- rendering -----------------------------------------------------------------------------
+
+
+def number_out(r: NumberReport) -> NumberOut:
+    n = r.number
+    return NumberOut(
+        id=n.id, phone=n.phone, country=n.country, operator=n.operator, port=n.port,
+        state=n.state, rentable=n.rentable, enabled=n.enabled, online=n.online,
+        open_operation_id=n.open_operation_id, last_issued_at=n.last_issued_at or None,
+        last_sms_at=r.last_sms_at, sms=r.sms, operations=r.operations, finished=r.finished,
+        sold=r.sold, earnings_kopecks=r.earnings, success_rate=r.success_rate,
+        blocked_services=[e.service for e in r.exclusions if e.reason == BLOCKED],
+        sold_services=[e.service for e in r.exclusions if e.reason == SOLD],
+        rent_no_sms_streak=r.rent_no_sms_streak,
+        activation_no_sms_streak=r.activation_no_sms_streak, losing=list(r.loss_reasons),
+    )  # fmt: skip
+
+
+def operation_out(r: OperationReport) -> OperationOut:
+    o = r.operation
+    return OperationOut(
+        id=o.id, marketplace=o.marketplace, kind=o.kind.value, number_id=o.number_id,
+        phone=o.phone, country=o.country, operator=o.operator, service=o.service,
+        state="open" if o.is_open else "finished", status=r.status,
+        finish_status=o.finish_status, offered_kopecks=o.offered, final_kopecks=o.final,
+        earned_kopecks=r.earned, opened_at=o.opened_at, finished_at=o.finished_at, sms=r.sms,
+        last_sms_at=r.last_sms_at, finish_requests=r.finish_requests,
+    )  # fmt: skip
+
+
+def attempts_out(attempts: Sequence[Attempt]) -> list[AttemptOut]:
+    return [
+        AttemptOut(
+            number=i,
+            started_at=a.started_at,
+            latency_ms=a.latency_ms,
+            http_status=a.http_status,
+            response=a.response,
+            error=a.error,
+            outcome=a.verdict.value,
+        )
+        for i, a in enumerate(attempts, start=1)
+    ]
+
+
+def _delivery(d: Delivery, now: Timestamp, attempts: Sequence[Attempt]) -> DeliveryOut:
+    return DeliveryOut(
+        id=d.id, message_id=d.message_id, operation_id=d.operation_id, marketplace=d.marketplace,
+        state=d.state.value, attempt_count=d.attempts, next_attempt_at=d.next_attempt_at,
+        created_at=d.created_at, finished_at=d.finished_at, reason=d.reason,
+        age_seconds=max(0.0, now - d.created_at) if d.state == "pending" else None,
+        retryable=d.state in ("rejected", "given_up"), attempts=attempts_out(attempts),
+    )  # fmt: skip
+
+
+def delivery_out(r: DeliveryReport, now: Timestamp) -> DeliveryOut:
+    out = _delivery(r.delivery, now, r.attempts)
+    out.kind, out.service, out.claimed_by = r.kind.value, r.service, r.claimed_by
+    out.phone, out.sender, out.text = r.message.phone, r.message.sender, r.message.text
+    return out
+
+
+def routing(m: Message) -> str:
+    if m.operation_id is not None:
+        return f"operation {m.operation_id}"
+    return "no open operation on this number when it arrived (kept, not pushed)"
+
+
+def message_out(r: MessageReport, now: Timestamp) -> MessageOut:
+    m = r.message
+    return MessageOut(
+        id=m.id, source=m.source, message_key=m.message_key, phone=m.phone,
+        number_id=m.number_id, sender=m.sender, text=m.text, received_at=m.received_at,
+        stored_at=m.stored_at, operation_id=m.operation_id, routed=m.operation_id is not None,
+        routing=routing(m),
+        delivery=None if r.delivery is None else _delivery(r.delivery, now, ()),
+        attempts=attempts_out(r.attempts),
+    )  # fmt: skip
+
+
+def timeline_out(events: Sequence[TimelineEvent]) -> list[TimelineOut]:
+    return [
+        TimelineOut(at=e.at, kind=e.kind, text=e.text, message_id=e.message_id, delivery_id=e.delivery_id)
+        for e in events
+    ]
+
+
+def outbox_out(s: OutboxSummary, now: Timestamp) -> OutboxOut:
+    return OutboxOut(
+        pending=s.pending, oldest_pending_age_seconds=s.oldest_age(now), delivered=s.delivered,
+        rejected=s.rejected, given_up=s.given_up, failed=s.rejected + s.given_up,
+    )  # fmt: skip
+
+
+def day_out(d: DayStats, tz_offset_minutes: int) -> DayOut:
+    local = datetime.fromtimestamp(d.start + tz_offset_minutes * 60, UTC)
+    return DayOut(
+        start=d.start, date=local.strftime("%Y-%m-%d"), opened=d.opened, finished=d.finished,
+        sold=d.sold, earnings_kopecks=d.earnings, success_rate=success_rate(d.sold, d.finished),
+    )  # fmt: skip
+
+
+def group_out(g: GroupStats) -> GroupOut:
+    return GroupOut(
+        key=g.key, opened=g.opened, finished=g.finished, sold=g.sold,
+        earnings_kopecks=g.earnings, success_rate=g.success_rate,
+    )  # fmt: skip
+
+
+def status_counts_out(counts: Sequence[StatusCount]) -> list[StatusCountOut]:
+    return [StatusCountOut(kind=c.kind.value, status=c.status, count=c.count) for c in counts]

@@ -1,0 +1,466 @@
+// simgate console: fills the pages from the admin API and refreshes them in place.
+// No framework and no build step; every value goes into the page as text, never as HTML.
+"use strict";
+
+(() => {
+  const page = document.body.dataset.page;
+  const csrfMeta = document.querySelector('meta[name="csrf"]');
+  const csrf = csrfMeta ? csrfMeta.content : "";
+  const tz = -new Date().getTimezoneOffset();
+  const statusLine = document.getElementById("status");
+
+  // -- helpers -----------------------------------------------------------------------------
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "dataset") Object.assign(node.dataset, value);
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : value);
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function say(text, bad) {
+    if (!statusLine) return;
+    statusLine.textContent = text;
+    statusLine.classList.toggle("bad", !!bad);
+  }
+
+  async function api(path, options) {
+    const response = await fetch(path, {
+      credentials: "same-origin",
+      headers: { "X-CSRF-Token": csrf, "Content-Type": "application/json", Accept: "application/json" },
+      ...(options || {}),
+    });
+    if (response.status === 401) {
+      location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
+      throw new Error("signed out");
+    }
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(body.error || response.statusText);
+    return body;
+  }
+
+  const rub = (kopecks) =>
+    kopecks === null || kopecks === undefined
+      ? "–"
+      : (kopecks / 100).toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 }) + " ₽";
+  const pct = (rate) => (rate === null || rate === undefined ? "–" : Math.round(rate * 100) + "%");
+
+  function duration(seconds) {
+    if (seconds === null || seconds === undefined) return "–";
+    seconds = Math.max(0, Math.round(seconds));
+    if (seconds < 60) return seconds + " s";
+    if (seconds < 3600) return Math.floor(seconds / 60) + " min";
+    if (seconds < 86400) return Math.floor(seconds / 3600) + " h " + Math.floor((seconds % 3600) / 60) + " min";
+    return Math.floor(seconds / 86400) + " d " + Math.floor((seconds % 86400) / 3600) + " h";
+  }
+  const ago = (ts) => (ts ? duration(Date.now() / 1000 - ts) + " ago" : "never");
+  function clock(ts) {
+    if (!ts) return "–";
+    const d = new Date(ts * 1000);
+    const today = new Date().toDateString() === d.toDateString();
+    return today ? d.toLocaleTimeString() : d.toLocaleString();
+  }
+  const badge = (text, kind) => el("span", { class: "badge " + (kind || text) }, text.replace("_", " "));
+
+  function every(ms, refresh) {
+    let busy = false;
+    async function tick() {
+      if (busy || document.hidden) return;
+      busy = true;
+      try {
+        await refresh();
+        say("Updated " + new Date().toLocaleTimeString());
+      } catch (error) {
+        say("Refresh failed: " + error.message, true);
+      } finally {
+        busy = false;
+      }
+    }
+    tick();
+    setInterval(tick, ms);
+    document.addEventListener("visibilitychange", () => document.hidden || tick());
+    return tick;
+  }
+
+  function fill(tbody, rows, columns, empty) {
+    tbody.replaceChildren(
+      ...(rows.length ? rows : [el("tr", {}, el("td", { class: "empty", colspan: columns }, empty))]),
+    );
+  }
+
+  async function act(button, path, options, done) {
+    button.disabled = true;
+    try {
+      await api(path, { method: "POST", ...(options || {}) });
+      say("Done.");
+      if (done) await done();
+    } catch (error) {
+      say(error.message, true);
+      alert(error.message);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // A filter form mirrored in the address bar, with paging; `load(params)` draws the table.
+  function listing(load, pageSize) {
+    const form = document.getElementById("filters");
+    const url = new URL(location.href);
+    let offset = Number(url.searchParams.get("offset") || 0);
+    for (const field of form.elements) {
+      const value = url.searchParams.get(field.name);
+      if (value === null) continue;
+      if (field.type === "checkbox") field.checked = value === "1" || value === "true";
+      else field.value = value;
+    }
+    function params() {
+      const out = new URLSearchParams();
+      for (const field of form.elements) {
+        if (!field.name) continue;
+        if (field.type === "checkbox") {
+          if (field.checked) out.set(field.name, field.value || "1");
+        } else if (field.value.trim()) out.set(field.name, field.value.trim());
+      }
+      return out;
+    }
+    async function refresh() {
+      const query = params();
+      const shown = new URLSearchParams(query);
+      if (offset) shown.set("offset", offset);
+      history.replaceState(null, "", location.pathname + (shown.toString() ? "?" + shown : ""));
+      query.set("limit", pageSize);
+      query.set("offset", offset);
+      const body = await load(query);
+      document.getElementById("total").textContent = body.total;
+      const last = Math.min(offset + body.items.length, body.total);
+      document.getElementById("range").textContent = body.total ? offset + 1 + "–" + last + " of " + body.total : "";
+      document.getElementById("prev").disabled = offset === 0;
+      document.getElementById("next").disabled = offset + pageSize >= body.total;
+    }
+    let timer = null;
+    const again = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        offset = 0;
+        tick();
+      }, 250);
+    };
+    form.addEventListener("input", again);
+    form.addEventListener("change", again);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      again();
+    });
+    document.getElementById("prev").addEventListener("click", () => {
+      offset = Math.max(0, offset - pageSize);
+      tick();
+    });
+    document.getElementById("next").addEventListener("click", () => {
+      offset += pageSize;
+      tick();
+    });
+    const tick = every(10000, refresh);
+    return tick;
+  }
+
+  // -- overview ----------------------------------------------------------------------------
+
+  function overview() {
+    let chart = null;
+    const box = document.getElementById("earnings-chart");
+
+    function draw(days) {
+      const xs = days.map((d) => d.start);
+      const ys = days.map((d) => d.earnings_kopecks / 100);
+      const data = [xs, ys];
+      if (chart) {
+        chart.setData(data);
+        return;
+      }
+      if (typeof uPlot === "undefined") return;
+      const style = getComputedStyle(document.documentElement);
+      const accent = style.getPropertyValue("--accent").trim() || "#2563eb";
+      const muted = style.getPropertyValue("--muted").trim() || "#667085";
+      const line = style.getPropertyValue("--line").trim() || "#e2e5ea";
+      const axis = { stroke: muted, grid: { stroke: line, width: 1 }, ticks: { stroke: line } };
+      chart = new uPlot(
+        {
+          width: Math.max(260, box.clientWidth),
+          height: 240,
+          legend: { show: true },
+          cursor: { drag: { x: false, y: false } },
+          scales: { x: { time: true, range: (u, min, max) => [min - 43200, max + 43200] }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+          axes: [axis, { ...axis, size: 60, values: (u, ticks) => ticks.map((v) => v.toLocaleString() + " ₽") }],
+          series: [
+            { label: "Day", value: (u, v) => (v ? new Date(v * 1000).toLocaleDateString() : "") },
+            {
+              label: "Earned",
+              stroke: accent,
+              fill: accent + "55",
+              width: 1,
+              paths: uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.7, 40] }) : undefined,
+              points: { show: false },
+              value: (u, v) => (v === null || v === undefined ? "–" : v.toFixed(2) + " ₽"),
+            },
+          ],
+        },
+        data,
+        box,
+      );
+      new ResizeObserver(() => chart.setSize({ width: Math.max(260, box.clientWidth), height: 240 })).observe(box);
+    }
+
+    const set = (id, value) => {
+      document.getElementById(id).textContent = value;
+    };
+
+    async function refresh() {
+      const o = await api("/api/overview?tz=" + tz);
+      set("sims-online", o.numbers.free + o.numbers.busy);
+      set("sims-free", o.numbers.free);
+      set("sims-busy", o.numbers.busy);
+      set("sims-offline", o.numbers.offline);
+      set("sims-disabled", o.numbers.disabled);
+      set("sims-total", o.numbers.total);
+      set("earned-today", rub(o.earnings_today_kopecks));
+      set("sold-today", o.sold_today);
+      set("push-pending", o.pushes.pending);
+      set("push-oldest", o.pushes.oldest_pending_age_seconds === null ? "none" : duration(o.pushes.oldest_pending_age_seconds));
+      set("push-failed", o.pushes.failed);
+      set("losing-total", o.losing_total);
+      const ops = document.querySelector("#ops-24h tbody");
+      const labels = { open: "open", sold: "sold", cancelled: "cancelled", refunded: "refunded", not_taken: "not taken", other: "other" };
+      fill(
+        ops,
+        Object.entries(o.operations_24h).map(([status, count]) =>
+          el("tr", {}, el("td", {}, badge(labels[status] || status, status)), el("td", { class: "num" },
+            el("a", { href: "/operations?status=" + status }, count))),
+        ),
+        2,
+        "",
+      );
+      const losing = document.querySelector("#losing tbody");
+      fill(
+        losing,
+        o.losing.map((n) =>
+          el("tr", {},
+            el("td", {}, el("a", { href: "/operations?number_id=" + n.id }, n.phone)),
+            el("td", { class: "hide-phone" }, n.port || "–"),
+            el("td", { class: "hide-phone" }, badge(n.state)),
+            el("td", {}, n.losing.map((why) => el("span", { class: "flag" }, why))),
+            el("td", {}, n.enabled
+              ? el("button", { class: "small danger", type: "button", dataset: { action: "disable", id: n.id },
+                  onclick: (e) => act(e.currentTarget, "/api/numbers/" + n.id + "/disable", null, tick) }, "Disable")
+              : el("span", { class: "muted" }, "disabled")),
+          ),
+        ),
+        5,
+        "None: every SIM that worked recently got its SMS.",
+      );
+      draw(o.earnings_30d);
+    }
+    const tick = every(5000, refresh);
+  }
+
+  // -- SIMs ----------------------------------------------------------------------------------
+
+  function sims() {
+    const tbody = document.querySelector("#sims tbody");
+    const tick = listing(async (query) => {
+      const body = await api("/api/numbers?" + query);
+      fill(
+        tbody,
+        body.items.map((n) => {
+          const toggle = n.enabled
+            ? el("button", { class: "small danger", type: "button", dataset: { action: "disable", id: n.id },
+                onclick: (e) => act(e.currentTarget, "/api/numbers/" + n.id + "/disable", null, tick) }, "Disable")
+            : el("button", { class: "small secondary", type: "button", dataset: { action: "enable", id: n.id },
+                onclick: (e) => act(e.currentTarget, "/api/numbers/" + n.id + "/enable", null, tick) }, "Enable");
+          const blocked = n.blocked_services.map((service) =>
+            el("span", { class: "chip" }, service,
+              el("button", { class: "link", type: "button", title: "Unblock " + service,
+                onclick: async (e) => {
+                  e.currentTarget.disabled = true;
+                  try {
+                    await api("/api/numbers/" + n.id + "/blacklist/" + encodeURIComponent(service), { method: "DELETE" });
+                    await tick();
+                  } catch (error) { alert(error.message); }
+                } }, "×")));
+          const add = el("button", { class: "link", type: "button", title: "Block a service for activations on this SIM",
+            onclick: (e) => {
+              const service = prompt("Block which service on " + n.phone + " (activations only)?");
+              if (service) act(e.currentTarget, "/api/numbers/" + n.id + "/blacklist", { body: JSON.stringify({ service }) }, tick);
+            } }, "+ block");
+          return el("tr", { dataset: { id: n.id, phone: n.phone } },
+            el("td", {}, el("a", { href: "/operations?number_id=" + n.id, title: "Operations of this SIM" }, n.phone),
+              n.losing.map((why) => el("span", { class: "flag" }, "⚠ " + why))),
+            el("td", {}, badge(n.state)),
+            el("td", {}, n.country + " / " + (n.operator || "any")),
+            el("td", {}, n.port || "–"),
+            el("td", {}, n.last_sms_at ? el("a", { href: "/sms?number_id=" + n.id }, ago(n.last_sms_at)) : "never"),
+            el("td", { class: "num" }, n.operations),
+            el("td", { class: "num" }, rub(n.earnings_kopecks)),
+            el("td", { class: "num" }, pct(n.success_rate)),
+            el("td", {}, blocked, add),
+            el("td", {}, toggle),
+          );
+        }),
+        10,
+        "No SIM matches.",
+      );
+      return body;
+    }, 50);
+  }
+
+  // -- operations ------------------------------------------------------------------------------
+
+  function operations() {
+    const tbody = document.querySelector("#operations tbody");
+    listing(async (query) => {
+      const body = await api("/api/operations?" + query);
+      fill(
+        tbody,
+        body.items.map((o) =>
+          el("tr", { class: "clickable", dataset: { id: o.id }, onclick: () => (location.href = "/operations/" + o.id) },
+            el("td", {}, el("a", { href: "/operations/" + o.id }, o.id)),
+            el("td", {}, clock(o.opened_at)),
+            el("td", {}, o.kind),
+            el("td", {}, o.service || "rent"),
+            el("td", {}, o.phone),
+            el("td", {}, badge(o.status)),
+            el("td", { class: "num" }, o.sms),
+            el("td", { class: "num" }, rub(o.status === "sold" ? o.earned_kopecks : o.offered_kopecks)),
+          ),
+        ),
+        8,
+        "No operation matches.",
+      );
+      return body;
+    }, 50);
+  }
+
+  function attemptsTable(attempts) {
+    if (!attempts.length) return el("p", { class: "muted" }, "No push attempt yet.");
+    return el("div", { class: "scroll" },
+      el("table", { class: "compact attempts" },
+        el("thead", {}, el("tr", {}, el("th", {}, "#"), el("th", {}, "At"), el("th", {}, "HTTP"),
+          el("th", {}, "Outcome"), el("th", {}, "Latency"), el("th", {}, "Answer"))),
+        el("tbody", {}, attempts.map((a) =>
+          el("tr", {},
+            el("td", {}, a.number),
+            el("td", {}, clock(a.started_at)),
+            el("td", {}, a.http_status === null ? "–" : a.http_status),
+            el("td", {}, badge(a.outcome)),
+            el("td", { class: "num" }, Math.round(a.latency_ms) + " ms"),
+            el("td", { class: "text" }, a.error || a.response || ""),
+          ))),
+      ));
+  }
+
+  function operation() {
+    const id = document.body.dataset.id;
+    async function refresh() {
+      const d = await api("/api/operations/" + id);
+      const o = d.operation;
+      const status = document.getElementById("op-status");
+      status.className = "badge " + o.status;
+      status.textContent = o.status.replace("_", " ");
+      const facts = [
+        ["Kind", o.kind], ["Service", o.service || "rent (any sender)"], ["Phone", o.phone],
+        ["SIM", d.number ? (d.number.port || "–") + " · " + d.number.state : "–"],
+        ["Country / operator", o.country + " / " + o.operator],
+        ["Opened", clock(o.opened_at)], ["Finished", o.finished_at ? clock(o.finished_at) : "still open"],
+        ["FINISH status", o.finish_status === null ? "–" : o.finish_status + " (" + o.status + ")"],
+        ["Offered", rub(o.offered_kopecks)], ["Paid", rub(o.final_kopecks)], ["Earned", rub(o.earned_kopecks)],
+        ["FINISH requests", o.finish_requests], ["Marketplace", o.marketplace],
+      ];
+      document.getElementById("facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+      document.getElementById("timeline").replaceChildren(
+        ...d.timeline.map((e) => el("li", { class: "kind-" + e.kind }, el("time", {}, new Date(e.at * 1000).toLocaleTimeString()), el("span", {}, e.text))),
+      );
+      const box = document.getElementById("messages");
+      if (!d.messages.length) {
+        box.replaceChildren(el("p", { class: "muted" }, "No SMS yet."));
+        return;
+      }
+      box.replaceChildren(...d.messages.map((m) =>
+        el("div", { class: "sms-block", dataset: { id: m.id } },
+          el("div", {}, el("strong", {}, m.sender), " · ", clock(m.stored_at), " · ",
+            m.delivery ? badge(m.delivery.state) : badge("not pushed", "warn"),
+            m.delivery && m.delivery.reason ? el("span", { class: "muted" }, " " + m.delivery.reason) : null),
+          el("p", { class: "text" }, m.text),
+          attemptsTable(m.attempts),
+        )));
+    }
+    every(5000, refresh);
+  }
+
+  // -- SMS and pushes ----------------------------------------------------------------------------
+
+  function sms() {
+    const tbody = document.querySelector("#sms tbody");
+    listing(async (query) => {
+      const body = await api("/api/sms?" + query);
+      fill(
+        tbody,
+        body.items.map((m) => {
+          const last = m.attempts[m.attempts.length - 1];
+          return el("tr", { dataset: { id: m.id } },
+            el("td", {}, clock(m.stored_at)),
+            el("td", {}, m.phone),
+            el("td", {}, m.sender),
+            el("td", { class: "text" }, m.text),
+            el("td", {}, m.operation_id ? el("a", { href: "/operations/" + m.operation_id }, "operation " + m.operation_id)
+              : el("span", { class: "muted", title: m.routing }, "none")),
+            el("td", {}, m.delivery ? badge(m.delivery.state) : "–",
+              last ? el("span", { class: "muted" }, " " + m.attempts.length + " attempt(s), last " + (last.http_status || last.error || "")) : null),
+          );
+        }),
+        6,
+        "No SMS matches.",
+      );
+      return body;
+    }, 50);
+  }
+
+  function deliveries() {
+    const tbody = document.querySelector("#deliveries tbody");
+    const tick = listing(async (query) => {
+      const body = await api("/api/deliveries?" + query);
+      fill(
+        tbody,
+        body.items.map((d) => {
+          const last = d.attempts[d.attempts.length - 1];
+          return el("tr", { dataset: { id: d.id } },
+            el("td", {}, d.id),
+            el("td", {}, el("a", { href: "/operations/" + d.operation_id }, d.operation_id), " ", el("span", { class: "muted" }, d.service || "rent")),
+            el("td", { class: "text" }, d.sender + ": " + d.text),
+            el("td", {}, badge(d.state), d.reason ? el("span", { class: "muted" }, " " + d.reason) : null),
+            el("td", { class: "num" }, d.attempt_count),
+            el("td", {}, last ? (last.http_status || "–") + " " + (last.error || last.response || "") : "–"),
+            el("td", {}, d.state === "pending" ? duration(d.age_seconds) : clock(d.finished_at)),
+            el("td", {}, d.retryable
+              ? el("button", { class: "small", type: "button", dataset: { action: "retry", id: d.id },
+                  onclick: (e) => act(e.currentTarget, "/api/deliveries/" + d.id + "/retry", null, tick) }, "Retry")
+              : null),
+          );
+        }),
+        8,
+        "No push matches.",
+      );
+      return body;
+    }, 50);
+  }
+
+  const pages = { overview, sims, operations, operation, sms, deliveries };
+  if (pages[page]) pages[page]();
+})();

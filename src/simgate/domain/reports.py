@@ -1,0 +1,397 @@
+"""What the operator's console reads: report records, their queries and the rules behind them.
+
+Read models only: nothing here changes the farm. The rules (what a status is called, which
+SIMs lose money, what an operation's timeline is) are pure, so the SQL and in-memory report
+stores and the dashboard all agree on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from simgate.domain.messages import Attempt, Delivery, Message
+from simgate.domain.model import FinishStatus, Number, Operation, OperationKind
+from simgate.domain.types import (
+    Kopecks,
+    NumberId,
+    OperationId,
+    ServiceName,
+    Timestamp,
+)
+
+T = TypeVar("T")
+
+NO_MONEY = Kopecks(0)
+
+BLOCKED = "blocked"
+"""number_exclusions.reason for a service the operator blocked on a number (activations only)."""
+SOLD = "sold"
+"""number_exclusions.reason for a service the number was sold for (FINISH status 3)."""
+
+RENT_BAN_STREAK = 3
+"""Onlinesim bans a number after three rents in a row got no SMS within 20 minutes (spec 6.2)."""
+RENT_WARN_STREAK = 2
+"""Flag a SIM one failed rent before the ban, while disabling it still helps."""
+ACTIVATION_WARN_STREAK = 3
+"""Activations in a row with no SMS: the SIM is probably dead or blocked by the services."""
+
+NUMBER_STATES = ("free", "busy", "offline", "disabled")
+OPERATION_STATUSES = ("open", "sold", "cancelled", "refunded", "not_taken", "other")
+DELIVERY_STATES = ("pending", "delivered", "rejected", "given_up", "failed")
+"""'failed' selects rejected and given_up together: the ones an operator may retry."""
+
+_STATUS_NAMES = {
+    FinishStatus.SOLD: "sold",
+    FinishStatus.CANCELLED: "cancelled",
+    FinishStatus.REFUNDED: "refunded",
+    FinishStatus.NOT_TAKEN: "not_taken",
+}
+
+
+def status_name(finished_at: Timestamp | None, finish_status: int | None) -> str:
+    """One word per operation for tables, filters and metrics (spec 5.3 statuses)."""
+    if finished_at is None:
+        return "open"
+    if finish_status is None:
+        return "other"
+    for status, name in _STATUS_NAMES.items():
+        if finish_status == status:
+            return name
+    return "other"
+
+
+def status_code(name: str) -> int | None:
+    """The FINISH status a name filters on; None for 'open' and 'other'."""
+    return next((int(s) for s, n in _STATUS_NAMES.items() if n == name), None)
+
+
+def earned(operation: Operation) -> Kopecks:
+    """What an operation paid: only a sale (status 3) pays, the FINISH sum or else the offer."""
+    if operation.finished_at is None or operation.finish_status != FinishStatus.SOLD:
+        return Kopecks(0)
+    return Kopecks(operation.final if operation.final is not None else operation.offered or 0)
+
+
+def loss_reasons(rent_streak: int, activation_streak: int) -> tuple[str, ...]:
+    """Why a SIM is losing money, from its latest finished operations that got no SMS."""
+    reasons: list[str] = []
+    if rent_streak >= RENT_WARN_STREAK:
+        reasons.append(
+            f"{rent_streak} rents in a row got no SMS (Onlinesim bans the number at {RENT_BAN_STREAK})"
+        )
+    if activation_streak >= ACTIVATION_WARN_STREAK:
+        reasons.append(f"{activation_streak} activations in a row got no SMS")
+    return tuple(reasons)
+
+
+def no_sms_streak(operations: Iterable[Operation], with_sms: set[OperationId]) -> int:
+    """Finished operations at the end of `operations` (oldest first) that received no SMS."""
+    streak = 0
+    for operation in operations:
+        if operation.finished_at is None:
+            continue
+        streak = 0 if operation.id in with_sms else streak + 1
+    return streak
+
+
+def success_rate(sold: int, finished: int) -> float | None:
+    return None if finished == 0 else round(sold / finished, 4)
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    total: int
+    """Rows matching the query, ignoring limit and offset."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    service: ServiceName
+    reason: str
+    """'sold' (the marketplace's) or 'blocked' (the operator's)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NumberQuery:
+    state: str | None = None
+    """free, busy, offline or disabled."""
+    country: str | None = None
+    operator: str | None = None
+    port: str | None = None
+    """Substring of the port."""
+    search: str | None = None
+    """Substring of the phone or the port."""
+    losing: bool = False
+    """Only SIMs that `loss_reasons` flags."""
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NumberReport:
+    number: Number
+    exclusions: tuple[Exclusion, ...] = ()
+    operations: int = 0
+    finished: int = 0
+    sold: int = 0
+    earnings: Kopecks = NO_MONEY
+    sms: int = 0
+    last_sms_at: Timestamp | None = None
+    rent_no_sms_streak: int = 0
+    activation_no_sms_streak: int = 0
+
+    @property
+    def success_rate(self) -> float | None:
+        return success_rate(self.sold, self.finished)
+
+    @property
+    def loss_reasons(self) -> tuple[str, ...]:
+        return loss_reasons(self.rent_no_sms_streak, self.activation_no_sms_streak)
+
+
+@dataclass(frozen=True, slots=True)
+class OperationQuery:
+    kind: str | None = None
+    """activation or rent."""
+    state: str | None = None
+    """open or finished."""
+    service: str | None = None
+    status: str | None = None
+    """A `status_name`: open, sold, cancelled, refunded, not_taken, other."""
+    number_id: NumberId | None = None
+    search: str | None = None
+    """Substring of the phone."""
+    since: Timestamp | None = None
+    """Opened at or after."""
+    until: Timestamp | None = None
+    """Opened before."""
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OperationReport:
+    operation: Operation
+    sms: int = 0
+    last_sms_at: Timestamp | None = None
+    finish_requests: int = 0
+
+    @property
+    def status(self) -> str:
+        return status_name(self.operation.finished_at, self.operation.finish_status)
+
+    @property
+    def earned(self) -> Kopecks:
+        return earned(self.operation)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageQuery:
+    number_id: NumberId | None = None
+    operation_id: OperationId | None = None
+    routed: bool | None = None
+    """True: reached an open operation; False: had none to go to."""
+    delivery_state: str | None = None
+    """One of DELIVERY_STATES."""
+    search: str | None = None
+    """Substring of the phone, the sender or the text."""
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReport:
+    message: Message
+    delivery: Delivery | None = None
+    attempts: tuple[Attempt, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryQuery:
+    state: str | None = None
+    """One of DELIVERY_STATES."""
+    operation_id: OperationId | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    delivery: Delivery
+    message: Message
+    kind: OperationKind
+    service: ServiceName | None
+    claimed_by: str | None = None
+    attempts: tuple[Attempt, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxSummary:
+    pending: int
+    oldest_pending_at: Timestamp | None
+    """created_at of the oldest pending delivery (when it was queued or retried)."""
+    rejected: int
+    given_up: int
+    delivered: int
+
+    def oldest_age(self, now: Timestamp) -> float | None:
+        return None if self.oldest_pending_at is None else max(0.0, now - self.oldest_pending_at)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusCount:
+    kind: OperationKind
+    status: str
+    """A `status_name`."""
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Earnings:
+    sold: int
+    finished: int
+    earnings: Kopecks
+
+
+@dataclass(frozen=True, slots=True)
+class DayStats:
+    start: Timestamp
+    """The day's first second, in the caller's time zone."""
+    opened: int = 0
+    """Operations opened that day."""
+    finished: int = 0
+    sold: int = 0
+    earnings: Kopecks = NO_MONEY
+    """Paid by sales finished that day: the marketplace pays at FINISH."""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupStats:
+    key: str
+    """A service ('rent' for rents), a country, or a phone number."""
+    opened: int = 0
+    finished: int = 0
+    sold: int = 0
+    earnings: Kopecks = NO_MONEY
+
+    @property
+    def success_rate(self) -> float | None:
+        return success_rate(self.sold, self.finished)
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    days: list[DayStats]
+    by_service: list[GroupStats] = field(default_factory=list)
+    by_country: list[GroupStats] = field(default_factory=list)
+    by_number: list[GroupStats] = field(default_factory=list)
+
+
+def group_stats(
+    operations: Iterable[Operation], since: Timestamp, key: str, limit: int | None = None
+) -> list[GroupStats]:
+    """Per group since `since`: opened counts by opening time, sales and money by FINISH time.
+
+    The in-memory reference for the SQL GROUP BY; sorted by earnings, then opened, then key.
+    """
+    tallies: dict[str, list[int]] = {}
+    for o in operations:
+        opened = o.opened_at >= since
+        finished = o.finished_at is not None and o.finished_at >= since
+        if not opened and not finished:
+            continue
+        name = _group_key(o, key)
+        tally = tallies.setdefault(name, [0, 0, 0, 0])
+        tally[0] += opened
+        if finished:
+            tally[1] += 1
+            tally[2] += o.finish_status == FinishStatus.SOLD
+            tally[3] += earned(o)
+    rows = [GroupStats(k, t[0], t[1], t[2], Kopecks(t[3])) for k, t in tallies.items()]
+    return sort_groups(rows, limit)
+
+
+def sort_groups(rows: list[GroupStats], limit: int | None = None) -> list[GroupStats]:
+    rows.sort(key=lambda g: (-g.earnings, -g.opened, g.key))
+    return rows if limit is None else rows[:limit]
+
+
+def _group_key(operation: Operation, key: str) -> str:
+    if key == "service":
+        return operation.service or "rent"
+    if key == "country":
+        return operation.country
+    return operation.phone
+
+
+def day_index(moment: Timestamp, day_starts: Sequence[Timestamp]) -> int | None:
+    """Which day of `day_starts` (ascending, one day apart) `moment` falls in, or None."""
+    if not day_starts or moment < day_starts[0] or moment >= day_starts[-1] + 86400:
+        return None
+    index = 0
+    for i, start in enumerate(day_starts):
+        if moment >= start:
+            index = i
+    return index
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEvent:
+    at: Timestamp
+    kind: str
+    """opened, sms, push or finished."""
+    text: str
+    message_id: int | None = None
+    delivery_id: int | None = None
+
+
+def timeline(operation: Operation, messages: Sequence[MessageReport]) -> list[TimelineEvent]:
+    """An operation's life in order: GET_NUMBER, each SMS, each push attempt, FINISH."""
+    what = operation.service or "rent"
+    events = [
+        TimelineEvent(
+            operation.opened_at,
+            "opened",
+            f"GET_NUMBER {operation.kind.value} for {what}, {operation.phone}"
+            + (f", offered {rub(operation.offered)} RUB" if operation.offered is not None else ""),
+        )
+    ]
+    for report in messages:
+        m = report.message
+        events.append(TimelineEvent(m.stored_at, "sms", f"SMS from {m.sender}: {m.text}", message_id=m.id))
+        delivery_id = report.delivery.id if report.delivery else None
+        for number, attempt in enumerate(report.attempts, start=1):
+            answer = attempt.http_status if attempt.http_status is not None else attempt.error or "no answer"
+            events.append(
+                TimelineEvent(
+                    attempt.started_at,
+                    "push",
+                    f"push #{number} of SMS {m.id}: {answer} -> {attempt.verdict.value}"
+                    f" ({attempt.latency_ms:.0f} ms)",
+                    message_id=m.id,
+                    delivery_id=delivery_id,
+                )
+            )
+    if operation.finished_at is not None:
+        status = status_name(operation.finished_at, operation.finish_status)
+        paid = f", {rub(operation.final)} RUB" if operation.final is not None else ""
+        events.append(
+            TimelineEvent(
+                operation.finished_at,
+                "finished",
+                f"FINISH status {operation.finish_status} ({status}){paid}",
+            )
+        )
+    order = {"opened": 0, "sms": 1, "push": 2, "finished": 3}
+    return sorted(events, key=lambda e: (e.at, order[e.kind]))
+
+
+def rub(amount: int | None) -> str:
+    if amount is None:
+        return "-"
+    sign = "-" if amount < 0 else ""
+    whole, cents = divmod(abs(amount), 100)
+    return f"{sign}{whole}.{cents:02d}"

@@ -1,0 +1,81 @@
+"""The operator's actions from the console: small use cases, each one transaction.
+
+None of them closes or changes an operation: only the marketplace's FINISH does (DESIGN.md).
+Disabling a busy SIM keeps its open operation running; it is just never issued again.
+"""
+
+from __future__ import annotations
+
+import re
+
+from simgate.domain.errors import DomainError
+from simgate.domain.reports import BLOCKED, SOLD, NumberReport
+from simgate.domain.rules import normalise_name
+from simgate.domain.types import RENT_SERVICE, NumberId, ServiceName, Timestamp
+from simgate.services.outbox import RetryRefused, retry_delivery
+from simgate.storage.ports import UnitOfWork
+
+SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
+
+__all__ = [
+    "Conflict",
+    "NotFound",
+    "RetryRefused",
+    "block_service",
+    "retry_delivery",
+    "set_enabled",
+    "unblock_service",
+]
+
+
+class NotFound(DomainError):
+    pass
+
+
+class Conflict(DomainError):
+    """The action contradicts the farm's state (unblocking a sale)."""
+
+
+def _report(uow: UnitOfWork, number_id: NumberId) -> NumberReport:
+    report = uow.reports.number(number_id)
+    if report is None:
+        raise NotFound(f"no number {number_id}")
+    return report
+
+
+def set_enabled(uow: UnitOfWork, number_id: NumberId, enabled: bool, now: Timestamp) -> NumberReport:
+    """Enable or disable a SIM: a disabled one leaves GET_SERVICES' counts at once."""
+    if not uow.numbers.set_enabled(number_id, enabled, now):
+        raise NotFound(f"no number {number_id}")
+    return _report(uow, number_id)
+
+
+def service_name(raw: str) -> ServiceName:
+    name = normalise_name(raw)
+    if not SERVICE_NAME.match(name):
+        raise DomainError(f"service {raw!r} is not an Onlinesim service name")
+    if name == RENT_SERVICE:
+        # Spec 6.2: rent ignores the partner's blacklist, so blocking it would block nothing.
+        raise DomainError("rent cannot be blocked: the blacklist applies to activations only")
+    return ServiceName(name)
+
+
+def block_service(uow: UnitOfWork, number_id: NumberId, service: str, now: Timestamp) -> NumberReport:
+    """Never offer this SIM for `service` activations (spec 8.4); rent is unaffected."""
+    name = service_name(service)
+    _report(uow, number_id)
+    uow.numbers.exclude(number_id, name, BLOCKED, now)
+    return _report(uow, number_id)
+
+
+def unblock_service(uow: UnitOfWork, number_id: NumberId, service: str) -> NumberReport:
+    """Lift an operator's block. A sale is the marketplace's fact and stays (spec 5.1)."""
+    name = service_name(service)
+    report = _report(uow, number_id)
+    reasons = {e.service: e.reason for e in report.exclusions}
+    if reasons.get(name) == SOLD:
+        raise Conflict(f"number {number_id} was sold for {name}; a sale cannot be unblocked")
+    if name not in reasons:
+        raise NotFound(f"number {number_id} has no block for {name}")
+    uow.numbers.unexclude(number_id, name, BLOCKED)
+    return _report(uow, number_id)

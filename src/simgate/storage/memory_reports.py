@@ -1,0 +1,267 @@
+"""The console's read-only queries over the in-memory store (same contract as reports.py).
+
+Written as plain loops over the records with the domain's report rules, so the contract
+tests check the SQL against the rules, not against a second copy of the SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from simgate.domain.messages import Attempt, DeliveryState, Message
+from simgate.domain.model import Number, Operation, OperationKind
+from simgate.domain.reports import (
+    NUMBER_STATES,
+    DayStats,
+    DeliveryQuery,
+    DeliveryReport,
+    Earnings,
+    Exclusion,
+    MessageQuery,
+    MessageReport,
+    NumberQuery,
+    NumberReport,
+    OperationQuery,
+    OperationReport,
+    OutboxSummary,
+    Page,
+    Stats,
+    StatusCount,
+    day_index,
+    earned,
+    group_stats,
+    no_sms_streak,
+    status_name,
+)
+from simgate.domain.types import Kopecks, NumberId, OperationId, Timestamp
+
+if TYPE_CHECKING:
+    from simgate.storage.memory import MemoryState
+
+FAILED = (DeliveryState.REJECTED, DeliveryState.GIVEN_UP)
+
+
+class MemoryReports:
+    def __init__(self, state: MemoryState) -> None:
+        self.s = state
+
+    # -- numbers ---------------------------------------------------------------------------
+
+    def _report(self, number: Number) -> NumberReport:
+        operations = sorted(
+            (o for o in self.s.operations.values() if o.number_id == number.id), key=lambda o: o.id
+        )
+        messages = [m for m in self.s.outbox.messages.values() if m.number_id == number.id]
+        with_sms = {m.operation_id for m in self.s.outbox.messages.values() if m.operation_id is not None}
+        finished = [o for o in operations if o.finished_at is not None]
+        return NumberReport(
+            number=number,
+            exclusions=tuple(
+                Exclusion(service, reason)
+                for service, reason in sorted(self.s.exclusions.get(number.id, {}).items())
+            ),
+            operations=len(operations),
+            finished=len(finished),
+            sold=sum(1 for o in finished if status_name(o.finished_at, o.finish_status) == "sold"),
+            earnings=Kopecks(sum(earned(o) for o in operations)),
+            sms=len(messages),
+            last_sms_at=max((m.stored_at for m in messages), default=None),
+            rent_no_sms_streak=no_sms_streak(
+                (o for o in operations if o.kind is OperationKind.RENT), with_sms
+            ),
+            activation_no_sms_streak=no_sms_streak(
+                (o for o in operations if o.kind is OperationKind.ACTIVATION), with_sms
+            ),
+        )
+
+    def numbers(self, query: NumberQuery) -> Page[NumberReport]:
+        def keep(n: Number) -> bool:
+            return (
+                (not query.state or n.state == query.state)
+                and (not query.country or n.country == query.country)
+                and (not query.operator or n.operator == query.operator)
+                and (not query.port or query.port in n.port)
+                and (not query.search or query.search in n.phone or query.search in n.port)
+            )
+
+        found = sorted(
+            (n for n in self.s.numbers.values() if keep(n)), key=lambda n: (n.country, n.operator, n.phone)
+        )
+        reports = [self._report(n) for n in found]
+        if query.losing:
+            reports = [r for r in reports if r.loss_reasons]
+        return Page(reports[query.offset : query.offset + query.limit], len(reports))
+
+    def number(self, number_id: NumberId) -> NumberReport | None:
+        number = self.s.numbers.get(number_id)
+        return None if number is None else self._report(number)
+
+    # -- operations ------------------------------------------------------------------------
+
+    def _operation_report(self, operation: Operation) -> OperationReport:
+        messages = [m for m in self.s.outbox.messages.values() if m.operation_id == operation.id]
+        return OperationReport(
+            operation,
+            len(messages),
+            max((m.stored_at for m in messages), default=None),
+            self.s.finish_requests.get(operation.id, 0),
+        )
+
+    def operations(self, query: OperationQuery) -> Page[OperationReport]:
+        def keep(o: Operation) -> bool:
+            status = status_name(o.finished_at, o.finish_status)
+            return (
+                (not query.kind or o.kind == query.kind)
+                and (query.state != "open" or o.finished_at is None)
+                and (query.state != "finished" or o.finished_at is not None)
+                and (not query.service or (o.service or "rent") == query.service)
+                and (not query.status or status == query.status)
+                and (query.number_id is None or o.number_id == query.number_id)
+                and (not query.search or query.search in o.phone)
+                and (query.since is None or o.opened_at >= query.since)
+                and (query.until is None or o.opened_at < query.until)
+            )
+
+        found = sorted((o for o in self.s.operations.values() if keep(o)), key=lambda o: -o.id)
+        page = found[query.offset : query.offset + query.limit]
+        return Page([self._operation_report(o) for o in page], len(found))
+
+    def operation(self, operation_id: OperationId) -> OperationReport | None:
+        operation = self.s.operations.get(operation_id)
+        return None if operation is None else self._operation_report(operation)
+
+    # -- SMS and deliveries ----------------------------------------------------------------
+
+    def messages(self, query: MessageQuery) -> Page[MessageReport]:
+        by_message = {d.message_id: d for d in self.s.outbox.deliveries.values()}
+
+        def keep(m: Message) -> bool:
+            delivery = by_message.get(m.id)
+            if query.delivery_state == "failed":
+                state_ok = delivery is not None and delivery.state in FAILED
+            elif query.delivery_state:
+                state_ok = delivery is not None and delivery.state == query.delivery_state
+            else:
+                state_ok = True
+            needle = query.search
+            return (
+                state_ok
+                and (query.number_id is None or m.number_id == query.number_id)
+                and (query.operation_id is None or m.operation_id == query.operation_id)
+                and (query.routed is None or (m.operation_id is not None) == query.routed)
+                and (not needle or needle in m.phone or needle in m.sender or needle in m.text)
+            )
+
+        found = sorted((m for m in self.s.outbox.messages.values() if keep(m)), key=lambda m: -m.id)
+        items = []
+        for m in found[query.offset : query.offset + query.limit]:
+            delivery = by_message.get(m.id)
+            attempts = () if delivery is None else self._attempts(delivery.id)
+            items.append(MessageReport(m, delivery, attempts))
+        return Page(items, len(found))
+
+    def _attempts(self, delivery_id: int) -> tuple[Attempt, ...]:
+        # The fake keeps the marketplace's rejection code on an attempt only in memory; the
+        # SQL store does not store it, so neither reports it.
+        return tuple(replace(a, reason=None) for a in self.s.outbox.attempts.get(delivery_id, []))
+
+    def _delivery_report(self, delivery_id: int) -> DeliveryReport:
+        d = self.s.outbox.deliveries[delivery_id]
+        operation = self.s.operations[d.operation_id]
+        claim = self.s.outbox.claims.get(d.id)
+        return DeliveryReport(
+            delivery=d,
+            message=self.s.outbox.messages[d.message_id],
+            kind=operation.kind,
+            service=operation.service,
+            claimed_by=None if claim is None or d.state is not DeliveryState.PENDING else claim.worker,
+            attempts=self._attempts(d.id),
+        )
+
+    def deliveries(self, query: DeliveryQuery) -> Page[DeliveryReport]:
+        found = sorted(
+            (
+                d
+                for d in self.s.outbox.deliveries.values()
+                if (
+                    not query.state
+                    or (d.state in FAILED if query.state == "failed" else d.state == query.state)
+                )
+                and (query.operation_id is None or d.operation_id == query.operation_id)
+            ),
+            key=lambda d: -d.id,
+        )
+        page = found[query.offset : query.offset + query.limit]
+        return Page([self._delivery_report(d.id) for d in page], len(found))
+
+    def delivery(self, delivery_id: int) -> DeliveryReport | None:
+        if delivery_id not in self.s.outbox.deliveries:
+            return None
+        return self._delivery_report(delivery_id)
+
+    # -- overview, stats, metrics ----------------------------------------------------------
+
+    def number_states(self) -> dict[str, int]:
+        counts = dict.fromkeys(NUMBER_STATES, 0)
+        for n in self.s.numbers.values():
+            counts[n.state] += 1
+        return counts
+
+    def operation_statuses(self, since: Timestamp | None = None) -> list[StatusCount]:
+        tally: dict[tuple[OperationKind, str], int] = {}
+        for o in self.s.operations.values():
+            if since is None or o.opened_at >= since:
+                key = (o.kind, status_name(o.finished_at, o.finish_status))
+                tally[key] = tally.get(key, 0) + 1
+        return sorted(
+            (StatusCount(k, s, c) for (k, s), c in tally.items()), key=lambda c: (c.kind.value, c.status)
+        )
+
+    def outbox(self) -> OutboxSummary:
+        counts = {state: 0 for state in DeliveryState}
+        for d in self.s.outbox.deliveries.values():
+            counts[d.state] += 1
+        pending = [
+            d.created_at for d in self.s.outbox.deliveries.values() if d.state is DeliveryState.PENDING
+        ]
+        return OutboxSummary(
+            pending=counts[DeliveryState.PENDING], oldest_pending_at=min(pending, default=None),
+            rejected=counts[DeliveryState.REJECTED], given_up=counts[DeliveryState.GIVEN_UP],
+            delivered=counts[DeliveryState.DELIVERED],
+        )  # fmt: skip
+
+    def earnings(self, since: Timestamp | None = None) -> Earnings:
+        finished = [
+            o
+            for o in self.s.operations.values()
+            if o.finished_at is not None and (since is None or o.finished_at >= since)
+        ]
+        sold = [o for o in finished if status_name(o.finished_at, o.finish_status) == "sold"]
+        return Earnings(len(sold), len(finished), Kopecks(sum(earned(o) for o in finished)))
+
+    def stats(self, day_starts: Sequence[Timestamp], top: int = 20) -> Stats:
+        if not day_starts:
+            return Stats(days=[])
+        days = [DayStats(start) for start in day_starts]
+        operations = sorted(self.s.operations.values(), key=lambda o: o.id)
+        for o in operations:
+            opened = day_index(o.opened_at, day_starts)
+            if opened is not None:
+                days[opened] = replace(days[opened], opened=days[opened].opened + 1)
+            closed = None if o.finished_at is None else day_index(o.finished_at, day_starts)
+            if closed is not None:
+                day = days[closed]
+                sold = status_name(o.finished_at, o.finish_status) == "sold"
+                days[closed] = replace(
+                    day, finished=day.finished + 1, sold=day.sold + sold,
+                    earnings=Kopecks(day.earnings + earned(o)),
+                )  # fmt: skip
+        since = day_starts[0]
+        return Stats(
+            days=days,
+            by_service=group_stats(operations, since, "service"),
+            by_country=group_stats(operations, since, "country"),
+            by_number=group_stats(operations, since, "number", top),
+        )

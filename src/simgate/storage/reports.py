@@ -1,0 +1,468 @@
+"""The operator console's read-only queries, in SQL both SQLite and PostgreSQL accept.
+
+Same conventions as storage/sql.py: `?` placeholders, booleans as bare predicates. Nothing
+here writes. Aggregates are computed for one page of rows at a time (numbers, operations),
+so a listing costs the same on a farm with a year of history as on a new one; the streak
+query behind "SIMs that lose money" reads every finished operation once, through the
+messages.operation_id index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from simgate.domain.messages import Attempt, Verdict
+from simgate.domain.model import Number, OperationKind
+from simgate.domain.reports import (
+    NUMBER_STATES,
+    DayStats,
+    DeliveryQuery,
+    DeliveryReport,
+    Earnings,
+    Exclusion,
+    GroupStats,
+    MessageQuery,
+    MessageReport,
+    NumberQuery,
+    NumberReport,
+    OperationQuery,
+    OperationReport,
+    OutboxSummary,
+    Page,
+    Stats,
+    StatusCount,
+    loss_reasons,
+    sort_groups,
+    status_code,
+    status_name,
+)
+from simgate.domain.types import Kopecks, NumberId, OperationId, ServiceName, Timestamp
+from simgate.storage.sql import (
+    NUMBER_COLUMNS,
+    OPERATION_COLUMNS,
+    STATE_SQL,
+    Connection,
+    _number,
+    _operation,
+)
+from simgate.storage.sql_outbox import DELIVERY_COLUMNS, FAILED, MESSAGE_COLUMNS, _delivery, _message
+
+SOLD_SQL = "o.finished_at IS NOT NULL AND o.finish_status = 3"
+EARNED_SQL = f"CASE WHEN {SOLD_SQL} THEN COALESCE(o.final_kopecks, o.offered_kopecks, 0) ELSE 0 END"
+
+
+def streaks_sql(only: str = "") -> str:
+    """Finished operations per (number, kind) after the last finished one that got an SMS.
+
+    Ids grow with time, so these are exactly the latest run of operations without any SMS
+    (domain.reports.no_sms_streak). `only` narrows both passes to some numbers.
+    """
+    return (
+        "WITH last_sms AS (SELECT o.number_id, o.kind, MAX(o.id) AS last_id FROM operations o"
+        f" WHERE o.finished_at IS NOT NULL{only}"
+        " AND EXISTS (SELECT 1 FROM messages m WHERE m.operation_id = o.id)"
+        " GROUP BY o.number_id, o.kind)"
+        " SELECT o.number_id, o.kind, COUNT(*) FROM operations o"
+        " LEFT JOIN last_sms l ON l.number_id = o.number_id AND l.kind = o.kind"
+        f" WHERE o.finished_at IS NOT NULL{only} AND o.id > COALESCE(l.last_id, 0)"
+        " GROUP BY o.number_id, o.kind"
+    )
+
+
+OPERATION_COLUMNS_O = ", ".join("o." + c.strip() for c in OPERATION_COLUMNS.split(","))
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("%", "").replace("_", "") + "%"
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def _int(value: object) -> int:
+    # PostgreSQL's SUM over bigint is numeric (a Decimal); COUNT is bigint. Both become int.
+    return 0 if value is None else int(value)  # type: ignore[call-overload]
+
+
+class SqlReports:
+    def __init__(self, db: Connection) -> None:
+        self.db = db
+
+    # -- numbers ---------------------------------------------------------------------------
+
+    def _streaks(self, number_ids: Sequence[NumberId] | None = None) -> dict[NumberId, tuple[int, int]]:
+        sql, params = streaks_sql(), []
+        if number_ids is not None:
+            if not number_ids:
+                return {}
+            sql = streaks_sql(f" AND o.number_id IN ({_marks(number_ids)})")
+            params = [*number_ids, *number_ids]
+        streaks: dict[NumberId, tuple[int, int]] = {}
+        for number_id, kind, count in self.db.execute(sql, params).fetchall():
+            rent, activation = streaks.get(NumberId(number_id), (0, 0))
+            if kind == OperationKind.RENT:
+                rent = _int(count)
+            else:
+                activation = _int(count)
+            streaks[NumberId(number_id)] = (rent, activation)
+        return streaks
+
+    def numbers(self, query: NumberQuery) -> Page[NumberReport]:
+        clauses: list[str] = ["1 = 1"]
+        params: list[object] = []
+        if query.state:
+            clauses.append(STATE_SQL[query.state])
+        if query.country:
+            clauses.append("n.country = ?")
+            params.append(query.country)
+        if query.operator:
+            clauses.append("n.operator = ?")
+            params.append(query.operator)
+        if query.port:
+            clauses.append("n.port LIKE ?")
+            params.append(_like(query.port))
+        if query.search:
+            clauses.append("(n.phone LIKE ? OR n.port LIKE ?)")
+            params += [_like(query.search)] * 2
+        if query.losing:
+            losing = [n for n, (r, a) in self._streaks().items() if loss_reasons(r, a)]
+            clauses.append(f"n.id IN ({_marks(losing)})" if losing else "1 = 0")
+            params += losing
+        where = " AND ".join(clauses)
+        total = self.db.execute(f"SELECT COUNT(*) FROM numbers n WHERE {where}", params).fetchone()
+        rows = self.db.execute(
+            f"SELECT {NUMBER_COLUMNS} FROM numbers n WHERE {where}"
+            " ORDER BY n.country, n.operator, n.phone LIMIT ? OFFSET ?",
+            (*params, query.limit, query.offset),
+        ).fetchall()
+        numbers = [_number(row) for row in rows]
+        return Page(self._number_reports(numbers), _int(total[0] if total else 0))
+
+    def number(self, number_id: NumberId) -> NumberReport | None:
+        row = self.db.execute(
+            f"SELECT {NUMBER_COLUMNS} FROM numbers n WHERE n.id = ?", (number_id,)
+        ).fetchone()
+        return None if row is None else self._number_reports([_number(row)])[0]
+
+    def _number_reports(self, page: Sequence[Number]) -> list[NumberReport]:
+        if not page:
+            return []
+        ids = [n.id for n in page]
+        marks = _marks(ids)
+        exclusions: dict[NumberId, list[Exclusion]] = {}
+        for number_id, service, reason in self.db.execute(
+            "SELECT number_id, service, reason FROM number_exclusions"
+            f" WHERE number_id IN ({marks}) ORDER BY service",
+            ids,
+        ).fetchall():
+            exclusions.setdefault(NumberId(number_id), []).append(Exclusion(ServiceName(service), reason))
+        ops: dict[NumberId, tuple[int, int, int, int]] = {}
+        for number_id, opened, finished, sold, money in self.db.execute(
+            "SELECT o.number_id, COUNT(*),"
+            " SUM(CASE WHEN o.finished_at IS NOT NULL THEN 1 ELSE 0 END),"
+            f" SUM(CASE WHEN {SOLD_SQL} THEN 1 ELSE 0 END), SUM({EARNED_SQL})"
+            f" FROM operations o WHERE o.number_id IN ({marks}) GROUP BY o.number_id",
+            ids,
+        ).fetchall():
+            ops[NumberId(number_id)] = (_int(opened), _int(finished), _int(sold), _int(money))
+        sms: dict[NumberId, tuple[int, float]] = {}
+        for number_id, count, last in self.db.execute(
+            "SELECT m.number_id, COUNT(*), MAX(m.stored_at) FROM messages m"
+            f" WHERE m.number_id IN ({marks}) GROUP BY m.number_id",
+            ids,
+        ).fetchall():
+            sms[NumberId(number_id)] = (_int(count), float(last))
+        streaks = self._streaks(ids)
+        reports = []
+        for n in page:
+            opened, finished, sold, money = ops.get(n.id, (0, 0, 0, 0))
+            count, last = sms.get(n.id, (0, None))
+            rent, activation = streaks.get(n.id, (0, 0))
+            reports.append(
+                NumberReport(
+                    number=n,
+                    exclusions=tuple(exclusions.get(n.id, ())),
+                    operations=opened,
+                    finished=finished,
+                    sold=sold,
+                    earnings=Kopecks(money),
+                    sms=count,
+                    last_sms_at=last,
+                    rent_no_sms_streak=rent,
+                    activation_no_sms_streak=activation,
+                )
+            )
+        return reports
+
+    # -- operations ------------------------------------------------------------------------
+
+    def operations(self, query: OperationQuery) -> Page[OperationReport]:
+        clauses: list[str] = ["1 = 1"]
+        params: list[object] = []
+        if query.kind:
+            clauses.append("o.kind = ?")
+            params.append(query.kind)
+        if query.state == "open":
+            clauses.append("o.finished_at IS NULL")
+        elif query.state == "finished":
+            clauses.append("o.finished_at IS NOT NULL")
+        if query.service:
+            if query.service == "rent":
+                clauses.append("o.service IS NULL")
+            else:
+                clauses.append("o.service = ?")
+                params.append(query.service)
+        if query.status:
+            code = status_code(query.status)
+            if query.status == "open":
+                clauses.append("o.finished_at IS NULL")
+            elif code is not None:
+                clauses.append("o.finished_at IS NOT NULL AND o.finish_status = ?")
+                params.append(code)
+            else:  # 'other': finished with an undocumented status
+                clauses.append(
+                    "o.finished_at IS NOT NULL"
+                    " AND (o.finish_status IS NULL OR o.finish_status NOT IN (1, 3, 4, 5))"
+                )
+        if query.number_id is not None:
+            clauses.append("o.number_id = ?")
+            params.append(query.number_id)
+        if query.search:
+            clauses.append("o.phone LIKE ?")
+            params.append(_like(query.search))
+        if query.since is not None:
+            clauses.append("o.opened_at >= ?")
+            params.append(query.since)
+        if query.until is not None:
+            clauses.append("o.opened_at < ?")
+            params.append(query.until)
+        where = " AND ".join(clauses)
+        total = self.db.execute(f"SELECT COUNT(*) FROM operations o WHERE {where}", params).fetchone()
+        rows = self.db.execute(
+            f"SELECT {OPERATION_COLUMNS_O}, o.finish_requests FROM operations o WHERE {where}"
+            " ORDER BY o.id DESC LIMIT ? OFFSET ?",
+            (*params, query.limit, query.offset),
+        ).fetchall()
+        return Page(self._operation_reports(rows), _int(total[0] if total else 0))
+
+    def operation(self, operation_id: OperationId) -> OperationReport | None:
+        row = self.db.execute(
+            f"SELECT {OPERATION_COLUMNS_O}, o.finish_requests FROM operations o WHERE o.id = ?",
+            (operation_id,),
+        ).fetchone()
+        return None if row is None else self._operation_reports([row])[0]
+
+    def _operation_reports(self, rows: Sequence[Sequence[object]]) -> list[OperationReport]:
+        if not rows:
+            return []
+        ids = [row[0] for row in rows]
+        sms = {
+            OperationId(r[0]): (_int(r[1]), float(r[2]))
+            for r in self.db.execute(
+                "SELECT m.operation_id, COUNT(*), MAX(m.stored_at) FROM messages m"
+                f" WHERE m.operation_id IN ({_marks(ids)}) GROUP BY m.operation_id",
+                ids,
+            ).fetchall()
+        }
+        reports = []
+        for row in rows:
+            operation = _operation(row[:13])
+            count, last = sms.get(operation.id, (0, None))
+            reports.append(OperationReport(operation, count, last, _int(row[13])))
+        return reports
+
+    # -- SMS and deliveries ----------------------------------------------------------------
+
+    def _attempts(self, delivery_ids: Sequence[int]) -> dict[int, list[Attempt]]:
+        found: dict[int, list[Attempt]] = {}
+        if not delivery_ids:
+            return found
+        for r in self.db.execute(
+            "SELECT delivery_id, started_at, latency_ms, http_status, response, error, outcome"
+            f" FROM delivery_attempts WHERE delivery_id IN ({_marks(delivery_ids)}) ORDER BY id",
+            list(delivery_ids),
+        ).fetchall():
+            found.setdefault(r[0], []).append(Attempt(r[1], r[2], r[3], r[4], r[5], Verdict(r[6])))
+        return found
+
+    def messages(self, query: MessageQuery) -> Page[MessageReport]:
+        clauses: list[str] = ["1 = 1"]
+        params: list[object] = []
+        if query.number_id is not None:
+            clauses.append("m.number_id = ?")
+            params.append(query.number_id)
+        if query.operation_id is not None:
+            clauses.append("m.operation_id = ?")
+            params.append(query.operation_id)
+        if query.routed is True:
+            clauses.append("m.operation_id IS NOT NULL")
+        elif query.routed is False:
+            clauses.append("m.operation_id IS NULL")
+        if query.delivery_state == "failed":
+            clauses.append("d.state IN (?, ?)")
+            params += list(FAILED)
+        elif query.delivery_state:
+            clauses.append("d.state = ?")
+            params.append(query.delivery_state)
+        if query.search:
+            clauses.append("(m.phone LIKE ? OR m.sender LIKE ? OR m.text LIKE ?)")
+            params += [_like(query.search)] * 3
+        where = " AND ".join(clauses)
+        joined = "FROM messages m LEFT JOIN deliveries d ON d.message_id = m.id"
+        total = self.db.execute(f"SELECT COUNT(*) {joined} WHERE {where}", params).fetchone()
+        rows = self.db.execute(
+            f"SELECT {MESSAGE_COLUMNS}, {DELIVERY_COLUMNS} {joined} WHERE {where}"
+            " ORDER BY m.id DESC LIMIT ? OFFSET ?",
+            (*params, query.limit, query.offset),
+        ).fetchall()
+        pairs = [(_message(r[:10]), None if r[10] is None else _delivery(r[10:])) for r in rows]
+        attempts = self._attempts([d.id for _, d in pairs if d is not None])
+        items = [
+            MessageReport(m, d, tuple(attempts.get(d.id, ())) if d is not None else ()) for m, d in pairs
+        ]
+        return Page(items, _int(total[0] if total else 0))
+
+    def deliveries(self, query: DeliveryQuery) -> Page[DeliveryReport]:
+        clauses: list[str] = ["1 = 1"]
+        params: list[object] = []
+        if query.state == "failed":
+            clauses.append("d.state IN (?, ?)")
+            params += list(FAILED)
+        elif query.state:
+            clauses.append("d.state = ?")
+            params.append(query.state)
+        if query.operation_id is not None:
+            clauses.append("d.operation_id = ?")
+            params.append(query.operation_id)
+        where = " AND ".join(clauses)
+        total = self.db.execute(f"SELECT COUNT(*) FROM deliveries d WHERE {where}", params).fetchone()
+        rows = self._delivery_rows(
+            f"WHERE {where} ORDER BY d.id DESC LIMIT ? OFFSET ?", [*params, query.limit, query.offset]
+        )
+        return Page(rows, _int(total[0] if total else 0))
+
+    def delivery(self, delivery_id: int) -> DeliveryReport | None:
+        rows = self._delivery_rows("WHERE d.id = ?", [delivery_id])
+        return rows[0] if rows else None
+
+    def _delivery_rows(self, tail: str, params: list[object]) -> list[DeliveryReport]:
+        rows = self.db.execute(
+            f"SELECT {DELIVERY_COLUMNS}, {MESSAGE_COLUMNS}, o.kind, o.service, d.claimed_by"
+            " FROM deliveries d JOIN messages m ON m.id = d.message_id"
+            f" JOIN operations o ON o.id = d.operation_id {tail}",
+            params,
+        ).fetchall()
+        attempts = self._attempts([r[0] for r in rows])
+        return [
+            DeliveryReport(
+                delivery=_delivery(r[:10]),
+                message=_message(r[10:20]),
+                kind=OperationKind(r[20]),
+                service=None if r[21] is None else ServiceName(r[21]),
+                claimed_by=r[22],
+                attempts=tuple(attempts.get(r[0], ())),
+            )
+            for r in rows
+        ]
+
+    # -- overview, stats, metrics ----------------------------------------------------------
+
+    def number_states(self) -> dict[str, int]:
+        cases = ", ".join(f"SUM(CASE WHEN {STATE_SQL[s]} THEN 1 ELSE 0 END)" for s in NUMBER_STATES)
+        row = self.db.execute(f"SELECT {cases} FROM numbers n").fetchone()
+        return {state: _int(row[i] if row else 0) for i, state in enumerate(NUMBER_STATES)}
+
+    def operation_statuses(self, since: Timestamp | None = None) -> list[StatusCount]:
+        where, params = ("WHERE o.opened_at >= ?", [since]) if since is not None else ("", [])
+        tally: dict[tuple[OperationKind, str], int] = {}
+        for kind, is_open, status, count in self.db.execute(
+            "SELECT o.kind, CASE WHEN o.finished_at IS NULL THEN 1 ELSE 0 END, o.finish_status, COUNT(*)"
+            f" FROM operations o {where} GROUP BY o.kind,"
+            " CASE WHEN o.finished_at IS NULL THEN 1 ELSE 0 END, o.finish_status",
+            params,
+        ).fetchall():
+            name = status_name(None if is_open else 0.0, status)
+            key = (OperationKind(kind), name)
+            tally[key] = tally.get(key, 0) + _int(count)
+        return sorted(
+            (StatusCount(k, s, c) for (k, s), c in tally.items()), key=lambda c: (c.kind.value, c.status)
+        )
+
+    def outbox(self) -> OutboxSummary:
+        counts = dict.fromkeys(("pending", "rejected", "given_up", "delivered"), 0)
+        for state, count in self.db.execute(
+            "SELECT d.state, COUNT(*) FROM deliveries d GROUP BY d.state"
+        ).fetchall():
+            counts[state] = _int(count)
+        oldest = self.db.execute(
+            "SELECT MIN(d.created_at) FROM deliveries d WHERE d.state = 'pending'"
+        ).fetchone()
+        oldest_at = None if oldest is None or oldest[0] is None else float(oldest[0])
+        return OutboxSummary(
+            pending=counts["pending"], oldest_pending_at=oldest_at,
+            rejected=counts["rejected"], given_up=counts["given_up"], delivered=counts["delivered"],
+        )  # fmt: skip
+
+    def earnings(self, since: Timestamp | None = None) -> Earnings:
+        where, params = ("AND o.finished_at >= ?", [since]) if since is not None else ("", [])
+        row = self.db.execute(
+            f"SELECT SUM(CASE WHEN {SOLD_SQL} THEN 1 ELSE 0 END), COUNT(*), SUM({EARNED_SQL})"
+            f" FROM operations o WHERE o.finished_at IS NOT NULL {where}",
+            params,
+        ).fetchone()
+        if row is None:
+            return Earnings(0, 0, Kopecks(0))
+        return Earnings(_int(row[0]), _int(row[1]), Kopecks(_int(row[2])))
+
+    def stats(self, day_starts: Sequence[Timestamp], top: int = 20) -> Stats:
+        if not day_starts:
+            return Stats(days=[])
+        since, until = day_starts[0], day_starts[-1] + 86400
+        days = [DayStats(start) for start in day_starts]
+
+        def bucket(column: str) -> tuple[str, list[object]]:
+            # Portable day arithmetic: a CASE over the day boundaries, latest first.
+            whens = " ".join(f"WHEN o.{column} >= ? THEN {i}" for i in reversed(range(len(days))))
+            return f"CASE {whens} END", list(reversed(day_starts))
+
+        opened_case, opened_params = bucket("opened_at")
+        for index, count in self.db.execute(
+            f"SELECT {opened_case}, COUNT(*) FROM operations o"
+            " WHERE o.opened_at >= ? AND o.opened_at < ? GROUP BY 1",
+            [*opened_params, since, until],
+        ).fetchall():
+            if index is not None and 0 <= int(index) < len(days):
+                days[int(index)] = replace(days[int(index)], opened=_int(count))
+        finished_case, finished_params = bucket("finished_at")
+        for index, finished, sold, money in self.db.execute(
+            f"SELECT {finished_case}, COUNT(*), SUM(CASE WHEN {SOLD_SQL} THEN 1 ELSE 0 END),"
+            f" SUM({EARNED_SQL}) FROM operations o WHERE o.finished_at >= ? AND o.finished_at < ?"
+            " GROUP BY 1",
+            [*finished_params, since, until],
+        ).fetchall():
+            if index is not None and 0 <= int(index) < len(days):
+                days[int(index)] = replace(
+                    days[int(index)], finished=_int(finished), sold=_int(sold), earnings=Kopecks(_int(money))
+                )
+        return Stats(
+            days=days,
+            by_service=self._groups("COALESCE(o.service, 'rent')", since, None),
+            by_country=self._groups("o.country", since, None),
+            by_number=self._groups("o.phone", since, top),
+        )
+
+    def _groups(self, key: str, since: Timestamp, limit: int | None) -> list[GroupStats]:
+        rows = self.db.execute(
+            f"SELECT {key}, SUM(CASE WHEN o.opened_at >= ? THEN 1 ELSE 0 END),"
+            " SUM(CASE WHEN o.finished_at >= ? THEN 1 ELSE 0 END),"
+            f" SUM(CASE WHEN o.finished_at >= ? AND {SOLD_SQL} THEN 1 ELSE 0 END),"
+            f" SUM(CASE WHEN o.finished_at >= ? THEN {EARNED_SQL} ELSE 0 END)"
+            " FROM operations o WHERE o.opened_at >= ? OR o.finished_at >= ? GROUP BY 1",
+            [since] * 6,
+        ).fetchall()
+        groups = [
+            GroupStats(str(r[0]), _int(r[1]), _int(r[2]), _int(r[3]), Kopecks(_int(r[4]))) for r in rows
+        ]
+        return sort_groups(groups, limit)
