@@ -190,6 +190,18 @@ def test_number_filters(store: Store, farm: Farm, query: NumberQuery, expected: 
     assert page.total == len(expected)
 
 
+def test_streaks_count_only_the_window_they_are_given(store: Store, farm: Farm) -> None:
+    """B's three empty rents were on day 1: a window from day 2 no longer flags it."""
+    since = T + 2 * DAY
+    assert read(store, lambda r: r.numbers(NumberQuery(losing=True, streak_since=since))).total == 0
+    b = read(store, lambda r: r.number(farm.b.id, since))
+    assert (b.rent_no_sms_streak, b.activation_no_sms_streak, b.loss_reasons) == (0, 0, ())
+    assert b.operations == 4  # the window narrows the streaks, not the SIM's totals
+    a = read(store, lambda r: r.numbers(NumberQuery(state="busy", streak_since=T + DAY))).items[0]
+    assert (a.rent_no_sms_streak, a.activation_no_sms_streak) == (0, 1)
+    assert read(store, lambda r: r.numbers(NumberQuery(losing=True, streak_since=T))).total == 1
+
+
 def test_number_search_by_phone_and_unknown_number(store: Store, farm: Farm) -> None:
     page = read(store, lambda r: r.numbers(NumberQuery(search=farm.b.phone[-5:])))
     assert [row.number.id for row in page.items] == [farm.b.id]
@@ -417,6 +429,9 @@ def test_stats_per_day_service_country_and_number(store: Store, farm: Farm) -> N
         (farm.b.phone, 4, 4, 900),
     ]
     assert stats.by_number[0].success_rate == 0.5
+    days_only = read(store, lambda r: r.stats([DAY0, DAY0 + DAY, DAY0 + 2 * DAY], groups=False))
+    assert days_only.days == stats.days
+    assert (days_only.by_service, days_only.by_country, days_only.by_number) == ([], [], [])
     top = read(store, lambda r: r.stats([DAY0], top=1))
     assert len(top.by_number) == 1
     assert top.days[0].opened == 1

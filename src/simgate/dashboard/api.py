@@ -25,6 +25,7 @@ from simgate.domain.reports import (
     DELIVERY_STATES,
     NUMBER_STATES,
     OPERATION_STATUSES,
+    STREAK_WINDOW,
     DeliveryQuery,
     GroupStats,
     MessageQuery,
@@ -203,7 +204,7 @@ class AdminApi:
             for c in statuses:
                 by_status[c.status] += c.count
             today = r.earnings(starts[-1])
-            losing = r.numbers(NumberQuery(losing=True, limit=10))
+            losing = r.numbers(NumberQuery(losing=True, streak_since=now - STREAK_WINDOW, limit=10))
             return s.OverviewOut(
                 now=now,
                 numbers=s.NumberStatesOut(**states, total=sum(states.values())),
@@ -212,7 +213,7 @@ class AdminApi:
                 pushes=s.outbox_out(r.outbox(), now),
                 earnings_today_kopecks=today.earnings,
                 sold_today=today.sold,
-                earnings_30d=[s.day_out(d, tz) for d in r.stats(starts, top=1).days],
+                earnings_30d=[s.day_out(d, tz) for d in r.stats(starts, groups=False).days],
                 losing_total=losing.total,
                 losing=[s.number_out(n) for n in losing.items],
             )
@@ -225,15 +226,16 @@ class AdminApi:
         query = NumberQuery(
             state=_choice(q, "state", NUMBER_STATES), country=_text(q, "country"),
             operator=_text(q, "operator"), port=_text(q, "port"), search=_text(q, "search"),
-            losing=bool(_bool(q, "losing")), limit=limit, offset=offset,
+            losing=bool(_bool(q, "losing")), streak_since=self.clock() - STREAK_WINDOW,
+            limit=limit, offset=offset,
         )  # fmt: skip
         page = await self.store.read(lambda uow: uow.reports.numbers(query))
         items = [s.number_out(r) for r in page.items]
         return reply(200, s.NumberPage(items=items, total=page.total, limit=limit, offset=offset))
 
     async def number(self, request: Request) -> Response:
-        number_id = NumberId(request.path_params["id"])
-        found = await self.store.read(lambda uow: uow.reports.number(number_id))
+        number_id, since = NumberId(request.path_params["id"]), self.clock() - STREAK_WINDOW
+        found = await self.store.read(lambda uow: uow.reports.number(number_id, since))
         if found is None:
             return error(404, f"no number {number_id}")
         return reply(200, s.NumberAction(number=s.number_out(found)))
@@ -262,7 +264,7 @@ class AdminApi:
             found = uow.reports.operation(operation_id)
             if found is None:
                 return None
-            number = uow.reports.number(found.operation.number_id)
+            number = uow.reports.number(found.operation.number_id, now - STREAK_WINDOW)
             messages = uow.reports.messages(MessageQuery(operation_id=operation_id, limit=MAX_LIMIT)).items
             return s.OperationDetail(
                 operation=s.operation_out(found),
@@ -364,7 +366,8 @@ class AdminApi:
 
     async def unblock(self, request: Request) -> Response:
         number_id, service = NumberId(request.path_params["id"]), str(request.path_params["service"])
-        return await self._number_action(lambda uow: admin.unblock_service(uow, number_id, service))
+        now = self.clock()
+        return await self._number_action(lambda uow: admin.unblock_service(uow, number_id, service, now))
 
     async def retry(self, request: Request) -> Response:
         delivery_id, now = int(request.path_params["id"]), self.clock()

@@ -36,6 +36,10 @@ RENT_WARN_STREAK = 2
 """Flag a SIM one failed rent before the ban, while disabling it still helps."""
 ACTIVATION_WARN_STREAK = 3
 """Activations in a row with no SMS: the SIM is probably dead or blocked by the services."""
+STREAK_WINDOW = 7 * 86400.0
+"""Streaks count the operations opened in the last week. Onlinesim lifts its bans every 24
+hours, so older failures say little, and the window bounds what the SIM table reads on a farm
+with years of history."""
 
 NUMBER_STATES = ("free", "busy", "offline", "disabled")
 OPERATION_STATUSES = ("open", "sold", "cancelled", "refunded", "not_taken", "other")
@@ -86,14 +90,18 @@ def loss_reasons(rent_streak: int, activation_streak: int) -> tuple[str, ...]:
     return tuple(reasons)
 
 
-def no_sms_streak(operations: Iterable[Operation], with_sms: set[OperationId]) -> int:
-    """Finished operations at the end of `operations` (oldest first) that received no SMS."""
-    streak = 0
-    for operation in operations:
-        if operation.finished_at is None:
-            continue
-        streak = 0 if operation.id in with_sms else streak + 1
-    return streak
+def streaks(finished: Iterable[tuple[NumberId, OperationKind, bool]]) -> dict[NumberId, tuple[int, int]]:
+    """Each SIM's (rent, activation) no-SMS streaks, from its finished operations in id order
+    as (number, kind, got an SMS)."""
+    found: dict[NumberId, tuple[int, int]] = {}
+    for number_id, kind, got_sms in finished:
+        rent, activation = found.get(number_id, (0, 0))
+        if kind is OperationKind.RENT:
+            rent = 0 if got_sms else rent + 1
+        else:
+            activation = 0 if got_sms else activation + 1
+        found[number_id] = (rent, activation)
+    return found
 
 
 def success_rate(sold: int, finished: int) -> float | None:
@@ -126,6 +134,8 @@ class NumberQuery:
     """Substring of the phone or the port."""
     losing: bool = False
     """Only SIMs that `loss_reasons` flags."""
+    streak_since: Timestamp | None = None
+    """Streaks count operations opened since then (see STREAK_WINDOW); None: all."""
     limit: int = 50
     offset: int = 0
 

@@ -96,7 +96,7 @@ class MarketplaceRequestLog:
                 response_body.extend(message.get("body", b"")[: CAPTURE - len(response_body)])
             await send(message)
 
-        call = str(scope["path"])[len(self.prefix) :].strip("/") or "onlinesim"
+        call = str(scope["path"])[len(self.prefix) :].strip("/")[:60] or "onlinesim"
         try:
             await self.app(scope, receive_copy, send_copy)
         except Exception:

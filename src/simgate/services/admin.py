@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from simgate.domain.errors import DomainError
-from simgate.domain.reports import BLOCKED, SOLD, NumberReport
+from simgate.domain.reports import BLOCKED, SOLD, STREAK_WINDOW, NumberReport
 from simgate.domain.rules import normalise_name
 from simgate.domain.types import RENT_SERVICE, NumberId, ServiceName, Timestamp
 from simgate.services.outbox import RetryRefused, retry_delivery
@@ -36,8 +36,8 @@ class Conflict(DomainError):
     """The action contradicts the farm's state (unblocking a sale)."""
 
 
-def _report(uow: UnitOfWork, number_id: NumberId) -> NumberReport:
-    report = uow.reports.number(number_id)
+def _report(uow: UnitOfWork, number_id: NumberId, now: Timestamp) -> NumberReport:
+    report = uow.reports.number(number_id, now - STREAK_WINDOW)
     if report is None:
         raise NotFound(f"no number {number_id}")
     return report
@@ -47,7 +47,7 @@ def set_enabled(uow: UnitOfWork, number_id: NumberId, enabled: bool, now: Timest
     """Enable or disable a SIM: a disabled one leaves GET_SERVICES' counts at once."""
     if not uow.numbers.set_enabled(number_id, enabled, now):
         raise NotFound(f"no number {number_id}")
-    return _report(uow, number_id)
+    return _report(uow, number_id, now)
 
 
 def service_name(raw: str) -> ServiceName:
@@ -63,19 +63,19 @@ def service_name(raw: str) -> ServiceName:
 def block_service(uow: UnitOfWork, number_id: NumberId, service: str, now: Timestamp) -> NumberReport:
     """Never offer this SIM for `service` activations (spec 8.4); rent is unaffected."""
     name = service_name(service)
-    _report(uow, number_id)
+    _report(uow, number_id, now)
     uow.numbers.exclude(number_id, name, BLOCKED, now)
-    return _report(uow, number_id)
+    return _report(uow, number_id, now)
 
 
-def unblock_service(uow: UnitOfWork, number_id: NumberId, service: str) -> NumberReport:
+def unblock_service(uow: UnitOfWork, number_id: NumberId, service: str, now: Timestamp) -> NumberReport:
     """Lift an operator's block. A sale is the marketplace's fact and stays (spec 5.1)."""
     name = service_name(service)
-    report = _report(uow, number_id)
+    report = _report(uow, number_id, now)
     reasons = {e.service: e.reason for e in report.exclusions}
     if reasons.get(name) == SOLD:
         raise Conflict(f"number {number_id} was sold for {name}; a sale cannot be unblocked")
     if name not in reasons:
         raise NotFound(f"number {number_id} has no block for {name}")
     uow.numbers.unexclude(number_id, name, BLOCKED)
-    return _report(uow, number_id)
+    return _report(uow, number_id, now)

@@ -32,8 +32,8 @@ from simgate.domain.reports import (
     day_index,
     earned,
     group_stats,
-    no_sms_streak,
     status_name,
+    streaks,
 )
 from simgate.domain.types import Kopecks, NumberId, OperationId, Timestamp
 
@@ -49,13 +49,16 @@ class MemoryReports:
 
     # -- numbers ---------------------------------------------------------------------------
 
-    def _report(self, number: Number) -> NumberReport:
+    def _report(self, number: Number, streak_since: Timestamp | None) -> NumberReport:
         operations = sorted(
             (o for o in self.s.operations.values() if o.number_id == number.id), key=lambda o: o.id
         )
         messages = [m for m in self.s.outbox.messages.values() if m.number_id == number.id]
         with_sms = {m.operation_id for m in self.s.outbox.messages.values() if m.operation_id is not None}
         finished = [o for o in operations if o.finished_at is not None]
+        recent = [o for o in finished if streak_since is None or o.opened_at >= streak_since]
+        found = streaks((o.number_id, o.kind, o.id in with_sms) for o in recent)
+        rent, activation = found.get(number.id, (0, 0))
         return NumberReport(
             number=number,
             exclusions=tuple(
@@ -68,12 +71,8 @@ class MemoryReports:
             earnings=Kopecks(sum(earned(o) for o in operations)),
             sms=len(messages),
             last_sms_at=max((m.stored_at for m in messages), default=None),
-            rent_no_sms_streak=no_sms_streak(
-                (o for o in operations if o.kind is OperationKind.RENT), with_sms
-            ),
-            activation_no_sms_streak=no_sms_streak(
-                (o for o in operations if o.kind is OperationKind.ACTIVATION), with_sms
-            ),
+            rent_no_sms_streak=rent,
+            activation_no_sms_streak=activation,
         )
 
     def numbers(self, query: NumberQuery) -> Page[NumberReport]:
@@ -89,14 +88,14 @@ class MemoryReports:
         found = sorted(
             (n for n in self.s.numbers.values() if keep(n)), key=lambda n: (n.country, n.operator, n.phone)
         )
-        reports = [self._report(n) for n in found]
+        reports = [self._report(n, query.streak_since) for n in found]
         if query.losing:
             reports = [r for r in reports if r.loss_reasons]
         return Page(reports[query.offset : query.offset + query.limit], len(reports))
 
-    def number(self, number_id: NumberId) -> NumberReport | None:
+    def number(self, number_id: NumberId, streak_since: Timestamp | None = None) -> NumberReport | None:
         number = self.s.numbers.get(number_id)
-        return None if number is None else self._report(number)
+        return None if number is None else self._report(number, streak_since)
 
     # -- operations ------------------------------------------------------------------------
 
@@ -241,7 +240,7 @@ class MemoryReports:
         sold = [o for o in finished if status_name(o.finished_at, o.finish_status) == "sold"]
         return Earnings(len(sold), len(finished), Kopecks(sum(earned(o) for o in finished)))
 
-    def stats(self, day_starts: Sequence[Timestamp], top: int = 20) -> Stats:
+    def stats(self, day_starts: Sequence[Timestamp], top: int = 20, *, groups: bool = True) -> Stats:
         if not day_starts:
             return Stats(days=[])
         days = [DayStats(start) for start in day_starts]
@@ -259,6 +258,8 @@ class MemoryReports:
                     earnings=Kopecks(day.earnings + earned(o)),
                 )  # fmt: skip
         since = day_starts[0]
+        if not groups:
+            return Stats(days=days)
         return Stats(
             days=days,
             by_service=group_stats(operations, since, "service"),

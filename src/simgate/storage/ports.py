@@ -206,7 +206,7 @@ class ReportRepository(Protocol):
 
     def numbers(self, query: NumberQuery) -> Page[NumberReport]: ...
 
-    def number(self, number_id: NumberId) -> NumberReport | None: ...
+    def number(self, number_id: NumberId, streak_since: Timestamp | None = None) -> NumberReport | None: ...
 
     def operations(self, query: OperationQuery) -> Page[OperationReport]: ...
 
@@ -234,9 +234,9 @@ class ReportRepository(Protocol):
         """Sales finished since `since` (all when None)."""
         ...
 
-    def stats(self, day_starts: Sequence[Timestamp], top: int = 20) -> Stats:
-        """Per day of `day_starts` (ascending, 86400 s apart) and per service, country and
-        number (the `top` earners) since the first day."""
+    def stats(self, day_starts: Sequence[Timestamp], top: int = 20, *, groups: bool = True) -> Stats:
+        """Per day of `day_starts` (ascending, 86400 s apart) and, with `groups`, per service,
+        country and number (the `top` earners) since the first day."""
         ...
 
 

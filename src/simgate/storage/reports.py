@@ -2,9 +2,8 @@
 
 Same conventions as storage/sql.py: `?` placeholders, booleans as bare predicates. Nothing
 here writes. Aggregates are computed for one page of rows at a time (numbers, operations),
-so a listing costs the same on a farm with a year of history as on a new one; the streak
-query behind "SIMs that lose money" reads every finished operation once, through the
-messages.operation_id index.
+so a listing costs the same on a farm with a year of history as on a new one; the streaks
+behind "SIMs that lose money" read the finished operations of a recent window only.
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ from simgate.domain.reports import (
     sort_groups,
     status_code,
     status_name,
+    streaks,
 )
 from simgate.domain.types import Kopecks, NumberId, OperationId, ServiceName, Timestamp
 from simgate.storage.sql import (
@@ -50,24 +50,6 @@ from simgate.storage.sql_outbox import DELIVERY_COLUMNS, FAILED, MESSAGE_COLUMNS
 
 SOLD_SQL = "o.finished_at IS NOT NULL AND o.finish_status = 3"
 EARNED_SQL = f"CASE WHEN {SOLD_SQL} THEN COALESCE(o.final_kopecks, o.offered_kopecks, 0) ELSE 0 END"
-
-
-def streaks_sql(only: str = "") -> str:
-    """Finished operations per (number, kind) after the last finished one that got an SMS.
-
-    Ids grow with time, so these are exactly the latest run of operations without any SMS
-    (domain.reports.no_sms_streak). `only` narrows both passes to some numbers.
-    """
-    return (
-        "WITH last_sms AS (SELECT o.number_id, o.kind, MAX(o.id) AS last_id FROM operations o"
-        f" WHERE o.finished_at IS NOT NULL{only}"
-        " AND EXISTS (SELECT 1 FROM messages m WHERE m.operation_id = o.id)"
-        " GROUP BY o.number_id, o.kind)"
-        " SELECT o.number_id, o.kind, COUNT(*) FROM operations o"
-        " LEFT JOIN last_sms l ON l.number_id = o.number_id AND l.kind = o.kind"
-        f" WHERE o.finished_at IS NOT NULL{only} AND o.id > COALESCE(l.last_id, 0)"
-        " GROUP BY o.number_id, o.kind"
-    )
 
 
 OPERATION_COLUMNS_O = ", ".join("o." + c.strip() for c in OPERATION_COLUMNS.split(","))
@@ -92,22 +74,28 @@ class SqlReports:
 
     # -- numbers ---------------------------------------------------------------------------
 
-    def _streaks(self, number_ids: Sequence[NumberId] | None = None) -> dict[NumberId, tuple[int, int]]:
-        sql, params = streaks_sql(), []
+    def _streaks(
+        self, number_ids: Sequence[NumberId] | None, since: Timestamp | None
+    ) -> dict[NumberId, tuple[int, int]]:
+        clauses, params = ["o.finished_at IS NOT NULL"], []
+        if since is not None:
+            clauses.append("o.opened_at >= ?")
+            params.append(since)
         if number_ids is not None:
             if not number_ids:
                 return {}
-            sql = streaks_sql(f" AND o.number_id IN ({_marks(number_ids)})")
-            params = [*number_ids, *number_ids]
-        streaks: dict[NumberId, tuple[int, int]] = {}
-        for number_id, kind, count in self.db.execute(sql, params).fetchall():
-            rent, activation = streaks.get(NumberId(number_id), (0, 0))
-            if kind == OperationKind.RENT:
-                rent = _int(count)
-            else:
-                activation = _int(count)
-            streaks[NumberId(number_id)] = (rent, activation)
-        return streaks
+            clauses.append(f"o.number_id IN ({_marks(number_ids)})")
+            params += number_ids
+        # Sorted here, not by ORDER BY id: that would make SQLite walk the whole table in id
+        # order instead of the opened_at index's recent range.
+        rows = self.db.execute(
+            "SELECT o.id, o.number_id, o.kind, CASE WHEN EXISTS"
+            " (SELECT 1 FROM messages m WHERE m.operation_id = o.id) THEN 1 ELSE 0 END"
+            f" FROM operations o WHERE {' AND '.join(clauses)}",
+            params,
+        ).fetchall()
+        rows.sort(key=lambda r: int(r[0]))
+        return streaks((NumberId(r[1]), OperationKind(r[2]), bool(r[3])) for r in rows)
 
     def numbers(self, query: NumberQuery) -> Page[NumberReport]:
         clauses: list[str] = ["1 = 1"]
@@ -127,7 +115,8 @@ class SqlReports:
             clauses.append("(n.phone LIKE ? OR n.port LIKE ?)")
             params += [_like(query.search)] * 2
         if query.losing:
-            losing = [n for n, (r, a) in self._streaks().items() if loss_reasons(r, a)]
+            found = self._streaks(None, query.streak_since)
+            losing = [n for n, (r, a) in found.items() if loss_reasons(r, a)]
             clauses.append(f"n.id IN ({_marks(losing)})" if losing else "1 = 0")
             params += losing
         where = " AND ".join(clauses)
@@ -138,15 +127,15 @@ class SqlReports:
             (*params, query.limit, query.offset),
         ).fetchall()
         numbers = [_number(row) for row in rows]
-        return Page(self._number_reports(numbers), _int(total[0] if total else 0))
+        return Page(self._number_reports(numbers, query.streak_since), _int(total[0] if total else 0))
 
-    def number(self, number_id: NumberId) -> NumberReport | None:
+    def number(self, number_id: NumberId, streak_since: Timestamp | None = None) -> NumberReport | None:
         row = self.db.execute(
             f"SELECT {NUMBER_COLUMNS} FROM numbers n WHERE n.id = ?", (number_id,)
         ).fetchone()
-        return None if row is None else self._number_reports([_number(row)])[0]
+        return None if row is None else self._number_reports([_number(row)], streak_since)[0]
 
-    def _number_reports(self, page: Sequence[Number]) -> list[NumberReport]:
+    def _number_reports(self, page: Sequence[Number], streak_since: Timestamp | None) -> list[NumberReport]:
         if not page:
             return []
         ids = [n.id for n in page]
@@ -174,12 +163,13 @@ class SqlReports:
             ids,
         ).fetchall():
             sms[NumberId(number_id)] = (_int(count), float(last))
-        streaks = self._streaks(ids)
+        # With a window, one pass over its recent range beats each SIM's whole history.
+        streak = self._streaks(None if streak_since is not None else ids, streak_since)
         reports = []
         for n in page:
             opened, finished, sold, money = ops.get(n.id, (0, 0, 0, 0))
             count, last = sms.get(n.id, (0, None))
-            rent, activation = streaks.get(n.id, (0, 0))
+            rent, activation = streak.get(n.id, (0, 0))
             reports.append(
                 NumberReport(
                     number=n,
@@ -375,17 +365,31 @@ class SqlReports:
         return {state: _int(row[i] if row else 0) for i, state in enumerate(NUMBER_STATES)}
 
     def operation_statuses(self, since: Timestamp | None = None) -> list[StatusCount]:
-        where, params = ("WHERE o.opened_at >= ?", [since]) if since is not None else ("", [])
         tally: dict[tuple[OperationKind, str], int] = {}
-        for kind, is_open, status, count in self.db.execute(
-            "SELECT o.kind, CASE WHEN o.finished_at IS NULL THEN 1 ELSE 0 END, o.finish_status, COUNT(*)"
-            f" FROM operations o {where} GROUP BY o.kind,"
-            " CASE WHEN o.finished_at IS NULL THEN 1 ELSE 0 END, o.finish_status",
-            params,
-        ).fetchall():
-            name = status_name(None if is_open else 0.0, status)
+
+        def add(kind: str, name: str, count: object) -> None:
             key = (OperationKind(kind), name)
             tally[key] = tally.get(key, 0) + _int(count)
+
+        if since is not None:
+            # A day's operations: few rows through the opened_at index, tallied here.
+            for kind, finished_at, status in self.db.execute(
+                "SELECT o.kind, o.finished_at, o.finish_status FROM operations o WHERE o.opened_at >= ?",
+                (since,),
+            ).fetchall():
+                add(kind, status_name(finished_at, status), 1)
+        else:
+            # All time (/metrics at every scrape): open ones through the partial index on
+            # open operations, finished ones read from ix_operations_status alone, in order.
+            for kind, count in self.db.execute(
+                "SELECT o.kind, COUNT(*) FROM operations o WHERE o.finished_at IS NULL GROUP BY o.kind"
+            ).fetchall():
+                add(kind, "open", count)
+            for kind, status, count in self.db.execute(
+                "SELECT o.kind, o.finish_status, COUNT(*) FROM operations o"
+                " WHERE o.finished_at IS NOT NULL GROUP BY o.kind, o.finish_status"
+            ).fetchall():
+                add(kind, status_name(0.0, status), count)
         return sorted(
             (StatusCount(k, s, c) for (k, s), c in tally.items()), key=lambda c: (c.kind.value, c.status)
         )
@@ -416,7 +420,7 @@ class SqlReports:
             return Earnings(0, 0, Kopecks(0))
         return Earnings(_int(row[0]), _int(row[1]), Kopecks(_int(row[2])))
 
-    def stats(self, day_starts: Sequence[Timestamp], top: int = 20) -> Stats:
+    def stats(self, day_starts: Sequence[Timestamp], top: int = 20, *, groups: bool = True) -> Stats:
         if not day_starts:
             return Stats(days=[])
         since, until = day_starts[0], day_starts[-1] + 86400
@@ -446,6 +450,8 @@ class SqlReports:
                 days[int(index)] = replace(
                     days[int(index)], finished=_int(finished), sold=_int(sold), earnings=Kopecks(_int(money))
                 )
+        if not groups:
+            return Stats(days=days)
         return Stats(
             days=days,
             by_service=self._groups("COALESCE(o.service, 'rent')", since, None),
