@@ -577,13 +577,6 @@ class HeldClaims:
         return getattr(self.inner, name)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: DeliveryWorker.stop() releases this worker's claims without waiting for the run "
-    "loop, so a batch whose claim was in flight at SIGTERM is pushed after its rows were released "
-    "and another worker pushes them too (delivery/worker.py run/stop)",
-)
 async def test_stopping_while_a_claim_is_in_flight_pushes_nothing_twice(
     sqlite_url: str, receiver: FakeReceiver
 ) -> None:

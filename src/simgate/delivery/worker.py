@@ -67,6 +67,7 @@ class DeliveryWorker:
         self.lease = max(5.0, 3 * sender.timeout)
         self._wake = asyncio.Event()
         self._stopping = False
+        self._loop_done = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self.attempts = Counter(
             "simgate_push_attempts", "PUSH_SMS attempts by result",
@@ -82,6 +83,12 @@ class DeliveryWorker:
 
     async def run(self) -> None:
         log.info("delivery worker %s started", self.name)
+        try:
+            await self._loop()
+        finally:
+            self._loop_done.set()
+
+    async def _loop(self) -> None:
         while not self._stopping:
             self._wake.clear()
             room = self.concurrency - len(self._inflight)
@@ -91,6 +98,8 @@ class DeliveryWorker:
                     batch = await self.store.transact(self._claim(room))
                 except Exception:  # the database may be restarting: keep the worker alive
                     log.exception("claiming deliveries failed; retrying")
+            if self._stopping:
+                break  # claimed while stop() began: stop() releases these, unsent
             for item in batch:
                 task = asyncio.create_task(self._deliver(item))
                 self._inflight.add(task)
@@ -152,6 +161,10 @@ class DeliveryWorker:
         """Stop claiming; let in-flight pushes finish (up to `grace`), release the rest."""
         self._stopping = True
         self._wake.set()
+        # The loop may be inside a claim: wait for it, or rows claimed after the release
+        # below would be pushed here and, released, by another worker too.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._loop_done.wait(), grace)
         if self._inflight:
             _, pending = await asyncio.wait(set(self._inflight), timeout=grace)
             for task in pending:

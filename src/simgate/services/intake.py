@@ -29,7 +29,7 @@ class Accepted:
 
 
 def check(incoming: IncomingMessage) -> None:
-    if not incoming.text:
+    if not incoming.text.strip():
         raise InvalidMessage("text is empty")
     if len(incoming.text) > MAX_TEXT:
         raise InvalidMessage(f"text is longer than {MAX_TEXT} characters")

@@ -145,7 +145,14 @@ class MemoryOutbox:
         next_attempt_at: Timestamp,
         reason: str | None,
     ) -> None:
-        self.s.attempts.setdefault(delivery_id, []).append(replace(attempt, reason=None))
+        # Cut like the SQL columns (500 characters), so the fake cannot drift from them.
+        kept = replace(
+            attempt,
+            reason=None,
+            response=None if attempt.response is None else attempt.response[:500],
+            error=None if attempt.error is None else attempt.error[:500],
+        )
+        self.s.attempts.setdefault(delivery_id, []).append(kept)
         delivery = self.s.deliveries[delivery_id]
         if delivery.state is not DeliveryState.PENDING:
             return
