@@ -56,6 +56,11 @@ def ensure_schema(settings: Settings) -> None:
     schema.check_current(settings.database_url)
 
 
+def require_serving(settings: Settings) -> None:
+    """What `serve` cannot run without, checked before anything else happens."""
+    _key(settings)
+
+
 def _key(settings: Settings) -> str:
     if settings.onlinesim_key is None:
         raise SettingsError("SIMGATE_ONLINESIM_KEY: required to serve and to push to Onlinesim")

@@ -7,7 +7,7 @@ import logging
 import uvicorn
 
 from simgate import logs
-from simgate.bootstrap import build_app, open_store, prepare_schema
+from simgate.bootstrap import build_app, open_store, prepare_schema, require_serving
 from simgate.config import Settings, SettingsError
 
 log = logging.getLogger("simgate.server")
@@ -15,6 +15,7 @@ log = logging.getLogger("simgate.server")
 
 def run_server(settings: Settings, *, host: str, port: int, worker: bool, migrate: bool) -> None:
     logs.configure(settings.log_format)
+    require_serving(settings)  # before touching the database: a missing key changes nothing
     revision = prepare_schema(settings, migrate=migrate)
     store = open_store(settings)
     try:

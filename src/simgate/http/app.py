@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 from simgate.http.body import BodyError, bearer, read_body
 from simgate.http.intake import Intake
 from simgate.http.metrics import Metrics
-from simgate.marketplaces.onlinesim.handlers import Onlinesim
+from simgate.marketplaces.onlinesim.handlers import ENDPOINTS, Onlinesim
 from simgate.marketplaces.onlinesim.wire import error as onlinesim_error
 from simgate.storage.ports import Store, StoreUnavailable
 
@@ -60,7 +60,9 @@ def create_app(deps: AppDeps) -> Starlette:
         else:
             credentials = [bearer(request), request.query_params.get("apikey")]
             status, payload = await deps.onlinesim.handle(endpoint, body, credentials)
-        metrics.observe("onlinesim", endpoint or "onlinesim", payload, time.perf_counter() - started)
+        # Label by known call only: arbitrary paths must not grow the series without bound.
+        call = (endpoint or "onlinesim") if endpoint in ENDPOINTS else "unknown"
+        metrics.observe("onlinesim", call, payload, time.perf_counter() - started)
         return json_response(status, payload)
 
     async def intake_sms(request: Request) -> Response:

@@ -30,7 +30,7 @@ from simgate.domain.types import (
     Timestamp,
 )
 from simgate.marketplaces.onlinesim import MARKETPLACE
-from simgate.marketplaces.onlinesim.wire import NO_NUMBERS, SUCCESS, Request, decoder, error
+from simgate.marketplaces.onlinesim.wire import BIGINT, NO_NUMBERS, SUCCESS, Request, decoder, error
 from simgate.services.operations import (
     FinishOutcome,
     finish_operation,
@@ -125,6 +125,12 @@ class Onlinesim:
             raise BadRequest("missing field activationId")
         if request.status is None:
             raise BadRequest("missing field status")
+        # msgspec decodes integers beyond 64 bits without applying the schema's bounds; the
+        # database cannot hold them, so they are refused here rather than failing there.
+        if not 1 <= request.activationId <= BIGINT:
+            raise BadRequest(f"activationId must be 1 to {BIGINT}")
+        if not -(2**31) <= request.status < 2**31:
+            raise BadRequest("status is out of range")
         operation_id, status = OperationId(request.activationId), request.status
         final = _kopecks(request.sum)
         now = self.clock()

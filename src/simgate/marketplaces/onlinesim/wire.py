@@ -11,6 +11,11 @@ from typing import Annotated
 
 import msgspec
 
+BIGINT = 2**63 - 1
+"""Ids are 64-bit in both databases; a larger one is a bad request, not a 500."""
+MAX_SUM = 1e12
+"""RUB; far above any real price, and it keeps kopecks inside a 64-bit column."""
+
 
 class Request(msgspec.Struct, kw_only=True):
     action: str | None = None
@@ -18,7 +23,7 @@ class Request(msgspec.Struct, kw_only=True):
     country: str | None = None
     operator: str | None = None
     service: str | None = None
-    sum: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    sum: Annotated[float, msgspec.Meta(ge=0, le=MAX_SUM)] | None = None
     currency: int | str | None = None
     """SMSHUB sends ISO-4217 numeric (643 = RUB); Onlinesim sends none and means RUB."""
     exceptionPhoneSet: list[int | str] | None = None
