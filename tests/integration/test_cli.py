@@ -1,0 +1,257 @@
+"""The real `simgate` console script (CONTRACT.md): exit 0, or non-zero with one line on stderr.
+
+Each run starts a Python process (about a second), so the independent failure cases run side by
+side once per module and the tests then read their results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simgate.domain.model import Number
+from simgate.services.inventory import import_numbers
+from simgate.services.operations import issue_number
+from simgate.storage import schema
+from simgate.storage.ports import Store
+from simgate.storage.sqlite import SQLiteStore
+from tests.conftest import free_port
+from tests.factories import make_order, make_spec
+
+SIMGATE = str(Path(sys.executable).with_name("simgate"))
+pytestmark = pytest.mark.slow
+
+GOOD_CSV = (
+    "phone,country,operator,port,rent\n"
+    "79281234567,russia,beeline,goip1/1,1\n"
+    "+49 151 12345678,germany,vodafone,goip1/2,0\n"
+)
+REJECTS_CSV = (
+    "phone,country,operator\n"
+    "79281234567,russia,beeline\n"
+    "4915112345678,russia,mts\n"
+    "79281234567,russia,mts\n"
+    "79281234599,atlantis,x\n"
+)
+
+
+def environment(tmp_path: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    # No COLUMNS: a cron job or a pipe has none, and that is how operators' scripts run us.
+    environ = {
+        k: v for k, v in os.environ.items() if not k.startswith("SIMGATE_") and k not in ("COLUMNS", "LINES")
+    }
+    environ["SIMGATE_DATABASE_URL"] = f"sqlite:///{tmp_path / 'simgate.db'}"
+    environ.update(env or {})
+    return environ
+
+
+def run(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SIMGATE, *args],
+        cwd=tmp_path,
+        env=environment(tmp_path, env),
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+def write(folder: Path, name: str, data: str | bytes) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+def open_db(folder: Path) -> Store:
+    return SQLiteStore(str(folder / "simgate.db"))
+
+
+def numbers_in(folder: Path) -> dict[str, Number]:
+    if not (folder / "simgate.db").exists():
+        return {}
+    store = open_db(folder)
+    try:
+        return {n.phone: n for n in store.run(lambda uow: uow.numbers.search())}
+    finally:
+        store.close()
+
+
+def one_line_reason(result: subprocess.CompletedProcess[str]) -> str:
+    """The last stderr line is the one-line reason; anything before it is a log record."""
+    assert result.returncode != 0, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert lines, "no reason on stderr"
+    reason = lines[-1]
+    assert reason.startswith("simgate: "), result.stderr
+    assert "Traceback" not in result.stderr
+    return reason
+
+
+# --- the failure cases, run side by side --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    args: tuple[str, ...]
+    env: dict[str, str]
+    files: dict[str, str | bytes]
+
+
+CASES: dict[str, Case] = {
+    "rejected rows": Case(("numbers", "import", "n.csv"), {}, {"n.csv": REJECTS_CSV}),
+    "missing column": Case(
+        ("numbers", "import", "n.csv"), {}, {"n.csv": "phone,country\n79281234567,russia\n"}
+    ),
+    "bad retry": Case(("migrate",), {"SIMGATE_PUSH_RETRY_SECONDS": "soon"}, {}),
+    "serve without key": Case(("serve", "--port", str(free_port()), "--no-worker"), {}, {}),
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    folder: Path
+    result: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
+    def launch(name: str) -> Outcome:
+        case = CASES[name]
+        folder = tmp_path_factory.mktemp(re.sub(r"\W", "_", name))
+        for file_name, data in case.files.items():
+            write(folder, file_name, data)
+        return Outcome(folder, run(folder, *case.args, env=case.env))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(CASES, pool.map(launch, CASES), strict=True))
+
+
+def test_rejected_rows_exit_1_with_one_line_on_stderr(outcomes: dict[str, Outcome]) -> None:
+    outcome = outcomes["rejected rows"]
+    result = outcome.result
+    assert result.returncode == 1
+    assert re.fullmatch(r"simgate: 3 row\(s\) rejected[^\n]*\n", result.stderr), result.stderr
+    assert "added 1, updated 0, unchanged 0, rejected 3" in result.stdout
+    for line in ("line 3: 4915112345678", "line 4: 79281234567", "line 5: 79281234599"):
+        assert line in result.stdout
+    assert "duplicate of line 2" in result.stdout
+    assert "atlantis" in result.stdout
+    assert list(numbers_in(outcome.folder)) == ["79281234567"]
+
+
+def test_each_rejected_row_is_reported_on_one_line(outcomes: dict[str, Outcome]) -> None:
+    stdout = outcomes["rejected rows"].result.stdout
+    report = [line for line in stdout.splitlines() if "line 3" in line]
+    assert len(report) == 1
+    assert report[0].rstrip().endswith("+7"), stdout
+
+
+def test_a_file_without_a_required_column_fails_with_one_line(outcomes: dict[str, Outcome]) -> None:
+    outcome = outcomes["missing column"]
+    reason = one_line_reason(outcome.result)
+    assert outcome.result.stderr.count("\n") == 1
+    assert "n.csv" in reason
+    assert "operator" in reason
+    assert numbers_in(outcome.folder) == {}
+
+
+def test_a_bad_setting_stops_the_command_naming_it(outcomes: dict[str, Outcome]) -> None:
+    outcome = outcomes["bad retry"]
+    reason = one_line_reason(outcome.result)
+    assert outcome.result.returncode == 2
+    assert outcome.result.stderr.count("\n") == 1
+    assert reason.startswith("simgate: SIMGATE_PUSH_RETRY_SECONDS:")
+    assert not (outcome.folder / "simgate.db").exists()
+
+
+def test_serve_without_the_partner_key_refuses_to_start(outcomes: dict[str, Outcome]) -> None:
+    assert "SIMGATE_ONLINESIM_KEY" in one_line_reason(outcomes["serve without key"].result)
+
+
+# --- sequences on one database ----------------------------------------------------------------
+
+
+def test_import_then_reimport_reports_added_unchanged_updated(tmp_path: Path) -> None:
+    # As a spreadsheet saves it: a byte-order mark and CRLF line ends.
+    csv = write(tmp_path, "numbers.csv", ("\ufeff" + GOOD_CSV).replace("\n", "\r\n"))
+    first = run(tmp_path, "numbers", "import", str(csv))
+    assert first.returncode == 0, first.stderr
+    assert "added 2, updated 0, unchanged 0, rejected 0" in first.stdout
+    assert first.stderr == ""
+    loaded = numbers_in(tmp_path)
+    assert set(loaded) == {"79281234567", "4915112345678"}
+    assert (loaded["4915112345678"].rentable, loaded["79281234567"].port) == (False, "goip1/1")
+
+    again = run(tmp_path, "numbers", "import", str(csv))
+    assert again.returncode == 0, again.stderr
+    assert "added 0, updated 0, unchanged 2, rejected 0" in again.stdout
+    assert numbers_in(tmp_path) == loaded
+
+    moved = write(
+        tmp_path, "moved.csv", GOOD_CSV.replace("goip1/1", "goip9/9") + "46701234567,sweden,telia,,\n"
+    )
+    changed = run(tmp_path, "numbers", "import", str(moved))
+    assert changed.returncode == 0, changed.stderr
+    assert "added 1, updated 1, unchanged 1, rejected 0" in changed.stdout
+    after = numbers_in(tmp_path)
+    assert after["79281234567"].port == "goip9/9"
+    assert after["79281234567"].id == loaded["79281234567"].id
+    assert len(after) == 3
+
+
+def test_numbers_list_shows_state(tmp_path: Path) -> None:
+    schema.upgrade(f"sqlite:///{tmp_path / 'simgate.db'}")
+    store = open_db(tmp_path)
+    try:
+        specs = [make_spec(port="goip1/1"), make_spec(enabled=False, operator=""), make_spec()]
+        store.run(lambda uow: import_numbers(uow, specs, time.time()))
+        operation = store.run(lambda uow: issue_number(uow, "onlinesim", make_order(), 1.0))
+    finally:
+        store.close()
+    assert operation is not None
+    assert operation.phone == specs[0].phone
+
+    result = run(tmp_path, "numbers", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    payload: list[dict[str, Any]] = json.loads(result.stdout)
+    rows = {row["phone"]: row for row in payload}
+    assert rows[specs[0].phone] == {
+        "phone": specs[0].phone,
+        "country": "russia",
+        "operator": "beeline",
+        "port": "goip1/1",
+        "rent": True,
+        "enabled": True,
+        "online": True,
+        "state": "busy",
+        "operation_id": operation.id,
+    }
+    assert (rows[specs[1].phone]["state"], rows[specs[1].phone]["operator"]) == ("disabled", "")
+    assert rows[specs[2].phone]["state"] == "free"
+
+    table = run(tmp_path, "numbers", "list")
+    assert table.returncode == 0, table.stderr
+    assert "3 number(s)" in table.stdout
+    assert specs[0].phone in table.stdout
+
+
+def test_migrate_twice(tmp_path: Path) -> None:
+    first = run(tmp_path, "migrate")
+    assert first.returncode == 0, first.stderr
+    assert "migrated" in first.stdout
+    assert schema.current_revision(f"sqlite:///{tmp_path / 'simgate.db'}") == schema.head_revision()
+    second = run(tmp_path, "migrate")
+    assert second.returncode == 0, second.stderr
+    assert f"schema is current (revision {schema.head_revision()})" in second.stdout

@@ -1,0 +1,191 @@
+"""Settings (CONTRACT.md): environment over TOML, every bad value stops start-up by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simgate import catalogue
+from simgate.config import Settings, SettingsError, load_settings
+
+
+def write_toml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "simgate.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_match_the_contract() -> None:
+    settings = load_settings({})
+    assert settings.database_url == "sqlite:///./simgate.db"
+    assert settings.onlinesim_key is None
+    assert settings.onlinesim_push_url is None
+    assert settings.onlinesim_push_path == "/v1/PUSH_SMS"
+    assert settings.onlinesim_push_rent_path == "/v1/PUSH_SMS_RENT"
+    assert settings.push_retry_seconds == 10
+    assert settings.intake_token is None
+    assert settings.admin_token is None
+    assert settings.services == catalogue.services()
+    assert settings.is_sqlite
+
+
+def test_every_contract_variable_is_read_from_the_environment() -> None:
+    settings = load_settings(
+        {
+            "SIMGATE_DATABASE_URL": "postgresql://simgate@db/simgate",
+            "SIMGATE_ONLINESIM_KEY": "k-123",
+            "SIMGATE_ONLINESIM_PUSH_URL": "https://push.example.org/",
+            "SIMGATE_ONLINESIM_PUSH_PATH": "/v2/PUSH",
+            "SIMGATE_ONLINESIM_PUSH_RENT_PATH": "/v2/PUSH_RENT",
+            "SIMGATE_ONLINESIM_SERVICES": "Telegram, whatsapp",
+            "SIMGATE_PUSH_RETRY_SECONDS": "2.5",
+            "SIMGATE_INTAKE_TOKEN": "intake",
+            "SIMGATE_ADMIN_TOKEN": "admin",
+        }
+    )
+    assert settings.database_url == "postgresql://simgate@db/simgate"
+    assert not settings.is_sqlite
+    assert settings.onlinesim_key is not None
+    assert settings.onlinesim_key.get_secret_value() == "k-123"
+    assert settings.onlinesim_push_url == "https://push.example.org"
+    assert settings.onlinesim_push_path == "/v2/PUSH"
+    assert settings.onlinesim_push_rent_path == "/v2/PUSH_RENT"
+    assert settings.services == ("telegram", "whatsapp")
+    assert settings.push_retry_seconds == 2.5
+    assert settings.intake_token is not None
+    assert settings.intake_token.get_secret_value() == "intake"
+    assert settings.admin_token is not None
+    assert settings.admin_token.get_secret_value() == "admin"
+
+
+def test_secrets_are_not_shown_in_the_settings_repr() -> None:
+    settings = load_settings({"SIMGATE_ONLINESIM_KEY": "very-secret-key"})
+    assert "very-secret-key" not in repr(settings)
+
+
+def test_variables_without_the_prefix_or_unknown_are_ignored() -> None:
+    settings = load_settings({"DATABASE_URL": "postgresql://x/y", "SIMGATE_SOMETHING_ELSE": "1"})
+    assert settings.database_url == "sqlite:///./simgate.db"
+
+
+def test_toml_file_sets_the_same_keys(tmp_path: Path) -> None:
+    path = write_toml(
+        tmp_path,
+        'database_url = "sqlite:////var/lib/simgate/db.sqlite"\n'
+        'onlinesim_key = "from-toml"\n'
+        "push_retry_seconds = 30\n"
+        'onlinesim_services = "vkcom"\n',
+    )
+    settings = load_settings({}, config_file=path)
+    assert settings.database_url == "sqlite:////var/lib/simgate/db.sqlite"
+    assert settings.onlinesim_key is not None
+    assert settings.onlinesim_key.get_secret_value() == "from-toml"
+    assert settings.push_retry_seconds == 30
+    assert settings.services == ("vkcom",)
+
+
+def test_environment_wins_over_toml(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, 'onlinesim_key = "from-toml"\npush_retry_seconds = 30\n')
+    settings = load_settings({"SIMGATE_ONLINESIM_KEY": "from-env"}, config_file=path)
+    assert settings.onlinesim_key is not None
+    assert settings.onlinesim_key.get_secret_value() == "from-env"
+    assert settings.push_retry_seconds == 30
+
+
+def test_simgate_config_names_the_file(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, "push_retry_seconds = 7\n")
+    settings = load_settings({"SIMGATE_CONFIG": str(path)})
+    assert settings.push_retry_seconds == 7
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SIMGATE_PUSH_RETRY_SECONDS", "soon"),
+        ("SIMGATE_PUSH_RETRY_SECONDS", "0"),
+        ("SIMGATE_PUSH_RETRY_SECONDS", "-1"),
+        ("SIMGATE_DATABASE_URL", "mysql://root@localhost/simgate"),
+        ("SIMGATE_DATABASE_URL", "sqlite:///"),
+        ("SIMGATE_ONLINESIM_PUSH_URL", "ftp://push.example.org"),
+        ("SIMGATE_ONLINESIM_PUSH_PATH", "v1/PUSH_SMS"),
+        ("SIMGATE_ONLINESIM_PUSH_RENT_PATH", "PUSH_SMS_RENT"),
+        ("SIMGATE_MAX_BODY_BYTES", "10"),
+        ("SIMGATE_LOG_FORMAT", "xml"),
+    ],
+)
+def test_a_bad_value_names_its_setting(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings({variable: value})
+    assert str(raised.value).startswith(f"{variable}:")
+
+
+def test_every_bad_value_is_reported_at_once() -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"SIMGATE_PUSH_RETRY_SECONDS": "x", "SIMGATE_DATABASE_URL": "nope"})
+    assert "SIMGATE_PUSH_RETRY_SECONDS" in str(raised.value)
+    assert "SIMGATE_DATABASE_URL" in str(raised.value)
+
+
+def test_a_bad_toml_value_names_the_setting(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, 'push_retry_seconds = "often"\n')
+    with pytest.raises(SettingsError, match="SIMGATE_PUSH_RETRY_SECONDS"):
+        load_settings({}, config_file=path)
+
+
+def test_unknown_toml_key_is_rejected(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, 'databse_url = "sqlite:///x.db"\n')
+    with pytest.raises(SettingsError, match=r"SIMGATE_DATABSE_URL: unknown setting"):
+        load_settings({}, config_file=path)
+
+
+def test_a_file_that_is_not_toml_is_named(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, "this is = = not toml\n")
+    with pytest.raises(SettingsError, match=r"^SIMGATE_CONFIG: .*not valid TOML"):
+        load_settings({}, config_file=path)
+
+
+def test_a_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"^SIMGATE_CONFIG: cannot read"):
+        load_settings({"SIMGATE_CONFIG": str(tmp_path / "absent.toml")})
+
+
+def test_services_outside_the_catalogue_are_rejected() -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"SIMGATE_ONLINESIM_SERVICES": "telegram,myspace,friendster"})
+    message = str(raised.value)
+    assert message.startswith("SIMGATE_ONLINESIM_SERVICES:")
+    assert "friendster" in message
+    assert "myspace" in message
+    assert "telegram" not in message.split(":", 1)[1]
+
+
+def test_an_empty_service_list_means_the_whole_catalogue() -> None:
+    assert load_settings({"SIMGATE_ONLINESIM_SERVICES": " "}).services == catalogue.services()
+
+
+def test_the_catalogue_is_lower_case_unique_and_has_no_pseudo_services() -> None:
+    names = catalogue.services()
+    assert len(names) >= 30
+    assert len(set(names)) == len(names)
+    assert all(name == name.strip().lower() and name for name in names)
+    assert {"facebook", "telegram", "google", "whatsapp", "vkcom"} <= set(names)
+    assert "rent" not in names
+    assert "any" not in names
+
+
+def test_a_service_named_twice_is_offered_once() -> None:
+    settings = load_settings({"SIMGATE_ONLINESIM_SERVICES": "telegram,Telegram,vkcom"})
+    assert settings.services == ("telegram", "vkcom")
+
+
+def test_an_empty_partner_key_is_a_bad_value() -> None:
+    with pytest.raises(SettingsError, match="SIMGATE_ONLINESIM_KEY"):
+        load_settings({"SIMGATE_ONLINESIM_KEY": ""})
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings({})
+    assert isinstance(settings, Settings)
+    with pytest.raises(ValueError, match="frozen"):
+        settings.database_url = "sqlite:///other.db"
