@@ -157,8 +157,7 @@ class SqlNumbers:
             # SQLite's expression depth (1000). `column1` is both dialects' default name.
             values = ", ".join("(?)" for _ in prefixes)
             clauses.append(
-                f"NOT EXISTS (SELECT 1 FROM (VALUES {values}) AS p"
-                " WHERE n.phone LIKE p.column1 || '%')"
+                f"NOT EXISTS (SELECT 1 FROM (VALUES {values}) AS p WHERE n.phone LIKE p.column1 || '%')"
             )
             params.extend(prefixes)
         if order.kind is OperationKind.RENT:
