@@ -15,6 +15,7 @@ from rich.table import Table
 from simgate import catalogue
 from simgate.config import Settings, SettingsError, load_settings
 from simgate.hardware.cli import intake_app
+from simgate.simulator.cli import app as simulate_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 numbers_app = typer.Typer(no_args_is_help=True, help="The SIM inventory.")
@@ -23,6 +24,7 @@ sms_app = typer.Typer(no_args_is_help=True, help="SMS received from the hardware
 app.add_typer(sms_app, name="sms")
 outbox_app = typer.Typer(no_args_is_help=True, help="Pushes to the marketplace.")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(simulate_app, name="simulate")
 app.add_typer(intake_app, name="intake")
 console = Console()
 IMPORT_BATCH = 1000
@@ -284,14 +286,19 @@ def services() -> None:
 
 @app.command()
 def demo(
-    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (else Ctrl-C)")] = None,
     numbers: Annotated[int, typer.Option(help="Virtual SIMs in the demo farm")] = 200,
-    port: Annotated[int, typer.Option(help="Port of the demo server")] = 8080,
+    speed: Annotated[float, typer.Option(help="Time acceleration of the simulated world")] = 10.0,
+    port: Annotated[
+        int | None, typer.Option(help="Port of the demo server [default: 8080, or a free one if taken]")
+    ] = None,
 ) -> None:
     """Run the whole system on a fresh SQLite file: server, SIM bank, marketplace."""
     from simgate.demo import run_demo
 
-    run_demo(duration=duration, numbers=numbers, port=port)
+    status = run_demo(duration=duration, numbers=numbers, speed=speed, port=port)
+    if status:
+        raise typer.Exit(status)
 
 
 def main() -> None:

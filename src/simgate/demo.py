@@ -1,73 +1,304 @@
-"""`simgate demo`: a fresh SQLite farm served on loopback with a generated inventory."""
+"""`simgate demo` (`make demo`): the whole system on this machine, in one command.
+
+A fresh SQLite file, a generated farm loaded with `simgate numbers import`, the real server
+(`simgate serve` in a child process, on loopback), a simulated SIM bank and a simulated
+Onlinesim marketplace that buys from it. Live progress in the terminal; at the end (after
+--duration seconds or Ctrl-C) every open operation is finished and the partner checks are
+printed. Exit status 0 only with a clean report.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import os
-import random
 import secrets
-import threading
+import signal
+import socket
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
-from simgate.config import load_settings
-from simgate.domain.model import NumberSpec
-from simgate.domain.types import CountryName, OperatorName, PhoneNumber
-from simgate.services.inventory import import_numbers
+import aiohttp
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
 
-DEMO_FARM = {
-    "russia": ("7928", ["beeline", "megafon", "mts", "tele2"]),
-    "germany": ("49151", ["vodafone", "telekom", "o2"]),
-    "kazakhstan": ("7701", ["kcell", "beeline"]),
-}
+from simgate.simulator.farm import make_farm, save_csv
+from simgate.simulator.marketplace import MarketplaceConfig
+from simgate.simulator.report import STATUS_WORDS, Report
+from simgate.simulator.run import Progress, Simulation, summary
+from simgate.simulator.simbank import SimBankConfig
 
-
-def demo_inventory(count: int, seed: int = 7) -> list[NumberSpec]:
-    rng = random.Random(seed)
-    specs: list[NumberSpec] = []
-    countries = list(DEMO_FARM)
-    for index in range(count):
-        country = countries[index % len(countries)]
-        prefix, operators = DEMO_FARM[country]
-        digits = 11 if country != "germany" else 13
-        phone = prefix + f"{index:0{digits - len(prefix)}d}"
-        specs.append(
-            NumberSpec(
-                phone=PhoneNumber(phone),
-                country=CountryName(country),
-                operator=OperatorName(rng.choice(operators)),
-                port=f"goip{index // 32 + 1}/{index % 32 + 1}",
-                rentable=rng.random() < 0.5,
-            )
-        )
-    return specs
+FOLDER = Path("demo-data")
+DATABASE = FOLDER / "simgate-demo.db"
+FARM_CSV = FOLDER / "farm.csv"
+SERVER_LOG = FOLDER / "server.log"
+REPORT_JSON = FOLDER / "report.json"
+DEFAULT_PORT = 8080
+START_TIMEOUT = 60.0
 
 
-def run_demo(*, duration: float | None, numbers: int, port: int) -> None:
-    from simgate.bootstrap import open_store
-    from simgate.server import run_server
+class DemoError(RuntimeError):
+    pass
 
-    folder = Path("demo-data")
-    folder.mkdir(exist_ok=True)
-    database = folder / "simgate-demo.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{database}{suffix}").unlink(missing_ok=True)
-    key = secrets.token_hex(12)
-    environ = dict(os.environ)
-    environ.update(SIMGATE_DATABASE_URL=f"sqlite:///{database}", SIMGATE_ONLINESIM_KEY=key)
-    settings = load_settings(environ)
-    from simgate.storage import schema
 
-    schema.upgrade(settings.database_url)
-    store = open_store(settings)
-    store.run(lambda uow: import_numbers(uow, demo_inventory(numbers), time.time()))
-    store.close()
-    base = f"http://127.0.0.1:{port}/onlinesim"
-    print(f"demo farm: {numbers} SIMs in {database}; partner key {key}")
-    print(f'  curl -s {base}/getServices -d \'{{"action":"GET_SERVICES","key":"{key}"}}\'')
-    print(
-        f'  curl -s {base}/getNumber -d \'{{"action":"GET_NUMBER","country":"russia",'
-        f'"operator":"any","service":"telegram","sum":12,"key":"{key}"}}\''
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def choose_port(port: int | None) -> tuple[int, str | None]:
+    """The asked port, or 8080, or (if 8080 is taken and none was asked) any free one."""
+    if port is not None:
+        if not port_is_free(port):
+            raise DemoError(f"port {port} is in use; pass another --port")
+        return port, None
+    if port_is_free(DEFAULT_PORT):
+        return DEFAULT_PORT, None
+    chosen = free_port()
+    return chosen, f"port {DEFAULT_PORT} is in use, serving on {chosen} instead"
+
+
+def _orphan_guard() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the server dies with the demo even if the demo is killed outright."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def server_environment(*, key: str, intake: str, admin: str, push_url: str, speed: float) -> dict[str, str]:
+    """The demo's settings only: a SIMGATE_* variable or config file of the shell must not leak in."""
+    environ = {name: value for name, value in os.environ.items() if not name.startswith("SIMGATE_")}
+    environ.update(
+        SIMGATE_DATABASE_URL=f"sqlite:///{DATABASE.resolve()}",
+        SIMGATE_ONLINESIM_KEY=key,
+        SIMGATE_INTAKE_TOKEN=intake,
+        SIMGATE_ADMIN_TOKEN=admin,
+        SIMGATE_ONLINESIM_PUSH_URL=push_url,
+        # Spec: resend a failed push after 10 s; accelerated like everything else.
+        SIMGATE_PUSH_RETRY_SECONDS=f"{max(0.2, 10.0 / speed):g}",
+        PYTHONUNBUFFERED="1",
     )
-    if duration is not None:
-        threading.Timer(duration, lambda: os.kill(os.getpid(), 2)).start()
-    run_server(settings, host="127.0.0.1", port=port, worker=False, migrate=False)
+    return environ
+
+
+def fresh_database() -> None:
+    FOLDER.mkdir(exist_ok=True)
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{DATABASE}{suffix}").unlink(missing_ok=True)
+
+
+def import_farm(environ: dict[str, str]) -> str:
+    # Our own interpreter and fixed arguments: nothing here comes from the user.
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "simgate", "numbers", "import", str(FARM_CSV)],
+        env=environ, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise DemoError(f"importing {FARM_CSV} failed: {(done.stderr or done.stdout).strip()[-500:]}")
+    return done.stdout.strip().splitlines()[0] if done.stdout.strip() else "imported"
+
+
+class ServerProcess:
+    """`simgate serve` in its own session: the terminal's Ctrl-C reaches the demo, which
+    then ends the operations and only afterwards stops the server."""
+
+    def __init__(self, port: int, environ: dict[str, str]) -> None:
+        self.port = port
+        self.environ = environ
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = SERVER_LOG.open("wb")
+        self._log = log
+        self.process = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
+            [sys.executable, "-m", "simgate", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.environ, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=_orphan_guard if sys.platform == "linux" else None,
+        )  # fmt: skip
+
+    async def ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+            while time.monotonic() < deadline:
+                if self.process is not None and self.process.poll() is not None:
+                    raise DemoError(
+                        f"the server exited with status {self.process.returncode}: {self.log_tail()}"
+                    )
+                with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+                    async with session.get(self.url + "/readyz") as answer:
+                        if answer.status == 200:
+                            return
+                await asyncio.sleep(0.1)
+        raise DemoError(f"the server was not ready within {START_TIMEOUT:g} s: {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        try:
+            lines = SERVER_LOG.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        except OSError:
+            return "(no log)"
+        return " | ".join(lines[-5:]) or "(empty log)"
+
+    def stop(self) -> None:
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        if self._log is not None:
+            self._log.close()
+
+
+def live_view(progress: Progress, duration: float | None, port: int) -> RenderableType:
+    counts = progress.counts
+    simulated = progress.elapsed * progress.speed
+    limit = f" of {duration:g} s" if duration else ""
+    state = "finishing open operations ..." if progress.ending else "Ctrl-C to stop"
+    header = Text.assemble(
+        ("simgate demo", "bold"),
+        f"  x{progress.speed:g}  {progress.elapsed:.0f} s{limit} ({simulated / 60:.1f} simulated min)  ",
+        (state, "dim"),
+    )
+    table = Table(show_header=False, box=None, padding=(0, 1))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for kind in ("activation", "rent"):
+        finished = ", ".join(
+            f"{STATUS_WORDS.get(key.rsplit('.', 1)[1], key)} {n}"
+            for key, n in sorted(counts.items())
+            if key.startswith(f"{kind}.finished.")
+        )
+        table.add_row(
+            f"{kind}s",
+            f"opened {counts.get(f'{kind}.opened', 0)}, open {counts.get(f'{kind}.open', 0)}"
+            + (f"; {finished}" if finished else ""),
+        )
+    table.add_row(
+        "SMS",
+        f"received {counts.get('sms.sent', 0)} (routed {counts.get('sms.routed', 0)}, "
+        f"idle numbers {counts.get('sms.stray', 0)}, resent {counts.get('sms.resent', 0)}); "
+        f"pushed {counts.get('push.success', 0)} (+{counts.get('push.ignored', 0)} ignored, "
+        f"{counts.get('push.no_operation', 0)} late); pending {progress.pending_pushes}",
+    )
+    table.add_row("earnings", f"{progress.earnings_rub:,.2f} RUB")
+    latency = "  ".join(
+        f"{call} {figures['p50_ms']:.0f}/{figures['p99_ms']:.0f}"
+        for call, figures in progress.latencies.items()
+        if call in ("getNumber", "finishActivation", "getServices", "intake")
+    )
+    table.add_row("latency ms p50/p99", latency or "-")
+    if progress.failures:
+        text = Text(", ".join(f"{name} {n}" for name, n in progress.failures.items()), style="red")
+    else:
+        text = Text("all passing so far", style="green")
+    table.add_row("checks", text)
+    table.add_row("dashboard", f"http://127.0.0.1:{port}/")
+    return Group(header, table)
+
+
+async def _demo(
+    *, duration: float | None, numbers: int, speed: float, port: int, console: Console, note: str | None
+) -> Report:
+    key, intake, admin = secrets.token_hex(12), secrets.token_hex(12), secrets.token_hex(12)
+    cards = make_farm(numbers)
+    fresh_database()
+    save_csv(cards, FARM_CSV)
+    market = MarketplaceConfig(server_url=f"http://127.0.0.1:{port}", key=key, speed=speed)
+    bank = SimBankConfig(server_url=f"http://127.0.0.1:{port}", token=intake, speed=speed)
+    async with Simulation(market, bank, cards) as sim:
+        environ = server_environment(key=key, intake=intake, admin=admin, push_url=sim.push_url, speed=speed)
+        imported = await asyncio.to_thread(import_farm, environ)
+        server = ServerProcess(port, environ)
+        server.start()
+        try:
+            await server.ready()
+            if note:
+                console.print(note, style="yellow")
+            console.print(f"farm: {numbers} virtual SIMs in {FARM_CSV} ({imported}); database {DATABASE}")
+            console.print(f"server: {server.url} (log {SERVER_LOG}); marketplace pushes to {sim.push_url}")
+            console.print(f"partner key {key}; intake token {intake}; admin token {admin}")
+            console.print(f"dashboard: http://127.0.0.1:{port}/")
+            return await _watch(sim, duration, port, console)
+        finally:
+            await asyncio.to_thread(server.stop)
+
+
+async def _watch(sim: Simulation, duration: float | None, port: int, console: Console) -> Report:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+
+    def on_signal() -> None:
+        if stop.is_set() and main is not None:
+            main.cancel()  # a second Ctrl-C: stop at once
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal)
+    running = asyncio.create_task(sim.run(duration, stop))
+    render: Callable[[], RenderableType] = lambda: live_view(sim.progress(), duration, port)  # noqa: E731
+    if console.is_terminal:
+        with Live(render(), console=console, refresh_per_second=4, transient=False) as live:
+            while not running.done():
+                await asyncio.wait([running], timeout=0.25)
+                live.update(render())
+    else:
+        while not running.done():
+            await asyncio.wait([running], timeout=5.0)
+            console.print(json.dumps(summary(sim.progress())))
+    return await running
+
+
+def run_demo(*, duration: float | None, numbers: int, speed: float = 10.0, port: int | None = None) -> int:
+    """The `simgate demo` command; returns the exit status."""
+    console = Console()
+    if numbers < 1:
+        console.print("simgate: demo: --numbers must be at least 1", style="red")
+        return 2
+    if speed <= 0 or (duration is not None and duration <= 0):
+        console.print("simgate: demo: --speed and --duration must be > 0", style="red")
+        return 2
+    try:
+        chosen, note = choose_port(port)
+        report = asyncio.run(
+            _demo(duration=duration, numbers=numbers, speed=speed, port=chosen, console=console, note=note)
+        )
+    except DemoError as error:
+        print(f"simgate: demo: {error}", file=sys.stderr)
+        return 1
+    except asyncio.CancelledError:
+        print("simgate: demo: interrupted", file=sys.stderr)
+        return 130
+    report.title = "simgate demo"
+    report.print(console)
+    REPORT_JSON.write_text(report.to_json(), encoding="utf-8")
+    console.print(f"report: {REPORT_JSON}; server log: {SERVER_LOG}")
+    if not report.ok:
+        print(f"simgate: demo: {len(report.failed)} partner check(s) failed", file=sys.stderr)
+        return 1
+    return 0

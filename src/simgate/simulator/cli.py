@@ -1,0 +1,250 @@
+"""`simgate simulate ...`: the simulators as separate processes, on loopback only.
+
+    simgate simulate simbank --numbers 100 --write-csv farm.csv --csv-only
+    simgate numbers import farm.csv
+    SIMGATE_ONLINESIM_PUSH_URL=http://127.0.0.1:8090 simgate serve &
+    simgate simulate simbank --server http://127.0.0.1:8080 --token T --numbers 100 --control-port 8091 &
+    simgate simulate marketplace --server http://127.0.0.1:8080 --key K --push-port 8090 \\
+        --farm farm.csv --simbank-url http://127.0.0.1:8091 --duration 60 --speed 10
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import signal
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+from urllib.parse import urlsplit
+
+import typer
+from rich.console import Console
+
+from simgate.simulator.farm import SimCard, load_csv, make_farm, save_csv
+from simgate.simulator.marketplace import MarketplaceConfig, MarketplaceSimulator, run_load
+from simgate.simulator.report import Report
+from simgate.simulator.simbank import RemoteBank, SimBank, SimBankConfig
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Simulated Onlinesim marketplace and SIM bank (loopback only).",
+)
+console = Console()
+
+Server = Annotated[str, typer.Option(help="simgate's base URL (loopback)")]
+Duration = Annotated[float | None, typer.Option(help="Stop after this many real seconds (else Ctrl-C)")]
+Speed = Annotated[float, typer.Option(help="Time acceleration: every simulated delay is divided by it")]
+JsonOut = Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON here")]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"simgate: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def loopback_url(url: str, option: str) -> str:
+    """Simulated buyers against a real farm would open real operations: loopback only."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        fail(f"{option}: {url!r} is not an http:// URL")
+    if not is_loopback(parts.hostname):
+        fail(f"{option}: {parts.hostname} is not a loopback address; the simulators stay on this machine")
+    return url.rstrip("/")
+
+
+def run_until_signal(work: Callable[[asyncio.Event], Coroutine[Any, Any, Any]]) -> Any:
+    """Run `work(stop)`; the first Ctrl-C (or SIGTERM) sets `stop`, a second one aborts."""
+
+    async def main() -> Any:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+
+        def on_signal() -> None:
+            if stop.is_set() and task is not None:
+                task.cancel()
+            stop.set()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal)
+        return await work(stop)
+
+    try:
+        return asyncio.run(main())
+    except asyncio.CancelledError:
+        fail("interrupted", 130)
+
+
+def finish(report: Report, json_out: Path | None) -> None:
+    report.print(console)
+    if json_out is not None:
+        json_out.write_text(report.to_json(), encoding="utf-8")
+    if not report.ok:
+        fail(f"{len(report.failed)} partner check(s) failed", 1)
+
+
+def farm_from(path: Path | None, numbers: int, seed: int) -> list[SimCard]:
+    if path is None:
+        return make_farm(numbers, seed=seed)
+    try:
+        return load_csv(path)
+    except OSError as error:
+        fail(f"cannot read {path}: {error.strerror}")
+
+
+@app.command()
+def marketplace(
+    key: Annotated[str, typer.Option(envvar="SIMGATE_ONLINESIM_KEY", help="The partner key simgate expects")],
+    server: Server = "http://127.0.0.1:8080",
+    push_port: Annotated[int, typer.Option(help="Port of our PUSH_SMS endpoints (0: any)")] = 8090,
+    push_host: Annotated[str, typer.Option(help="Loopback address for PUSH_SMS")] = "127.0.0.1",
+    duration: Duration = None,
+    speed: Speed = 1.0,
+    activation_rate: Annotated[float, typer.Option(help="Activations per simulated second")] = 0.5,
+    rent_rate: Annotated[float, typer.Option(help="Rents per simulated second")] = 0.02,
+    poll_interval: Annotated[float, typer.Option(help="Simulated seconds between GET_SERVICES")] = 20.0,
+    farm: Annotated[
+        Path | None, typer.Option(help="The inventory CSV: enables the counts-vs-farm checks")
+    ] = None,
+    simbank_url: Annotated[
+        str | None, typer.Option(help="A `simulate simbank --control-port` to tell about operations")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (repeatable runs)")] = None,
+    json_out: JsonOut = None,
+) -> None:
+    """Be Onlinesim: poll, order, receive PUSH_SMS, finish; report on the partner."""
+    if not is_loopback(push_host):
+        fail(f"--push-host: {push_host} is not a loopback address")
+    if speed <= 0:
+        fail("--speed must be > 0")
+    config = MarketplaceConfig(
+        server_url=loopback_url(server, "--server"), key=key, push_host=push_host, push_port=push_port,
+        speed=speed, activation_rate=activation_rate, rent_rate=rent_rate, poll_interval=poll_interval,
+        seed=seed,
+    )  # fmt: skip
+    cards = load_csv(farm) if farm is not None else None
+    bank_url = loopback_url(simbank_url, "--simbank-url") if simbank_url else None
+
+    async def work(stop: asyncio.Event) -> Report:
+        remote = RemoteBank(bank_url) if bank_url else None
+        listeners = [remote] if remote else []
+        async with MarketplaceSimulator(config, farm=cards, listeners=listeners) as market:
+            if remote is not None:
+                await remote.__aenter__()
+            try:
+                console.print(
+                    f"PUSH_SMS endpoints at {market.push_url}/v1/PUSH_SMS and /v1/PUSH_SMS_RENT "
+                    f"(simgate needs SIMGATE_ONLINESIM_PUSH_URL={market.push_url})"
+                )
+                await market.run(duration, stop)
+                console.print("finishing open operations ...")
+                await market.close_all()
+                await market.final_poll()
+                return market.finalize()
+            finally:
+                if remote is not None:
+                    await remote.__aexit__()
+
+    try:
+        report = run_until_signal(work)
+    except OSError as error:
+        fail(f"cannot listen on {push_host}:{push_port}: {error.strerror}")
+    finish(report, json_out)
+
+
+@app.command()
+def simbank(
+    token: Annotated[
+        str, typer.Option(envvar="SIMGATE_INTAKE_TOKEN", help="simgate's intake bearer token")
+    ] = "",
+    server: Server = "http://127.0.0.1:8080",
+    numbers: Annotated[int, typer.Option(help="Virtual SIMs (ignored with --farm)")] = 100,
+    seed: Annotated[int, typer.Option(help="Farm seed: the same seed gives the same numbers")] = 7,
+    farm: Annotated[Path | None, typer.Option(help="Use this inventory CSV instead of generating")] = None,
+    write_csv: Annotated[Path | None, typer.Option(help="Write the farm's inventory CSV here")] = None,
+    csv_only: Annotated[bool, typer.Option("--csv-only", help="Only write the CSV, then exit")] = False,
+    control_port: Annotated[
+        int | None, typer.Option(help="Listen here for a marketplace's operation events")
+    ] = None,
+    duration: Duration = None,
+    speed: Speed = 1.0,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Code SMS per simulated second to random SIMs (default 0.2 without --control-port)"
+        ),
+    ] = None,
+    stray_rate: Annotated[float, typer.Option(help="SMS per simulated second to idle SIMs")] = 0.05,
+    json_out: JsonOut = None,
+) -> None:
+    """Be a SIM bank: send the farm's SMS to /intake/sms and check the answers."""
+    if numbers < 0 or speed <= 0:
+        fail("--numbers must be >= 0 and --speed > 0")
+    cards = farm_from(farm, numbers, seed)
+    if write_csv is not None:
+        rows = save_csv(cards, write_csv)
+        console.print(f"wrote {rows} SIMs to {write_csv} (load it with `simgate numbers import {write_csv}`)")
+    if csv_only:
+        return
+    if not token:
+        fail("--token (or SIMGATE_INTAKE_TOKEN) is required to send SMS")
+    traffic = rate if rate is not None else (0.0 if control_port is not None else 0.2)
+    config = SimBankConfig(
+        server_url=loopback_url(server, "--server"), token=token, speed=speed,
+        stray_rate=stray_rate, traffic_rate=traffic,
+    )  # fmt: skip
+
+    async def work(stop: asyncio.Event) -> Report:
+        async with SimBank(config, cards) as bank:
+            if control_port is not None:
+                bound = await bank.serve_control("127.0.0.1", control_port)
+                console.print(f"listening for operations on http://127.0.0.1:{bound}/operations")
+            await bank.run(duration, stop)
+            await bank.stop()
+            bank.report.real_seconds = duration or 0.0
+            return bank.report
+
+    try:
+        report = run_until_signal(work)
+    except OSError as error:
+        fail(f"cannot listen on 127.0.0.1:{control_port}: {error.strerror}")
+    finish(report, json_out)
+
+
+@app.command()
+def load(
+    key: Annotated[str, typer.Option(envvar="SIMGATE_ONLINESIM_KEY", help="The partner key simgate expects")],
+    server: Server = "http://127.0.0.1:8080",
+    rate: Annotated[float, typer.Option(help="GET_NUMBER+FINISH pairs started per second")] = 200.0,
+    concurrency: Annotated[int, typer.Option(help="At most this many pairs in flight")] = 32,
+    duration: Annotated[float, typer.Option(help="Seconds of load")] = 10.0,
+    max_requests: Annotated[int, typer.Option(help="At most this many pairs")] = 1_000_000,
+    json_out: JsonOut = None,
+) -> None:
+    """Load: GET_NUMBER + FINISH (cancel) pairs at a fixed rate; prints rate and latencies."""
+    url = loopback_url(server, "--server")
+    try:
+        result = asyncio.run(
+            run_load(
+                url, key, rate=rate, concurrency=concurrency, duration=duration, max_requests=max_requests
+            )
+        )
+    except ValueError as error:
+        fail(str(error))
+    data = result.to_dict()
+    console.print_json(json.dumps(data))
+    if json_out is not None:
+        json_out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    if result.errors:
+        fail(f"{result.errors} error(s); first: {result.first_error}", 1)

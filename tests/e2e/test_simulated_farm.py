@@ -1,0 +1,401 @@
+"""End to end: simulated SIM bank -> simgate over real HTTP -> simulated Onlinesim.
+
+Each run is a few seconds of accelerated time against the real app under uvicorn on
+loopback. The first tests show a correct server gets a clean report; the sabotage tests
+break the server from here (a patched use case or sender, never an edit of src) and show
+the simulator's checks catch each break: these pass when the sabotage is detected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simgate.delivery.sender import WebhookSender
+from simgate.domain import rules
+from simgate.domain.messages import PushRequest
+from simgate.domain.model import GroupCount
+from simgate.marketplaces.onlinesim import handlers
+from simgate.marketplaces.onlinesim.handlers import Onlinesim
+from simgate.marketplaces.onlinesim.push import OnlinesimPush
+from simgate.services import intake as intake_service
+from simgate.services.inventory import import_numbers, parse_csv
+from simgate.simulator.farm import SimCard, make_farm, write_csv
+from simgate.simulator.marketplace import MarketplaceConfig, MarketplaceSimulator, run_load
+from simgate.simulator.report import Report
+from simgate.simulator.run import Simulation
+from simgate.simulator.simbank import RemoteBank, SimBank, SimBankConfig
+from simgate.storage import schema
+from simgate.storage.ports import NumberFilter
+from simgate.storage.sqlite import SQLiteStore
+from tests.conftest import INTAKE_TOKEN, KEY, LiveServer, free_port
+from tests.conftest import test_settings as settings_for
+
+RUSSIA_ONLY = (("russia", 1.0),)
+# A small farm kept busy: orders outrun the stock, so NO_NUMBERS answers are frequent.
+EXHAUSTING_MARKET = {
+    "activation_rate": 2.0,
+    "rent_rate": 0.1,
+    "poll_interval": 5.0,
+    "rent_poll_interval": 5.0,
+}
+EXHAUSTING_BANK = {"p_no_sms": 0.6}
+
+
+def load_farm(url: str, cards: list[SimCard]) -> None:
+    """Through the operator's CSV format, as `simgate numbers import` does."""
+    text = io.StringIO()
+    write_csv(cards, text)
+    text.seek(0)
+    specs, rejected = parse_csv(text)
+    assert not rejected, rejected
+    store = SQLiteStore.from_url(url)
+    try:
+        store.run(lambda uow: import_numbers(uow, specs, time.time()))
+    finally:
+        store.close()
+
+
+async def run_farm(
+    tmp_path: Path,
+    *,
+    numbers: int = 40,
+    seconds: float = 4.0,
+    speed: float = 60.0,
+    seed: int = 1,
+    countries: tuple[tuple[str, float], ...] = (("russia", 0.5), ("germany", 0.25), ("poland", 0.25)),
+    market: dict[str, Any] | None = None,
+    bank: dict[str, Any] | None = None,
+) -> Report:
+    url = f"sqlite:///{tmp_path / 'farm.db'}"
+    schema.upgrade(url)
+    cards = make_farm(numbers, seed=seed, countries=countries)
+    load_farm(url, cards)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    market_config = dataclasses.replace(
+        MarketplaceConfig(server_url=base, key=KEY, speed=speed, seed=seed), **(market or {})
+    )
+    bank_config = dataclasses.replace(
+        SimBankConfig(server_url=base, token=INTAKE_TOKEN, speed=speed, seed=seed + 1), **(bank or {})
+    )
+    async with Simulation(market_config, bank_config, cards, settle=3.0) as sim:
+        server = LiveServer(settings_for(url, onlinesim_push_url=sim.push_url), port=port)
+        await asyncio.to_thread(server.start)
+        try:
+            return await sim.run(seconds)
+        finally:
+            await asyncio.to_thread(server.stop)
+
+
+def failing(report: Report) -> dict[str, list[str]]:
+    return {name: check.examples for name, check in report.checks.items() if not check.passed}
+
+
+# ---------------------------------------------------------------------- a correct server
+
+
+async def test_a_correct_server_gets_a_clean_report(tmp_path: Path) -> None:
+    report = await run_farm(tmp_path)
+
+    assert report.ok, failing(report)
+    assert failing(report) == {}  # warnings (slow answers) included
+    counts = report.counts
+    assert counts["activation.opened"] >= 30
+    assert counts["activation.finished.3"] >= 10
+    assert counts["activation.finished.4"] >= 1
+    assert counts["rent.opened"] >= 1
+    assert counts["activation.open"] == counts["rent.open"] == 0
+    assert report.earnings_kopecks > 0
+    assert counts["simulator.errors"] == 0
+    for name in (
+        "sms_pushed_exactly_once", "no_number_issued_twice", "counts_within_farm",
+        "finish_answered_success", "sms_text_intact", "intake_answers", "sms_routed_to_open_operation",
+    ):  # fmt: skip
+        assert report.checks[name].observed >= 10, name
+    assert report.checks["sms_pushed_exactly_once"].observed == counts["sms.routed"]
+
+
+async def test_an_exhausted_farm_is_not_taken_for_over_reporting(tmp_path: Path) -> None:
+    """NO_NUMBERS after a race for the last numbers is the marketplace's own doing."""
+    report = await run_farm(
+        tmp_path, numbers=8, countries=RUSSIA_ONLY, market=EXHAUSTING_MARKET, bank=EXHAUSTING_BANK
+    )
+
+    assert report.ok, failing(report)
+    assert report.counts["order.no_numbers"] >= 1
+    over = report.checks["counts_not_over_reported"]
+    assert over.observed + sum(over.notes.values()) >= 1
+
+
+# ---------------------------------------------------------------------- sabotage
+
+
+async def test_a_server_that_pushes_an_sms_twice_is_caught(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = WebhookSender.send
+
+    async def twice(self: WebhookSender, request: PushRequest) -> Any:
+        await original(self, request)
+        return await original(self, request)
+
+    monkeypatch.setattr(WebhookSender, "send", twice)
+    report = await run_farm(tmp_path, seconds=3.0)
+
+    assert not report.ok
+    assert report.checks["no_duplicate_push"].failures >= 5
+    assert report.checks["sms_pushed_exactly_once"].failures >= 5
+    assert "pushed 2 times" in report.checks["sms_pushed_exactly_once"].examples[0]
+
+
+async def test_a_server_that_counts_busy_numbers_is_caught(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def counting_busy(uow: Any, services: Any, *, with_services: bool = True, with_rent: bool = False) -> Any:
+        busy: dict[tuple[str, str], list[Any]] = {}
+        for number in uow.numbers.search(NumberFilter(state="busy", limit=10**6)):
+            busy.setdefault((number.country, number.operator), []).append(number)
+        groups = {(g.country, g.operator): g for g in uow.numbers.group_counts()}
+        inflated = []
+        for key in set(groups) | set(busy):
+            group = groups.get(key) or GroupCount(key[0], key[1], 0, 0)
+            extra = busy.get(key, [])
+            inflated.append(
+                dataclasses.replace(
+                    group,
+                    free=group.free + len(extra),
+                    rentable=group.rentable + sum(1 for n in extra if n.rentable),
+                )
+            )
+        return rules.tally_availability(
+            inflated, uow.numbers.excluded_counts(), services,
+            with_services=with_services, with_rent=with_rent,
+        )  # fmt: skip
+
+    monkeypatch.setattr(handlers, "list_available", counting_busy)
+    report = await run_farm(
+        tmp_path, numbers=8, countries=RUSSIA_ONLY, market=EXHAUSTING_MARKET, bank=EXHAUSTING_BANK
+    )
+
+    assert not report.ok
+    assert report.checks["counts_not_over_reported"].failures >= 1, report.checks["counts_not_over_reported"]
+    assert report.checks["counts_within_farm"].failures >= 1
+    assert "NO_NUMBERS" in report.checks["counts_not_over_reported"].examples[0]
+
+
+async def test_a_server_that_issues_a_busy_number_again_is_caught(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Storage refuses a second open operation on one number (a unique index), so the
+    sabotage sits above it: a stale cache that hands out the last number it issued."""
+    original = Onlinesim.get_number
+    issued: list[int] = []
+
+    async def reissuing(self: Onlinesim, request: Any, rent: bool) -> Any:
+        status, payload = await original(self, request, rent)
+        if payload.get("status") == "SUCCESS":
+            issued.append(payload["number"])
+        elif payload.get("status") == "NO_NUMBERS" and issued:
+            return 200, {"status": "SUCCESS", "number": issued[-1], "activationId": 900_000 + len(issued)}
+        return status, payload
+
+    monkeypatch.setattr(Onlinesim, "get_number", reissuing)
+    report = await run_farm(
+        tmp_path, numbers=8, countries=RUSSIA_ONLY, market=EXHAUSTING_MARKET, bank=EXHAUSTING_BANK
+    )
+
+    assert not report.ok
+    assert report.checks["no_number_issued_twice"].failures >= 1
+    assert "while" in report.checks["no_number_issued_twice"].examples[0]
+
+
+async def test_a_server_that_loses_sms_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = intake_service.accept_sms
+
+    class NoOutbox:
+        def enqueue(self, *args: Any) -> int:
+            return 0
+
+    class Forgetful:
+        def __init__(self, uow: Any) -> None:
+            self.numbers, self.operations, self.messages = uow.numbers, uow.operations, uow.messages
+            self.outbox = NoOutbox()
+
+    monkeypatch.setattr(
+        "simgate.http.intake.accept_sms", lambda uow, incoming, now: original(Forgetful(uow), incoming, now)
+    )
+    report = await run_farm(tmp_path, seconds=3.0)
+
+    assert not report.ok
+    assert report.checks["sms_pushed_exactly_once"].failures >= 5
+    assert "never pushed" in report.checks["sms_pushed_exactly_once"].examples[0]
+
+
+async def test_a_server_that_routes_sms_nowhere_is_caught(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(intake_service, "route", lambda operation, received_at: None)
+    report = await run_farm(tmp_path, seconds=3.0)
+
+    assert not report.ok
+    assert report.checks["sms_routed_to_open_operation"].failures >= 5
+    assert "unrouted while" in report.checks["sms_routed_to_open_operation"].examples[0]
+
+
+async def test_a_finish_that_is_not_idempotent_is_caught(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = handlers.finish_operation
+
+    def first_time_only(uow: Any, operation_id: Any, status: int, final: Any, now: float) -> Any:
+        outcome = original(uow, operation_id, status, final, now)
+        return handlers.FinishOutcome.UNKNOWN if outcome is handlers.FinishOutcome.REPEATED else outcome
+
+    monkeypatch.setattr(handlers, "finish_operation", first_time_only)
+    report = await run_farm(tmp_path, seconds=3.0, market={"p_finish_repeat": 0.5})
+
+    assert not report.ok
+    assert report.checks["finish_answered_success"].failures >= 3
+    assert "repeated FINISH" in report.checks["finish_answered_success"].examples[0]
+
+
+async def test_malformed_pushes_are_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = OnlinesimPush.request
+
+    def sloppy(self: OnlinesimPush, item: Any) -> PushRequest:
+        request = original(self, item)
+        body = request.body.replace(b'"phone":"', b'"phone":+').replace(b',"phoneFrom"', b',"from"')
+        return dataclasses.replace(request, body=body)
+
+    monkeypatch.setattr(OnlinesimPush, "request", sloppy)
+    report = await run_farm(tmp_path, seconds=3.0)
+
+    assert not report.ok
+    assert report.checks["pushes_well_formed"].failures >= 5
+
+
+async def test_ignored_exclusions_are_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = handlers._order
+
+    monkeypatch.setattr(
+        handlers,
+        "_order",
+        lambda request, rent: dataclasses.replace(original(request, rent), exception_prefixes=()),
+    )
+    report = await run_farm(
+        tmp_path, numbers=12, countries=RUSSIA_ONLY, seconds=3.0, market={"p_exception": 0.6}
+    )
+
+    assert not report.ok
+    assert report.checks["exclusions_honoured"].failures >= 1
+
+
+async def test_slow_answers_are_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Onlinesim.get_services
+    calls = 0
+
+    async def sluggish(self: Onlinesim, rent: bool, *, single_url: bool) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            await asyncio.sleep(1.2)
+        return await original(self, rent, single_url=single_url)
+
+    monkeypatch.setattr(Onlinesim, "get_services", sluggish)
+    report = await run_farm(tmp_path, seconds=3.0)
+
+    slow = report.checks["answers_fast"]
+    assert slow.failures >= 1
+    assert "answered in 1." in slow.examples[0]
+    assert report.ok  # a warning: slow, but within the 10 s deadline
+
+
+# ---------------------------------------------------------------------- parts alone
+
+
+async def test_the_simulators_also_work_as_separate_parts(tmp_path: Path) -> None:
+    """`simulate simbank --control-port` and `simulate marketplace --simbank-url`: the bank
+    learns of operations over HTTP, and the marketplace judges on its own evidence."""
+    url = f"sqlite:///{tmp_path / 'parts.db'}"
+    schema.upgrade(url)
+    cards = make_farm(30, seed=4)
+    load_farm(url, cards)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    bank = SimBank(SimBankConfig(server_url=base, token=INTAKE_TOKEN, speed=60, seed=5), cards)
+    async with bank:
+        control = await bank.serve_control()
+        async with (
+            RemoteBank(f"http://127.0.0.1:{control}") as remote,
+            MarketplaceSimulator(
+                MarketplaceConfig(server_url=base, key=KEY, speed=60, seed=6), farm=cards, listeners=[remote]
+            ) as market,
+        ):
+            server = LiveServer(settings_for(url, onlinesim_push_url=market.push_url), port=port)
+            await asyncio.to_thread(server.start)
+            try:
+                await market.run(3.0)
+                await bank.stop()
+                await asyncio.sleep(0.5)
+                await market.close_all()
+                await market.final_poll()
+                report = market.finalize()
+            finally:
+                await asyncio.to_thread(server.stop)
+
+    assert report.ok, failing(report)
+    assert remote.failures == 0
+    assert report.counts["push.success"] >= 10
+    assert report.counts["activation.finished.3"] >= 10
+    intake = bank.report.checks["intake_answers"]
+    assert intake.observed >= 10
+    assert intake.failures == 0
+
+
+async def test_the_load_generator_reports_rate_and_latencies(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'load.db'}"
+    schema.upgrade(url)
+    load_farm(url, make_farm(50, seed=8))
+    server = LiveServer(settings_for(url))
+    await asyncio.to_thread(server.start)
+    try:
+        result = await run_load(server.url, KEY, rate=100, concurrency=8, duration=1.5)
+    finally:
+        await asyncio.to_thread(server.stop)
+
+    assert result.errors == 0, result.first_error
+    assert result.pairs >= 50
+    assert 40 <= result.achieved_rate <= 110
+    figures = result.latencies.summary("getNumber")
+    assert figures["count"] >= 50
+    assert 0 < figures["p50_ms"] <= figures["p99_ms"]
+    assert result.to_dict()["achieved_rate"] == round(result.achieved_rate, 1)
+
+
+# ---------------------------------------------------------------------- make demo
+
+
+def test_the_demo_runs_and_ends_with_a_clean_report(tmp_path: Path) -> None:
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SIMGATE_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "simgate", "demo", "--duration", "4", "--numbers", "40", "--speed", "40",
+         "--port", str(port)],
+        cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"dashboard: http://127.0.0.1:{port}/" in done.stdout
+    assert "clean report" in done.stdout
+    assert (tmp_path / "demo-data" / "report.json").exists()
+    assert (tmp_path / "demo-data" / "farm.csv").read_text().startswith("phone,country,operator")
