@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import json
 import os
 import subprocess
 import sys
@@ -273,15 +274,21 @@ async def test_malformed_pushes_are_caught(tmp_path: Path, monkeypatch: pytest.M
     original = OnlinesimPush.request
 
     def sloppy(self: OnlinesimPush, item: Any) -> PushRequest:
+        """The legacy shapes: `phone` as a JSON number, and the sender under `from`."""
         request = original(self, item)
-        body = request.body.replace(b'"phone":"', b'"phone":+').replace(b',"phoneFrom"', b',"from"')
-        return dataclasses.replace(request, body=body)
+        payload = json.loads(request.body)
+        payload["phone"] = int(payload["phone"])
+        payload["from"] = payload.pop("phoneFrom")
+        return dataclasses.replace(request, body=json.dumps(payload).encode())
 
     monkeypatch.setattr(OnlinesimPush, "request", sloppy)
     report = await run_farm(tmp_path, seconds=3.0)
 
     assert not report.ok
-    assert report.checks["pushes_well_formed"].failures >= 5
+    malformed = report.checks["pushes_well_formed"]
+    assert malformed.failures >= 5
+    assert "is not a string" in malformed.examples[0]
+    assert "missing phoneFrom" in malformed.examples[0]
 
 
 async def test_ignored_exclusions_are_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
