@@ -47,8 +47,12 @@ def run_worker(settings: Settings) -> None:
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        def on_signal() -> None:
+            worker.halt()  # no claim may start after the signal, not even one loop turn later
+            stop.set()
+
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, on_signal)
         async with running(worker, sender):
             await stop.wait()
 

@@ -77,8 +77,12 @@ def test_three_servers_two_workers_issue_each_number_once_and_push_each_sms_once
 
         phones = sorted(str(a["number"]) for a in issued)
         messages = [
-            {"phone": phones[i % 100], "sender": "Telegram", "text": f"code {i:04d}",
-             "message_id": f"bank1-{i}"}  # fmt: skip
+            {
+                "phone": phones[i % 100],
+                "sender": "Telegram",
+                "text": f"code {i:04d}",
+                "message_id": f"bank1-{i}",
+            }
             for i in range(500)
         ]
         assert set(asyncio.run(post_sms(servers, messages[:250]))) == {202}
@@ -145,7 +149,8 @@ def test_server_recovers_by_itself_after_postgresql_restarts(postgres_url: str, 
                 if after.status_code == 202:
                     break
             time.sleep(0.5)
-        assert after is not None and after.status_code == 202, "the server reconnected by itself"
+        assert after is not None, "the server reconnected by itself"
+        assert after.status_code == 202, "the server reconnected by itself"
         expected = {"before", "after"} | ({"during"} if accepted_during else set())
         deadline = time.monotonic() + 30
         while {r.body["text"] for r in receiver.requests} != expected and time.monotonic() < deadline:

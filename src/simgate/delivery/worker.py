@@ -157,10 +157,14 @@ class DeliveryWorker:
                 log.exception("recording delivery %s failed; retrying", item.id)
                 await asyncio.sleep(pause)
 
-    async def stop(self, grace: float = 10.0) -> None:
-        """Stop claiming; let in-flight pushes finish (up to `grace`), release the rest."""
+    def halt(self) -> None:
+        """Stop claiming now; safe to call from a signal handler. stop() finishes the job."""
         self._stopping = True
         self._wake.set()
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming; let in-flight pushes finish (up to `grace`), release the rest."""
+        self.halt()
         # The loop may be inside a claim: wait for it, or rows claimed after the release
         # below would be pushed here and, released, by another worker too.
         with contextlib.suppress(TimeoutError):
