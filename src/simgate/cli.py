@@ -154,10 +154,8 @@ def numbers_import(
         f"rejected {len(total.rejected)}"
     )
     for rejection in total.rejected:
-        console.print(
-            f"  line {rejection.line}: {rejection.phone or '(no phone)'}: {rejection.reason}",
-            markup=False,
-        )
+        # One line per row even in a pipe or cron mail: scripts grep these.
+        typer.echo(f"  line {rejection.line}: {rejection.phone or '(no phone)'}: {rejection.reason}")
     if total.rejected:
         fail(f"{len(total.rejected)} row(s) rejected; the others were loaded")
 
