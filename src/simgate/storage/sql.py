@@ -106,6 +106,7 @@ class SqlNumbers:
             " updated_at = ? WHERE phone = ?",
             (*values, now, spec.phone),
         )
+        self._sync_exclusions("n.phone = ?", spec.phone)
         return "updated"
 
     def get(self, number_id: NumberId) -> Number | None:
@@ -182,11 +183,26 @@ class SqlNumbers:
         ).rowcount
         if changed != 1:
             raise ClaimConflict(f"number {number_id} was claimed by another operation")
+        self._sync_exclusions("n.id = ?", number_id)
 
     def release(self, number_id: NumberId, operation_id: OperationId) -> None:
         self.db.execute(
             "UPDATE numbers SET open_operation_id = NULL WHERE id = ? AND open_operation_id = ?",
             (number_id, operation_id),
+        )
+        self._sync_exclusions("n.id = ?", number_id)
+
+    def _sync_exclusions(self, which: str, key: object) -> None:
+        """Copy a number's group and freeness onto its exclusion rows (migration 0004).
+
+        Called by every method that changes country, operator, enabled, online or the open
+        operation, inside the same transaction, so excluded_counts never reads a stale copy.
+        """
+        self.db.execute(
+            "UPDATE number_exclusions SET country = n.country, operator = n.operator,"
+            f" free = ({FREE}) FROM numbers n"
+            f" WHERE n.id = number_exclusions.number_id AND {which}",
+            (key,),
         )
 
     def exclude(self, number_id: NumberId, service: ServiceName, reason: str, now: Timestamp) -> None:
@@ -196,8 +212,10 @@ class SqlNumbers:
         ).fetchone()
         if exists is None:
             self.db.execute(
-                "INSERT INTO number_exclusions (number_id, service, reason, created_at) VALUES (?, ?, ?, ?)",
-                (number_id, service, reason, now),
+                "INSERT INTO number_exclusions (number_id, service, reason, created_at, country,"
+                f" operator, free) SELECT n.id, ?, ?, ?, n.country, n.operator, ({FREE})"
+                " FROM numbers n WHERE n.id = ?",
+                (service, reason, now, number_id),
             )
 
     def excluded_services(self, number_id: NumberId) -> set[ServiceName]:
@@ -216,18 +234,22 @@ class SqlNumbers:
         )
 
     def group_counts(self) -> list[GroupCount]:
-        rows = self.db.execute(
-            f"SELECT n.country, n.operator, SUM(CASE WHEN {FREE} THEN 1 ELSE 0 END),"
-            f" SUM(CASE WHEN {FREE} AND n.rentable THEN 1 ELSE 0 END)"
-            " FROM numbers n GROUP BY n.country, n.operator"
-        ).fetchall()
-        return [GroupCount(CountryName(r[0]), OperatorName(r[1]), int(r[2]), int(r[3])) for r in rows]
+        # Two index-only scans (migration 0004): free numbers per group, and every group so
+        # that one with nothing free still gets its explicit zeros.
+        free = {
+            (r[0], r[1]): (int(r[2]), int(r[3]))
+            for r in self.db.execute(
+                "SELECT n.country, n.operator, COUNT(*), SUM(CASE WHEN n.rentable THEN 1 ELSE 0 END)"
+                f" FROM numbers n WHERE {FREE} GROUP BY n.country, n.operator"
+            ).fetchall()
+        }
+        groups = self.db.execute("SELECT DISTINCT country, operator FROM numbers").fetchall()
+        return [GroupCount(CountryName(c), OperatorName(o), *free.get((c, o), (0, 0))) for c, o in groups]
 
     def excluded_counts(self) -> list[ExcludedCount]:
         rows = self.db.execute(
-            "SELECT n.country, n.operator, x.service, COUNT(*) FROM number_exclusions x"
-            f" JOIN numbers n ON n.id = x.number_id WHERE {FREE}"
-            " GROUP BY n.country, n.operator, x.service"
+            "SELECT country, operator, service, COUNT(*) FROM number_exclusions WHERE free"
+            " GROUP BY country, operator, service"
         ).fetchall()
         return [
             ExcludedCount(CountryName(r[0]), OperatorName(r[1]), ServiceName(r[2]), int(r[3])) for r in rows
@@ -240,7 +262,7 @@ class SqlNumbers:
                 (enabled, now, number_id),
             ).rowcount
             == 1
-        )
+        ) and self._synced("n.id = ?", number_id)
 
     def set_online(self, phone: PhoneNumber, online: bool, now: Timestamp) -> bool:
         return (
@@ -249,7 +271,11 @@ class SqlNumbers:
                 (online, now, phone),
             ).rowcount
             == 1
-        )
+        ) and self._synced("n.phone = ?", phone)
+
+    def _synced(self, which: str, key: object) -> bool:
+        self._sync_exclusions(which, key)
+        return True
 
 
 OPERATION_COLUMNS = (
