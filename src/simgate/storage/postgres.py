@@ -69,7 +69,8 @@ class PostgresStore:
                 "options": f"-c statement_timeout={int(statement_timeout_ms)}",
                 "application_name": "simgate",
             },
-            check=ConnectionPool.check_connection,
+            # no check=: it costs a round trip per unit of work; a connection the server
+            # dropped fails its unit (503, nothing changed) and the pool replaces it.
             reconnect_timeout=0,  # keep trying to reconnect for as long as the process lives
             open=False,
         )

@@ -113,7 +113,6 @@ class Onlinesim:
         operation = await self.store.transact(lambda uow: issue_number(uow, MARKETPLACE, order, now))
         if operation is None:
             return 200, NO_NUMBERS
-        log.info("issued %s as activationId %s (%s)", operation.phone, operation.id, order.kind)
         return 200, {
             "status": "SUCCESS",
             "number": int(operation.phone),
