@@ -1,0 +1,1 @@
+"""simgate's benchmark (`make bench`): see bench/__main__.py and docs/benchmarks.md."""

@@ -1,0 +1,111 @@
+"""GET_NUMBER+FINISH on PostgreSQL, with one and with two `simgate serve` processes (issue 5).
+
+Same load and farm as the SQLite figure, so the three rows compare directly. Needs a reachable
+PostgreSQL (BENCH_POSTGRES_URL, else SIMGATE_TEST_POSTGRES_URL, else the local default); a
+fresh database is created for the run and dropped after it. Without a server the scenario is
+skipped with the reason, never failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from bench import farm
+from bench.load import run_pairs
+from bench.procs import ServerProcess, clean_environment, free_port, python_module
+from bench.scenarios import PairsOptions, Result, _pairs_summary, order_maker, run_async
+from simgate import catalogue
+from simgate.storage import schema
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def server_url() -> str:
+    return os.environ.get("BENCH_POSTGRES_URL") or os.environ.get("SIMGATE_TEST_POSTGRES_URL") or DEFAULT_URL
+
+
+@contextlib.contextmanager
+def fresh_database(admin_url: str) -> Iterator[str]:
+    import psycopg
+
+    name = f"simgate_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=3) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(admin_url)
+    try:
+        yield urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def reachable(url: str) -> str | None:
+    """None when PostgreSQL answers, else why not."""
+    import psycopg
+
+    try:
+        psycopg.connect(url, connect_timeout=3).close()
+    except psycopg.Error as error:
+        return str(error).strip().splitlines()[0]
+    return None
+
+
+def bench_pairs_postgres(folder: Path, options: PairsOptions, say: Callable[[str], None]) -> Result:
+    admin = server_url()
+    problem = reachable(admin)
+    if problem is not None:
+        say(f"[yellow]PostgreSQL pairs skipped: {problem}[/yellow]")
+        return {"skipped": problem}
+    from simgate.storage.postgres import PostgresStore
+
+    services = catalogue.services()
+    load = partial(
+        run_pairs,
+        make_order=order_maker(services),
+        clients=options.clients,
+        duration=options.duration,
+        warmup=options.warmup,
+        max_pairs=options.max_pairs,
+    )
+    results: Result = {"clients": options.clients, "duration": options.duration}
+    with fresh_database(admin) as url:
+        schema.upgrade(url)
+        shape = farm.FarmShape(numbers=options.numbers)
+        say(f"PostgreSQL farm: {options.numbers} numbers")
+        store = PostgresStore(url, min_size=1, max_size=2)
+        try:
+            results["farm"] = {"shape": shape.as_dict(), **farm.fill(store, shape, services).as_dict()}
+        finally:
+            store.close()
+        key = secrets.token_hex(16)
+        for processes in (1, 2):
+            ports = [free_port() for _ in range(processes)]
+            servers = [
+                ServerProcess(
+                    f"simgate serve #{i} (PostgreSQL)",
+                    python_module("simgate", "serve", "--host", "127.0.0.1", "--port", str(port)),
+                    port,
+                    clean_environment(SIMGATE_DATABASE_URL=url, SIMGATE_ONLINESIM_KEY=key),
+                    folder / f"simgate-pg-{processes}-{i}.log",
+                )
+                for i, port in enumerate(ports)
+            ]
+            say(f"simgate serve on PostgreSQL x{processes}: {options.clients} clients")
+            with contextlib.ExitStack() as stack:
+                running = [stack.enter_context(server) for server in servers]
+
+                def cpu(running: list[ServerProcess] = running) -> float | None:
+                    seconds = [server.cpu_seconds() for server in running]
+                    return None if None in seconds else sum(s for s in seconds if s is not None)
+
+                measured = run_async(load([s.url for s in running], key, server_cpu=cpu))
+            if measured.errors:
+                say(f"[red]{measured.errors} failed requests; first: {measured.first_error}[/red]")
+            results[f"processes_{processes}"] = _pairs_summary(measured)
+    return results

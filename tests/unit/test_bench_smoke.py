@@ -1,0 +1,82 @@
+"""The benchmark's own arithmetic, on fixed data: `make bench` figures are only as good as it.
+
+No timing is asserted anywhere in tests/: the figures live in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from bench import farm
+from bench.report import verdicts
+from bench.stats import percentile, ratio, summarise
+
+
+def test_percentile_interpolates_between_closest_ranks_like_numpy() -> None:
+    values = [15.0, 20.0, 35.0, 40.0, 50.0]
+    assert percentile(values, 0) == 15.0
+    assert percentile(values, 50) == 35.0
+    assert percentile(values, 100) == 50.0
+    assert percentile(values, 40) == pytest.approx(29.0)  # numpy.percentile(values, 40)
+    assert percentile(values, 99) == pytest.approx(49.6)
+
+
+def test_percentile_ignores_input_order_and_leaves_it_alone() -> None:
+    values = [float(v) for v in range(1, 101)]
+    shuffled = values[:]
+    random.Random(1).shuffle(shuffled)
+    before = shuffled[:]
+    assert percentile(shuffled, 50) == pytest.approx(50.5)
+    assert percentile(shuffled, 99) == pytest.approx(99.01)
+    assert shuffled == before
+
+
+@pytest.mark.parametrize("q", [-1, 100.5])
+def test_percentile_refuses_out_of_range(q: float) -> None:
+    with pytest.raises(ValueError, match="outside"):
+        percentile([1.0], q)
+
+
+def test_percentile_of_nothing_is_an_error_not_zero() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        percentile([], 50)
+
+
+def test_summarise_reports_milliseconds() -> None:
+    latency = summarise([0.001, 0.002, 0.003, 0.004])
+    assert latency.count == 4
+    assert latency.p50_ms == pytest.approx(2.5)
+    assert latency.mean_ms == pytest.approx(2.5)
+    assert latency.max_ms == pytest.approx(4.0)
+    assert latency.as_dict()["p99_ms"] == pytest.approx(3.97)
+
+
+def test_ratio_against_a_zero_baseline_is_none() -> None:
+    assert ratio(3.0, 1.5) == 2.0
+    assert ratio(1.0, 0.0) is None
+
+
+def test_service_names_pad_the_catalogue_to_the_asked_count() -> None:
+    names = farm.service_names(300)
+    assert len(names) == len(set(names)) == 300
+
+
+def test_generated_farm_is_deterministic_and_distinct() -> None:
+    shape = farm.FarmShape(numbers=500)
+    first, second = farm.generate(shape), farm.generate(shape)
+    assert first == second
+    assert len({spec.phone for spec in first}) == 500
+
+
+def test_verdicts_compare_with_the_issue_targets() -> None:
+    latency = {"p99_ms": 20.0}
+    results = {
+        "pairs": {"simgate": {"pairs_per_second": 2600.0, "requests": latency}},
+        "services": {"sizes": [{"numbers": 100_000, "http": {"p99_ms": 120.0}}]},
+    }
+    assert verdicts(results) == {
+        "pairs_per_second >= 2500": True,
+        "request p99 < 25 ms": True,
+        "GET_SERVICES p99 over 100000 numbers < 100 ms": False,
+    }
