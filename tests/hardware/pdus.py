@@ -12,6 +12,7 @@ from smspdudecoder.codecs import GSM
 
 SMSC = "07919782000000F0"  # +79280000000, international
 _CONCAT_IEI = 0x00
+_CONCAT16_IEI = 0x08
 
 
 def semi_octets(digits: str) -> str:
@@ -61,16 +62,34 @@ def deliver(
     sent: datetime | None = None,
 ) -> str:
     """One SMS-DELIVER; `part` is (reference, count, number) for a piece of a long SMS."""
+    units = text.encode("utf-16-be") if ucs2 else bytes(septets(text))
+    return deliver_units(sender, units, ucs2=ucs2, part=part, sent=sent)
+
+
+def deliver_units(
+    sender: str,
+    units: bytes,
+    *,
+    ucs2: bool = False,
+    part: tuple[int, int, int] | None = None,
+    wide_reference: bool = False,
+    sent: datetime | None = None,
+) -> str:
+    """One SMS-DELIVER carrying `units` as they are: UTF-16-BE octets (ucs2) or septet values,
+    one an octet; with `wide_reference` the concatenation header has a 16-bit reference."""
     header = b""
     if part is not None:
         reference, count, number = part
-        header = bytes([5, _CONCAT_IEI, 3, reference, count, number])
+        if wide_reference:
+            header = bytes([6, _CONCAT16_IEI, 4, reference >> 8, reference & 0xFF, count, number])
+        else:
+            header = bytes([5, _CONCAT_IEI, 3, reference, count, number])
     first = 0x04 | (0x40 if header else 0)
     if ucs2:
-        data = header + text.encode("utf-16-be")
+        data = header + units
         udl, dcs = len(data), "08"
     else:
-        udl, data = pack(header, septets(text))
+        udl, data = pack(header, list(units))
         dcs = "00"
     return (
         SMSC
@@ -82,6 +101,37 @@ def deliver(
         + f"{udl:02X}"
         + data.hex().upper()
     )
+
+
+def concatenated(
+    sender: str,
+    text: str,
+    *,
+    ucs2: bool = False,
+    reference: int = 0x21,
+    wide_reference: bool = False,
+    sent: datetime | None = None,
+) -> list[str]:
+    """A long SMS cut as a phone cuts it: each part as full as it goes (67 UTF-16 code units or
+    153 septets beside an 8-bit reference), whatever falls on the cut (half a surrogate pair,
+    an escape without its character). The parts in order, numbered from 1."""
+    header_octets = 7 if wide_reference else 6
+    if ucs2:
+        units, size = text.encode("utf-16-be"), (140 - header_octets) // 2 * 2
+    else:
+        units, size = bytes(septets(text)), (140 - header_octets) * 8 // 7
+    pieces = [units[i : i + size] for i in range(0, len(units), size)]
+    return [
+        deliver_units(
+            sender,
+            piece,
+            ucs2=ucs2,
+            part=(reference, len(pieces), number),
+            wide_reference=wide_reference,
+            sent=sent,
+        )
+        for number, piece in enumerate(pieces, 1)
+    ]
 
 
 def tpdu_length(pdu: str) -> int:

@@ -20,7 +20,7 @@ from simgate.storage.sqlite import SQLiteStore
 from tests.conftest import LiveServer
 from tests.hardware.conftest import PHONES, PushCounter, online, open_operation, stored, until, wait_for
 from tests.hardware.fake_modem import FakeModem
-from tests.hardware.pdus import deliver
+from tests.hardware.pdus import concatenated, deliver
 
 OWN = PHONES[7]
 SENDER = "+79001112233"
@@ -28,6 +28,17 @@ LONG = (
     "Ваш код для входа: 482910. Никому не сообщайте его, даже если звонят из банка. "  # noqa: RUF001
     "Код действует 10 минут. Если вы не запрашивали код, просто проигнорируйте это сообщение 🙂"
 )
+CUT_UCS2 = (
+    "Код входа: 482910. Никому не говорите его, даже сотрудникам банка 🔐 Он действует 10 минут. "  # noqa: RUF001
+    "Если вы не запрашивали этот код, проигнорируйте сообщение."
+)
+"""Cut every 67 UTF-16 code units, as phones cut: the first cut falls between the two halves of
+🔐 (a surrogate pair), the second inside 'проигнори|руйте'."""
+CUT_GSM = (
+    "Payment of 25.00 to Spotify AB confirmed. Code 731 904: enter it on the merchant page within 5 "
+    "minutes. Never share it, not even with bank staff. Paid: €25 {card *4417}. Questions? Call 900."
+)
+"""Cut after 153 septets: the escape of '€' (0x1B 0x65) ends part 1, its 0x65 begins part 2."""
 FAST: dict[str, Any] = {
     "sweep_seconds": 30.0,
     "status_seconds": 30.0,
@@ -215,3 +226,47 @@ def test_status_reports_are_not_sms_and_parts_keep_their_place() -> None:
     assert whole.text == LONG
     assert whole.indices == (1, 2, 3)
     assert whole.key == assembler.ready([p for p in reversed(parts) if p is not None], now=1.0)[0].key
+
+
+def test_the_sample_messages_are_cut_where_the_tests_need_it() -> None:
+    units = CUT_UCS2.encode("utf-16-be")
+    assert units[132:136].decode("utf-16-be") == "🔐"  # octets 132-133 end part 1, 134-135 begin part 2
+    assert units[262:268].decode("utf-16-be") + "|" + units[268:274].decode("utf-16-be") == "ори|руй"
+    assert len(concatenated(SENDER, CUT_UCS2, ucs2=True)) == 3
+    assert CUT_GSM.index("€") == 152  # septet 152 is the escape, the last of part 1's 153
+    assert len(concatenated(SENDER, CUT_GSM)) == 2
+
+
+async def test_a_ucs2_sms_cut_inside_an_emoji_and_a_word_arrives_as_sent(
+    sqlite_store: SQLiteStore, modem: FakeModem
+) -> None:
+    operation = open_operation(sqlite_store, OWN)
+    first, second, third = concatenated(SENDER, CUT_UCS2, ucs2=True, reference=0xC3)
+    driver = driver_for(sqlite_store, modem, phone=OWN)
+    async with driver.running():
+        await until(lambda: "AT+CMGL=4" in modem.commands, what="the first sweep")
+        for pdu in (second, third, first):  # out of order, each announced by +CMTI
+            modem.store(pdu)
+            await asyncio.sleep(0.3)
+        await until(lambda: stored(sqlite_store) and not modem.storage, what="the SMS stored, slots freed")
+        assert driver.health.last_error is None  # no part was ever unreadable
+    [(message, delivery)] = stored(sqlite_store)
+    assert message.text == CUT_UCS2
+    assert (message.sender, message.operation_id) == (SENDER, operation)
+    assert delivery is not None
+    assert sorted(modem.deleted) == [1, 2, 3]
+
+
+async def test_a_gsm_sms_cut_inside_an_escape_sequence_arrives_as_sent(
+    sqlite_store: SQLiteStore, modem: FakeModem
+) -> None:
+    open_operation(sqlite_store, OWN)
+    first, second = concatenated(SENDER, CUT_GSM, reference=0x44)
+    modem.store(second, notify=False)
+    modem.store(first, notify=False)
+    driver = driver_for(sqlite_store, modem, phone=OWN)
+    async with driver.running():
+        await until(lambda: stored(sqlite_store) and not modem.storage, what="the SMS stored, slots freed")
+    [(message, _)] = stored(sqlite_store)
+    assert message.text == CUT_GSM
+    assert sorted(modem.deleted) == [1, 2]

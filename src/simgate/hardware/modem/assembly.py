@@ -1,17 +1,20 @@
 """Concatenated SMS: put the parts back together, or give up waiting for a missing one.
 
 Pure: each sweep hands over everything the modem stores, and the answer is what is ready to
-store. Parts stay on the SIM until their whole SMS is committed, so a restart loses nothing:
-the next sweep finds them again.
+store. The parts' user data is joined before it is decoded, once: a phone cuts a long SMS by
+code units, so a character (an emoji's surrogate pair, a GSM-7 escape and its character) can
+straddle two parts and exists only in the joined data. Parts stay on the SIM until their
+whole SMS is committed, so a restart loses nothing: the next sweep finds them again.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from itertools import groupby
 
 from simgate.domain.types import Timestamp
-from simgate.hardware.modem.pdu import Part
+from simgate.hardware.modem.pdu import Part, decode_text
 
 MISSING = "[…]"
 """Marks where a part that never arrived belongs, so the buyer sees the text is incomplete."""
@@ -57,17 +60,22 @@ class Assembler:
 
 
 def join(parts: list[Part], complete: bool = True) -> Assembled:
+    """The parts of one SMS (a single one, or a group, some perhaps missing or stored twice).
+
+    Each run of consecutive parts is decoded as one user data; a gap between runs (one or more
+    missing parts) becomes one MISSING marker.
+    """
     chosen: dict[int, Part] = {}
     for part in sorted(parts, key=lambda part: (part.number, part.pdu)):
         chosen.setdefault(part.number, part)
     ordered = [chosen[number] for number in sorted(chosen)]
-    count = parts[0].count
     pieces: list[str] = []
-    for number in range(1, count + 1):
-        if number in chosen:
-            pieces.append(chosen[number].text or "")
-        elif not pieces or pieces[-1] != MISSING:
+    runs = groupby(range(1, parts[0].count + 1), key=lambda n: chosen[n].coding if n in chosen else None)
+    for coding, numbers in runs:
+        if coding is None:
             pieces.append(MISSING)
+        else:
+            pieces.append(decode_text(coding, b"".join(chosen[n].data for n in numbers)) or "")
     digest = hashlib.sha256("|".join(part.pdu for part in ordered).encode()).hexdigest()[:40]
     return Assembled(
         sender=ordered[0].sender,
