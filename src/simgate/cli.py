@@ -17,7 +17,9 @@ from simgate.config import Settings, SettingsError, load_settings
 from simgate.hardware.cli import intake_app
 from simgate.simulator.cli import app as simulate_app
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False
+)
 numbers_app = typer.Typer(no_args_is_help=True, help="The SIM inventory.")
 app.add_typer(numbers_app, name="numbers")
 sms_app = typer.Typer(no_args_is_help=True, help="SMS received from the hardware.")
@@ -300,4 +302,15 @@ def demo(
 
 
 def main() -> None:
-    app(prog_name="simgate")
+    """CONTRACT.md: non-zero with a one-line reason on standard error, never a traceback
+    (SIMGATE_DEBUG=1 shows it, for developers)."""
+    import os
+
+    try:
+        app(prog_name="simgate")
+    except Exception as error:
+        if os.environ.get("SIMGATE_DEBUG") == "1":
+            raise
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()
+        typer.echo(f"simgate: {type(error).__name__}: {reason[0] if reason else ''}", err=True)
+        raise SystemExit(1) from None

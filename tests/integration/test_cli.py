@@ -255,3 +255,17 @@ def test_migrate_twice(tmp_path: Path) -> None:
     second = run(tmp_path, "migrate")
     assert second.returncode == 0, second.stderr
     assert f"schema is current (revision {schema.head_revision()})" in second.stdout
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("sqlite:////nonexistent-simgate-dir/sub/x.db", "unable to open database file"),
+        ("postgresql://nobody@127.0.0.1:1/none", "Connection refused"),
+    ],
+)
+def test_an_unreachable_database_is_one_line_not_a_traceback(tmp_path: Path, url: str, words: str) -> None:
+    for command in (["migrate"], ["numbers", "list"]):
+        result = run(tmp_path, *command, env={"SIMGATE_DATABASE_URL": url})
+        assert result.stderr.strip().count("\n") == 0, result.stderr
+        assert words in one_line_reason(result)
