@@ -47,6 +47,7 @@ def run_worker(settings: Settings) -> None:
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
         def on_signal() -> None:
             worker.halt()  # no claim may start after the signal, not even one loop turn later
             stop.set()
