@@ -145,7 +145,10 @@ def build_app(
         max_body_bytes=settings.max_body_bytes,
         registry=registry,
         background=background,
-        extra_routes=[*drivers.routes, *build_console(settings, store, registry, clock)],
+        extra_routes=[
+            *drivers.routes,
+            *build_console(settings, store, registry, clock, hardware_status=drivers.status),
+        ],
     )
     app = create_app(deps)
     app.add_middleware(MarketplaceRequestLog)

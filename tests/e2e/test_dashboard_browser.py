@@ -1,8 +1,10 @@
 """The dashboard in a real browser: Debian's headless Chromium driven by Playwright.
 
 The owner's path: sign in, find a SIM, open an operation and read its SMS and push
-attempts, disable a SIM and watch GET_SERVICES drop it, retry a refused push. A screenshot
-of the overview is saved to artifacts/overview.png (and a phone-sized one beside it).
+attempts, disable a SIM and watch GET_SERVICES drop it, retry a refused push, check the SIM
+hardware (a GoIP gateway over UDP, an Ejoin box over HTTP) and see it go silent. Screenshots
+of the overview and the hardware page are saved to artifacts/overview.png and
+artifacts/hardware.png (and phone-sized ones beside them).
 
 Skipped when Chromium or Playwright is missing, unless SIMGATE_REQUIRE_BROWSER=1.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,8 @@ import pytest
 
 from tests.conftest import ADMIN_TOKEN, LiveServer
 from tests.console import ADMIN, A, B, Farm, seed_farm, services
+from tests.hardware.conftest import PHONES
+from tests.hardware.farm import STRANGER, HardwareFarm, start_farm
 
 CHROMIUM = os.environ.get("SIMGATE_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -59,18 +64,26 @@ def farm(live_server: LiveServer) -> Farm:
     return seed_farm(live_server)
 
 
-@pytest.fixture
-def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server.url)
+@contextmanager
+def tab_on(browser: Any, base_url: str) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=base_url)
     context.set_default_timeout(TIMEOUT_MS)
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda error: errors.append(str(error)))
     # A wrong token is answered 401 on purpose; Chromium reports every 4xx on the console.
     tab.on("console", lambda m: errors.append(m.text) if m.type == "error" and "401" not in m.text else None)
-    yield tab
-    context.close()
+    try:
+        yield tab
+    finally:
+        context.close()
     assert errors == [], errors  # no script error and no CSP violation on any page
+
+
+@pytest.fixture
+def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
+    with tab_on(browser, live_server.url) as tab:
+        yield tab
 
 
 def expect(locator: Any) -> Any:
@@ -202,3 +215,80 @@ def test_sign_out(page: Any, farm: Farm) -> None:
     page.wait_for_url("**/login")
     page.goto("/sims")
     assert "/login" in page.url
+
+
+# -- hardware -------------------------------------------------------------------------------------
+
+
+def test_hardware_page_says_when_only_http_intake_is_active(page: Any) -> None:
+    sign_in(page)
+    page.click("nav a[href='/hardware']")
+    page.wait_for_url("**/hardware")
+    empty = page.locator("#hardware-empty")
+    expect(empty).to_be_visible()
+    assert "Only HTTP intake (/intake/sms) is active" in empty.inner_text()
+    assert "[hardware.*]" in empty.inner_text()
+    assert page.locator("#drivers .driver").count() == 0
+    expect(page.locator("#unwatched-box")).to_be_hidden()
+    assert page.get_attribute("nav a[href='/hardware']", "aria-current") == "page"
+
+
+@pytest.fixture
+def hardware_farm(tmp_path: Path) -> Iterator[HardwareFarm]:
+    farm = start_farm(tmp_path)
+    yield farm
+    farm.close()
+
+
+def test_hardware_page_shows_each_driver_its_sims_and_silence(
+    browser: Any, hardware_farm: HardwareFarm
+) -> None:
+    farm = hardware_farm
+    farm.goip_keepalives(1)
+    farm.ejoin_status()
+    with tab_on(browser, farm.server.url) as page:
+        sign_in(page, "/hardware")
+        goip = page.locator(".driver[data-name='goip']")
+        line = goip.locator("tr[data-port='goip1']")
+        expect(line).to_contain_text("online")
+        assert PHONES[0] in line.inner_text()
+        assert "23/31" in line.inner_text()
+        assert "89701011234567890123" in line.inner_text()
+        assert "LOGIN" in line.inner_text()
+        assert "port-error" not in (line.get_attribute("class") or "")
+        stranger = goip.locator("tr[data-port='goip2']")
+        expect(stranger).to_contain_text(f"{STRANGER} is not in the inventory")
+        assert "port-error" in (stranger.get_attribute("class") or "")
+        assert "wrong id or password" in goip.inner_text()
+        assert "has-error" in (goip.get_attribute("class") or "")
+        expect(goip.locator(".driver-head")).to_contain_text("reporting")
+        assert "silent" not in (goip.get_attribute("class") or "")
+        android = page.locator(".driver[data-name='android:pixel']")
+        expect(android).to_contain_text("waiting for an SMS")
+        assert "never since simgate started" in android.inner_text()
+        unwatched = page.locator("#unwatched")
+        expect(unwatched.locator("li[data-name='gammu']")).to_contain_text("simgate intake gammu")
+        expect(unwatched.locator("li[data-name='modem']")).to_contain_text("enabled = false")
+
+        # Ten minutes later the GoIP gateway has said nothing; the Ejoin box still reports.
+        page.evaluate("window.__same_page = true")
+        farm.server.clock.offset = 600
+        farm.ejoin_status(sig=21)
+        expect(goip).to_have_class("card driver silent has-error", timeout=12_000)
+        expect(goip.locator(".driver-head")).to_contain_text("silent 10 min")
+        expect(line).to_contain_text("keep-alives stopped", timeout=12_000)
+        expect(line).to_contain_text("offline")
+        ejoin = page.locator(".driver[data-name='ejoin:box1']")
+        expect(ejoin.locator("tr[data-port='1.01']")).to_contain_text("21")
+        assert "silent" not in (ejoin.get_attribute("class") or "")
+        assert page.evaluate("window.__same_page === true")
+        shoot(page, "hardware.png")
+        # Readable on a phone: every SIM a small card, nothing wider than the screen.
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.wait_for_timeout(300)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+        assert page.evaluate(
+            "[...document.querySelectorAll('table.ports')].every((t) => t.scrollWidth <= t.clientWidth + 1)"
+        )
+        assert goip.locator("thead").is_hidden()
+        shoot(page, "hardware-phone.png")

@@ -48,7 +48,9 @@ def phones(body: dict[str, Any]) -> set[str]:
 # -- authentication ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/api/numbers", "/api/overview", "/api/operations/1", "/api/stats"])
+@pytest.mark.parametrize(
+    "path", ["/api/numbers", "/api/overview", "/api/operations/1", "/api/stats", "/api/hardware"]
+)
 def test_api_refuses_a_missing_or_wrong_token(client: httpx.Client, path: str) -> None:
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {ADMIN_TOKEN}"}):
         response = client.get(path, headers=headers)
@@ -70,11 +72,11 @@ def test_without_an_admin_token_the_console_says_it_is_disabled(sqlite_url: str)
     server = LiveServer(settings).start()
     try:
         with server.client() as client:
-            for path in ("/api/numbers", "/api/overview"):
+            for path in ("/api/numbers", "/api/overview", "/api/hardware"):
                 response = client.get(path, headers=ADMIN)
                 assert response.status_code == 503
                 assert "SIMGATE_ADMIN_TOKEN is not set" in response.json()["error"]
-            for path in ("/", "/login", "/sims"):
+            for path in ("/", "/login", "/sims", "/hardware"):
                 page = client.get(path, follow_redirects=False)
                 assert page.status_code == 503
                 assert "SIMGATE_ADMIN_TOKEN is not set" in page.text
@@ -133,6 +135,14 @@ def test_a_forged_session_and_an_open_redirect_are_refused(client: httpx.Client)
         "/login", data={"token": ADMIN_TOKEN, "next": "//evil.example/"}, follow_redirects=False
     )
     assert signed.headers["location"] == "/"
+
+
+def test_hardware_is_empty_when_only_http_intake_is_configured(client: httpx.Client) -> None:
+    body = get(client, "/api/hardware")
+    assert body["drivers"] == []
+    assert body["unwatched"] == []
+    assert body["silent_after_seconds"] > 0
+    assert body["now"] > 0
 
 
 def test_static_assets_ship_with_the_package(client: httpx.Client) -> None:
@@ -485,6 +495,9 @@ def test_openapi_document_is_generated_from_the_response_schemas(client: httpx.C
         "DeliveryOut",
         "MessageOut",
         "StatsOut",
+        "HardwareOut",
+        "DriverOut",
+        "PortOut",
         "Error",
     ):
         assert name in schemas, name
@@ -492,7 +505,7 @@ def test_openapi_document_is_generated_from_the_response_schemas(client: httpx.C
     expected = {
         "/api/numbers", "/api/numbers/{id}/disable", "/api/numbers/{id}/blacklist",
         "/api/numbers/{id}/blacklist/{service}", "/api/operations/{id}", "/api/sms",
-        "/api/deliveries/{id}/retry", "/api/stats", "/api/overview",
+        "/api/deliveries/{id}/retry", "/api/stats", "/api/overview", "/api/hardware",
     }  # fmt: skip
     assert expected <= set(doc["paths"])
     refs = re.findall(r'"\$ref":\s*"#/components/schemas/([^"]+)"', json.dumps(doc))
@@ -503,6 +516,10 @@ def test_openapi_document_is_generated_from_the_response_schemas(client: httpx.C
         "DeliveryAction"
     )
     assert doc["paths"]["/api/numbers/{id}/blacklist"]["post"]["requestBody"]["required"] is True
+    hardware = doc["paths"]["/api/hardware"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert hardware["schema"]["$ref"].endswith("HardwareOut")
+    assert set(schemas["DriverOut"]["required"]) >= {"last_contact", "last_error", "silent", "ports"}
+    assert set(schemas["PortOut"]["required"]) >= {"port", "phone", "online", "signal", "iccid", "last_error"}
 
 
 # -- metrics ----------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from simgate.dashboard import schemas as s
 from simgate.dashboard.auth import NOT_CONFIGURED, ConsoleAuth
+from simgate.dashboard.hardware import HardwareReport
 from simgate.domain.errors import DomainError
 from simgate.domain.reports import (
     DELIVERY_STATES,
@@ -143,6 +144,7 @@ class AdminApi:
     store: Store
     auth: ConsoleAuth
     clock: Callable[[], Timestamp]
+    hardware: HardwareReport
 
     def routes(self) -> list[BaseRoute]:
         g = self.guarded
@@ -162,6 +164,7 @@ class AdminApi:
             Route("/api/deliveries/{id:int}", g(self.delivery), methods=["GET"]),
             Route("/api/deliveries/{id:int}/retry", g(self.retry), methods=["POST"]),
             Route("/api/stats", g(self.stats), methods=["GET"]),
+            Route("/api/hardware", g(self.hardware_status), methods=["GET"]),
         ]
 
     def guarded(self, handler: Handler) -> Handler:
@@ -339,6 +342,10 @@ class AdminApi:
 
         return reply(200, await self.store.read(work))
 
+    async def hardware_status(self, request: Request) -> Response:
+        # In-memory snapshots read on the event loop the drivers run on: no database, no lock.
+        return reply(200, self.hardware())
+
     # -- actions ---------------------------------------------------------------------------
 
     async def _number_action(self, work: Callable[[UnitOfWork], Any]) -> Response:
@@ -430,6 +437,8 @@ ENDPOINTS: list[tuple[str, str, str, type, list[tuple[str, str, str]], type | No
     ("get", "/api/stats", "Earnings and operations per day, service, country and SIM", s.StatsOut, [
         ("days", "integer", "1 to 366, default 30"), *_TZ,
         ("top", "integer", "how many SIMs in by_number, default 20")], None),
+    ("get", "/api/hardware", "Each SMS hardware driver: last contact, last error, counters and its SIMs",
+     s.HardwareOut, [], None),
 ]  # fmt: skip
 
 

@@ -270,9 +270,73 @@ class ServiceBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     service: str
 
 
+class PortOut(msgspec.Struct, kw_only=True):
+    """One SIM line as its driver last saw it; null where the hardware has not said."""
+
+    port: str
+    """The driver's name for the line: GoIP line ID, Ejoin port (1.01), modem device, SIM slot."""
+    phone: str | None
+    online: bool | None
+    signal: int | None
+    """As the device reports it: GoIP and AT modems 0-31 (99 unknown), Ejoin its own scale."""
+    registration: str | None
+    iccid: str | None
+    imsi: str | None
+    last_contact: float | None
+    last_contact_age_seconds: float | None
+    last_error: str | None
+    """The line's last problem as the driver recorded it (kept until the driver replaces it)."""
+
+
+class DriverOut(msgspec.Struct, kw_only=True):
+    name: str
+    """goip, modem, or kind:device for Ejoin gateways and Android phones."""
+    kind: str
+    """goip, ejoin, android or modem."""
+    reports_on_its_own: bool
+    """True when the hardware speaks without an SMS (GoIP keep-alives, Ejoin status reports and
+    polling, modem status checks): only then does silence mean trouble. An Android phone
+    speaks only when an SMS arrives."""
+    last_contact: float | None
+    last_contact_age_seconds: float | None
+    silent: bool
+    """Reports on its own, yet said nothing for silent_after_seconds (or since simgate started)."""
+    last_error: str | None
+    last_error_at: float | None
+    last_error_age_seconds: float | None
+    recent_error: bool
+    """The last error is younger than an hour."""
+    received: int
+    """New SMS stored since simgate started."""
+    duplicates: int
+    """Resends recognised and acknowledged again."""
+    rejected: int
+    """SMS that could not be stored (unknown number, bad content, ...)."""
+    ports_total: int
+    ports_online: int
+    ports_with_errors: int
+    ports: list[PortOut]
+
+
+class UnwatchedOut(msgspec.Struct, kw_only=True):
+    """A [hardware.*] table with no live status to show, and why."""
+
+    name: str
+    enabled: bool
+    note: str
+
+
+class HardwareOut(msgspec.Struct, kw_only=True):
+    now: float
+    silent_after_seconds: float
+    drivers: list[DriverOut]
+    """Every running driver, in settings-file order; empty when only HTTP intake is active."""
+    unwatched: list[UnwatchedOut]
+
+
 RESPONSES: tuple[type, ...] = (
     Error, NumberPage, NumberAction, OperationPage, OperationDetail, MessagePage, DeliveryPage,
-    DeliveryAction, DeliveryOut, StatsOut, OverviewOut, ServiceBody,
+    DeliveryAction, DeliveryOut, StatsOut, OverviewOut, ServiceBody, HardwareOut,
 )  # fmt: skip
 
 

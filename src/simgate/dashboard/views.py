@@ -1,4 +1,4 @@
-"""The dashboard's pages: sign-in, overview, SIMs, operations, SMS, deliveries.
+"""The dashboard's pages: sign-in, overview, SIMs, operations, SMS, deliveries, hardware.
 
 Pages are thin server-rendered shells; static/console.js fills them from the admin API and
 refreshes them every few seconds, so the owner watches the farm without reloading. All
@@ -41,6 +41,7 @@ NAV = (
     ("operations", "/operations", "Operations"),
     ("sms", "/sms", "SMS"),
     ("deliveries", "/deliveries", "Pushes"),
+    ("hardware", "/hardware", "Hardware"),
 )
 
 Page = Callable[[Request], Awaitable[Response]]
@@ -74,6 +75,7 @@ class Dashboard:
             Route("/operations/{id:int}", self.page("operation", "Operation"), methods=["GET"]),
             Route("/sms", self.page("sms", "SMS"), methods=["GET"]),
             Route("/deliveries", self.page("deliveries", "Pushes"), methods=["GET"]),
+            Route("/hardware", self.page("hardware", "Hardware"), methods=["GET"]),
             Route("/login", self.login_form, methods=["GET"]),
             Route("/login", self.login, methods=["POST"]),
             Route("/logout", self.logout, methods=["POST"]),

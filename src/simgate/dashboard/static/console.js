@@ -461,6 +461,89 @@
     }, 50);
   }
 
-  const pages = { overview, sims, operations, operation, sms, deliveries };
+  // -- hardware ----------------------------------------------------------------------------------
+
+  function hardware() {
+    const box = document.getElementById("drivers");
+    const empty = document.getElementById("hardware-empty");
+    const unwatchedBox = document.getElementById("unwatched-box");
+    // Ages come from the server's clock: a phone with a wrong clock still reads them right.
+    const since = (age) => (age === null ? "never" : duration(age) + " ago");
+    const plural = (n, word) => n + " " + word + (n === 1 ? "" : "s");
+
+    function signal(kind, value) {
+      if (value === null) return "–";
+      if (kind === "goip" || kind === "modem") return value === 99 ? "unknown" : value + "/31";
+      return String(value);
+    }
+
+    function state(d) {
+      if (d.silent) {
+        return badge(d.last_contact === null ? "never heard" : "silent " + duration(d.last_contact_age_seconds), "warn");
+      }
+      if (!d.reports_on_its_own) {
+        return d.last_contact === null ? badge("waiting for an SMS", "idle") : badge("ok", "ok");
+      }
+      return d.last_contact === null ? badge("starting", "idle") : badge("reporting", "ok");
+    }
+
+    function portRow(d, p) {
+      const cell = (label, ...content) => el("td", { "data-label": label }, ...content);
+      return el("tr", { class: p.last_error ? "port-error" : null, dataset: { port: p.port } },
+        cell("Port", el("strong", {}, p.port)),
+        cell("Phone", p.phone || el("span", { class: "muted" }, "unknown")),
+        cell("Online", p.online === null ? el("span", { class: "muted" }, "not reported")
+          : p.online ? badge("online", "ok") : badge("offline")),
+        cell("Signal", signal(d.kind, p.signal)),
+        cell("Registration", p.registration || "–"),
+        cell("ICCID", p.iccid ? el("span", { class: "mono", title: p.imsi ? "IMSI " + p.imsi : null }, p.iccid) : "–"),
+        cell("Last contact", p.last_contact === null ? "never"
+          : el("span", { title: clock(p.last_contact) }, since(p.last_contact_age_seconds))),
+        cell("Last error", p.last_error ? el("span", { class: "error" }, p.last_error) : el("span", { class: "muted" }, "none")),
+      );
+    }
+
+    function driverCard(d) {
+      const error = d.last_error
+        ? el("span", { class: d.recent_error ? "error" : "muted" }, d.last_error,
+            el("span", { class: "muted when" }, " at " + clock(d.last_error_at) + " (" + since(d.last_error_age_seconds) + ")"))
+        : el("span", { class: "muted" }, "none");
+      const facts = [
+        ["Last contact", d.last_contact === null ? "never since simgate started"
+          : since(d.last_contact_age_seconds) + " · " + clock(d.last_contact)],
+        ["Last error", error],
+        ["SMS", d.received + " received · " + plural(d.duplicates, "duplicate") + " · " + d.rejected + " rejected"],
+        ["SIMs", d.ports_online + " of " + d.ports_total + " online"
+          + (d.ports_with_errors ? " · " + d.ports_with_errors + " with errors" : "")],
+      ];
+      const ports = d.ports.length
+        ? el("div", { class: "scroll" },
+            el("table", { class: "rows ports" },
+              el("thead", {}, el("tr", {}, ["Port", "Phone", "Online", "Signal", "Registration", "ICCID", "Last contact", "Last error"]
+                .map((h) => el("th", {}, h)))),
+              el("tbody", {}, d.ports.map((p) => portRow(d, p)))))
+        : el("p", { class: "muted" }, "No SIM reported yet.");
+      const classes = ["card", "driver", d.silent ? "silent" : null, d.recent_error ? "has-error" : null];
+      return el("section", { class: classes.filter(Boolean).join(" "), dataset: { name: d.name, kind: d.kind } },
+        el("div", { class: "driver-head" }, el("h2", {}, d.name), badge(d.kind, "kind"), state(d)),
+        el("dl", { class: "facts" }, facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
+        ports,
+      );
+    }
+
+    async function refresh() {
+      const h = await api("/api/hardware");
+      document.getElementById("silent-after").textContent = duration(h.silent_after_seconds);
+      empty.hidden = h.drivers.length > 0;
+      box.replaceChildren(...h.drivers.map(driverCard));
+      unwatchedBox.hidden = h.unwatched.length === 0;
+      document.getElementById("unwatched").replaceChildren(
+        ...h.unwatched.map((u) => el("li", { dataset: { name: u.name } }, el("code", {}, "[hardware." + u.name + "]"), " ", u.note)),
+      );
+    }
+    every(5000, refresh);
+  }
+
+  const pages = { overview, sims, operations, operation, sms, deliveries, hardware };
   if (pages[page]) pages[page]();
 })();

@@ -1,0 +1,117 @@
+"""What the Hardware page and GET /api/hardware show: each driver's last contact, errors, SIMs.
+
+The snapshots come from the drivers through a callable bootstrap hands in; this module only
+judges them. Ages are computed here with the server's clock, so a phone with a wrong clock
+still reads "silent for 12 min" correctly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from simgate.dashboard import schemas as s
+from simgate.domain.types import Timestamp
+from simgate.hardware.status import DriverStatus, PortStatus
+
+StatusSource = Callable[[], Sequence[DriverStatus]]
+
+SILENT_AFTER = 300.0
+"""GoIP sends a keep-alive every 30 s and takes a line offline after 120 s of silence; modems
+are checked every minute. Five quiet minutes mean a cable, a power supply or a crashed
+gateway: every SIM behind it sells nothing."""
+
+RECENT_ERROR = 3600.0
+
+REPORTS_ON_ITS_OWN = frozenset({"goip", "ejoin", "modem"})
+"""Kinds that speak without an SMS. An Android phone posts a webhook only when an SMS
+arrives, so a quiet night is not a fault there."""
+
+GAMMU_NOTE = (
+    "gammu-smsd runs simgate intake gammu for each SMS, which posts it to /intake/sms;"
+    " there is no connection to watch"
+)
+DISABLED_NOTE = "enabled = false: the table is checked at start, the driver does not run"
+NOTHING_NOTE = "configured, but it lists no device to watch"
+
+
+def _age(now: Timestamp, at: Timestamp | None) -> float | None:
+    return None if at is None else max(0.0, now - at)
+
+
+def port_out(p: PortStatus, now: Timestamp) -> s.PortOut:
+    return s.PortOut(
+        port=p.port, phone=p.phone, online=p.online, signal=p.signal,
+        registration=p.registration, iccid=p.iccid, imsi=p.imsi, last_contact=p.last_contact,
+        last_contact_age_seconds=_age(now, p.last_contact), last_error=p.last_error,
+    )  # fmt: skip
+
+
+def is_silent(d: DriverStatus, now: Timestamp, started: Timestamp, silent_after: float) -> bool:
+    """A driver that should report on its own and has not, within `silent_after` seconds.
+
+    Never heard since start counts from the start, so a gateway left unplugged is flagged a
+    few minutes after simgate starts, not at once.
+    """
+    if d.kind not in REPORTS_ON_ITS_OWN:
+        return False
+    heard = started if d.last_contact is None else max(d.last_contact, started)
+    return now - heard > silent_after
+
+
+def driver_out(
+    d: DriverStatus, now: Timestamp, started: Timestamp, silent_after: float = SILENT_AFTER
+) -> s.DriverOut:
+    error_age = _age(now, d.last_error_at)
+    return s.DriverOut(
+        name=d.name,
+        kind=d.kind,
+        reports_on_its_own=d.kind in REPORTS_ON_ITS_OWN,
+        last_contact=d.last_contact,
+        last_contact_age_seconds=_age(now, d.last_contact),
+        silent=is_silent(d, now, started, silent_after),
+        last_error=d.last_error,
+        last_error_at=d.last_error_at,
+        last_error_age_seconds=error_age,
+        recent_error=d.last_error is not None and (error_age is None or error_age < RECENT_ERROR),
+        received=d.received,
+        duplicates=d.duplicates,
+        rejected=d.rejected,
+        ports_total=len(d.ports),
+        ports_online=sum(1 for p in d.ports if p.online),
+        ports_with_errors=sum(1 for p in d.ports if p.last_error),
+        ports=[port_out(p, now) for p in d.ports],
+    )
+
+
+def unwatched(tables: Mapping[str, Any], watched_kinds: set[str]) -> list[s.UnwatchedOut]:
+    """The [hardware.*] tables that give no live status: gammu, disabled ones, empty ones."""
+    out = []
+    for name, table in tables.items():
+        enabled = not (isinstance(table, Mapping) and table.get("enabled") is False)
+        if enabled and name in watched_kinds:
+            continue
+        note = DISABLED_NOTE if not enabled else GAMMU_NOTE if name == "gammu" else NOTHING_NOTE
+        out.append(s.UnwatchedOut(name=name, enabled=enabled, note=note))
+    return out
+
+
+@dataclass
+class HardwareReport:
+    source: StatusSource
+    tables: Mapping[str, Any]
+    """settings.hardware: the tables as written, already checked by build_drivers."""
+    clock: Callable[[], Timestamp]
+    started: Timestamp
+    silent_after: float = SILENT_AFTER
+
+    def __call__(self) -> s.HardwareOut:
+        now = self.clock()
+        statuses = list(self.source())
+        return s.HardwareOut(
+            now=now,
+            silent_after_seconds=self.silent_after,
+            drivers=[driver_out(d, now, self.started, self.silent_after) for d in statuses],
+            unwatched=unwatched(self.tables, {d.kind for d in statuses}),
+        )
