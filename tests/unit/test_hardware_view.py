@@ -88,3 +88,28 @@ def test_the_report_reads_the_source_it_was_given_each_time() -> None:
     assert [d.name for d in first.drivers] == ["goip"]
     assert first.now == START + 1
     assert report().drivers == []
+
+
+def test_a_port_error_is_an_alarm_only_until_the_line_speaks_again() -> None:
+    from simgate.hardware.common import Health
+
+    now = [1000.0]
+    health = Health("goip", "goip", clock=lambda: now[0])
+    health.port("goip1", online=False, last_error="keep-alives stopped")
+    assert health.snapshot().ports[0].failing
+    assert health.snapshot().ports[0].last_error_at == 1000.0
+    now[0] = 1060.0
+    health.port("goip1", online=True, last_contact=now[0])
+    line = health.snapshot().ports[0]
+    assert not line.failing, "a recovered line is not red"
+    assert line.last_error == "keep-alives stopped", "the last error is still shown as history"
+    now[0] = 1120.0
+    health.port("goip1", last_error="79990000000 is not in the inventory")
+    assert health.snapshot().ports[0].failing, "a new error after the contact is an alarm again"
+
+
+def test_a_port_error_with_no_contact_ever_is_failing() -> None:
+    from simgate.hardware.status import PortStatus
+
+    assert PortStatus("p", last_error="no phone").failing
+    assert not PortStatus("p").failing

@@ -45,6 +45,7 @@ def port_out(p: PortStatus, now: Timestamp) -> s.PortOut:
         port=p.port, phone=p.phone, online=p.online, signal=p.signal,
         registration=p.registration, iccid=p.iccid, imsi=p.imsi, last_contact=p.last_contact,
         last_contact_age_seconds=_age(now, p.last_contact), last_error=p.last_error,
+        last_error_at=p.last_error_at, failing=p.failing,
     )  # fmt: skip
 
 
@@ -80,7 +81,7 @@ def driver_out(
         rejected=d.rejected,
         ports_total=len(d.ports),
         ports_online=sum(1 for p in d.ports if p.online),
-        ports_with_errors=sum(1 for p in d.ports if p.last_error),
+        ports_with_errors=sum(1 for p in d.ports if p.failing),
         ports=[port_out(p, now) for p in d.ports],
     )
 

@@ -286,6 +286,9 @@ class PortOut(msgspec.Struct, kw_only=True):
     last_contact_age_seconds: float | None
     last_error: str | None
     """The line's last problem as the driver recorded it (kept until the driver replaces it)."""
+    last_error_at: float | None
+    failing: bool
+    """The error is newer than the line's last good contact: needs the owner's attention."""
 
 
 class DriverOut(msgspec.Struct, kw_only=True):

@@ -50,6 +50,8 @@ class Health:
         self.last_error, self.last_error_at = message, self.clock()
 
     def port(self, port: str, **changes: Any) -> PortStatus:
+        if "last_error" in changes:
+            changes.setdefault("last_error_at", self.clock())
         current = self.ports.get(port) or PortStatus(port)
         self.ports[port] = updated = replace(current, **changes)
         return updated

@@ -21,6 +21,17 @@ class PortStatus:
     imsi: str | None = None
     last_contact: Timestamp | None = None
     last_error: str | None = None
+    last_error_at: Timestamp | None = None
+
+    @property
+    def failing(self) -> bool:
+        """An error newer than the line's last good contact: once the line speaks again the
+        old error is history, shown but no longer an alarm."""
+        if self.last_error is None:
+            return False
+        if self.last_error_at is None or self.last_contact is None:
+            return True
+        return self.last_error_at >= self.last_contact
 
 
 @dataclass(frozen=True, slots=True)

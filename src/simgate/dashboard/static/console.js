@@ -489,7 +489,7 @@
 
     function portRow(d, p) {
       const cell = (label, ...content) => el("td", { "data-label": label }, ...content);
-      return el("tr", { class: p.last_error ? "port-error" : null, dataset: { port: p.port } },
+      return el("tr", { class: p.failing ? "port-error" : null, dataset: { port: p.port } },
         cell("Port", el("strong", {}, p.port)),
         cell("Phone", p.phone || el("span", { class: "muted" }, "unknown")),
         cell("Online", p.online === null ? el("span", { class: "muted" }, "not reported")
@@ -499,7 +499,9 @@
         cell("ICCID", p.iccid ? el("span", { class: "mono", title: p.imsi ? "IMSI " + p.imsi : null }, p.iccid) : "–"),
         cell("Last contact", p.last_contact === null ? "never"
           : el("span", { title: clock(p.last_contact) }, since(p.last_contact_age_seconds))),
-        cell("Last error", p.last_error ? el("span", { class: "error" }, p.last_error) : el("span", { class: "muted" }, "none")),
+        cell("Last error", p.last_error
+          ? el("span", { class: p.failing ? "error" : "muted", title: p.last_error_at ? clock(p.last_error_at) : null }, p.last_error)
+          : el("span", { class: "muted" }, "none")),
       );
     }
 
