@@ -17,9 +17,7 @@ from simgate.config import Settings, SettingsError, load_settings
 from simgate.hardware.cli import intake_app
 from simgate.simulator.cli import app as simulate_app
 
-app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False
-)
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False)
 numbers_app = typer.Typer(no_args_is_help=True, help="The SIM inventory.")
 app.add_typer(numbers_app, name="numbers")
 sms_app = typer.Typer(no_args_is_help=True, help="SMS received from the hardware.")

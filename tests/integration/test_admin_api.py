@@ -621,3 +621,24 @@ def test_redactor_leaves_clean_records_alone() -> None:
     secret = logging.LogRecord("x", logging.INFO, __file__, 1, "v=%s", ("s3cr3t-value",), None)
     redactor.filter(secret)
     assert secret.getMessage() == f"v={MASK}"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/numbers/99999999999999999999999"),
+        ("POST", "/api/numbers/99999999999999999999999/disable"),
+        ("GET", "/api/operations/99999999999999999999999"),
+        ("GET", "/api/deliveries/99999999999999999999999"),
+        ("POST", "/api/deliveries/9223372036854775808/retry"),
+    ],
+)
+def test_an_id_too_large_for_the_database_is_a_404_not_a_500(
+    client: httpx.Client, method: str, path: str
+) -> None:
+    from simgate.domain.types import MAX_ID
+
+    assert int(path.split("/")[3]) > MAX_ID
+    answer = client.request(method, path, headers=ADMIN)
+    assert answer.status_code == 404, answer.text
+    assert "no such id" in answer.json()["error"]

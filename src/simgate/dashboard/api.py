@@ -34,7 +34,7 @@ from simgate.domain.reports import (
     OperationQuery,
     timeline,
 )
-from simgate.domain.types import Kopecks, NumberId, OperationId, Timestamp
+from simgate.domain.types import MAX_ID, Kopecks, NumberId, OperationId, Timestamp
 from simgate.services import admin
 from simgate.storage.ports import Store, UnitOfWork
 
@@ -179,6 +179,10 @@ class AdminApi:
                     "missing or wrong admin token (Authorization: Bearer $SIMGATE_ADMIN_TOKEN)",
                     {"WWW-Authenticate": 'Bearer realm="simgate admin"'},
                 )
+            ids = [v for v in request.path_params.values() if isinstance(v, int)]
+            if any(not 1 <= v <= MAX_ID for v in ids):
+                # No row can have it, and the database cannot even hold it: a 404, not a 500.
+                return error(404, f"no such id {ids[0]}")
             try:
                 return await handler(request)
             except BadParam as problem:

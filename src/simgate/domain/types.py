@@ -29,5 +29,8 @@ Kopecks = NewType("Kopecks", int)
 Timestamp = float
 """Seconds since the epoch, UTC. Passed in by the caller so the domain never reads a clock."""
 
+MAX_ID = 2**63 - 1
+"""Ids are 64-bit in both databases: a larger one names nothing and must not reach SQL."""
+
 ANY_OPERATOR = OperatorName("any")
 RENT_SERVICE = ServiceName("rent")

@@ -21,6 +21,7 @@ from simgate.domain.errors import DomainError
 from simgate.domain.model import CountryAvailability, OperationKind, Order
 from simgate.domain.types import (
     ANY_OPERATOR,
+    MAX_ID,
     RENT_SERVICE,
     CountryName,
     Kopecks,
@@ -30,7 +31,7 @@ from simgate.domain.types import (
     Timestamp,
 )
 from simgate.marketplaces.onlinesim import MARKETPLACE
-from simgate.marketplaces.onlinesim.wire import BIGINT, NO_NUMBERS, SUCCESS, Request, decoder, error
+from simgate.marketplaces.onlinesim.wire import NO_NUMBERS, SUCCESS, Request, decoder, error
 from simgate.services.operations import (
     FinishOutcome,
     finish_operation,
@@ -126,8 +127,8 @@ class Onlinesim:
             raise BadRequest("missing field status")
         # msgspec decodes integers beyond 64 bits without applying the schema's bounds; the
         # database cannot hold them, so they are refused here rather than failing there.
-        if not 1 <= request.activationId <= BIGINT:
-            raise BadRequest(f"activationId must be 1 to {BIGINT}")
+        if not 1 <= request.activationId <= MAX_ID:
+            raise BadRequest(f"activationId must be 1 to {MAX_ID}")
         if not -(2**31) <= request.status < 2**31:
             raise BadRequest("status is out of range")
         operation_id, status = OperationId(request.activationId), request.status

@@ -11,8 +11,6 @@ from typing import Annotated
 
 import msgspec
 
-BIGINT = 2**63 - 1
-"""Ids are 64-bit in both databases; a larger one is a bad request, not a 500."""
 MAX_SUM = 1e12
 """RUB; far above any real price, and it keeps kopecks inside a 64-bit column."""
 
