@@ -23,6 +23,7 @@ from pathlib import Path
 from rich.console import Console
 
 from bench import machine
+from bench.delivery import DeliveryOptions, bench_delivery
 from bench.postgres import bench_pairs_postgres
 from bench.procs import ROOT
 from bench.report import print_report, verdicts
@@ -100,7 +101,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=("pairs", "pairs-pg", "services"),
+        choices=("pairs", "pairs-pg", "services", "delivery"),
         default=_env("BENCH_ONLY", "") or None,
         help="run one of the two measurements (BENCH_ONLY)",
     )
@@ -139,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
                     results["pairs"] = bench_pairs(folder, pairs_options, baseline, say)
                 if args.only in (None, "pairs-pg"):
                     results["pairs_postgres"] = bench_pairs_postgres(folder, pairs_options, say)
+                if args.only in (None, "delivery"):
+                    results["delivery"] = bench_delivery(folder, DeliveryOptions(), say)
                 if args.only in (None, "services"):
                     results["services"] = bench_services(folder, services_options, baseline, say)
         except Exception:

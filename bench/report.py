@@ -37,6 +37,12 @@ def verdicts(results: Result) -> dict[str, bool]:
         found["pairs_per_second >= 2500"] = pairs["simgate"]["pairs_per_second"] >= TARGET_PAIRS_PER_SECOND
         found["request p99 < 25 ms"] = pairs["simgate"]["requests"]["p99_ms"] < TARGET_PAIRS_P99_MS
     services = results.get("services")
+    delivery = results.get("delivery")
+    if delivery:
+        pushed = delivery["pushed"]
+        found["intake -> push >= 500 SMS/s"] = pushed["messages_per_second"] >= 500
+        found["intake -> push p99 < 250 ms"] = pushed["latency"]["p99_ms"] < 250
+        found["every SMS pushed exactly once"] = pushed["missing"] == 0 and pushed["duplicates"] == 0
     if services:
         for size in services["sizes"]:
             if size["numbers"] >= TARGET_SERVICES_NUMBERS:
@@ -134,6 +140,33 @@ def postgres_table(pg: Result, sqlite: Result | None) -> Table:
             "—" if cpu is None else f"{cpu:.0f} %",
             f"{run['no_numbers']} / {run['errors']}",
         )
+    return table
+
+
+def delivery_table(delivery: Result) -> Table:
+    """Issue 3: from the hardware's POST to the marketplace's 200."""
+    pushed, alone = delivery["pushed"], delivery["intake_only"]
+    options = delivery["options"]
+    table = Table(
+        title=(
+            f"Intake -> acknowledged PUSH_SMS: {options['messages']:,} SMS from {options['clients']} posters "
+            f"over {options['numbers']:,} open activations; baseline = the same posts with no push URL"
+        ),
+        title_justify="left",
+    )
+    for column in ("figure", "simgate", "baseline", "ratio", "target"):
+        table.add_column(column, justify="left" if column == "figure" else "right")
+    rate, floor = pushed["messages_per_second"], alone["messages_per_second"]
+    table.add_row("SMS / s", f"{rate:,.0f}", f"{floor:,.0f}", _times(ratio(rate, floor)),
+                  f">= 500 {_verdict(rate >= 500)}")  # fmt: skip
+    for pct in ("p50", "p90", "p99"):
+        value = pushed["latency"][f"{pct}_ms"]
+        target = f"< 250 ms {_verdict(value < 250)}" if pct == "p99" else ""
+        table.add_row(f"intake -> receiver {pct}", _ms(value), "", "", target)
+    table.add_row(
+        "delivered / missing / twice",
+        f"{pushed['delivered']:,} / {pushed['missing']} / {pushed['duplicates']}", "", "", "all / 0 / 0",
+    )  # fmt: skip
     return table
 
 
@@ -235,6 +268,8 @@ def print_report(console: Console, results: Result) -> None:
     )
     if "pairs" in results:
         console.print(pairs_table(results["pairs"]))
+    if "delivery" in results:
+        console.print(delivery_table(results["delivery"]))
     pg = results.get("pairs_postgres")
     if isinstance(pg, dict) and "skipped" not in pg:
         console.print(postgres_table(pg, results.get("pairs")))
