@@ -35,6 +35,9 @@ class DeliveryOptions:
     numbers: int = 1_000
     clients: int = 32
     max_seconds: float = 60.0
+    paced_rate: float = 500.0
+    """SMS/s offered in the latency run: the issue's target rate, below saturation, so the
+    latency measured is the path's, not a queue's."""
 
 
 @dataclass
@@ -66,15 +69,32 @@ async def _receiver(port: int, flow: Flow) -> web.AppRunner:
     return runner
 
 
-async def _post(url: str, token: str, phones: list[str], options: DeliveryOptions, flow: Flow) -> None:
+async def _post(
+    url: str,
+    token: str,
+    phones: list[str],
+    options: DeliveryOptions,
+    flow: Flow,
+    rate: float | None,
+    tag: str,
+) -> None:
+    """As fast as the posters can (rate None), or open-loop at `rate`: message i leaves at
+    start + i / rate whatever happened to the others, as SMS arrive from a farm."""
     headers = {"Authorization": f"Bearer {token}"}
     queue = iter(range(options.messages))
-    flow.first_post = time.perf_counter()
+    flow.first_post = start = time.perf_counter()
 
     async def poster(session: aiohttp.ClientSession) -> None:
         for i in queue:
-            text = f"bench {i:06d}: code {i % 100000:05d}"
-            body = {"phone": phones[i % len(phones)], "sender": "Bench", "text": text, "message_id": f"b{i}"}
+            if rate is not None:
+                await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+            text = f"{tag} {i:06d}: code {i % 100000:05d}"
+            body = {
+                "phone": phones[i % len(phones)],
+                "sender": "Bench",
+                "text": text,
+                "message_id": f"{tag}{i}",
+            }
             flow.sent[text] = time.perf_counter()
             async with session.post(f"{url}/intake/sms", json=body, headers=headers) as answer:
                 await answer.read()
@@ -88,13 +108,13 @@ async def _post(url: str, token: str, phones: list[str], options: DeliveryOption
 
 
 def _run(server: ServerProcess, token: str, phones: list[str], options: DeliveryOptions,
-         receiver_port: int | None) -> Flow:  # fmt: skip
+         receiver_port: int | None, rate: float | None = None, tag: str = "burst") -> Flow:  # fmt: skip
     flow = Flow(sent={}, arrived={})
 
     async def main() -> None:
         runner = None if receiver_port is None else await _receiver(receiver_port, flow)
         try:
-            await _post(server.url, token, phones, options, flow)
+            await _post(server.url, token, phones, options, flow, rate, tag)
             deadline = time.perf_counter() + options.max_seconds
             while receiver_port is not None and len(flow.arrived) < options.messages:
                 if time.perf_counter() > deadline:
@@ -140,13 +160,25 @@ def bench_delivery(folder: Path, options: DeliveryOptions, say: Callable[[str], 
             clean_environment(**settings),
             folder / f"simgate-delivery-{name}.log",
         )
-        say(f"{name}: {options.messages} SMS from {options.clients} posters")
+        say(f"{name}: {options.messages} SMS from {options.clients} posters, as fast as they can")
         with server:
             flow = _run(server, token, phones, options, receiver_port)
+            if receiver_port is not None:
+                # Same server, fresh messages (new ids), offered at a steady rate below capacity.
+                say(f"{name}: {options.messages} more SMS offered at {options.paced_rate:.0f} SMS/s")
+                paced = _run(server, token, phones, options, receiver_port, options.paced_rate, "paced")
         if receiver_port is None:
             seconds = max(1e-9, flow.last_answer - flow.first_post)
             results[name] = {"messages_per_second": options.messages / seconds, "refused": flow.refused}
             continue
+        paced_latencies = [paced.arrived[t] - paced.sent[t] for t in paced.arrived if t in paced.sent]
+        results["paced"] = {
+            "offered_per_second": options.paced_rate,
+            "delivered": len(paced.arrived),
+            "missing": options.messages - len(paced.arrived),
+            "duplicates": paced.duplicates,
+            "latency": summarise(paced_latencies).as_dict(),
+        }
         latencies = [flow.arrived[t] - flow.sent[t] for t in flow.arrived if t in flow.sent]
         last = max(flow.arrived.values(), default=flow.first_post)
         results[name] = {
