@@ -106,6 +106,18 @@ def pairs_table(pairs: Result) -> Table:
         "requests measured", f"{ours['requests']['count']:,}", f"{base['requests']['count']:,}", "", ""
     )
     table.add_row("NO_NUMBERS / errors", f"{ours['no_numbers']} / {ours['errors']}", "", "", "0 / 0")
+    simulated = pairs.get("marketplace_simulator")
+    if simulated:
+        # simgate.simulator's run_load: Onlinesim's mix, open loop at a steady offered rate.
+        table.add_row(
+            "marketplace simulator: pairs / s achieved",
+            f"{simulated['achieved_rate']:,.0f} of {simulated['target_rate']:,.0f} offered", "", "", "",
+        )  # fmt: skip
+        for call, figures in sorted(simulated["latency"].items()):
+            table.add_row(
+                f"  {call} p50 / p99", f"{figures['p50_ms']:.1f} / {figures['p99_ms']:.1f} ms", "", "", ""
+            )
+        table.add_row("  errors", str(simulated["errors"]), "", "", "0")
     return table
 
 

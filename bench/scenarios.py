@@ -26,6 +26,7 @@ from simgate import catalogue
 from simgate.domain import rules
 from simgate.domain.types import ServiceName
 from simgate.services.operations import list_available
+from simgate.simulator.marketplace import run_load
 from simgate.storage.sqlite import SQLiteStore
 
 T = TypeVar("T")
@@ -56,6 +57,11 @@ class ServicesOptions:
     part_calls: int = 20
     part_seconds: float = 3.0
     """Calls and time bound for each part of the breakdown (a p50 is all it is read for)."""
+
+
+MARKETPLACE_RATE = 300.0
+"""Pairs per second the marketplace simulator offers: well inside capacity, so its latencies
+are the server's, not a queue's."""
 
 
 def baseline_server(folder: Path) -> ServerProcess:
@@ -176,6 +182,13 @@ def bench_pairs(
     say(f"simgate serve: {options.clients} clients, {options.duration:.0f} s")
     with server:
         measured = run_async(load(server.url, key, server_cpu=server.cpu_seconds))
+        # The marketplace simulator as the load generator (issue 4): Onlinesim's mix, open loop
+        # at a steady rate, which is how a marketplace really arrives (not a closed loop).
+        say(f"marketplace simulator: {MARKETPLACE_RATE:.0f} pairs/s offered, {options.duration:.0f} s")
+        marketplace = run_async(
+            run_load(server.url, key, rate=MARKETPLACE_RATE, concurrency=options.clients,
+                     duration=options.duration, seed=1)
+        ).to_dict()  # fmt: skip
     if measured.errors:
         say(f"[red]{measured.errors} failed requests; first: {measured.first_error}[/red]")
     return {
@@ -185,6 +198,7 @@ def bench_pairs(
         "max_pairs": options.max_pairs,
         "farm": {"shape": shape.as_dict(), **stats.as_dict()},
         "simgate": _pairs_summary(measured),
+        "marketplace_simulator": marketplace,
         "baseline": _pairs_summary(base),
         "bare_commits": commits,
     }
