@@ -21,7 +21,6 @@ from simgate.domain.types import Timestamp
 from simgate.hardware import build_drivers
 from simgate.http.app import AppDeps, create_app
 from simgate.http.intake import Intake
-from simgate.http.requestlog import MarketplaceRequestLog
 from simgate.marketplaces.onlinesim import MARKETPLACE
 from simgate.marketplaces.onlinesim.handlers import Onlinesim
 from simgate.marketplaces.onlinesim.push import OnlinesimPush
@@ -150,6 +149,4 @@ def build_app(
             *build_console(settings, store, registry, clock, hardware_status=drivers.status),
         ],
     )
-    app = create_app(deps)
-    app.add_middleware(MarketplaceRequestLog)
-    return app
+    return create_app(deps)

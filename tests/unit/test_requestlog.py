@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
+import logging
+import time
 
-from simgate.http.requestlog import _decode, describe
+import pytest
+
+from simgate.http.requestlog import describe, log_call
+from simgate.marketplaces.onlinesim.wire import decoder
 
 
 def test_describe_names_the_call_the_operation_and_the_outcome() -> None:
@@ -36,8 +40,18 @@ def test_describe_an_issued_number_and_an_error() -> None:
     assert refused == "onlinesim getNumber -> 401 ERROR error='wrong or missing key' (0.1 ms)"
 
 
-def test_decode_reads_gzip_and_the_status_of_a_cut_answer() -> None:
-    assert _decode(gzip.compress(b'{"status":"NO_NUMBERS"}'), True) == {"status": "NO_NUMBERS"}
-    assert _decode(b'{"status":"SUCCESS","countryList":[{"coun', False) == {"status": "SUCCESS"}
-    assert _decode(b"[1, 2]", False) == {}
-    assert _decode(b"not gzip", True) == {}
+def test_log_call_uses_the_decoded_request_and_never_the_key(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="simgate.requests")
+    asked = decoder.decode(
+        b'{"action":"GET_NUMBER","key":"partner-secret","country":"russia","service":"vk"}'
+    )
+    log_call("getNumber", asked, 200, {"status": "NO_NUMBERS"}, time.perf_counter())
+    log_call("getNumber", None, 400, {"status": "ERROR", "error": "malformed request"}, time.perf_counter())
+    log_call("finishActivation", None, 500, {"status": "EXCEPTION"}, time.perf_counter())
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "simgate.requests"]
+    assert lines[0][1].startswith(
+        "onlinesim getNumber action=GET_NUMBER country=russia service=vk -> 200 NO_NUMBERS"
+    )
+    assert lines[1][1].startswith("onlinesim getNumber -> 400 ERROR error='malformed request'")
+    assert lines[2][0] == logging.ERROR
+    assert all("partner-secret" not in line for _, line in lines)

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 from simgate.http.body import BodyError, bearer, read_body
 from simgate.http.intake import Intake
 from simgate.http.metrics import Metrics
+from simgate.http.requestlog import log_call
 from simgate.marketplaces.onlinesim.handlers import ENDPOINTS, Onlinesim
 from simgate.marketplaces.onlinesim.wire import error as onlinesim_error
 from simgate.storage.ports import Store, StoreUnavailable
@@ -53,13 +54,19 @@ def create_app(deps: AppDeps) -> Starlette:
     async def onlinesim(request: Request) -> Response:
         endpoint = request.path_params.get("endpoint", "")
         started = time.perf_counter()
+        asked = None
         try:
             body = await read_body(request, deps.max_body_bytes)
         except BodyError as problem:
             status, payload = problem.status, onlinesim_error(str(problem))
         else:
             credentials = [bearer(request), request.query_params.get("apikey")]
-            status, payload = await deps.onlinesim.handle(endpoint, body, credentials)
+            try:
+                status, payload, asked = await deps.onlinesim.handle(endpoint, body, credentials)
+            except Exception:
+                log_call(endpoint or "onlinesim", asked, 500, {"status": "EXCEPTION"}, started)
+                raise
+        log_call(endpoint or "onlinesim", asked, status, payload, started)
         # Label by known call only: arbitrary paths must not grow the series without bound.
         call = (endpoint or "onlinesim") if endpoint in ENDPOINTS else "unknown"
         metrics.observe("onlinesim", call, payload, time.perf_counter() - started)

@@ -79,11 +79,19 @@ class Onlinesim:
         expected = self.key.encode()
         return any(hmac.compare_digest(value.encode(), expected) for value in supplied if value)
 
-    async def handle(self, endpoint: str, body: bytes, credentials: Sequence[str | None]) -> Reply:
+    async def handle(
+        self, endpoint: str, body: bytes, credentials: Sequence[str | None]
+    ) -> tuple[int, dict[str, Any], Request | None]:
+        """(HTTP status, answer, the decoded request or None): the caller logs the call from
+        what was already decoded here, instead of decoding the body a second time."""
         try:
             request = decoder.decode(body)
         except msgspec.DecodeError as problem:
-            return 400, error(f"malformed request: {problem}")
+            return 400, error(f"malformed request: {problem}"), None
+        status, answer = await self._answer(endpoint, request, credentials)
+        return status, answer, request
+
+    async def _answer(self, endpoint: str, request: Request, credentials: Sequence[str | None]) -> Reply:
         if not self.authorised([request.key, *credentials]):
             return 401, error("wrong or missing key")
         try:
