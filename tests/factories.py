@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from simgate.domain.model import NumberSpec, OperationKind, Order
+from simgate.domain.model import NumberSpec, Operation, OperationKind, Order
+from simgate.domain.reports import OperationQuery
 from simgate.domain.types import (
     ANY_OPERATOR,
     CountryName,
@@ -14,6 +15,7 @@ from simgate.domain.types import (
     PhoneNumber,
     ServiceName,
 )
+from simgate.storage.ports import UnitOfWork
 
 _serial = itertools.count(1)
 
@@ -45,3 +47,8 @@ def make_order(**overrides: Any) -> Order:
     if values["kind"] is OperationKind.RENT and "service" not in overrides:
         values["service"] = None
     return Order(**values)
+
+
+def recent_operations(uow: UnitOfWork, limit: int = 100_000) -> list[Operation]:
+    """Every operation, newest first, as the console lists them."""
+    return [report.operation for report in uow.reports.operations(OperationQuery(limit=limit)).items]

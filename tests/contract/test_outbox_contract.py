@@ -97,6 +97,12 @@ def claim(store: Store, worker: str, now: float, limit: int = 100, lease: float 
     return store.run(lambda uow: uow.outbox.claim_due(worker, now, lease, limit))
 
 
+def pending(store: Store, now: float) -> tuple[int, float | None]:
+    """(pending deliveries, age of the oldest), as the console and /metrics read them."""
+    summary = store.run(lambda uow: uow.reports.outbox())
+    return summary.pending, summary.oldest_age(now)
+
+
 def claimed_ids(store: Store, worker: str, now: float, limit: int = 100) -> list[int]:
     return [d.id for d in claim(store, worker, now, limit)]
 
@@ -240,7 +246,7 @@ def test_an_sms_for_an_unknown_phone_is_refused_and_nothing_is_stored(store: Sto
     with pytest.raises(UnknownNumber):
         accept(store, IncomingMessage(PhoneNumber("79990000001"), "VK", "hi", message_key="x"))
     assert messages(store) == []
-    assert store.run(lambda uow: uow.outbox.pending_summary(T0)) == (0, None)
+    assert pending(store, T0) == (0, None)
 
 
 @pytest.mark.parametrize(
@@ -268,7 +274,7 @@ def test_a_resent_message_id_returns_the_first_message_and_queues_nothing(store:
     assert again.message == first.message == changed.message
     rows = messages(store)
     assert len(rows) == 1
-    assert store.run(lambda uow: uow.outbox.pending_summary(T0 + 10))[0] == 1
+    assert pending(store, T0 + 10)[0] == 1
 
 
 def test_the_same_message_id_from_another_source_is_another_sms(store: Store) -> None:
@@ -279,7 +285,7 @@ def test_the_same_message_id_from_another_source_is_another_sms(store: Store) ->
     assert not a.duplicate
     assert not b.duplicate
     assert a.message.id != b.message.id
-    assert store.run(lambda uow: uow.outbox.pending_summary(T0))[0] == 2
+    assert pending(store, T0)[0] == 2
 
 
 def test_a_timestamped_resend_without_an_id_is_recognised(store: Store) -> None:
@@ -558,20 +564,20 @@ def test_a_pending_or_unknown_delivery_cannot_be_retried(store: Store) -> None:
     assert get(store, q.delivery_id).next_attempt_at == T0
 
 
-# --- pending_summary -------------------------------------------------------------------
+# --- the pending summary the console and /metrics read --------------------------------
 
 
-def test_pending_summary_counts_pending_and_ages_the_oldest(store: Store) -> None:
-    assert store.run(lambda uow: uow.outbox.pending_summary(T0)) == (0, None)
+def test_the_outbox_summary_counts_pending_and_ages_the_oldest(store: Store) -> None:
+    assert pending(store, T0) == (0, None)
     a = queue_one(store, now=T0)
     queue_one(store, now=T0 + 4)
-    count, age = store.run(lambda uow: uow.outbox.pending_summary(T0 + 10))
+    count, age = pending(store, T0 + 10)
     assert count == 2
     assert age == pytest.approx(10.0)
     claim(store, "w1", T0 + 10)  # claimed is still pending
-    assert store.run(lambda uow: uow.outbox.pending_summary(T0 + 10))[0] == 2
+    assert pending(store, T0 + 10)[0] == 2
     record(store, a.delivery_id, "delivered", T0 + 11)
-    count, age = store.run(lambda uow: uow.outbox.pending_summary(T0 + 14))
+    count, age = pending(store, T0 + 14)
     assert count == 1
     assert age == pytest.approx(10.0)
 

@@ -33,7 +33,7 @@ from simgate.domain.types import (
 from simgate.services.operations import FinishOutcome, finish_operation, issue_number, list_available
 from simgate.storage import schema
 from simgate.storage.ports import NumberFilter, Store, UnitOfWork
-from tests.factories import make_order, make_spec
+from tests.factories import make_order, make_spec, recent_operations
 
 NOW = 1_700_000_000.0
 MARKET = "onlinesim"
@@ -318,10 +318,14 @@ def test_an_exception_inside_a_unit_of_work_leaves_no_trace(store: Store) -> Non
     with pytest.raises(Boom):
         store.run(work)
     assert store.run(lambda uow: uow.numbers.get_by_phone(ghost.phone)) is None
-    assert store.run(lambda uow: uow.operations.list_recent()) == []
+    assert operation_ids(store) == []
     assert store.run(lambda uow: uow.numbers.excluded_services(kept.id)) == set()
     assert number(store, kept.id) == kept
     assert store.run(lambda uow: issue_number(uow, MARKET, make_order(), NOW)) is not None
+
+
+def operation_ids(store: Store) -> list[int]:
+    return [o.id for o in store.run(recent_operations)]
 
 
 def test_release_only_by_the_holding_operation(store: Store) -> None:
@@ -340,7 +344,7 @@ def test_opening_a_second_operation_on_a_number_raises_claim_conflict(store: Sto
     first = must_issue(store)
     with pytest.raises(ClaimConflict):
         store.run(lambda uow: uow.operations.open(MARKET, make_order(), target, NOW))
-    assert [o.id for o in store.run(lambda uow: uow.operations.list_recent())] == [first.id]
+    assert operation_ids(store) == [first.id]
 
 
 # --- operations -------------------------------------------------------------------------------
@@ -390,9 +394,9 @@ def test_activation_ids_increase_and_are_never_reused(store: Store) -> None:
         assert finish(store, operation.id, status) is FinishOutcome.FINISHED
     assert seen[0] >= 1
     assert all(later > earlier for earlier, later in itertools.pairwise(seen))
-    recent = store.run(lambda uow: uow.operations.list_recent())
+    recent = store.run(lambda uow: recent_operations(uow))
     assert [o.id for o in recent] == seen[::-1]
-    assert [o.id for o in store.run(lambda uow: uow.operations.list_recent(2))] == seen[:-3:-1]
+    assert [o.id for o in store.run(lambda uow: recent_operations(uow, 2))] == seen[:-3:-1]
 
 
 def test_ids_of_a_rolled_back_issue_are_never_seen(store: Store) -> None:
@@ -407,7 +411,7 @@ def test_ids_of_a_rolled_back_issue_are_never_seen(store: Store) -> None:
         store.run(work)
     second = must_issue(store)
     assert second.id > first.id
-    assert [o.id for o in store.run(lambda uow: uow.operations.list_recent())] == [second.id, first.id]
+    assert [o.id for o in store.run(lambda uow: recent_operations(uow))] == [second.id, first.id]
 
 
 # --- counts -----------------------------------------------------------------------------------
@@ -500,11 +504,11 @@ def test_a_repeated_finish_changes_nothing_whatever_its_status(store: Store) -> 
     sold = must_issue(store)
     assert finish(store, cancelled.id, 4, final=0) is FinishOutcome.FINISHED
     assert finish(store, sold.id, 3, final=500) is FinishOutcome.FINISHED
-    before = (store.run(lambda uow: uow.operations.list_recent()), counts(store))
+    before = (store.run(lambda uow: recent_operations(uow)), counts(store))
     assert finish(store, cancelled.id, 3, final=999) is FinishOutcome.REPEATED
     assert finish(store, sold.id, 4, final=0) is FinishOutcome.REPEATED
     assert finish(store, sold.id, 3, final=500) is FinishOutcome.REPEATED
-    assert (store.run(lambda uow: uow.operations.list_recent()), counts(store)) == before
+    assert (store.run(lambda uow: recent_operations(uow)), counts(store)) == before
     assert store.run(lambda uow: uow.numbers.excluded_services(cancelled_number.id)) == set()
     assert store.run(lambda uow: uow.numbers.excluded_services(sold_number.id)) == {TELEGRAM}
 
@@ -560,7 +564,7 @@ def test_a_failing_transact_rolls_back(store: Store) -> None:
 
     with pytest.raises(Boom):
         asyncio.run(scenario())
-    assert store.run(lambda uow: uow.operations.list_recent()) == []
+    assert operation_ids(store) == []
 
 
 # --- the property: every advertised count is issuable, exactly ------------------------------

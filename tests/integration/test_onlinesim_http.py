@@ -27,6 +27,7 @@ from simgate.storage import schema
 from simgate.storage.ports import NumberFilter, UnitOfWork
 from tests.conftest import KEY, LiveServer
 from tests.conftest import test_settings as settings_for
+from tests.factories import recent_operations
 
 JSON = "application/json; charset=utf-8"
 TELEGRAM, VK, WHATSAPP = "telegram", "vkcom", "whatsapp"
@@ -58,7 +59,7 @@ def snapshot(server: LiveServer) -> tuple[list[Number], list[Operation], dict[st
     def work(uow: UnitOfWork) -> tuple[list[Number], list[Operation], dict[str, set[ServiceName]]]:
         numbers = uow.numbers.search(NumberFilter(limit=100_000))
         sold = {str(n.phone): uow.numbers.excluded_services(n.id) for n in numbers}
-        return numbers, uow.operations.list_recent(100_000), sold
+        return numbers, recent_operations(uow), sold
 
     return server.store.run(work)
 

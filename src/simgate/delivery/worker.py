@@ -129,7 +129,7 @@ class DeliveryWorker:
         attempt = Attempt(
             started_at=started, latency_ms=reply.latency_ms, http_status=reply.status,
             response=reply.body[:500].decode("utf-8", "replace") or None, error=reply.error,
-            verdict=verdict, reason=code,
+            verdict=verdict,
         )  # fmt: skip
         reason = code or gave_up or reply.error
         next_at = self.policy.next_attempt(now)

@@ -125,8 +125,6 @@ class Attempt:
     response: str | None
     error: str | None
     verdict: Verdict
-    reason: str | None = None
-    """For a rejection: the marketplace's code (NO_OPERATION, BAD_SERVICE, ...)."""
 
 
 @dataclass(frozen=True, slots=True)

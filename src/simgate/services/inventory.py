@@ -18,7 +18,6 @@ from simgate.domain.types import ANY_OPERATOR, CountryName, OperatorName, PhoneN
 from simgate.storage.ports import UnitOfWork
 
 REQUIRED = ("phone", "country", "operator")
-KNOWN = (*REQUIRED, "port", "rent", "enabled")
 TRUE, FALSE = {"1", "true", "yes", "y"}, {"0", "false", "no", "n"}
 OPERATOR_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
 PHONE_DECOR = re.compile(r"[\s\-().]")

@@ -205,9 +205,6 @@ class MemoryOperations:
     def note_finish_request(self, operation_id: OperationId) -> None:
         self.s.finish_requests[operation_id] = self.s.finish_requests.get(operation_id, 0) + 1
 
-    def list_recent(self, limit: int = 100) -> list[Operation]:
-        return sorted(self.s.operations.values(), key=lambda o: -o.id)[:limit]
-
 
 class MemoryUnitOfWork:
     def __init__(self, state: MemoryState) -> None:

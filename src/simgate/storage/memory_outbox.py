@@ -148,7 +148,6 @@ class MemoryOutbox:
         # Cut like the SQL columns (500 characters), so the fake cannot drift from them.
         kept = replace(
             attempt,
-            reason=None,
             response=None if attempt.response is None else attempt.response[:500],
             error=None if attempt.error is None else attempt.error[:500],
         )
@@ -183,8 +182,3 @@ class MemoryOutbox:
                 delivery, state=DeliveryState.PENDING, next_attempt_at=now, finished_at=None,
                 created_at=now,
             )  # fmt: skip
-
-    def pending_summary(self, now: Timestamp) -> tuple[int, float | None]:
-        pending = [d for d in self.s.deliveries.values() if d.state is DeliveryState.PENDING]
-        oldest = min((d.created_at for d in pending), default=None)
-        return len(pending), None if oldest is None else max(0.0, now - oldest)

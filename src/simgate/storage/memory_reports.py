@@ -162,9 +162,7 @@ class MemoryReports:
         return Page(items, len(found))
 
     def _attempts(self, delivery_id: int) -> tuple[Attempt, ...]:
-        # The fake keeps the marketplace's rejection code on an attempt only in memory; the
-        # SQL store does not store it, so neither reports it.
-        return tuple(replace(a, reason=None) for a in self.s.outbox.attempts.get(delivery_id, []))
+        return tuple(self.s.outbox.attempts.get(delivery_id, []))
 
     def _delivery_report(self, delivery_id: int) -> DeliveryReport:
         d = self.s.outbox.deliveries[delivery_id]

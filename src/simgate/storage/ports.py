@@ -131,8 +131,6 @@ class OperationRepository(Protocol):
         """Count a FINISH request (repeats included), for the operator's view."""
         ...
 
-    def list_recent(self, limit: int = 100) -> list[Operation]: ...
-
 
 @dataclass(frozen=True, slots=True)
 class MessageFilter:
@@ -194,10 +192,6 @@ class OutboxRepository(Protocol):
 
     def retry(self, delivery_id: int, now: Timestamp) -> None:
         """Make a rejected or given-up delivery pending again (the operator's decision)."""
-        ...
-
-    def pending_summary(self, now: Timestamp) -> tuple[int, float | None]:
-        """(pending count, age in seconds of the oldest pending) for metrics and readiness."""
         ...
 
 

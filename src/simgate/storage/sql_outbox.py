@@ -221,13 +221,6 @@ class SqlOutbox:
             (now, now, delivery_id, *FAILED),
         )
 
-    def pending_summary(self, now: Timestamp) -> tuple[int, float | None]:
-        row = self.db.execute(
-            "SELECT COUNT(*), MIN(created_at) FROM deliveries WHERE state = 'pending'"
-        ).fetchone()
-        assert row is not None
-        return int(row[0]), None if row[1] is None else max(0.0, now - float(row[1]))
-
 
 def _cut(text: str | None, limit: int = 500) -> str | None:
     return None if text is None else text[:limit]

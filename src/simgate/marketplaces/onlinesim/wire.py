@@ -29,14 +29,7 @@ class Request(msgspec.Struct, kw_only=True):
     status: int | None = None
 
 
-class Issued(msgspec.Struct):
-    status: str
-    number: int
-    activationId: int
-
-
 decoder = msgspec.json.Decoder(Request)
-encoder = msgspec.json.Encoder()
 
 SUCCESS = {"status": "SUCCESS"}
 NO_NUMBERS = {"status": "NO_NUMBERS"}
