@@ -40,6 +40,8 @@ def translate(sql: str) -> str:
 
 
 class PgConnection:
+    IntegrityError: type[Exception] = psycopg.IntegrityError
+
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
 

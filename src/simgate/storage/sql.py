@@ -47,6 +47,11 @@ class Cursor(Protocol):
 class Connection(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
 
+    @property
+    def IntegrityError(self) -> type[Exception]:
+        """The driver's constraint-violation error (DB-API extension on the connection)."""
+        ...
+
 
 FREE = "n.open_operation_id IS NULL AND n.enabled AND n.online"
 INLINE_PREFIXES = 32
@@ -256,24 +261,19 @@ class SqlNumbers:
         ]
 
     def set_enabled(self, number_id: NumberId, enabled: bool, now: Timestamp) -> bool:
-        return (
-            self.db.execute(
-                "UPDATE numbers SET enabled = ?, updated_at = ? WHERE id = ?",
-                (enabled, now, number_id),
-            ).rowcount
-            == 1
-        ) and self._synced("n.id = ?", number_id)
+        return self._set("enabled = ?", enabled, "n.id = ?", number_id, now)
 
     def set_online(self, phone: PhoneNumber, online: bool, now: Timestamp) -> bool:
-        return (
-            self.db.execute(
-                "UPDATE numbers SET online = ?, updated_at = ? WHERE phone = ?",
-                (online, now, phone),
-            ).rowcount
-            == 1
-        ) and self._synced("n.phone = ?", phone)
+        return self._set("online = ?", online, "n.phone = ?", phone, now)
 
-    def _synced(self, which: str, key: object) -> bool:
+    def _set(self, assignment: str, value: bool, which: str, key: object, now: Timestamp) -> bool:
+        """Change one flag of one number; False if there is no such number."""
+        changed = self.db.execute(
+            f"UPDATE numbers SET {assignment}, updated_at = ? WHERE {which.removeprefix('n.')}",
+            (value, now, key),
+        ).rowcount
+        if changed != 1:
+            return False
         self._sync_exclusions(which, key)
         return True
 
@@ -307,27 +307,27 @@ class SqlOperations:
         self.db = db
 
     def open(self, marketplace: str, order: Order, number: Number, now: Timestamp) -> Operation:
-        # The unique index on open operations is the backstop; this check turns the common
-        # case into the same ClaimConflict every store raises (PostgreSQL retries the unit
-        # when two transactions race past it and the index fires).
-        if self.open_for_number(number.id) is not None:
-            raise ClaimConflict(f"number {number.id} already has an open operation")
-        row = self.db.execute(
-            "INSERT INTO operations (marketplace, kind, number_id, phone, country, operator,"
-            " service, offered_kopecks, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " RETURNING id",
-            (
-                marketplace,
-                order.kind.value,
-                number.id,
-                number.phone,
-                number.country,
-                number.operator,
-                order.service,
-                order.offered,
-                now,
-            ),
-        ).fetchone()
+        try:
+            row = self.db.execute(
+                "INSERT INTO operations (marketplace, kind, number_id, phone, country, operator,"
+                " service, offered_kopecks, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " RETURNING id",
+                (
+                    marketplace,
+                    order.kind.value,
+                    number.id,
+                    number.phone,
+                    number.country,
+                    number.operator,
+                    order.service,
+                    order.offered,
+                    now,
+                ),
+            ).fetchone()
+        except self.db.IntegrityError as error:
+            # The unique index allows one open operation per number: the same ClaimConflict
+            # every store raises (PostgreSQL then runs the whole unit again).
+            raise ClaimConflict(f"number {number.id} already has an open operation") from error
         assert row is not None
         return Operation(
             id=OperationId(row[0]),
@@ -367,12 +367,6 @@ class SqlOperations:
             "UPDATE operations SET finish_requests = finish_requests + 1 WHERE id = ?",
             (operation_id,),
         )
-
-    def list_recent(self, limit: int = 100) -> list[Operation]:
-        rows = self.db.execute(
-            f"SELECT {OPERATION_COLUMNS} FROM operations ORDER BY id DESC LIMIT ?", (limit,)
-        ).fetchall()
-        return [_operation(row) for row in rows]
 
 
 class SqlUnitOfWork:
