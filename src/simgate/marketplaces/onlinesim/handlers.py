@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 
 import msgspec
@@ -70,6 +70,11 @@ class Onlinesim:
     services: Sequence[ServiceName]
     clock: Callable[[], Timestamp]
 
+    @cached_property
+    def offered(self) -> frozenset[ServiceName]:
+        """`services` as a set, built once: GET_NUMBER asks it on every call."""
+        return frozenset(self.services)
+
     def authorised(self, supplied: Sequence[str | None]) -> bool:
         """Any one supplied credential (body `key`, Bearer, `apikey`) must be the key.
 
@@ -116,7 +121,7 @@ class Onlinesim:
 
     async def get_number(self, request: Request, rent: bool) -> Reply:
         order = _order(request, rent)
-        if order.kind is OperationKind.ACTIVATION and order.service not in self.services:
+        if order.kind is OperationKind.ACTIVATION and order.service not in self.offered:
             return 200, NO_NUMBERS  # a service we do not offer: nothing to issue, not an error
         now = self.clock()
         operation = await self.store.transact(lambda uow: issue_number(uow, MARKETPLACE, order, now))
