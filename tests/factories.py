@@ -11,6 +11,8 @@ from simgate.domain.types import (
     ANY_OPERATOR,
     CountryName,
     Kopecks,
+    NumberId,
+    OperationId,
     OperatorName,
     PhoneNumber,
     ServiceName,
@@ -52,3 +54,21 @@ def make_order(**overrides: Any) -> Order:
 def recent_operations(uow: UnitOfWork, limit: int = 100_000) -> list[Operation]:
     """Every operation, newest first, as the console lists them."""
     return [report.operation for report in uow.reports.operations(OperationQuery(limit=limit)).items]
+
+
+def make_operation(**overrides: Any) -> Operation:
+    """An open telegram activation on a Russian beeline number unless told otherwise."""
+    values: dict[str, Any] = {
+        "id": OperationId(7),
+        "marketplace": "onlinesim",
+        "kind": OperationKind.ACTIVATION,
+        "number_id": NumberId(1),
+        "phone": PhoneNumber("79281234567"),
+        "country": CountryName("russia"),
+        "operator": OperatorName("beeline"),
+        "service": ServiceName("telegram"),
+        "offered": None,
+        "opened_at": 1.0,
+    }
+    values.update(overrides)
+    return Operation(**values)

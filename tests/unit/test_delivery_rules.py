@@ -20,16 +20,13 @@ from simgate.domain.messages import (
     dedup_key,
     route,
 )
-from simgate.domain.model import Operation, OperationKind
+from simgate.domain.model import OperationKind
 from simgate.domain.types import (
-    CountryName,
-    NumberId,
     OperationId,
-    OperatorName,
     PhoneNumber,
-    ServiceName,
 )
 from simgate.marketplaces.onlinesim.push import OnlinesimPush
+from tests.factories import make_operation
 
 T0 = 1_800_000_000.0
 BASE = "http://os.example:9000"
@@ -52,23 +49,6 @@ def make_due(**overrides: Any) -> DueDelivery:
     }
     values.update(overrides)
     return DueDelivery(**values)
-
-
-def make_operation(**overrides: Any) -> Operation:
-    values: dict[str, Any] = {
-        "id": OperationId(7),
-        "marketplace": "onlinesim",
-        "kind": OperationKind.ACTIVATION,
-        "number_id": NumberId(1),
-        "phone": PhoneNumber("79281234567"),
-        "country": CountryName("russia"),
-        "operator": OperatorName("beeline"),
-        "service": ServiceName("telegram"),
-        "offered": None,
-        "opened_at": T0,
-    }
-    values.update(overrides)
-    return Operation(**values)
 
 
 def reply(status: int | None, body: Any = b"", error: str | None = None) -> PushReply:
@@ -356,7 +336,7 @@ def test_a_finished_operation_gets_no_sms() -> None:
 
 
 def test_an_open_operation_gets_its_sms() -> None:
-    operation = make_operation()
+    operation = make_operation(opened_at=T0)
     assert route(operation, T0 + 5) == operation
     assert route(operation, None) == operation
     assert route(operation, T0 + 10**6) == operation
@@ -376,6 +356,6 @@ def test_an_sms_older_than_the_grace_belonged_to_the_previous_buyer() -> None:
 
 
 def test_routing_does_not_depend_on_the_kind_of_operation() -> None:
-    rent = make_operation(kind=OperationKind.RENT, service=None)
+    rent = make_operation(kind=OperationKind.RENT, service=None, opened_at=T0)
     assert route(rent, T0 + 1) == rent
     assert route(replace(rent, opened_at=T0 + 120), T0) is None

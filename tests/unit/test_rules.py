@@ -18,7 +18,6 @@ from simgate.domain.model import (
     FinishStatus,
     GroupCount,
     Number,
-    Operation,
     OperationKind,
 )
 from simgate.domain.types import (
@@ -31,7 +30,7 @@ from simgate.domain.types import (
     PhoneNumber,
     ServiceName,
 )
-from tests.factories import make_order
+from tests.factories import make_operation, make_order
 
 TELEGRAM = ServiceName("telegram")
 VK = ServiceName("vkcom")
@@ -52,23 +51,6 @@ def make_number(**overrides: Any) -> Number:
     }
     values.update(overrides)
     return Number(**values)
-
-
-def make_operation(**overrides: Any) -> Operation:
-    values: dict[str, Any] = {
-        "id": OperationId(7),
-        "marketplace": "onlinesim",
-        "kind": OperationKind.ACTIVATION,
-        "number_id": NumberId(1),
-        "phone": PhoneNumber("79281234567"),
-        "country": CountryName("russia"),
-        "operator": OperatorName("beeline"),
-        "service": TELEGRAM,
-        "offered": None,
-        "opened_at": 1.0,
-    }
-    values.update(overrides)
-    return Operation(**values)
 
 
 # --- normalise_name -------------------------------------------------------------------------
