@@ -117,6 +117,8 @@ class DeliveryWorker:
         self._wake.set()
 
     async def _deliver(self, item: DueDelivery) -> None:
+        if self._stopping:
+            return  # claimed, but halted before this push began: stop() releases the claim
         adapter = self.adapters.get(item.marketplace)
         if adapter is None:
             log.error("delivery %s: no push adapter for %s", item.id, item.marketplace)
