@@ -267,7 +267,10 @@ async def test_a_finish_that_is_not_idempotent_is_caught(
 
     assert not report.ok
     assert report.checks["finish_answered_success"].failures >= 3
-    assert "repeated FINISH" in report.checks["finish_answered_success"].examples[0]
+    # A repeat comes either on purpose or after a cut-off first attempt; which one comes
+    # first is timing, and both show the repeat refused.
+    examples = report.checks["finish_answered_success"].examples
+    assert any("FINISH" in example and "HTTP 404" in example for example in examples), examples
 
 
 async def test_malformed_pushes_are_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
