@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -54,6 +55,11 @@ def parse(table: Table) -> ModemConfig:
     return config
 
 
+log = logging.getLogger("simgate.modem")
+STOP_SECONDS = 5.0
+"""How long a port task may take to stop before shutdown goes on without it."""
+
+
 class ModemDriver:
     def __init__(self, config: ModemConfig, store: Store, clock: Clock, wake: Wake) -> None:
         self.config = config
@@ -69,7 +75,12 @@ class ModemDriver:
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # A serial port can hang while it closes (a wedged USB modem): shutdown must not
+            # wait for it forever, or SIGTERM never ends `serve`.
+            if tasks:
+                _, stuck = await asyncio.wait(tasks, timeout=STOP_SECONDS)
+                for task in stuck:
+                    log.error("%s did not stop within %g s; abandoned", task.get_name(), STOP_SECONDS)
 
 
 def build(table: Table, store: Store, clock: Clock, wake: Wake) -> ModemDriver:
