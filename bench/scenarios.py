@@ -230,7 +230,9 @@ def _in_process(database: Path, services: Sequence[ServiceName], options: Servic
     """The use case on the store the server uses, and its parts, without HTTP."""
     store = SQLiteStore(str(database))
     encode = msgspec.json.Encoder().encode
-    use_case = partial(list_available, services=services, with_services=True, with_rent=False)
+    use_case = partial(
+        list_available, marketplace="onlinesim", services=services, with_services=True, with_rent=False
+    )
 
     async def measure() -> Result:
         whole = await _time_async(lambda: store.read(use_case), options.calls, options.max_seconds)

@@ -59,7 +59,7 @@ def apply(uow: UnitOfWork, step: tuple[str, int, int], specs: list, now: float) 
     elif action == "issue" and rules.is_free(number):
         issue_number(uow, "onlinesim", make_order(service=SERVICES[arg], country=number.country), now)
     elif action == "finish" and number.open_operation_id is not None:
-        finish_operation(uow, number.open_operation_id, FinishStatus.SOLD, None, now)
+        finish_operation(uow, "onlinesim", number.open_operation_id, FinishStatus.SOLD, None, now)
     elif action == "move":
         specs[which] = make_spec(phone=spec.phone, operator=OPERATORS[arg])
         uow.numbers.upsert(specs[which], now)

@@ -311,7 +311,7 @@ def test_an_sms_without_an_open_operation_is_kept_unrouted_and_not_queued(store:
 def test_an_sms_after_finish_is_unrouted(store: Store) -> None:
     number = add_number(store)
     operation = open_operation(store, number)
-    store.run(lambda uow: finish_operation(uow, operation.id, 3, None, T0 - 1))
+    store.run(lambda uow: finish_operation(uow, "onlinesim", operation.id, 3, None, T0 - 1))
     accepted = accept(store, sms(number))
     assert accepted.message.operation_id is None
     assert claim(store, "w1", T0 + 1) == []
@@ -401,7 +401,7 @@ def test_claims_respect_the_limit_and_the_order(store: Store) -> None:
 
 def test_a_finished_operation_is_visible_to_the_worker(store: Store) -> None:
     q = queue_one(store)
-    store.run(lambda uow: finish_operation(uow, q.operation.id, 4, None, T0 + 3))
+    store.run(lambda uow: finish_operation(uow, "onlinesim", q.operation.id, 4, None, T0 + 3))
     (due,) = claim(store, "w1", T0 + 4)
     assert due.operation_finished_at == T0 + 3
 

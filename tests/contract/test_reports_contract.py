@@ -94,15 +94,15 @@ def build(store: Store) -> Farm:
         ops["op1"] = _issue(uow, make_order(operator=beeline, service=TELEGRAM, offered=Kopecks(1000)), T)
         _sms(uow, ops["op1"].phone, "telegram 11111", T + 10)
         deliveries["d1"] = _push(uow, T + 20, Verdict.DELIVERED, "delivered", 200, None)
-        finish_operation(uow, ops["op1"].id, 3, Kopecks(1250), T + 100)
+        finish_operation(uow, MARKET, ops["op1"].id, 3, Kopecks(1250), T + 100)
         # Day 1: a vk activation on A gets nothing; three rents on B get nothing.
         ops["op2"] = _issue(uow, make_order(operator=beeline, service=VK, offered=Kopecks(800)), T + DAY)
-        finish_operation(uow, ops["op2"].id, 4, None, T + DAY + 900)
+        finish_operation(uow, MARKET, ops["op2"].id, 4, None, T + DAY + 900)
         for k in range(3):
             opened = T + DAY + 2000 * k
             rent = make_order(kind=OperationKind.RENT, operator=mts, offered=Kopecks(5000))
             ops[f"rent{k}"] = _issue(uow, rent, opened)
-            finish_operation(uow, ops[f"rent{k}"].id, 4, None, opened + 1200)
+            finish_operation(uow, MARKET, ops[f"rent{k}"].id, 4, None, opened + 1200)
         # Day 2: a rent on A (open) whose SMS is refused; an SMS to offline D goes nowhere;
         # a whatsapp activation on B whose push is still being retried, sold at the offer.
         ops["op6"] = _issue(uow, make_order(kind=OperationKind.RENT, operator=beeline), T + 2 * DAY)
@@ -114,7 +114,7 @@ def build(store: Store) -> Farm:
         )
         _sms(uow, ops["op7"].phone, "whatsapp 44444", T + 2 * DAY + 300)
         deliveries["d3"] = _push(uow, T + 2 * DAY + 310, Verdict.RETRY, "pending", 500, None)
-        finish_operation(uow, ops["op7"].id, 3, None, T + 2 * DAY + 400)
+        finish_operation(uow, MARKET, ops["op7"].id, 3, None, T + 2 * DAY + 400)
         uow.operations.note_finish_request(ops["op7"].id)  # a resent FINISH
         numbers = {k: v for k, v in n.items() if v is not None}
         return Farm(numbers["a"], numbers["b"], numbers["c"], numbers["d"], ops, deliveries)
@@ -234,7 +234,7 @@ def test_a_blocked_service_binds_activations_and_not_rent(store: Store) -> None:
         return number.id
 
     store.run(setup)
-    counts = store.run(lambda uow: list_available(uow, (TELEGRAM, VK), with_rent=True))
+    counts = store.run(lambda uow: list_available(uow, MARKET, (TELEGRAM, VK), with_rent=True))
     assert counts[0].operator_map["any"] == {TELEGRAM: 0, VK: 1, ServiceName("rent"): 1}
     assert store.run(lambda uow: issue_number(uow, MARKET, make_order(service=TELEGRAM), T)) is None
     rent = store.run(lambda uow: issue_number(uow, MARKET, make_order(kind=OperationKind.RENT), T))

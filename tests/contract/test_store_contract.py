@@ -70,7 +70,12 @@ def must_issue(store: Store, order: Order | None = None, now: float = NOW) -> Op
 def finish(store: Store, operation_id: int, status: int, final: int | None = None) -> FinishOutcome:
     return store.run(
         lambda uow: finish_operation(
-            uow, OperationId(operation_id), status, None if final is None else Kopecks(final), NOW + 60
+            uow,
+            MARKET,
+            OperationId(operation_id),
+            status,
+            None if final is None else Kopecks(final),
+            NOW + 60,
         )
     )
 
@@ -82,7 +87,7 @@ def number(store: Store, number_id: NumberId) -> Number:
 
 
 def counts(store: Store, *, rent: bool = True) -> dict[str, dict[str, dict[str, int]]]:
-    found = store.run(lambda uow: list_available(uow, SERVICES, with_rent=rent))
+    found = store.run(lambda uow: list_available(uow, MARKET, SERVICES, with_rent=rent))
     return {
         str(c.country): {str(op): {str(s): n for s, n in per.items()} for op, per in c.operator_map.items()}
         for c in found
@@ -311,7 +316,7 @@ def test_an_exception_inside_a_unit_of_work_leaves_no_trace(store: Store) -> Non
         uow.numbers.upsert(ghost, NOW)
         issued = issue_number(uow, MARKET, make_order(), NOW)
         assert issued is not None
-        finish_operation(uow, issued.id, 3, None, NOW)
+        finish_operation(uow, MARKET, issued.id, 3, None, NOW)
         issue_number(uow, MARKET, make_order(), NOW)
         raise Boom
 
@@ -542,7 +547,7 @@ def test_async_entry_points_see_the_same_state(store: Store) -> None:
 
     async def scenario() -> tuple[Operation | None, list[Any], str | None]:
         issued = await store.transact(lambda uow: issue_number(uow, MARKET, make_order(), NOW))
-        seen = await store.read(lambda uow: list_available(uow, SERVICES))
+        seen = await store.read(lambda uow: list_available(uow, MARKET, SERVICES))
         return issued, seen, await store.schema_revision()
 
     issued, seen, revision = asyncio.run(scenario())

@@ -85,6 +85,25 @@ class Order:
     """None for rent: a rent receives SMS from every sender (spec 6.2)."""
     exception_prefixes: tuple[str, ...] = ()
     offered: Kopecks | None = None
+    """Hundredths of `currency`: what the marketplace says this sale pays."""
+    currency: str = "RUB"
+    """ISO 4217 letters; Onlinesim pays in RUB, the agent protocol names 643 (RUB) or 840 (USD)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FinishPolicy:
+    """What one protocol's FINISH statuses mean for offering the number again.
+
+    Onlinesim's status 1 is a rent/activation mix-up and blocks nothing (the default). The
+    agent protocol's status 1 means "never supply this number for this service again", and
+    its status 4 lets the number be offered again for that service on that marketplace at
+    most `retry_budget` more times (SMSHUB §5.3, §7.2).
+    """
+
+    refuse_statuses: frozenset[int] = frozenset()
+    """Statuses that remove (number, service) everywhere, like a sale does."""
+    retry_budget_status: int | None = None
+    retry_budget: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,15 +7,19 @@ from collections.abc import Sequence
 from enum import StrEnum
 
 from simgate.domain import rules
-from simgate.domain.model import CountryAvailability, Operation, Order
+from simgate.domain.model import CountryAvailability, FinishPolicy, Operation, Order
 from simgate.domain.types import Kopecks, OperationId, ServiceName, Timestamp
 from simgate.storage.ports import UnitOfWork
 
 log = logging.getLogger("simgate.operations")
 
+ONLINESIM_FINISH = FinishPolicy()
+"""Onlinesim's statuses: only a sale (3) removes the number from that service."""
+
 
 def list_available(
     uow: UnitOfWork,
+    marketplace: str,
     services: Sequence[ServiceName],
     *,
     with_services: bool = True,
@@ -26,6 +30,7 @@ def list_available(
     Counts come from the same state GET_NUMBER claims from, so every advertised number is
     issuable when answered; over-reporting gets the farm blocked for 30 minutes (spec 5.1).
     """
+    # TODO(lanes): count only the SIMs in `marketplace`'s lane, minus its own exclusions.
     return rules.tally_availability(
         uow.numbers.group_counts(),
         uow.numbers.excluded_counts(),
@@ -53,12 +58,21 @@ class FinishOutcome(StrEnum):
     UNKNOWN = "unknown"
 
 
+def record_poll(uow: UnitOfWork, marketplace: str, asked_at: Timestamp) -> None:
+    """After a GET_SERVICES answer for `marketplace` computed from a snapshot taken at or after
+    `asked_at`: SIMs leaving that marketplace's lane that the answer no longer counted may now
+    join their new lane (CONTRACT.md, "One SIM, one buyer at a time")."""
+    # TODO(lanes)
+
+
 def finish_operation(
     uow: UnitOfWork,
+    marketplace: str,
     operation_id: OperationId,
     status: int,
     final: Kopecks | None,
     now: Timestamp,
+    policy: FinishPolicy = ONLINESIM_FINISH,
 ) -> FinishOutcome:
     """FINISH_ACTIVATION: close the operation, free the number, remember a sale.
 
@@ -66,7 +80,9 @@ def finish_operation(
     never turn a cancellation into a sale or back.
     """
     operation = uow.operations.get(operation_id)
-    if operation is None:
+    if operation is None or operation.marketplace != marketplace:
+        # Another marketplace's activation is unknown here: one marketplace must never
+        # close (or learn of) another's operation.
         return FinishOutcome.UNKNOWN
     uow.operations.note_finish_request(operation_id)
     if not operation.is_open:

@@ -112,6 +112,7 @@ class Onlinesim:
     async def get_services(self, rent: bool, *, single_url: bool) -> Reply:
         work = partial(
             list_available,
+            marketplace=MARKETPLACE,
             services=self.services,
             with_services=True,
             with_rent=rent or single_url,
@@ -148,7 +149,7 @@ class Onlinesim:
         final = _kopecks(request.sum)
         now = self.clock()
         outcome = await self.store.transact(
-            lambda uow: finish_operation(uow, operation_id, status, final, now)
+            lambda uow: finish_operation(uow, MARKETPLACE, operation_id, status, final, now)
         )
         if outcome is FinishOutcome.UNKNOWN:
             return 404, error(f"unknown activationId {operation_id}")
