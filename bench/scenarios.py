@@ -26,7 +26,7 @@ from simgate import catalogue
 from simgate.domain import rules
 from simgate.domain.types import ServiceName
 from simgate.services.operations import list_available
-from simgate.simulator.marketplace import run_load
+from simgate.simulator.load import run_load
 from simgate.storage.sqlite import SQLiteStore
 
 T = TypeVar("T")

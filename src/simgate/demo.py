@@ -30,7 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from simgate.simulator.farm import make_farm, save_csv
-from simgate.simulator.marketplace import MarketplaceConfig
+from simgate.simulator.market_config import MarketplaceConfig
 from simgate.simulator.report import STATUS_WORDS, Report
 from simgate.simulator.run import Progress, Simulation, summary
 from simgate.simulator.simbank import SimBankConfig

@@ -31,7 +31,9 @@ from simgate.marketplaces.onlinesim.push import OnlinesimPush
 from simgate.services import intake as intake_service
 from simgate.services.inventory import import_numbers, parse_csv
 from simgate.simulator.farm import SimCard, make_farm, write_csv
-from simgate.simulator.marketplace import MarketplaceConfig, MarketplaceSimulator, run_load
+from simgate.simulator.load import run_load
+from simgate.simulator.market_config import MarketplaceConfig
+from simgate.simulator.marketplace import MarketplaceSimulator
 from simgate.simulator.report import Report
 from simgate.simulator.run import Simulation
 from simgate.simulator.simbank import RemoteBank, SimBank, SimBankConfig
@@ -162,7 +164,9 @@ async def test_a_server_that_pushes_an_sms_twice_is_caught(
 async def test_a_server_that_counts_busy_numbers_is_caught(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def counting_busy(uow: Any, services: Any, *, with_services: bool = True, with_rent: bool = False) -> Any:
+    def counting_busy(
+        uow: Any, *_: Any, services: Any, with_services: bool = True, with_rent: bool = False, **__: Any
+    ) -> Any:
         busy: dict[tuple[str, str], list[Any]] = {}
         for number in uow.numbers.search(NumberFilter(state="busy", limit=10**6)):
             busy.setdefault((number.country, number.operator), []).append(number)
@@ -258,8 +262,8 @@ async def test_a_finish_that_is_not_idempotent_is_caught(
 ) -> None:
     original = handlers.finish_operation
 
-    def first_time_only(uow: Any, operation_id: Any, status: int, final: Any, now: float) -> Any:
-        outcome = original(uow, operation_id, status, final, now)
+    def first_time_only(*args: Any, **kwargs: Any) -> Any:
+        outcome = original(*args, **kwargs)
         return handlers.FinishOutcome.UNKNOWN if outcome is handlers.FinishOutcome.REPEATED else outcome
 
     monkeypatch.setattr(handlers, "finish_operation", first_time_only)

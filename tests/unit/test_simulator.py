@@ -17,7 +17,10 @@ from simgate.cli import app
 from simgate.services.inventory import normalise_phone, parse_csv
 from simgate.simulator import texts
 from simgate.simulator.farm import RANGES, make_farm, read_csv, write_csv
-from simgate.simulator.marketplace import MarketplaceConfig, MarketplaceSimulator, Snapshot, validate_push
+from simgate.simulator.ledger import Snapshot
+from simgate.simulator.market_config import MarketplaceConfig
+from simgate.simulator.marketplace import MarketplaceSimulator
+from simgate.simulator.pushes import validate_push
 from simgate.simulator.report import CATALOGUE, Latencies, Report, percentile
 
 KEY = "k3y"
@@ -138,9 +141,9 @@ def judge(
 ) -> Report:
     market = MarketplaceSimulator(MarketplaceConfig(server_url="http://127.0.0.1:1", key=KEY))
     snapshot = Snapshot(0.0, 0.0, {("russia", "any", "telegram"): advertised}, Counter({"russia": 5}))
-    market._consumed["russia"] = 5 + competing
-    market._inflight["russia"] = inflight
-    market._judge_no_numbers("russia", "any", "telegram", snapshot, exceptions)
+    market.ledger.consumed["russia"] = 5 + competing
+    market.ledger.inflight["russia"] = inflight
+    market.checks.no_numbers("russia", "any", "telegram", snapshot, exceptions)
     return market.report
 
 

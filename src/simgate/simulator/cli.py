@@ -23,7 +23,9 @@ import typer
 from rich.console import Console
 
 from simgate.simulator.farm import SimCard, load_csv, make_farm, save_csv
-from simgate.simulator.marketplace import MarketplaceConfig, MarketplaceSimulator, run_load
+from simgate.simulator.load import run_load
+from simgate.simulator.market_config import MarketplaceConfig
+from simgate.simulator.marketplace import MarketplaceSimulator
 from simgate.simulator.report import Report
 from simgate.simulator.simbank import RemoteBank, SimBank, SimBankConfig
 

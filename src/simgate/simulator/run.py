@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from simgate.simulator.farm import SimCard
-from simgate.simulator.marketplace import MarketOp, MarketplaceConfig, MarketplaceSimulator, Push
+from simgate.simulator.ledger import MarketOp, Push
+from simgate.simulator.market_config import MarketplaceConfig
+from simgate.simulator.marketplace import MarketplaceSimulator
 from simgate.simulator.report import Report
 from simgate.simulator.simbank import SimBank, SimBankConfig, SmsRecord
 
@@ -71,9 +73,9 @@ class Simulation:
 
     def _idle(self, phone: str) -> bool:
         """No operation on the number, and none ended a moment ago (its SMS may be late)."""
-        if phone in self.market.held:
+        if phone in self.market.ledger.held:
             return False
-        past = self.market.history.get(phone)
+        past = self.market.ledger.history.get(phone)
         last = past[-1] if past else None
         if last is None:
             return True
@@ -101,7 +103,7 @@ class Simulation:
 
     def pending_pushes(self) -> int:
         """SMS the server routed to an operation that the marketplace has not received yet."""
-        final = self.market.final_answers
+        final = self.market.ledger.final_answers
         return sum(1 for key in self.bank.routed if key not in final)
 
     async def _wait_for_pushes(self) -> None:
@@ -147,14 +149,14 @@ def reconcile(market: MarketplaceSimulator, bank: SimBank, report: Report) -> No
     exactly = report.check("sms_pushed_exactly_once")
     intact = report.check("sms_text_intact")
     deliveries: dict[tuple[int, str], list[Push]] = {}
-    for push in market.pushes:
+    for push in market.ledger.pushes:
         if push.op_id is not None and push.answer != "RETRY":
             deliveries.setdefault((push.op_id, push.text), []).append(push)
     grace = market.config.crossed_grace
     for record in bank.records:
         if record.resend_of is not None or not record.stored or record.answered_at is None:
             continue
-        ops = market.history.get(record.phone, [])
+        ops = market.ledger.history.get(record.phone, [])
         surely = [op for op in ops if _surely_open(op, record)]
         maybe = [op for op in ops if _maybe_open(op, record)]
         if record.operation_id is None:
@@ -163,7 +165,7 @@ def reconcile(market: MarketplaceSimulator, bank: SimBank, report: Report) -> No
             else:
                 routed.ok()
             continue
-        op = market.ops.get(record.operation_id)
+        op = market.ledger.ops.get(record.operation_id)
         if op is None or op.phone != record.phone:
             routed.fail(
                 f"SMS {record.serial} to {record.phone} routed to {record.operation_id}, "
@@ -183,7 +185,7 @@ def reconcile(market: MarketplaceSimulator, bank: SimBank, report: Report) -> No
             exactly.fail(f"SMS {record.serial} for {op.id} accepted but never pushed: {record.text[:40]!r}")
         else:
             exactly.ok()
-    for push in market.pushes:
+    for push in market.ledger.pushes:
         if push.op_id is None or push.answer == "RETRY":
             continue
         if (push.op_id, push.text) in bank.routed:

@@ -27,7 +27,8 @@ from aiohttp import web
 
 from simgate.simulator import texts
 from simgate.simulator.farm import SimCard
-from simgate.simulator.marketplace import DEFAULT_SERVICE_MIX, OperationEvent
+from simgate.simulator.ledger import OperationEvent
+from simgate.simulator.market_config import DEFAULT_SERVICE_MIX
 from simgate.simulator.report import Report
 
 log = logging.getLogger("simgate.simulator.simbank")

@@ -1,0 +1,252 @@
+"""The partner checks one marketplace can make from its own ledger (spec 5-8).
+
+What gets a farm blocked or costs it money: over-reported counts, numbers issued twice,
+ignored exclusions, a number that does not match the order, malformed answers, pushes after
+FINISH. Every judgement is conservative on races: a check fails only on evidence that no
+ordering of concurrent calls explains.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+
+from simgate.simulator.client import CallResult
+from simgate.simulator.farm import SimCard
+from simgate.simulator.ledger import Ledger, MarketOp, Push, Snapshot
+from simgate.simulator.report import Report
+
+Counts = dict[tuple[str, str, str], int]
+
+
+class PartnerChecks:
+    def __init__(
+        self,
+        report: Report,
+        ledger: Ledger,
+        farm: Mapping[str, SimCard] | None,
+        *,
+        crossed_grace: float,
+    ) -> None:
+        self.report = report
+        self.ledger = ledger
+        self.farm = farm
+        self.crossed_grace = crossed_grace
+        """A push this soon after our FINISH crossed it on the wire: not the partner's fault."""
+
+    def shape(self, ok: bool, example: str) -> None:
+        check = self.report.check("answers_well_formed")
+        if ok:
+            check.ok()
+        else:
+            check.fail(example)
+
+    # ------------------------------------------------------------------ GET_SERVICES
+
+    def services_answer(self, endpoint: str, result: CallResult) -> Counts | None:
+        """The counts of a GET_SERVICES answer, or None (and a failure) if it is malformed."""
+        if result.error is not None:
+            if result.error != "timeout":
+                self.shape(False, f"{endpoint}: {result.error}")
+            return None
+        body = result.body
+        if result.status != 200 or body is None or result.word != "SUCCESS":
+            self.shape(False, f"{endpoint}: HTTP {result.status} {str(body)[:120]}")
+            return None
+        countries = body.get("countryList")
+        if not isinstance(countries, list):
+            self.shape(False, f"{endpoint}: countryList is not a list")
+            return None
+        counts: Counts = {}
+        for entry in countries:
+            name = entry.get("country") if isinstance(entry, dict) else None
+            operators = entry.get("operatorMap") if isinstance(entry, dict) else None
+            if not isinstance(name, str) or not isinstance(operators, dict) or "any" not in operators:
+                self.shape(False, f"{endpoint}: bad countryList entry {str(entry)[:120]}")
+                continue
+            for operator, services in operators.items():
+                if not isinstance(services, dict):
+                    self.shape(False, f"{endpoint}: {name}/{operator} is not an object")
+                    continue
+                for service, count in services.items():
+                    if type(count) is not int or count < 0:
+                        self.shape(False, f"{endpoint}: {name}/{operator}/{service} = {count!r}")
+                        continue
+                    counts[(name, str(operator), str(service))] = count
+        self.shape(True, "")
+        if endpoint == "getServicesRent" and counts and not any(k[2] == "rent" for k in counts):
+            self.shape(False, "getServicesRent: no `rent` counts in the operator maps")
+        return counts
+
+    def any_is_total(self, endpoint: str, counts: Counts) -> None:
+        totals: Counter[tuple[str, str]] = Counter()
+        for (country, operator, service), count in counts.items():
+            if operator != "any":
+                totals[(country, service)] += count
+        check = self.report.check("any_is_total")
+        for (country, service), total in totals.items():
+            advertised = counts.get((country, "any", service), 0)
+            if advertised < total:
+                check.fail(f"{endpoint}: {country}/any/{service} = {advertised} < {total} over operators")
+            else:
+                check.ok()
+
+    def within_farm(self, snapshot: Snapshot, *, rent: bool) -> None:
+        """Counts may not exceed the farm's SIMs that were free throughout the call.
+
+        Conservative on every race: an operation counts as busy only if it was issued
+        before the poll started and not finished before it was answered; a sale removes a
+        number from its service only once confirmed before the poll started.
+        """
+        assert self.farm is not None
+        busy = {phone for phone, op in self.ledger.held.items() if op.issued_at <= snapshot.started}
+        sold: dict[str, set[str]] = {}
+        for (phone, service), when in self.ledger.sold.items():
+            if when <= snapshot.started:
+                sold.setdefault(service, set()).add(phone)
+        groups: dict[tuple[str, str], set[str]] = {}
+        rentable: dict[tuple[str, str], set[str]] = {}
+        for card in self.farm.values():
+            if not card.enabled:
+                continue
+            for operator in {card.operator or "any", "any"}:
+                groups.setdefault((card.country, operator), set()).add(card.phone)
+                if card.rentable:
+                    rentable.setdefault((card.country, operator), set()).add(card.phone)
+        check = self.report.check("counts_within_farm")
+        for (country, operator, service), advertised in snapshot.counts.items():
+            if service == "rent":
+                free = rentable.get((country, operator), set()) - busy
+            else:
+                free = groups.get((country, operator), set()) - busy - sold.get(service, set())
+            if advertised > len(free):
+                check.fail(
+                    f"{country}/{operator}/{service}: advertised {advertised}, the farm had {len(free)} free"
+                )
+            else:
+                check.ok()
+
+    # ------------------------------------------------------------------ GET_NUMBER
+
+    def no_numbers(
+        self,
+        country: str,
+        operator: str,
+        service: str,
+        snapshot: Snapshot | None,
+        exceptions: list[int | str] | None,
+    ) -> None:
+        """Over-reporting (spec 5.1): NO_NUMBERS where the last count promised a number.
+
+        Every GET_NUMBER in the same country since the poll started (or still in flight)
+        may have taken the advertised number, so only a count larger than all of them
+        proves the lie; an order with exclusions proves nothing.
+        """
+        check = self.report.check("counts_not_over_reported")
+        if snapshot is None or exceptions:
+            check.note("NO_NUMBERS with exclusions or no count")
+            return
+        advertised = snapshot.counts.get((country, operator, service), 0)
+        ledger = self.ledger
+        consumed = ledger.consumed[country] - snapshot.consumed_at_start[country] + ledger.inflight[country]
+        left = advertised - consumed
+        if left > 0:
+            age = time.monotonic() - snapshot.answered
+            check.fail(
+                f"{country}/{operator}/{service}: advertised {advertised}, NO_NUMBERS {age:.2f} s later "
+                f"with {consumed} competing order(s)"
+            )
+        else:
+            check.ok()
+            check.note("NO_NUMBERS after the stock was taken by other orders")
+
+    def issued(self, op: MarketOp, exceptions: Iterable[int | str] | None) -> bool:
+        """Judge a number just issued; False if it cannot be tracked (its id is taken)."""
+        report, ledger = self.report, self.ledger
+        ids = report.check("activation_ids_unique")
+        if op.id in ledger.ops:
+            ids.fail(f"activationId {op.id} issued again ({op.phone}; first {ledger.ops[op.id].phone})")
+            return False
+        ids.ok()
+        twice = report.check("no_number_issued_twice")
+        other = ledger.held.get(op.phone)
+        if other is not None:
+            twice.fail(f"{op.phone} issued as {op.id} while {other.id} is open")
+        else:
+            twice.ok()
+        prefixes = [str(p) for p in exceptions or ()]
+        excluded = report.check("exclusions_honoured")
+        if prefixes:
+            hit = next((p for p in prefixes if op.phone.startswith(p)), None)
+            if hit is not None:
+                excluded.fail(f"{op.phone} issued although exceptionPhoneSet has {hit}")
+            else:
+                excluded.ok()
+        self._matches_order(op)
+        return True
+
+    def _matches_order(self, op: MarketOp) -> None:
+        check = self.report.check("issued_matches_order")
+        if self.farm is None:
+            return
+        card = self.farm.get(op.phone)
+        problem = None
+        if card is None:
+            problem = f"{op.phone} is not a SIM of the farm"
+        elif card.country != op.country:
+            problem = f"{op.phone} is in {card.country}, ordered {op.country}"
+        elif op.operator != "any" and card.operator != op.operator:
+            problem = f"{op.phone} is {card.operator or 'unknown'}, ordered {op.operator}"
+        elif op.kind == "rent" and not card.rentable:
+            problem = f"{op.phone} rented although its rent flag is 0"
+        elif not card.enabled:
+            problem = f"{op.phone} issued although disabled"
+        if problem:
+            check.fail(problem)
+        else:
+            check.ok()
+
+    # ------------------------------------------------------------------ the verdict
+
+    def offered_again(self, snapshot: Snapshot | None, services: Iterable[str]) -> None:
+        """After every operation ended: each number not sold for a service is offered again."""
+        check = self.report.check("numbers_offered_again")
+        if self.farm is None or snapshot is None:
+            return
+        if self.ledger.held or self.ledger.unknown_outcomes:
+            check.note("skipped: some operations' state is unknown")
+            return
+        wanted = set(services)
+        expected: Counter[tuple[str, str, str]] = Counter()
+        for card in self.farm.values():
+            if not card.enabled:
+                continue
+            for operator in {card.operator or "any", "any"}:
+                for service in wanted:
+                    if (card.phone, service) not in self.ledger.sold:
+                        expected[(card.country, operator, service)] += 1
+        for key, count in expected.items():
+            advertised = snapshot.counts.get(key, 0)
+            if advertised < count:
+                check.fail(f"{'/'.join(key)}: {advertised} offered, {count} free")
+            else:
+                check.ok()
+
+    def pushes_after_finish(self, crossed: Callable[[Push, MarketOp], bool | None] | None) -> None:
+        """Judge pushes that came after our FINISH; `crossed` (from the SIM bank's ledger)
+        says whether the SMS reached the partner before the FINISH did (None: unknown)."""
+        check = self.report.check("no_push_for_closed_or_unknown")
+        for push in self.ledger.pushes:
+            op = self.ledger.ops.get(push.op_id) if push.op_id is not None else None
+            if op is None or op.finish_sent_at is None or push.at < op.finish_sent_at:
+                continue
+            verdict = crossed(push, op) if crossed is not None else None
+            if verdict is None:
+                verdict = push.at - op.finish_sent_at <= self.crossed_grace
+            if verdict:
+                check.note("push crossed our FINISH on the wire")
+            else:
+                check.fail(
+                    f"push for {op.id} ({push.text[:30]!r}) {push.at - op.finish_sent_at:.2f} s after FINISH"
+                )

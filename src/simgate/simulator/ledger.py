@@ -1,0 +1,122 @@
+"""What a simulated marketplace knows about its partner: the ledger.
+
+The numbers it was issued and when, when it sent each FINISH and when the answer came, the
+pushes it received and how it answered them, its GET_SERVICES answers. The buyer writes it;
+the checks and the push receiver read it; a run over several marketplaces holds their
+ledgers side by side to judge what no single marketplace can see (one SIM sold twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import msgspec
+
+Kind = Literal["activation", "rent"]
+
+
+class OperationEvent(msgspec.Struct, frozen=True):
+    """What the SIM bank learns about an operation (in process, or POSTed to its control port)."""
+
+    event: Literal["opened", "closed"]
+    id: int
+    phone: str
+    kind: str
+    service: str | None = None
+    rent_seconds: float | None = None
+    """Real seconds the rent is planned to last (SMS should come before it ends)."""
+
+
+class OperationListener(Protocol):
+    def operation_event(self, event: OperationEvent) -> None: ...
+
+
+@dataclass
+class Push:
+    at: float
+    rent_path: bool
+    op_id: int | None
+    sms_id: object
+    phone: str
+    sender: str
+    text: str
+    answer: str
+    """What we answered: a final word (SUCCESS, ...) or RETRY (refused so it comes again)."""
+
+
+@dataclass
+class MarketOp:
+    id: int
+    kind: Kind
+    country: str
+    operator: str
+    service: str | None
+    phone: str
+    offered_kopecks: int
+    requested_at: float
+    issued_at: float
+    rent_total_kopecks: int = 0
+    finish_sent_at: float | None = None
+    closed_at: float | None = None
+    status: int | None = None
+    code_at: float | None = None
+    code_event: asyncio.Event = field(default_factory=asyncio.Event)
+    pushes: int = 0
+
+    @property
+    def held(self) -> bool:
+        """Issued and not yet finished by us: the partner must treat the number as busy."""
+        return self.finish_sent_at is None
+
+
+@dataclass
+class Snapshot:
+    """One GET_SERVICES answer: counts keyed (country, operator, service-or-'rent')."""
+
+    started: float
+    answered: float
+    counts: dict[tuple[str, str, str], int]
+    consumed_at_start: Counter[str]
+
+
+@dataclass
+class Ledger:
+    """The marketplace's own records, in its own names."""
+
+    ops: dict[int, MarketOp] = field(default_factory=dict)
+    held: dict[str, MarketOp] = field(default_factory=dict)
+    """Phone -> the operation we hold on it (issued, no FINISH sent yet)."""
+    history: dict[str, list[MarketOp]] = field(default_factory=dict)
+    pushes: list[Push] = field(default_factory=list)
+    final_answers: dict[tuple[object, str], str] = field(default_factory=dict)
+    """(operation id, or phone when unknown; text) -> the first final answer to that push."""
+    sold: dict[tuple[str, str], float] = field(default_factory=dict)
+    """(phone, service in the marketplace's name) -> when the sale's FINISH was confirmed."""
+    snapshots: dict[str, Snapshot] = field(default_factory=dict)
+    """The latest GET_SERVICES answer per endpoint."""
+    consumed: Counter[str] = field(default_factory=Counter)
+    """GET_NUMBER calls per country that may have taken a number (success, error, timeout)."""
+    inflight: Counter[str] = field(default_factory=Counter)
+    unknown_outcomes: int = 0
+    """Orders whose answer we could not read: the partner's state is not fully known."""
+
+    def record_issue(self, op: MarketOp) -> None:
+        self.ops[op.id] = op
+        self.held[op.phone] = op
+        self.history.setdefault(op.phone, []).append(op)
+
+    def record_finish_sent(self, op: MarketOp, at: float) -> None:
+        op.finish_sent_at = at
+        if self.held.get(op.phone) is op:
+            del self.held[op.phone]
+
+    def last_on(self, phone: str) -> MarketOp | None:
+        """The operation on `phone` we hold, else the last one we had."""
+        held = self.held.get(phone)
+        if held is not None:
+            return held
+        past = self.history.get(phone)
+        return past[-1] if past else None
