@@ -36,7 +36,7 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 PG_URL = os.environ.get("SIMGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-TABLES = "delivery_attempts, deliveries, messages, number_exclusions, operations, numbers"
+TABLES = "delivery_attempts, deliveries, messages, number_exclusions, operations, numbers, write_probe"
 
 
 def with_database(url: str, name: str) -> str:

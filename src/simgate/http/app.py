@@ -60,6 +60,9 @@ def create_app(deps: AppDeps) -> Starlette:
         except BodyError as problem:
             status, payload = problem.status, onlinesim_error(str(problem))
         else:
+            if deps.store.write_error is not None:
+                # Nothing can be issued or finished while writes fail: advertise nothing.
+                raise StoreUnavailable(deps.store.write_error)
             credentials = [bearer(request), request.query_params.get("apikey")]
             try:
                 status, payload, asked = await deps.onlinesim.handle(endpoint, body, credentials)
@@ -88,6 +91,8 @@ def create_app(deps: AppDeps) -> Starlette:
             revision = await deps.store.schema_revision()
         except Exception as problem:
             return json_response(503, {"status": "unavailable", "error": str(problem)})
+        if deps.store.write_error is not None:
+            return json_response(503, {"status": "unavailable", "error": deps.store.write_error})
         if deps.expected_revision is not None and revision != deps.expected_revision:
             return json_response(
                 503,

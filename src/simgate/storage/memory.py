@@ -221,6 +221,8 @@ class MemoryStore:
         """What schema_revision() reports: the fake has no schema, so it claims what it is told."""
         self._state = MemoryState()
         self._lock = threading.RLock()
+        self.write_error: str | None = None
+        """Never set by the fake itself; a test sets it to play a failing database."""
 
     def run(self, work: Callable[[UnitOfWork], T]) -> T:
         with self._lock:

@@ -270,4 +270,13 @@ class Store(Protocol):
         """The applied migration revision; raises if the database cannot be reached."""
         ...
 
+    @property
+    def write_error(self) -> str | None:
+        """Why writes fail now (disk full, database gone), or None while they work.
+
+        Cheap to ask on every request; the store notices recovery by itself. While it is set,
+        /readyz answers 503 and the marketplaces are told nothing is for sale.
+        """
+        ...
+
     def close(self) -> None: ...

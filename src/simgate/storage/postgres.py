@@ -4,6 +4,11 @@ Same repositories as SQLite (storage/sql.py, written in portable SQL), run on po
 connections: each unit of work is one transaction on one connection, in a thread so the
 event loop never blocks. Claims pick candidates with FOR UPDATE SKIP LOCKED so concurrent
 GET_NUMBERs (and workers) pass over each other's rows instead of queueing on them.
+
+A database that is gone (restarting, unreachable, disk full, read-only) fails each unit with
+StoreUnavailable (503, nothing changed); the pool reconnects by itself, and `write_error`
+stays set until a write commits again or a probe (asked for at most once a second while
+writes fail) finds the server back and writable.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
@@ -31,6 +37,9 @@ RETRIES = 5
 """A unit of work that lost a race (claim conflict, deadlock, serialization) runs again."""
 
 RACES = (ClaimConflict, errors.SerializationFailure, errors.DeadlockDetected, errors.UniqueViolation)
+GONE = (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError, errors.ReadOnlySqlTransaction)
+"""The database cannot take this unit now (down, restarting, disk full, a read-only standby)."""
+PROBE_INTERVAL = 1.0
 
 
 @cache
@@ -78,6 +87,34 @@ class PostgresStore:
         )
         self.pool.open(wait=False)
         self._threads = ThreadPoolExecutor(max_size, thread_name_prefix="postgres")
+        self._write_error: str | None = None
+        self._last_probe = 0.0
+        self._probing = False
+
+    @property
+    def write_error(self) -> str | None:
+        due = time.monotonic() - self._last_probe >= PROBE_INTERVAL
+        if self._write_error is not None and not self._probing and due:
+            self._probing = True
+            self._last_probe = time.monotonic()
+            try:
+                self._threads.submit(self._probe)
+            except RuntimeError:  # closing: nothing left to probe for
+                self._probing = False
+        return self._write_error
+
+    def _probe(self) -> None:
+        try:
+            with self.pool.connection() as conn:
+                row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+            if row is not None and row[0]:
+                self._write_error = "PostgreSQL is a read-only standby"
+            else:
+                self._write_error = None
+        except Exception as error:
+            self._write_error = f"PostgreSQL unavailable: {error}"
+        finally:
+            self._probing = False
 
     def _run(self, work: Callable[[UnitOfWork], T], *, read_only: bool = False) -> T:
         for attempt in range(1, RETRIES + 1):
@@ -85,13 +122,18 @@ class PostgresStore:
                 with self.pool.connection() as conn, conn.transaction():
                     if read_only:
                         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    return work(SqlUnitOfWork(PgConnection(conn), skip_locked=True))
+                    result = work(SqlUnitOfWork(PgConnection(conn), skip_locked=True))
+                if not read_only:
+                    self._write_error = None
+                return result
             except RACES as race:
                 if attempt == RETRIES:
                     raise
                 log.debug("unit of work lost a race (%s); running it again", type(race).__name__)
-            except (PoolTimeout, psycopg.OperationalError) as error:
-                raise StoreUnavailable(f"PostgreSQL unavailable: {error}") from error
+            except GONE as error:
+                self._write_error = f"PostgreSQL unavailable: {error}"
+                self._last_probe = time.monotonic()
+                raise StoreUnavailable(self._write_error) from error
         raise AssertionError("unreachable")
 
     def run(self, work: Callable[[UnitOfWork], T]) -> T:
@@ -108,7 +150,7 @@ class PostgresStore:
             try:
                 with self.pool.connection() as conn:
                     row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-            except (PoolTimeout, psycopg.OperationalError) as error:
+            except GONE as error:
                 raise StoreUnavailable(f"PostgreSQL unavailable: {error}") from error
             return None if row is None else str(row[0])
 

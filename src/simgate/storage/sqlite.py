@@ -10,27 +10,57 @@ its own SAVEPOINT (a unit that fails rolls back alone, exactly as if it had its 
 transaction) and commits them together with one fsync. No caller hears of its result before
 that commit, so an acknowledged SMS is on disk either way; an idle farm still commits each
 unit at once.
+
+Faults (a full disk, an I/O error): the writer thread never dies, whatever a unit, a COMMIT or
+a ROLLBACK raises. A unit that meets one fails at once with StoreUnavailable (503 at the
+edge, nothing changed); `write_error` says why until a write commits again, which a probe
+(a 64 KiB block written and deleted in one transaction, once a second) finds out by itself
+as soon as space returns, without a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from simgate.storage.ports import StoreUnavailable, UnitOfWork
 from simgate.storage.sql import SqlUnitOfWork
 
 T = TypeVar("T")
 Job = tuple[Callable[[UnitOfWork], Any], "Future[Any]"]
+log = logging.getLogger("simgate.sqlite")
 
 MAX_GROUP = 256
 """Units committed together at most; bounds how long the first one waits for the fsync."""
+
+PROBE_INTERVAL = 1.0
+"""While writes fail, how often the writer checks whether they work again."""
+PROBE_BYTES = 65_536
+"""Big enough to need fresh pages (a full disk or max_page_count refuses it), small enough
+that a probe costs nothing."""
+
+# Primary result codes that mean "the database cannot take this write now" rather than "this
+# statement is wrong": the unit answers 503 and may succeed later unchanged.
+# BUSY, LOCKED, NOMEM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL, NOTADB.
+STORAGE_FAULTS = frozenset({5, 6, 7, 8, 10, 11, 13, 14, 15, 26})
+
+
+def storage_fault(error: BaseException) -> str | None:
+    """The SQLite message when `error` is a storage fault (disk full, I/O, ...), else None."""
+    if not isinstance(error, sqlite3.Error) or isinstance(error, sqlite3.IntegrityError):
+        return None
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is None or code & 0xFF not in STORAGE_FAULTS:
+        return None
+    return str(error)
 
 
 def sqlite_path(database_url: str) -> str:
@@ -52,6 +82,8 @@ class SQLiteStore:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._write_error: str | None = None
+        self._last_probe = 0.0
         self._writer = threading.Thread(target=self._write_loop, name="sqlite-writer", daemon=True)
         self._writer.start()
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="sqlite-reader")
@@ -77,9 +109,16 @@ class SQLiteStore:
                 self._connections.append(conn)
         return conn
 
+    @property
+    def write_error(self) -> str | None:
+        """Why writes fail now (disk full, ...), or None while they work."""
+        return self._write_error
+
     def _write_loop(self) -> None:
         while True:
-            job = self._jobs.get()
+            job = self._next_job()
+            if job is False:
+                continue  # a probe ran
             if job is None:
                 return
             group = [job]
@@ -94,46 +133,131 @@ class SQLiteStore:
                 group.append(more)
             self._commit_group(group)
 
+    def _next_job(self) -> Job | Literal[False] | None:
+        """The next job; while writes fail, a probe first whenever one is due (False)."""
+        if self._write_error is None:
+            return self._jobs.get()
+        wait = self._last_probe + PROBE_INTERVAL - time.monotonic()
+        if wait > 0:
+            try:
+                return self._jobs.get(timeout=wait)
+            except queue.Empty:
+                pass
+        self._probe()
+        return False
+
+    def _probe(self) -> None:
+        self._last_probe = time.monotonic()
+        try:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO write_probe (id, payload) VALUES (1, zeroblob(?))", (PROBE_BYTES,))
+            conn.execute("DELETE FROM write_probe")
+            conn.execute("COMMIT")
+        except Exception as error:
+            self._abandon()
+            self._write_error = storage_fault(error) or f"SQLite: {error}"
+        else:
+            log.info("SQLite writes work again")
+            self._write_error = None
+
+    def _fail(self, reason: str) -> StoreUnavailable:
+        if self._write_error is None:
+            log.error("SQLite writes fail: %s", reason)
+        self._write_error = reason
+        self._last_probe = time.monotonic()
+        return StoreUnavailable(f"SQLite: {reason}")
+
+    def _abandon(self) -> None:
+        """Leave whatever transaction is left, never raising: after a failed COMMIT SQLite may
+        have rolled back already, and a ROLLBACK then raises "no transaction is active"; a
+        connection that cannot even do that is replaced."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            self._local.conn = None
+            with self._lock:
+                if conn in self._connections:
+                    self._connections.remove(conn)
+            conn.close()
+
     def _commit_group(self, group: list[Job]) -> None:
         # A caller that gave up before its unit started (cancelled) is skipped, as an
         # executor would: nothing of it is written.
         group = [(work, future) for work, future in group if future.set_running_or_notify_cancel()]
         if not group:
             return
+        try:
+            outcomes = self._run_group([work for work, _ in group])
+        except BaseException as error:  # the writer must outlive anything: callers would hang
+            log.exception("SQLite writer: unexpected failure")
+            self._abandon()
+            failure = self._fail(f"unexpected {type(error).__name__}: {error}")
+            outcomes = [(False, failure)] * len(group)
+        for (_, future), (ok, value) in zip(group, outcomes, strict=True):
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    def _run_group(self, works: list[Callable[[UnitOfWork], Any]]) -> list[tuple[bool, Any]]:
         conn = self._connection()
+        changes = conn.total_changes
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            failure = StoreUnavailable(f"SQLite: {error}")
-            for _, future in group:
-                future.set_exception(failure)
-            return
+        except sqlite3.Error as error:
+            failure = self._fail(str(error))
+            return [(False, failure)] * len(works)
         outcomes: list[tuple[bool, Any]] = []
+        faulted = False
         uow = SqlUnitOfWork(conn)
-        for work, _ in group:
+        for work in works:
             conn.execute("SAVEPOINT unit")
             try:
                 result = work(uow)
             except BaseException as error:
-                conn.execute("ROLLBACK TO unit")
-                conn.execute("RELEASE unit")
-                outcomes.append((False, error))
+                fault = storage_fault(error)
+                if not self._undo_unit(conn):
+                    # SQLite rolled the whole transaction back (it does on a full disk): the
+                    # units before this one went with it, so none of the group was written.
+                    self._abandon()
+                    failure = self._fail(fault or f"transaction lost: {error}")
+                    return [(False, failure)] * len(works)
+                if fault is not None:
+                    faulted = True
+                    outcomes.append((False, self._fail(fault)))
+                else:
+                    outcomes.append((False, error))
             else:
                 conn.execute("RELEASE unit")
                 outcomes.append((True, result))
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as error:
-            conn.execute("ROLLBACK")
-            failure = StoreUnavailable(f"SQLite commit failed: {error}")
-            for _, future in group:
-                future.set_exception(failure)
-            return
-        for (_, future), (ok, value) in zip(group, outcomes, strict=True):
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+            self._abandon()
+            failure = self._fail(f"commit failed: {error}")
+            return [(False, failure)] * len(works)
+        if not faulted and conn.total_changes > changes:
+            # Only a commit that wrote something proves writes work: an empty claim commits
+            # on a full disk too.
+            self._write_error = None
+        return outcomes
+
+    @staticmethod
+    def _undo_unit(conn: sqlite3.Connection) -> bool:
+        """Roll one unit back to its savepoint; False if the whole transaction is gone."""
+        if not conn.in_transaction:
+            return False
+        try:
+            conn.execute("ROLLBACK TO unit")
+            conn.execute("RELEASE unit")
+        except sqlite3.Error:
+            return False
+        return True
 
     def _submit(self, work: Callable[[UnitOfWork], T]) -> Future[T]:
         if self._closed:
@@ -143,12 +267,18 @@ class SQLiteStore:
         return future
 
     def _read(self, work: Callable[[UnitOfWork], T]) -> T:
-        conn = self._connection()
-        conn.execute("BEGIN")
         try:
-            return work(SqlUnitOfWork(conn))
-        finally:
-            conn.execute("ROLLBACK")
+            conn = self._connection()
+            conn.execute("BEGIN")
+            try:
+                return work(SqlUnitOfWork(conn))
+            finally:
+                self._abandon()  # never left holding an old snapshot, never raising here
+        except sqlite3.Error as error:
+            fault = storage_fault(error)
+            if fault is None:
+                raise
+            raise StoreUnavailable(f"SQLite: {fault}") from error
 
     def run(self, work: Callable[[UnitOfWork], T]) -> T:
         return self._submit(work).result()

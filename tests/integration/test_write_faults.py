@@ -1,0 +1,275 @@
+"""Issue 12.1: a full disk must not freeze writes. SQLite made full on demand (max_page_count)
+and for real (a small tmpfs): a failing unit answers 503 at once, the writer thread never
+dies, /readyz and the marketplace say so, and writes work again as soon as space returns."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from simgate.domain.messages import IncomingMessage
+from simgate.domain.types import PhoneNumber
+from simgate.services.intake import accept_sms
+from simgate.storage import schema
+from simgate.storage.ports import StoreUnavailable, UnitOfWork
+from simgate.storage.sqlite import SQLiteStore
+from tests import conftest
+from tests.conftest import INTAKE_TOKEN, KEY, LiveServer
+from tests.factories import make_spec
+
+T = TypeVar("T")
+BOUND = 15.0
+"""Every wait is bounded: a frozen writer fails the test instead of hanging it."""
+
+
+def run(store: SQLiteStore, work: Callable[[UnitOfWork], T]) -> T:
+    async def bounded() -> T:
+        return await asyncio.wait_for(store.transact(work), BOUND)
+
+    return asyncio.run(bounded())
+
+
+def sql(statement: str) -> Callable[[UnitOfWork], Any]:
+    """A unit that runs one statement on the writer's own connection (PRAGMAs are per connection)."""
+    return lambda uow: uow.messages.db.execute(statement).fetchall()  # type: ignore[attr-defined]
+
+
+def big_sms(phone: PhoneNumber, i: int) -> Callable[[UnitOfWork], Any]:
+    incoming = IncomingMessage(phone, "VK", f"{i} " + "x" * 30_000, message_key=f"big-{i}")
+    return lambda uow: accept_sms(uow, incoming, time.time())
+
+
+def fill(store: SQLiteStore, phone: PhoneNumber, start: int = 0) -> int:
+    """Store large SMS until the database refuses one; the index of the refused one."""
+    for i in range(start, start + 500):
+        started = time.monotonic()
+        try:
+            run(store, big_sms(phone, i))
+        except StoreUnavailable:
+            assert time.monotonic() - started < 5, "a failing unit must answer at once"
+            return i
+    raise AssertionError("the database never filled up")
+
+
+def wait_writable(store: SQLiteStore) -> None:
+    deadline = time.monotonic() + BOUND
+    while store.write_error is not None:
+        assert time.monotonic() < deadline, f"still not writable: {store.write_error}"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def store(sqlite_url: str) -> Iterator[SQLiteStore]:
+    sqlite = SQLiteStore.from_url(sqlite_url)
+    yield sqlite
+    sqlite.close()
+
+
+def add_number(store: SQLiteStore) -> PhoneNumber:
+    spec = make_spec()
+    run(store, lambda uow: uow.numbers.upsert(spec, time.time()))
+    return spec.phone
+
+
+def test_a_full_database_fails_units_at_once_and_writes_resume_when_space_returns(
+    store: SQLiteStore,
+) -> None:
+    phone = add_number(store)
+    ((pages,),) = run(store, sql("PRAGMA page_count"))
+    run(store, sql(f"PRAGMA max_page_count = {pages + 40}"))
+    refused = fill(store, phone)
+    assert store.write_error is not None
+    assert "full" in store.write_error
+    assert store._writer.is_alive()
+    # Still full: the next unit fails at once too, and reads keep working.
+    with pytest.raises(StoreUnavailable):
+        run(store, big_sms(phone, refused))
+    assert store.write_error is not None
+    assert asyncio.run(store.read(lambda uow: uow.numbers.get_by_phone(phone))) is not None
+
+    run(store, sql("PRAGMA max_page_count = 1073741823"))  # space returns
+    wait_writable(store)  # by the probe, without any real write
+    run(store, big_sms(phone, refused))
+    assert run(store, lambda uow: uow.messages.find("http", f"big-{refused}")) is not None
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["COMMIT", "ROLLBACK", "RELEASE unit", "ROLLBACK TO unit"],
+)
+def test_a_unit_that_breaks_the_transaction_fails_alone_and_the_writer_lives(
+    store: SQLiteStore, statement: str
+) -> None:
+    phone = add_number(store)
+
+    def rogue(uow: UnitOfWork) -> None:
+        uow.messages.db.execute(statement)  # type: ignore[attr-defined]
+
+    with contextlib.suppress(StoreUnavailable, sqlite3.Error):
+        run(store, rogue)
+    assert store._writer.is_alive()
+    wait_writable(store)
+    run(store, big_sms(phone, 1))
+    assert run(store, lambda uow: uow.messages.find("http", "big-1")) is not None
+
+
+def test_anything_a_unit_raises_reaches_its_caller_and_the_next_unit_runs(store: SQLiteStore) -> None:
+    def boom(uow: UnitOfWork) -> None:
+        raise KeyboardInterrupt  # a BaseException: the worst a unit can throw
+
+    with pytest.raises(KeyboardInterrupt):
+        run(store, boom)
+    assert store._writer.is_alive()
+    add_number(store)
+
+
+def test_http_answers_503_at_once_and_readyz_and_get_services_follow_the_disk(sqlite_url: str) -> None:
+    server = LiveServer(conftest.test_settings(sqlite_url, onlinesim_services="telegram")).start()
+    try:
+        assert isinstance(server.store, SQLiteStore)
+        store = server.store
+        phone = add_number(store)
+        services = {"action": "GET_SERVICES", "key": KEY}
+        headers = {"Authorization": f"Bearer {INTAKE_TOKEN}"}
+        with server.client() as client:
+            assert client.get("/readyz").status_code == 200
+            assert client.post("/onlinesim/getServices", json=services).status_code == 200
+            ((pages,),) = run(store, sql("PRAGMA page_count"))
+            run(store, sql(f"PRAGMA max_page_count = {pages + 40}"))
+            fill(store, phone)
+
+            started = time.monotonic()
+            answer = client.post(
+                "/intake/sms", headers=headers, json={"phone": phone, "sender": "VK", "text": "y" * 30_000}
+            )
+            assert answer.status_code == 503, answer.text
+            assert time.monotonic() - started < 5
+            ready = client.get("/readyz")
+            assert ready.status_code == 503
+            assert "full" in ready.json()["error"]
+            offered = client.post("/onlinesim/getServices", json=services)
+            assert offered.status_code == 503
+            assert offered.json()["status"] == "ERROR"
+
+            run(store, sql("PRAGMA max_page_count = 1073741823"))
+            wait_writable(store)
+            assert client.get("/readyz").status_code == 200
+            assert client.post("/onlinesim/getServices", json=services).status_code == 200
+            again = client.post(
+                "/intake/sms", headers=headers, json={"phone": phone, "sender": "VK", "text": "back"}
+            )
+            assert again.status_code == 202, again.text
+    finally:
+        server.stop()
+
+
+# --- a real full disk: a small tmpfs ----------------------------------------------------
+
+
+@contextlib.contextmanager
+def tmpfs(where: Path, size: str) -> Iterator[Path]:
+    where.mkdir()
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root and mount(8)")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill_disk(path: Path) -> None:
+    with path.open("wb") as filler, contextlib.suppress(OSError):
+        while True:
+            filler.write(b"\0" * 65536)
+            filler.flush()
+            os.fsync(filler.fileno())
+
+
+def test_a_real_full_disk_fails_units_and_writes_resume_after_cleanup(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "small", "8m") as disk:
+        url = f"sqlite:///{disk / 'simgate.db'}"
+        schema.upgrade(url)
+        store = SQLiteStore.from_url(url)
+        try:
+            phone = add_number(store)
+            fill_disk(disk / "filler")
+            refused = fill(store, phone)
+            assert store.write_error is not None
+            assert store._writer.is_alive()
+
+            (disk / "filler").unlink()  # space returns
+            wait_writable(store)
+            run(store, big_sms(phone, refused))
+            assert run(store, lambda uow: uow.messages.find("http", f"big-{refused}")) is not None
+        finally:
+            store.close()
+
+
+# --- PostgreSQL: the same semantics -----------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_postgresql_gone_fails_units_at_once_and_comes_back_by_itself(postgres_url: str) -> None:
+    from simgate.storage.postgres import PostgresStore
+
+    store = PostgresStore(postgres_url, min_size=1, max_size=2, acquire_timeout=1.0)
+    try:
+        spec = make_spec()
+        asyncio.run(store.transact(lambda uow: uow.numbers.upsert(spec, time.time())))
+        assert store.write_error is None
+        real = store.pool
+        gone = PostgresStore("postgresql://postgres@127.0.0.1:9/none", min_size=0, acquire_timeout=0.5)
+        store.pool = gone.pool  # the server vanished
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            asyncio.run(store.transact(lambda uow: uow.numbers.get_by_phone(spec.phone)))
+        assert time.monotonic() - started < 5
+        assert store.write_error is not None
+        store.pool = real  # and is back
+        deadline = time.monotonic() + BOUND
+        while store.write_error is not None:  # asking is enough: the probe runs by itself
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        gone.close()
+    finally:
+        store.close()
+
+
+def test_readyz_is_not_ready_while_the_memory_fake_plays_a_failing_store() -> None:
+    """The HTTP side only reads `write_error`: any store that sets it takes the app out."""
+    from starlette.testclient import TestClient
+
+    from simgate.bootstrap import build_app
+    from simgate.storage.memory import MemoryStore
+
+    store = MemoryStore(revision=schema.head_revision())
+    app = build_app(
+        conftest.test_settings("sqlite:///unused.db"), store, revision=schema.head_revision(), worker=False
+    )
+    with TestClient(app) as client:
+        assert client.get("/readyz").status_code == 200
+        store.write_error = "disk full"
+        assert client.get("/readyz").json() == {"status": "unavailable", "error": "disk full"}
+        answer = client.post("/onlinesim/getServices", json={"action": "GET_SERVICES", "key": KEY})
+        assert answer.status_code == 503
+        store.write_error = None
+        assert (
+            client.post("/onlinesim/getServices", json={"action": "GET_SERVICES", "key": KEY}).status_code
+            == 200
+        )
