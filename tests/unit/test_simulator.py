@@ -230,3 +230,9 @@ def test_the_simulators_stay_on_loopback(arguments: list[str]) -> None:
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 2
     assert "loopback" in result.output or "http://" in result.output
+
+
+def test_the_marketplace_simulator_knows_its_protocols() -> None:
+    result = CliRunner().invoke(app, ["simulate", "marketplace", "--key", "k", "--protocol", "ebay"])
+    assert result.exit_code == 2
+    assert "onlinesim, smshub" in result.output

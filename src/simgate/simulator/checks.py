@@ -14,10 +14,13 @@ from collections.abc import Callable, Iterable, Mapping
 
 from simgate.simulator.client import CallResult
 from simgate.simulator.farm import SimCard
-from simgate.simulator.ledger import Ledger, MarketOp, Push, Snapshot
+from simgate.simulator.ledger import Counts, Ledger, MarketOp, Push, Snapshot, country_totals
+from simgate.simulator.protocol import Names, ProtocolName
 from simgate.simulator.report import Report
 
-Counts = dict[tuple[str, str, str], int]
+CANCEL_BUDGET = 4
+"""Agent protocol, status 4: the number may be offered "3 more times (that is only 4 times
+in total)" for that service on that marketplace (spec smshub-agent 5.3, 7.2)."""
 
 
 class PartnerChecks:
@@ -28,10 +31,14 @@ class PartnerChecks:
         farm: Mapping[str, SimCard] | None,
         *,
         crossed_grace: float,
+        protocol: ProtocolName = "onlinesim",
+        names: Names | None = None,
     ) -> None:
         self.report = report
         self.ledger = ledger
         self.farm = farm
+        self.protocol = protocol
+        self.names = names or Names()
         self.crossed_grace = crossed_grace
         """A push this soon after our FINISH crossed it on the wire: not the partner's fault."""
 
@@ -62,9 +69,13 @@ class PartnerChecks:
         for entry in countries:
             name = entry.get("country") if isinstance(entry, dict) else None
             operators = entry.get("operatorMap") if isinstance(entry, dict) else None
-            if not isinstance(name, str) or not isinstance(operators, dict) or "any" not in operators:
+            # Onlinesim: `any` is mandatory; agent protocol: `any` or named operators, never both.
+            any_missing = self.protocol == "onlinesim" and "any" not in (operators or {})
+            if not isinstance(name, str) or not isinstance(operators, dict) or any_missing:
                 self.shape(False, f"{endpoint}: bad countryList entry {str(entry)[:120]}")
                 continue
+            if self.protocol == "agent" and "any" in operators and len(operators) > 1:
+                self.shape(False, f"{endpoint}: {name} has `any` beside named operators")
             for operator, services in operators.items():
                 if not isinstance(services, dict):
                     self.shape(False, f"{endpoint}: {name}/{operator} is not an object")
@@ -101,10 +112,10 @@ class PartnerChecks:
         """
         assert self.farm is not None
         busy = {phone for phone, op in self.ledger.held.items() if op.issued_at <= snapshot.started}
-        sold: dict[str, set[str]] = {}
-        for (phone, service), when in self.ledger.sold.items():
-            if when <= snapshot.started:
-                sold.setdefault(service, set()).add(phone)
+        gone: dict[str, set[str]] = {}
+        for phone, service in {*self.ledger.sold, *self.ledger.cancels}:
+            if self.ledger.gone(phone, service, snapshot.started, budget=self._budget):
+                gone.setdefault(service, set()).add(phone)
         groups: dict[tuple[str, str], set[str]] = {}
         rentable: dict[tuple[str, str], set[str]] = {}
         for card in self.farm.values():
@@ -115,11 +126,13 @@ class PartnerChecks:
                 if card.rentable:
                     rentable.setdefault((card.country, operator), set()).add(card.phone)
         check = self.report.check("counts_within_farm")
+        names = self.names
         for (country, operator, service), advertised in snapshot.counts.items():
+            group = (names.country(country), names.operator(operator))
             if service == "rent":
-                free = rentable.get((country, operator), set()) - busy
+                free = rentable.get(group, set()) - busy
             else:
-                free = groups.get((country, operator), set()) - busy - sold.get(service, set())
+                free = groups.get(group, set()) - busy - gone.get(service, set())
             if advertised > len(free):
                 check.fail(
                     f"{country}/{operator}/{service}: advertised {advertised}, the farm had {len(free)} free"
@@ -161,6 +174,10 @@ class PartnerChecks:
             check.ok()
             check.note("NO_NUMBERS after the stock was taken by other orders")
 
+    @property
+    def _budget(self) -> int | None:
+        return CANCEL_BUDGET if self.protocol == "agent" else None
+
     def issued(self, op: MarketOp, exceptions: Iterable[int | str] | None) -> bool:
         """Judge a number just issued; False if it cannot be tracked (its id is taken)."""
         report, ledger = self.report, self.ledger
@@ -184,7 +201,18 @@ class PartnerChecks:
             else:
                 excluded.ok()
         self._matches_order(op)
+        if op.service is not None:
+            again = report.check("no_reissue_after_sale")
+            if ledger.gone(op.phone, op.service, op.requested_at, budget=self._budget):
+                again.fail(f"{op.phone} issued for {op.service} after {self._why_gone(op.phone, op.service)}")
+            else:
+                again.ok()
         return True
+
+    def _why_gone(self, phone: str, service: str) -> str:
+        if (phone, service) in self.ledger.sold:
+            return "it was sold (or refused) for it"
+        return f"{len(self.ledger.cancels.get((phone, service), ()))} cancellations (status 4)"
 
     def _matches_order(self, op: MarketOp) -> None:
         check = self.report.check("issued_matches_order")
@@ -194,9 +222,9 @@ class PartnerChecks:
         problem = None
         if card is None:
             problem = f"{op.phone} is not a SIM of the farm"
-        elif card.country != op.country:
+        elif card.country != self.names.country(op.country):
             problem = f"{op.phone} is in {card.country}, ordered {op.country}"
-        elif op.operator != "any" and card.operator != op.operator:
+        elif op.operator != "any" and card.operator != self.names.operator(op.operator):
             problem = f"{op.phone} is {card.operator or 'unknown'}, ordered {op.operator}"
         elif op.kind == "rent" and not card.rentable:
             problem = f"{op.phone} rented although its rent flag is 0"
@@ -219,15 +247,22 @@ class PartnerChecks:
             return
         wanted = set(services)
         expected: Counter[tuple[str, str, str]] = Counter()
+        end = float("inf")
         for card in self.farm.values():
             if not card.enabled:
                 continue
             for operator in {card.operator or "any", "any"}:
                 for service in wanted:
-                    if (card.phone, service) not in self.ledger.sold:
+                    if not self.ledger.gone(card.phone, service, end, budget=self._budget):
                         expected[(card.country, operator, service)] += 1
+        names = self.names
+        offered = {(names.country(c), names.operator(o), s): n for (c, o, s), n in snapshot.counts.items()}
+        if self.protocol == "agent":
+            # Named operators or `any` per country, the partner's choice: compare totals.
+            offered = {(c, "any", s): n for (c, s), n in country_totals(offered).items()}
+            expected = Counter({k: n for k, n in expected.items() if k[1] == "any"})
         for key, count in expected.items():
-            advertised = snapshot.counts.get(key, 0)
+            advertised = offered.get(key, 0)
             if advertised < count:
                 check.fail(f"{'/'.join(key)}: {advertised} offered, {count} free")
             else:

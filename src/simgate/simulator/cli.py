@@ -6,6 +6,11 @@
     simgate simulate simbank --server http://127.0.0.1:8080 --token T --numbers 100 --control-port 8091 &
     simgate simulate marketplace --server http://127.0.0.1:8080 --key K --push-port 8090 \\
         --farm farm.csv --simbank-url http://127.0.0.1:8091 --duration 60 --speed 10
+
+SMSHUB instead of Onlinesim (the agent protocol; simgate then needs SIMGATE_SMSHUB_KEY and
+SIMGATE_SMSHUB_PUSH_URL=http://127.0.0.1:8092/agent/api/sms):
+
+    simgate simulate marketplace --protocol smshub --key K --push-port 8092 --farm farm.csv
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import os
 import signal
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -24,14 +30,15 @@ from rich.console import Console
 
 from simgate.simulator.farm import SimCard, load_csv, make_farm, save_csv
 from simgate.simulator.load import run_load
-from simgate.simulator.market_config import MarketplaceConfig
+from simgate.simulator.market_config import for_marketplace
 from simgate.simulator.marketplace import MarketplaceSimulator
+from simgate.simulator.protocol import PROTOCOLS
 from simgate.simulator.report import Report
 from simgate.simulator.simbank import RemoteBank, SimBank, SimBankConfig
 
 app = typer.Typer(
     no_args_is_help=True,
-    help="Simulated Onlinesim marketplace and SIM bank (loopback only).",
+    help="Simulated marketplaces (Onlinesim, SMSHUB) and SIM bank (loopback only).",
 )
 console = Console()
 
@@ -107,7 +114,15 @@ def farm_from(path: Path | None, numbers: int, seed: int) -> list[SimCard]:
 
 @app.command()
 def marketplace(
-    key: Annotated[str, typer.Option(envvar="SIMGATE_ONLINESIM_KEY", help="The partner key simgate expects")],
+    key: Annotated[
+        str,
+        typer.Option(
+            help="The key simgate expects (default: SIMGATE_<PROTOCOL>_KEY, e.g. SIMGATE_ONLINESIM_KEY)"
+        ),
+    ] = "",
+    protocol: Annotated[
+        str, typer.Option(help=f"Which marketplace to be: {', '.join(PROTOCOLS)}")
+    ] = "onlinesim",
     server: Server = "http://127.0.0.1:8080",
     push_port: Annotated[int, typer.Option(help="Port of our PUSH_SMS endpoints (0: any)")] = 8090,
     push_host: Annotated[str, typer.Option(help="Loopback address for PUSH_SMS")] = "127.0.0.1",
@@ -115,7 +130,9 @@ def marketplace(
     speed: Speed = 1.0,
     activation_rate: Annotated[float, typer.Option(help="Activations per simulated second")] = 0.5,
     rent_rate: Annotated[float, typer.Option(help="Rents per simulated second")] = 0.02,
-    poll_interval: Annotated[float, typer.Option(help="Simulated seconds between GET_SERVICES")] = 20.0,
+    poll_interval: Annotated[
+        float | None, typer.Option(help="Simulated seconds between GET_SERVICES (Onlinesim 20, SMSHUB 15)")
+    ] = None,
     farm: Annotated[
         Path | None, typer.Option(help="The inventory CSV: enables the counts-vs-farm checks")
     ] = None,
@@ -125,15 +142,23 @@ def marketplace(
     seed: Annotated[int | None, typer.Option(help="Random seed (repeatable runs)")] = None,
     json_out: JsonOut = None,
 ) -> None:
-    """Be Onlinesim: poll, order, receive PUSH_SMS, finish; report on the partner."""
+    """Be Onlinesim (or SMSHUB): poll, order, receive PUSH_SMS, finish; report on the partner."""
+    if protocol not in PROTOCOLS:
+        fail(f"--protocol: {protocol!r} is not one of {', '.join(PROTOCOLS)}")
+    key = key or os.environ.get(f"SIMGATE_{protocol.upper()}_KEY", "")
+    if not key:
+        fail(f"--key (or SIMGATE_{protocol.upper()}_KEY) is required")
     if not is_loopback(push_host):
         fail(f"--push-host: {push_host} is not a loopback address")
     if speed <= 0:
         fail("--speed must be > 0")
-    config = MarketplaceConfig(
-        server_url=loopback_url(server, "--server"), key=key, push_host=push_host, push_port=push_port,
-        speed=speed, activation_rate=activation_rate, rent_rate=rent_rate, poll_interval=poll_interval,
-        seed=seed,
+    agent = PROTOCOLS[protocol] == "agent"
+    habits: dict[str, float] = {} if agent else {"rent_rate": rent_rate}
+    if poll_interval is not None:
+        habits["poll_interval"] = poll_interval
+    config = for_marketplace(
+        protocol, loopback_url(server, "--server"), key, push_host=push_host, push_port=push_port,
+        speed=speed, activation_rate=activation_rate, seed=seed, **habits,
     )  # fmt: skip
     cards = load_csv(farm) if farm is not None else None
     bank_url = loopback_url(simbank_url, "--simbank-url") if simbank_url else None
@@ -145,10 +170,16 @@ def marketplace(
             if remote is not None:
                 await remote.__aenter__()
             try:
-                console.print(
-                    f"PUSH_SMS endpoints at {market.push_url}/v1/PUSH_SMS and /v1/PUSH_SMS_RENT "
-                    f"(simgate needs SIMGATE_ONLINESIM_PUSH_URL={market.push_url})"
-                )
+                if agent:
+                    console.print(
+                        f"PUSH_SMS endpoint at {market.push_url} "
+                        f"(simgate needs SIMGATE_{protocol.upper()}_PUSH_URL={market.push_url})"
+                    )
+                else:
+                    console.print(
+                        f"PUSH_SMS endpoints at {market.push_url}/v1/PUSH_SMS and /v1/PUSH_SMS_RENT "
+                        f"(simgate needs SIMGATE_ONLINESIM_PUSH_URL={market.push_url})"
+                    )
                 await market.run(duration, stop)
                 console.print("finishing open operations ...")
                 await market.close_all()

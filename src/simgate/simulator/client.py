@@ -3,8 +3,9 @@ an answer.
 
 Onlinesim's published documents disagree on where the key goes and whether one URL serves
 every action, and the marketplace gzips some requests; the client varies all of that at
-random, so a partner that accepts only one variant fails the run. Every answer's latency is
-recorded, and held against the 10 s deadline (an error) and 1 s (a warning).
+random, so a partner that accepts only one variant fails the run. The agent protocol has one
+URL per marketplace, the key in the body, and gzip "in each request". Every answer's latency
+is recorded, and held against the 10 s deadline (an error) and 1 s (a warning).
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ class CallResult:
         return value if isinstance(value, str) else None
 
 
-class OnlinesimClient:
-    """Calls `/onlinesim/<endpoint>` (or `/onlinesim` with `action`) on simgate."""
+class MarketClient:
+    """Calls simgate the way one marketplace does; `request` says how."""
 
     def __init__(self, config: MarketplaceConfig, rng: random.Random, report: Report) -> None:
         self.config = config
@@ -61,28 +62,14 @@ class OnlinesimClient:
             await self._session.close()
 
     def request(self, endpoint: str, payload: dict[str, Any]) -> tuple[str, bytes, dict[str, str]]:
-        """(path, body, headers) of one call, with the documented variants drawn at random."""
-        cfg = self.config
-        body = dict(payload)
-        headers = {"Content-Type": JSON, "User-Agent": USER_AGENT}
-        roll = self.rng.random()
-        body_only, header_only = cfg.p_key_placement
-        if roll >= body_only:
-            headers["Authorization"] = f"Bearer {cfg.key}"
-        if body_only <= roll < body_only + header_only:
-            body.pop("key", None)
-        path = f"/onlinesim/{endpoint}"
-        if self.rng.random() < cfg.p_single_url:
-            path = "/onlinesim"  # one URL for all: dispatched on action (+ service rent)
-            if endpoint.endswith("Rent"):
-                body["service"] = "rent"
-            if endpoint == "getServicesRent":
-                body["service"] = "rent"
-        data = _encode(body)
-        if self.rng.random() < cfg.p_gzip:
-            data = gzip.compress(data)
+        """(path, body, headers) of one call."""
+        raise NotImplementedError
+
+    def _gzip(self, data: bytes, headers: dict[str, str]) -> bytes:
+        if self.rng.random() < self.config.p_gzip:
             headers["Content-Encoding"] = "gzip"
-        return path, data, headers
+            return gzip.compress(data)
+        return data
 
     async def call(
         self,
@@ -138,3 +125,45 @@ class OnlinesimClient:
                 fast.fail(f"{endpoint}: answered in {result.seconds:.2f} s")
             else:
                 fast.ok()
+
+
+class OnlinesimClient(MarketClient):
+    """`/onlinesim/<endpoint>`, or `/onlinesim` dispatched on `action`; the key in the body,
+    the Bearer header or both, with the documented variants drawn at random."""
+
+    def request(self, endpoint: str, payload: dict[str, Any]) -> tuple[str, bytes, dict[str, str]]:
+        cfg = self.config
+        body = dict(payload)
+        headers = {"Content-Type": JSON, "User-Agent": USER_AGENT}
+        roll = self.rng.random()
+        body_only, header_only = cfg.p_key_placement
+        if roll >= body_only:
+            headers["Authorization"] = f"Bearer {cfg.key}"
+        if body_only <= roll < body_only + header_only:
+            body.pop("key", None)
+        path = f"/onlinesim/{endpoint}"
+        if self.rng.random() < cfg.p_single_url:
+            path = "/onlinesim"  # one URL for all: dispatched on action (+ service rent)
+            if endpoint.endswith("Rent"):
+                body["service"] = "rent"
+            if endpoint == "getServicesRent":
+                body["service"] = "rent"
+        return path, self._gzip(_encode(body), headers), headers
+
+
+class AgentClient(MarketClient):
+    """`POST /<marketplace>` dispatched on `action`, the key in the body (spec smshub-agent 2-3)."""
+
+    def request(self, endpoint: str, payload: dict[str, Any]) -> tuple[str, bytes, dict[str, str]]:
+        headers = {
+            "Content-Type": JSON,
+            "User-Agent": f"simgate-simulator/{self.config.marketplace}",
+            "Accept-Encoding": "gzip",
+        }
+        return f"/{self.config.marketplace}", self._gzip(_encode(payload), headers), headers
+
+
+def client_for(config: MarketplaceConfig, rng: random.Random, report: Report) -> MarketClient:
+    if config.protocol == "agent":
+        return AgentClient(config, rng, report)
+    return OnlinesimClient(config, rng, report)

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import random
 
-from simgate.simulator.ledger import Kind
+from simgate.simulator.ledger import Counts, Kind, country_totals
 from simgate.simulator.market_config import COUNTRY_FACTOR, PRICES_RUB, MarketplaceConfig
-
-Counts = dict[tuple[str, str, str], int]
 
 
 class Demand:
@@ -34,8 +32,8 @@ class Demand:
         tail = 0.0 if kind == "rent" else self.config.tail_weight
         options: list[tuple[str, str]] = []
         weights: list[float] = []
-        for (country, operator, service), count in remaining.items():
-            if operator != "any" or count <= 0:
+        for (country, service), count in country_totals(remaining).items():
+            if count <= 0:
                 continue
             if self.config.countries and country not in self.config.countries:
                 continue
@@ -47,7 +45,9 @@ class Demand:
             return None
         country, service = self.rng.choices(options, weights)[0]
         operator = "any"
-        if self.rng.random() >= self.config.p_any_operator:
+        # Agent protocol: a country is offered under `any` or under named operators, not both.
+        named_only = (country, "any", service) not in remaining
+        if named_only or self.rng.random() >= self.config.p_any_operator:
             specific = [
                 (op, n)
                 for (c, op, s), n in remaining.items()
@@ -55,14 +55,14 @@ class Demand:
             ]
             if specific:
                 operator = self.rng.choices([op for op, _ in specific], [n for _, n in specific])[0]
-        advertised = remaining[(country, operator, service)]
-        remaining[(country, operator, service)] = advertised - 1
-        if operator != "any":
+        remaining[(country, operator, service)] -= 1
+        if operator != "any" and not named_only:
             remaining[(country, "any", service)] -= 1
         return country, operator, service
 
     def price(self, country: str, service: str) -> float:
-        base = PRICES_RUB.get(service, 15.0) * COUNTRY_FACTOR.get(country, 1.0)
+        names = self.config.names
+        base = PRICES_RUB.get(names.service(service), 15.0) * COUNTRY_FACTOR.get(names.country(country), 1.0)
         return round(min(60.0, max(5.0, base * self.rng.uniform(0.8, 1.2))), 2)
 
     def exceptions(self, country: str) -> list[int | str] | None:
@@ -77,5 +77,5 @@ class Demand:
         if not prefixes:
             return None
         # Onlinesim sends integers, SMSHUB strings: a partner must take both (spec 8.3).
-        as_int = self.rng.random() < 0.6
+        as_int = self.rng.random() < self.config.p_exception_ints
         return [int(p) if as_int else p for p in prefixes]

@@ -16,6 +16,22 @@ from typing import Literal, Protocol
 import msgspec
 
 Kind = Literal["activation", "rent"]
+Counts = dict[tuple[str, str, str], int]
+"""A GET_SERVICES answer: (country, operator, service-or-'rent') -> count."""
+
+
+def country_totals(counts: Counts) -> dict[tuple[str, str], int]:
+    """(country, service) -> how many the answer offers in all: `any` where it is given
+    (Onlinesim: the total over operators), else the sum over the named operators (the agent
+    protocol names operators or says `any`, never both)."""
+    named: Counter[tuple[str, str]] = Counter()
+    given: dict[tuple[str, str], int] = {}
+    for (country, operator, service), count in counts.items():
+        if operator == "any":
+            given[(country, service)] = count
+        else:
+            named[(country, service)] += max(count, 0)
+    return {**named, **given}
 
 
 class OperationEvent(msgspec.Struct, frozen=True):
@@ -54,10 +70,13 @@ class MarketOp:
     country: str
     operator: str
     service: str | None
+    """As the marketplace names it (None for a rent)."""
     phone: str
     offered_kopecks: int
     requested_at: float
     issued_at: float
+    canonical: str | None = None
+    """simgate's name of `service`: what the SIM bank writes SMS for."""
     rent_total_kopecks: int = 0
     finish_sent_at: float | None = None
     closed_at: float | None = None
@@ -78,7 +97,7 @@ class Snapshot:
 
     started: float
     answered: float
-    counts: dict[tuple[str, str, str], int]
+    counts: Counts
     consumed_at_start: Counter[str]
 
 
@@ -94,7 +113,17 @@ class Ledger:
     final_answers: dict[tuple[object, str], str] = field(default_factory=dict)
     """(operation id, or phone when unknown; text) -> the first final answer to that push."""
     sold: dict[tuple[str, str], float] = field(default_factory=dict)
-    """(phone, service in the marketplace's name) -> when the sale's FINISH was confirmed."""
+    """(phone, service in the marketplace's name) -> when a FINISH that removes the number
+    from that service everywhere was confirmed: a sale (3), or on the agent protocol a
+    refusal (1)."""
+    cancels: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    """Agent protocol: when each status-4 FINISH of (phone, service) was confirmed."""
+    acknowledged: set[object] = field(default_factory=set)
+    """Agent protocol: the smsIds we answered SUCCESS (never to be pushed again)."""
+    sms_ids: dict[object, tuple[object, str]] = field(default_factory=dict)
+    """Agent protocol: smsId -> the SMS it first came with (operation or phone, text)."""
+    first_sms_id: dict[tuple[object, str], object] = field(default_factory=dict)
+    """Agent protocol: (operation or phone, text) -> the smsId it first came with."""
     snapshots: dict[str, Snapshot] = field(default_factory=dict)
     """The latest GET_SERVICES answer per endpoint."""
     consumed: Counter[str] = field(default_factory=Counter)
@@ -120,3 +149,13 @@ class Ledger:
             return held
         past = self.history.get(phone)
         return past[-1] if past else None
+
+    def gone(self, phone: str, service: str, before: float, *, budget: int | None = None) -> bool:
+        """Was `phone` out of `service` here by `before`: sold or refused, or (agent) cancelled
+        `budget` times (status 4: "3 more times, that is only 4 times in total")."""
+        when = self.sold.get((phone, service))
+        if when is not None and when <= before:
+            return True
+        if budget is None:
+            return False
+        return sum(1 for at in self.cancels.get((phone, service), ()) if at <= before) >= budget

@@ -7,7 +7,19 @@ Delays are in simulated seconds (divided by `speed`), deadlines in real seconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from simgate.simulator.protocol import (
+    AGENT_CALLS,
+    AGENT_NAMES,
+    ONLINESIM_CALLS,
+    PROTOCOLS,
+    Calls,
+    Names,
+    ProtocolName,
+)
 
 DEFAULT_SERVICE_MIX: tuple[tuple[str, float], ...] = (
     ("telegram", 10.0),
@@ -28,13 +40,20 @@ PRICES_RUB: dict[str, float] = {
     "facebook": 10, "tiktok": 7, "avito": 18, "ok": 6, "uber": 12, "ozon": 11,
 }  # fmt: skip
 COUNTRY_FACTOR: dict[str, float] = {"russia": 1.0, "kazakhstan": 0.6, "germany": 1.7, "poland": 1.3}
+AGENT_SERVICE_MIX = tuple((AGENT_NAMES.own_service(name), weight) for name, weight in DEFAULT_SERVICE_MIX)
 
 
 @dataclass(frozen=True)
 class MarketplaceConfig:
     server_url: str
-    """simgate's base URL, e.g. http://127.0.0.1:8080 (the /onlinesim paths are added)."""
+    """simgate's base URL, e.g. http://127.0.0.1:8080 (the marketplace's paths are added)."""
     key: str
+    marketplace: str = "onlinesim"
+    """Whose buyer this is (CONTRACT.md's names): decides the protocol and simgate's path."""
+    names: Names = field(default_factory=Names)
+    """The marketplace's names that differ from simgate's (see `for_marketplace`)."""
+    push_path: str = "/agent/api/sms"
+    """Agent protocol: where PUSH_SMS arrives (the path of SMSHUB's published push URL)."""
     push_host: str = "127.0.0.1"
     push_port: int = 0
     """0: any free port (see MarketplaceSimulator.push_url once started)."""
@@ -62,6 +81,8 @@ class MarketplaceConfig:
     """Only these countries (empty: every advertised one)."""
     p_any_operator: float = 0.6
     p_exception: float = 0.1
+    p_exception_ints: float = 0.6
+    """exceptionPhoneSet as JSON integers (Onlinesim's example) rather than strings (SMSHUB's)."""
     p_refund: float = 0.05
     p_not_taken: float = 0.01
     p_omit_finish_sum: float = 0.3
@@ -70,7 +91,7 @@ class MarketplaceConfig:
     p_finish_repeat: float = 0.05
     """A confirmed FINISH sent again on purpose: it must be answered SUCCESS again."""
     p_push_failure: float = 0.02
-    """A first push answered 500, so the partner must retry it (and only it)."""
+    """A first push refused (500, or an agent-protocol ERROR), so the partner must retry it."""
     p_gzip: float = 0.1
     p_single_url: float = 0.1
     p_key_placement: tuple[float, float] = (0.1, 0.1)
@@ -85,3 +106,35 @@ class MarketplaceConfig:
     max_finish_attempts: int = 6
     max_pushes_kept: int = 200_000
     seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.marketplace not in PROTOCOLS:
+            raise ValueError(f"unknown marketplace {self.marketplace!r}; known: {', '.join(PROTOCOLS)}")
+
+    @property
+    def protocol(self) -> ProtocolName:
+        return PROTOCOLS[self.marketplace]
+
+    @property
+    def calls(self) -> Calls:
+        return ONLINESIM_CALLS if self.protocol == "onlinesim" else AGENT_CALLS
+
+    @property
+    def rents(self) -> bool:
+        """Whether the protocol knows rents (the agent protocol does not)."""
+        return self.calls.services_rent is not None
+
+
+def for_marketplace(marketplace: str, server_url: str, key: str, **settings: Any) -> MarketplaceConfig:
+    """A buyer with `marketplace`'s habits; `settings` override any of them.
+
+    The agent protocol has no rent; SMSHUB polls every 10-20 s, gzips its requests, sends
+    prefixes as strings and uses its own short service names (spec smshub-agent 5-6).
+    """
+    config = MarketplaceConfig(server_url=server_url, key=key, marketplace=marketplace)
+    if config.protocol == "agent":
+        config = dataclasses.replace(
+            config, poll_interval=15.0, rent_rate=0.0, services=AGENT_SERVICE_MIX, names=AGENT_NAMES,
+            p_exception_ints=0.0, p_gzip=0.5,
+        )  # fmt: skip
+    return dataclasses.replace(config, **settings)

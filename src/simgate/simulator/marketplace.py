@@ -1,9 +1,10 @@
-"""A simulated Onlinesim marketplace that buys from the partner and checks it (spec 5-8).
+"""A simulated marketplace that buys from the partner and checks it: Onlinesim (spec 5-8), or
+SMSHUB and its kin over the agent protocol (spec smshub-agent).
 
-It does what Onlinesim does: polls GET_SERVICES (and the rent variant), orders activations
-and rents for a mix of countries, operators and services it learned from those answers,
-receives PUSH_SMS on loopback, and finishes each operation the way clients end them: sold
-shortly after the code arrives, cancelled when none comes, now and then refunded, rents
+It does what the marketplace does: polls GET_SERVICES (and Onlinesim's rent variant), orders
+activations (and rents) for a mix of countries, operators and services it learned from those
+answers, receives PUSH_SMS on loopback, and finishes each operation the way clients end them:
+sold shortly after the code arrives, cancelled when none comes, now and then refunded, rents
 ended with their total. FINISH is resent when the answer is slow or lost, and sometimes on
 purpose, because the real marketplace does both. Time is accelerated by `speed`: every
 simulated delay is divided by it; the answer deadlines are not.
@@ -25,11 +26,13 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 from simgate.simulator.checks import PartnerChecks
-from simgate.simulator.client import OnlinesimClient
+from simgate.simulator.client import client_for
 from simgate.simulator.demand import Demand
 from simgate.simulator.farm import SimCard
+from simgate.simulator.finishing import Finisher
 from simgate.simulator.ledger import Kind, Ledger, MarketOp, OperationEvent, OperationListener, Push, Snapshot
 from simgate.simulator.market_config import MarketplaceConfig
+from simgate.simulator.protocol import RUB
 from simgate.simulator.pushes import PushReceiver
 from simgate.simulator.report import Report
 
@@ -58,9 +61,13 @@ class MarketplaceSimulator:
             {card.phone: card for card in farm} if farm is not None else None
         )
         self.ledger = Ledger()
-        self.checks = PartnerChecks(self.report, self.ledger, self.farm, crossed_grace=config.crossed_grace)
-        self.client = OnlinesimClient(config, self.rng, self.report)
+        self.checks = PartnerChecks(
+            self.report, self.ledger, self.farm, crossed_grace=config.crossed_grace,
+            protocol=config.protocol, names=config.names,
+        )  # fmt: skip
+        self.client = client_for(config, self.rng, self.report)
         self.receiver = PushReceiver(config, self.ledger, self.report, self.rng)
+        self.finisher = Finisher(config, self.client, self.ledger, self.report, self.rng, self._emit)
         self._remaining: dict[str, dict[tuple[str, str, str], int]] = {}
         """What the latest GET_SERVICES still offers, less what we ordered since."""
         self.demand = Demand(config, self.rng)
@@ -70,13 +77,16 @@ class MarketplaceSimulator:
         self._closing = asyncio.Event()
         self._orders = 0
         self._started = time.monotonic()
+        agent = config.protocol == "agent"
         self.report.prepare(
             [
-                "counts_not_over_reported", "counts_within_farm", "any_is_total",
+                "counts_not_over_reported", "counts_within_farm",
+                *(() if agent else ("any_is_total",)),
                 "numbers_offered_again", "no_number_issued_twice", "activation_ids_unique",
-                "exclusions_honoured", "issued_matches_order", "answers_well_formed",
-                "finish_answered_success", "answers_within_deadline", "answers_fast",
-                "pushes_well_formed", "no_duplicate_push", "no_push_for_closed_or_unknown",
+                "exclusions_honoured", "issued_matches_order", "no_reissue_after_sale",
+                "answers_well_formed", "finish_answered_success", "answers_within_deadline",
+                "answers_fast", "pushes_well_formed", "no_duplicate_push",
+                *(("sms_id_stable",) if agent else ()), "no_push_for_closed_or_unknown",
             ]
         )  # fmt: skip
         for name in ("counts_within_farm", "numbers_offered_again", "issued_matches_order"):
@@ -99,8 +109,12 @@ class MarketplaceSimulator:
         await self.client.close()
 
     @property
+    def name(self) -> str:
+        return self.config.marketplace
+
+    @property
     def push_url(self) -> str:
-        """What simgate needs as SIMGATE_ONLINESIM_PUSH_URL."""
+        """What simgate needs as SIMGATE_ONLINESIM_PUSH_URL (or SIMGATE_SMSHUB_PUSH_URL...)."""
         return self.receiver.url
 
     @property
@@ -127,14 +141,18 @@ class MarketplaceSimulator:
         """Poll and order until `duration` real seconds pass or `stop` is set."""
         self._started = time.monotonic()
         self._ordering = True
-        await self.poll("getServices")
-        await self.poll("getServicesRent")
+        cfg, calls = self.config, self.config.calls
+        await self.poll(calls.services)
         loops = [
-            asyncio.create_task(self._poll_loop("getServices", self.config.poll_interval)),
-            asyncio.create_task(self._poll_loop("getServicesRent", self.config.rent_poll_interval)),
-            asyncio.create_task(self._arrivals(self.config.activation_rate, "activation")),
-            asyncio.create_task(self._arrivals(self.config.rent_rate, "rent")),
+            asyncio.create_task(self._poll_loop(calls.services, cfg.poll_interval)),
+            asyncio.create_task(self._arrivals(cfg.activation_rate, "activation")),
         ]
+        if calls.services_rent is not None:
+            await self.poll(calls.services_rent)
+            loops += [
+                asyncio.create_task(self._poll_loop(calls.services_rent, cfg.rent_poll_interval)),
+                asyncio.create_task(self._arrivals(cfg.rent_rate, "rent")),
+            ]
         waiter = asyncio.create_task((stop or asyncio.Event()).wait())
         try:
             await asyncio.wait([waiter], timeout=duration)
@@ -203,23 +221,25 @@ class MarketplaceSimulator:
         snapshot = Snapshot(started, answered, counts, consumed)
         self.ledger.snapshots[endpoint] = snapshot
         self._remaining[endpoint] = dict(counts)
-        self.checks.any_is_total(endpoint, counts)
+        if self.config.protocol == "onlinesim":
+            self.checks.any_is_total(endpoint, counts)
         if self.farm is not None:
-            self.checks.within_farm(snapshot, rent=endpoint == "getServicesRent")
+            self.checks.within_farm(snapshot, rent=endpoint == self.config.calls.services_rent)
         return snapshot
 
     # ------------------------------------------------------------------ ordering
 
     async def _operation(self, kind: Kind) -> None:
-        services_endpoint = "getServicesRent" if kind == "rent" else "getServices"
-        choice = self.demand.choose(self._remaining.get(services_endpoint), kind)
+        calls = self.config.calls
+        services_endpoint = calls.services_rent if kind == "rent" else calls.services
+        choice = self.demand.choose(self._remaining.get(services_endpoint or ""), kind)
         if choice is None:
             self.report.counts["order.skipped"] += 1
             return
         country, operator, service = choice
         rent = kind == "rent"
-        endpoint = "getNumberRent" if rent else "getNumber"
-        snapshot = self.ledger.snapshots.get(services_endpoint)
+        endpoint = (calls.number_rent if rent else None) or calls.number
+        snapshot = self.ledger.snapshots.get(services_endpoint or "")
         offered = (
             round(self.rng.uniform(30, 150), 2) if rent else self.demand.price(country, service)
         )  # a rent's `sum` is the daily price here; its FINISH carries the total
@@ -232,6 +252,8 @@ class MarketplaceSimulator:
             "sum": offered,
             "key": self.config.key,
         }
+        if self.config.protocol == "agent":
+            payload["currency"] = RUB  # `sum` with its currency (spec smshub-agent 5.2)
         if exceptions is not None:
             payload["exceptionPhoneSet"] = exceptions
         requested = time.monotonic()
@@ -270,6 +292,7 @@ class MarketplaceSimulator:
             id=op_id, kind=kind, country=country, operator=operator,
             service=None if rent else service, phone=phone,
             offered_kopecks=round(offered * 100), requested_at=requested, issued_at=time.monotonic(),
+            canonical=None if rent else self.config.names.service(service),
         )  # fmt: skip
         if not self._register(op, exceptions):
             return
@@ -288,7 +311,7 @@ class MarketplaceSimulator:
             rent_seconds = self._uniform(self.config.rent_duration)
             op.rent_total_kopecks = round(self.rng.uniform(100, 2000) * 100)
             self._rent_plan[op.id] = rent_seconds
-        self._emit(OperationEvent("opened", op.id, op.phone, op.kind, op.service, rent_seconds))
+        self._emit(OperationEvent("opened", op.id, op.phone, op.kind, op.canonical, rent_seconds))
         return True
 
     def _emit(self, event: OperationEvent) -> None:
@@ -327,82 +350,23 @@ class MarketplaceSimulator:
         else:
             status = 4
         with_sum = status == 3 and self.rng.random() >= self.config.p_omit_finish_sum
-        await self._finish(op, status, op.offered_kopecks if with_sum else None)
+        await self.finisher.finish(op, status, op.offered_kopecks if with_sum else None)
 
     async def _rent_life(self, op: MarketOp) -> None:
         planned = self._rent_plan.pop(op.id, self._uniform(self.config.rent_duration))
         if not await self._wait(op.code_event, self._sim(self.config.rent_guard)):
             # The 20-minute guard: no SMS, Onlinesim cancels and refunds the client (spec 6.2).
-            await self._finish(op, 4, 0)
+            await self.finisher.finish(op, 4, 0)
             return
         await self._wait(asyncio.Event(), max(0.0, op.issued_at + planned - time.monotonic()))
-        await self._finish(op, 3, op.rent_total_kopecks)
-
-    async def _finish(self, op: MarketOp, status: int, kopecks: int | None) -> None:
-        rent = op.kind == "rent"
-        endpoint = "finishActivationRent" if rent else "finishActivation"
-        payload: dict[str, Any] = {
-            "action": "FINISH_ACTIVATION",
-            "activationId": op.id,
-            "status": status,
-            "key": self.config.key,
-        }
-        if kopecks is not None:
-            payload["sum"] = kopecks / 100
-        if rent:
-            payload["service"] = "RENT" if self.rng.random() < 0.2 else "rent"
-        self.ledger.record_finish_sent(op, time.monotonic())
-        self._emit(OperationEvent("closed", op.id, op.phone, op.kind, op.service))
-        confirmed = await self._send_finish(op, endpoint, payload)
-        op.closed_at = time.monotonic()
-        op.status = status
-        counts = self.report.counts
-        counts[f"{op.kind}.open"] -= 1
-        counts[f"{op.kind}.finished.{status}"] += 1
-        if status == 3 and confirmed:
-            self.report.earnings_kopecks += op.rent_total_kopecks if rent else op.offered_kopecks
-            if op.service is not None:
-                self.ledger.sold[(op.phone, op.service)] = op.closed_at
-        if confirmed and self.rng.random() < self.config.p_finish_repeat:
-            # Onlinesim resends FINISH; the partner must answer SUCCESS again (spec 5.3).
-            counts["finish.repeated"] += 1
-            again = await self.client.call(endpoint, payload)
-            check = self.report.check("finish_answered_success")
-            if again.error is None and again.status == 200 and again.word == "SUCCESS":
-                check.ok()
-            elif again.error != "timeout":
-                detail = again.error or f"HTTP {again.status} {str(again.body)[:100]}"
-                check.fail(f"repeated FINISH {op.id}: {detail}")
-
-    async def _send_finish(self, op: MarketOp, endpoint: str, payload: dict[str, Any]) -> bool:
-        """Send FINISH until it is confirmed (resent after a slow, lost or refused answer)."""
-        check = self.report.check("finish_answered_success")
-        lost = self.rng.random() < self.config.p_finish_lost
-        for attempt in range(self.config.max_finish_attempts):
-            self.report.counts["finish.sent"] += 1
-            cut = lost and attempt == 0
-            result = await self.client.call(endpoint, payload, limit=0.002 if cut else None, measure=not cut)
-            if cut and result.error == "timeout":
-                self.report.counts["finish.resent"] += 1
-                continue
-            if result.error is None and result.status == 200 and result.word == "SUCCESS":
-                check.ok()
-                return True
-            if result.error == "timeout":
-                self.report.counts["finish.resent"] += 1
-            else:
-                detail = result.error or f"HTTP {result.status} {str(result.body)[:100]}"
-                check.fail(f"FINISH {op.id} status {payload['status']}: {detail}")
-            await asyncio.sleep(max(0.05, self._sim(self.config.finish_retry)))
-        check.fail(f"FINISH {op.id}: not confirmed after {self.config.max_finish_attempts} attempts")
-        return False
+        await self.finisher.finish(op, 3, op.rent_total_kopecks)
 
     # ------------------------------------------------------------------ the verdict
 
     async def final_poll(self) -> None:
         """After close_all: every number not sold for a service is offered for it again."""
         self.report.check("numbers_offered_again")
-        snapshot = await self.poll("getServices")
+        snapshot = await self.poll(self.config.calls.services)
         self.checks.offered_again(snapshot, (service for service, _ in self.config.services))
 
     def finalize(self, crossed: Callable[[Push, MarketOp], bool | None] | None = None) -> Report:

@@ -1,10 +1,16 @@
-"""The simulated marketplace's PUSH_SMS endpoints, on loopback (spec 5.4, 6.4).
+"""The simulated marketplace's PUSH_SMS endpoint, on loopback.
 
 Each push is validated strictly (what a partner must send), matched to the operation it
-belongs to, checked for duplicates and for closed or unknown operations, and answered the
-way Onlinesim answers: SUCCESS for the service's SMS, IGNORED for another service's,
-BAD_SERVICE for a bank's SMS on a rent, NO_OPERATION when we hold no operation; now and
-then a 500 on purpose, so the partner must retry that push (and only that one).
+belongs to, checked for duplicates and for closed or unknown operations, and answered:
+
+- Onlinesim (spec 5.4, 6.4): SUCCESS for the service's SMS, IGNORED for another service's,
+  BAD_SERVICE for a bank's SMS on a rent, NO_OPERATION when we hold no operation.
+- The agent protocol (spec smshub-agent 5.4): SUCCESS for every SMS (the marketplace filters
+  on its side); `smsId` names the SMS, so it must be the same on every retry and never come
+  again once answered SUCCESS.
+
+Now and then a push is refused on purpose (a 500, or an agent-protocol ERROR), so the
+partner must retry it, and only it.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ class PushReceiver:
         self.ledger = ledger
         self.report = report
         self.rng = rng
+        self.agent = config.protocol == "agent"
         self.event = asyncio.Event()
         """Set on every push received (for whoever waits for pushes to settle)."""
         self._runner: web.AppRunner | None = None
@@ -45,9 +52,12 @@ class PushReceiver:
 
     async def start(self) -> None:
         app = web.Application(client_max_size=1_048_576)
-        app.router.add_post("/v1/PUSH_SMS", self._push_activation)
-        app.router.add_post("/v1/PUSH_SMS_RENT", self._push_rent)
-        app.router.add_post("/pushSmsRent", self._push_rent)
+        if self.agent:
+            app.router.add_post(self.config.push_path, self._push_activation)
+        else:
+            app.router.add_post("/v1/PUSH_SMS", self._push_activation)
+            app.router.add_post("/v1/PUSH_SMS_RENT", self._push_rent)
+            app.router.add_post("/pushSmsRent", self._push_rent)
         app.router.add_route("*", "/{tail:.*}", self._push_elsewhere)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -62,8 +72,10 @@ class PushReceiver:
 
     @property
     def url(self) -> str:
-        """What simgate needs as SIMGATE_ONLINESIM_PUSH_URL."""
-        return f"http://{self.config.push_host}:{self._port}"
+        """What simgate needs as the push URL: Onlinesim's base URL, or the agent
+        protocol's full URL (SIMGATE_SMSHUB_PUSH_URL)."""
+        base = f"http://{self.config.push_host}:{self._port}"
+        return base + self.config.push_path if self.agent else base
 
     async def _push_activation(self, request: web.Request) -> web.Response:
         return await self._push(request, rent_path=False)
@@ -80,7 +92,10 @@ class PushReceiver:
         counts = self.report.counts
         counts["push.received"] += 1
         raw = await request.read()
-        payload, problems = validate_push(raw, request.headers, self.config.key, rent_path=rent_path)
+        if self.agent:
+            payload, problems = validate_agent_push(raw, request.headers, self.config.key)
+        else:
+            payload, problems = validate_push(raw, request.headers, self.config.key, rent_path=rent_path)
         well_formed = self.report.check("pushes_well_formed")
         if payload is None or problems:
             well_formed.fail(f"{'rent ' if rent_path else ''}push: {'; '.join(problems)} | {raw[:160]!r}")
@@ -98,6 +113,10 @@ class PushReceiver:
         key: tuple[object, str] = (op.id if op is not None else phone, text)
         duplicate = self.report.check("no_duplicate_push")
         first = self.ledger.final_answers.get(key)
+        if self.agent:
+            self._judge_sms_id(sms_id, key)
+            if first is None and sms_id in self.ledger.acknowledged:
+                first = "SUCCESS"
         if first is not None:
             duplicate.fail(f"{op.id if op else phone}: {text[:40]!r} pushed again after {first}")
             answer = first
@@ -108,6 +127,8 @@ class PushReceiver:
                 counts["push.failed_on_purpose"] += 1
             else:
                 self.ledger.final_answers[key] = answer
+                if self.agent:
+                    self.ledger.acknowledged.add(sms_id)
         stray = self.report.check("no_push_for_closed_or_unknown")
         if op is None:
             stray.fail(f"push for {phone} (smsId {sms_id}): no operation of ours")
@@ -115,7 +136,7 @@ class PushReceiver:
             stray.ok()
         if op is not None:
             op.pushes += 1
-            if answer == "SUCCESS" and op.code_at is None:
+            if answer == "SUCCESS" and op.code_at is None and self._is_code(op, sender, text):
                 op.code_at = arrived
                 op.code_event.set()
         if len(self.ledger.pushes) < self.config.max_pushes_kept:
@@ -126,12 +147,34 @@ class PushReceiver:
             counts[f"push.{answer.lower()}"] += 1
         self.event.set()
         if answer == "RETRY":
+            # The agent protocol retries on anything but a body SUCCESS: try both failures.
+            if self.agent and self.rng.random() < 0.5:
+                return _answer(200, "ERROR", "temporarily unavailable")
             return _answer(500, "ERROR", "temporarily unavailable")
         return _answer(200, answer)
 
+    def _judge_sms_id(self, sms_id: object, key: tuple[object, str]) -> None:
+        """Agent protocol: one smsId per SMS, the same on every retry (spec smshub-agent 5.4)."""
+        check = self.report.check("sms_id_stable")
+        ledger = self.ledger
+        before = ledger.first_sms_id.setdefault(key, sms_id)
+        owner = ledger.sms_ids.setdefault(sms_id, key)
+        if before != sms_id:
+            check.fail(f"{key[0]}: {key[1][:30]!r} came again with smsId {sms_id}, first {before}")
+        elif owner != key:
+            check.fail(f"smsId {sms_id} used for {key[1][:30]!r} and before for {owner[1][:30]!r}")
+        else:
+            check.ok()
+
+    def _is_code(self, op: MarketOp, sender: str, text: str) -> bool:
+        """On the agent protocol every SMS is acknowledged; the buyer still waits for its own."""
+        if not self.agent or op.kind == "rent":
+            return True
+        return texts.belongs_to(op.canonical or op.service or "", sender, text)
+
     def _operation_for(self, sms_id: object, phone: str) -> MarketOp | None:
-        # Onlinesim's smsId is the operation's id (spec 5.4).
-        if type(sms_id) is int:
+        # Onlinesim's smsId is the operation's id (spec 5.4); the agent protocol's names the SMS.
+        if type(sms_id) is int and not self.agent:
             op = self.ledger.ops.get(sms_id)
             if op is not None and op.phone == phone:
                 return op
@@ -139,9 +182,13 @@ class PushReceiver:
 
     def _answer_for(self, op: MarketOp | None, sender: str, text: str) -> str:
         if op is None or not op.held:
-            return "NO_OPERATION"
+            # The agent protocol has no word for this (spec smshub-agent 10.9); SUCCESS ends
+            # the partner's retries, and the push is judged a stray all the same.
+            return "SUCCESS" if self.agent else "NO_OPERATION"
         if self.rng.random() < self.config.p_push_failure:
             return "RETRY"
+        if self.agent:
+            return "SUCCESS"
         if op.kind == "rent":
             return "BAD_SERVICE" if sender.strip().lower() in texts.BLOCKED_SENDERS else "SUCCESS"
         assert op.service is not None
@@ -159,6 +206,42 @@ def validate_push(
     raw: bytes, headers: Mapping[str, str], key: str, *, rent_path: bool
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """The PUSH_SMS payload of spec 5.4/6.4, strictly: what a partner must send."""
+    payload, problems = _validate_common(raw, headers, key)
+    if payload is None:
+        return None, problems
+    phone = payload.get("phone")
+    if not isinstance(phone, str):
+        problems.append(f"phone {phone!r} is not a string" if "phone" in payload else "missing phone")
+    elif not (phone.isascii() and phone.isdigit() and 8 <= len(phone) <= 15):
+        problems.append(f"phone {phone!r} is not digits with the country code")
+    service = payload.get("service")
+    is_rent = isinstance(service, str) and service.lower() == "rent"
+    if rent_path and not is_rent:
+        problems.append(f"service {service!r} on the rent URL (want 'rent')")
+    if not rent_path and is_rent:
+        problems.append("a rent push on the activation URL")
+    return payload, problems
+
+
+def validate_agent_push(
+    raw: bytes, headers: Mapping[str, str], key: str
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """The agent protocol's PUSH_SMS (spec smshub-agent 5.4): `phone` a JSON number with the
+    country code, `smsId` a JSON number (acceptance tests 3 and 4), a User-Agent."""
+    payload, problems = _validate_common(raw, headers, key)
+    if payload is None:
+        return None, problems
+    phone = payload.get("phone")
+    if type(phone) is not int:
+        problems.append(f"phone {phone!r} is not a JSON number" if "phone" in payload else "missing phone")
+    elif not 8 <= len(str(phone)) <= 15:
+        problems.append(f"phone {phone} is not a number with the country code")
+    return payload, problems
+
+
+def _validate_common(
+    raw: bytes, headers: Mapping[str, str], key: str
+) -> tuple[dict[str, Any] | None, list[str]]:
     problems: list[str] = []
     content_type = str(headers.get("Content-Type", ""))
     if "application/json" not in content_type.lower():
@@ -181,21 +264,10 @@ def validate_push(
     sms_id = payload.get("smsId")
     if type(sms_id) is not int or sms_id < 1:
         problems.append(f"smsId {sms_id!r} is not an integer >= 1")
-    phone = payload.get("phone")
-    if not isinstance(phone, str):
-        problems.append(f"phone {phone!r} is not a string" if "phone" in payload else "missing phone")
-    elif not (phone.isascii() and phone.isdigit() and 8 <= len(phone) <= 15):
-        problems.append(f"phone {phone!r} is not digits with the country code")
     for name in ("phoneFrom", "text"):
         value = payload.get(name)
         if not isinstance(value, str) or not value:
             problems.append(
                 f"{name} {value!r} is not a non-empty string" if name in payload else f"missing {name}"
             )
-    service = payload.get("service")
-    is_rent = isinstance(service, str) and service.lower() == "rent"
-    if rent_path and not is_rent:
-        problems.append(f"service {service!r} on the rent URL (want 'rent')")
-    if not rent_path and is_rent:
-        problems.append("a rent push on the activation URL")
     return payload, problems

@@ -239,6 +239,9 @@ _register("no_number_issued_twice", "no number issued twice while its operation 
 _register("activation_ids_unique", "activationId never reused")
 _register("exclusions_honoured", "exceptionPhoneSet prefixes honoured")
 _register("issued_matches_order", "issued number matches the order (country, operator, rent)")
+_register(
+    "no_reissue_after_sale", "no number issued for a service it is out of (sold, refused, cancelled 4 times)"
+)
 _register("answers_well_formed", "answers in the documented shape (JSON numbers, status words)")
 _register("finish_answered_success", "every FINISH answered SUCCESS, repeats included")
 _register("answers_within_deadline", "every answer within the 10 s deadline")
@@ -246,6 +249,7 @@ _register("answers_fast", "answers under 1 s", Severity.WARNING)
 _register("pushes_well_formed", "PUSH_SMS payloads well-formed (fields, types, key, endpoint)")
 _register("no_duplicate_push", "no SMS pushed twice (same operation, same text)")
 _register("no_push_for_closed_or_unknown", "no push for a closed or unknown operation")
+_register("sms_id_stable", "smsId: one per SMS, the same on every retry (agent protocol)")
 _register("sms_pushed_exactly_once", "every SMS for an open operation pushed exactly once")
 _register("sms_routed_to_open_operation", "SMS routed to the number's open operation, never a closed one")
 _register("sms_text_intact", "pushed text identical to the SMS received (Cyrillic, emoji, long)")
