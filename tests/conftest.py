@@ -16,7 +16,7 @@ import httpx
 import pytest
 import uvicorn
 
-from simgate.bootstrap import build_app
+from simgate.bootstrap import build_app, open_store
 from simgate.config import Settings, load_settings
 from simgate.storage import schema
 from simgate.storage.memory import MemoryStore
@@ -137,7 +137,7 @@ class LiveServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> LiveServer:
-        self.store = SQLiteStore.from_url(self.settings.database_url)
+        self.store = open_store(self.settings)
         app = build_app(self.settings, self.store, revision=schema.head_revision())
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         self._server = uvicorn.Server(config)

@@ -7,6 +7,35 @@ import logging
 import sys
 import time
 
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_ESCAPES = {
+    code: _NAMED.get(chr(code), f"\\x{code:02x}") for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))
+} | {0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def escape_controls(text: str) -> str:
+    """Control characters as visible escapes: a value can never start a new log line."""
+    return text.translate(_ESCAPES)
+
+
+class ControlEscaper(logging.Filter):
+    """On the root handlers, before any formatter: escapes control characters in the message.
+
+    A path, a field or a sender name with "\\n" would otherwise print a second, forged line
+    in the text log (and a fake "ERROR" line can page an operator or hide an attack).
+    Tracebacks keep their lines: they come from our code, not from the request.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: leave it to the handler to report
+            return True
+        clean = escape_controls(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -37,6 +66,7 @@ def configure(log_format: str, level: int = logging.INFO) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(ControlEscaper())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

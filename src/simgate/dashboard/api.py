@@ -35,6 +35,7 @@ from simgate.domain.reports import (
     timeline,
 )
 from simgate.domain.types import MAX_ID, Kopecks, NumberId, OperationId, Timestamp
+from simgate.http.body import BodyError, read_body
 from simgate.services import admin
 from simgate.storage.ports import Store, UnitOfWork
 
@@ -70,6 +71,8 @@ def _text(q: Mapping[str, str], name: str) -> str | None:
     value = q.get(name, "").strip()
     if len(value) > 200:
         raise BadParam(f"{name} is longer than 200 characters")
+    if "\x00" in value:
+        raise BadParam(f"{name} contains a NUL character")  # PostgreSQL would raise DataError
     return value or None
 
 
@@ -366,9 +369,10 @@ class AdminApi:
 
     async def block(self, request: Request) -> Response:
         number_id, now = NumberId(request.path_params["id"]), self.clock()
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return error(413, f"body is larger than {MAX_BODY} bytes")
+        try:
+            body = await read_body(request, MAX_BODY)
+        except BodyError as problem:
+            return error(problem.status, str(problem))
         try:
             service = msgspec.json.decode(body, type=s.ServiceBody).service
         except msgspec.DecodeError as problem:

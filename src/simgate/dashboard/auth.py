@@ -30,6 +30,14 @@ def _mac(key: bytes, text: str) -> str:
     return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
 
 
+def _same(supplied: str, expected: str) -> bool:
+    # As bytes: compare_digest raises TypeError on a str holding non-ASCII (a 500 from a
+    # cookie); surrogates from a malformed header survive the encoding too.
+    return hmac.compare_digest(
+        supplied.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
+
+
 @dataclass
 class ConsoleAuth:
     token: str | None
@@ -47,7 +55,7 @@ class ConsoleAuth:
     def token_ok(self, supplied: str | None) -> bool:
         if not self.token or not supplied:
             return False
-        return hmac.compare_digest(supplied.encode(), self.token.encode())
+        return _same(supplied, self.token)
 
     def new_session(self) -> str:
         payload = f"{int(self.clock())}.{secrets.token_hex(8)}"
@@ -57,7 +65,7 @@ class ConsoleAuth:
         if not self.configured or not cookie or cookie.count(".") != 2:
             return False
         issued, nonce, signature = cookie.split(".")
-        if not hmac.compare_digest(signature, _mac(self._key, f"{issued}.{nonce}")):
+        if not _same(signature, _mac(self._key, f"{issued}.{nonce}")):
             return False
         if not issued.isdigit():
             return False
@@ -68,7 +76,7 @@ class ConsoleAuth:
         return _mac(self._key, "csrf:" + cookie)[:40]
 
     def csrf_ok(self, cookie: str, supplied: str | None) -> bool:
-        return bool(supplied) and hmac.compare_digest(self.csrf_token(cookie), supplied or "")
+        return bool(supplied) and _same(self.csrf_token(cookie), supplied or "")
 
     def session(self, request: Request) -> str | None:
         """The request's valid session cookie, if it has one."""

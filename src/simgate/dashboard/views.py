@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from simgate.dashboard.auth import COOKIE, NOT_CONFIGURED, SESSION_SECONDS, ConsoleAuth
+from simgate.http.body import BodyError, read_body
 
 HERE = Path(__file__).parent
 MAX_FORM = 4096
@@ -53,6 +54,15 @@ def _environment() -> jinja2.Environment:
         autoescape=jinja2.select_autoescape(["html"]),
         undefined=jinja2.StrictUndefined,
     )
+
+
+async def read_form(request: Request) -> dict[str, list[str]] | None:
+    """The urlencoded form, read through the bounded reader; None when it is unusable."""
+    try:
+        body = await read_body(request, MAX_FORM, json=False)
+        return parse_qs(body.decode(), max_num_fields=10, strict_parsing=False)
+    except (BodyError, ValueError):
+        return None
 
 
 def _local_path(raw: str | None) -> str:
@@ -118,8 +128,9 @@ class Dashboard:
     async def login(self, request: Request) -> Response:
         if not self.auth.configured:
             return self.unavailable()
-        body = await request.body()
-        form = parse_qs(body[:MAX_FORM].decode("utf-8", "replace"), max_num_fields=10)
+        form = await read_form(request)
+        if form is None:
+            return self.render("message.html", 400, title="Sign in", message="Malformed form.")
         next_path = _local_path((form.get("next") or ["/"])[0])
         if not self.auth.token_ok((form.get("token") or [""])[0].strip()):
             return self.render(
@@ -140,9 +151,8 @@ class Dashboard:
     async def logout(self, request: Request) -> Response:
         cookie = self.auth.session(request)
         if cookie is not None:
-            body = await request.body()
-            form = parse_qs(body[:MAX_FORM].decode("utf-8", "replace"), max_num_fields=10)
-            if not self.auth.csrf_ok(cookie, (form.get("csrf") or [""])[0]):
+            form = await read_form(request)
+            if form is None or not self.auth.csrf_ok(cookie, (form.get("csrf") or [""])[0]):
                 return self.render("message.html", 403, title="Sign out", message="Missing CSRF token.")
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(

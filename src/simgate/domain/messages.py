@@ -29,6 +29,14 @@ class IncomingMessage:
     message_key: str | None = None
     received_at: Timestamp | None = None
 
+    def __post_init__(self) -> None:
+        # PostgreSQL text cannot hold NUL (SQLite can): refusing the SMS would make the
+        # gateway resend it forever, so the NUL goes and the SMS is stored, on both databases.
+        for name in ("sender", "text", "source", "message_key"):
+            value = getattr(self, name)
+            if value is not None and "\x00" in value:
+                object.__setattr__(self, name, value.replace("\x00", ""))
+
 
 @dataclass(frozen=True, slots=True)
 class Message:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from simgate.domain.errors import InvalidPrefix
+from simgate.domain.errors import DomainError, InvalidPrefix
 from simgate.domain.model import (
     CountryAvailability,
     ExcludedCount,
@@ -38,6 +38,9 @@ MAX_PREFIXES = 10_000
 
 def normalise_name(raw: str) -> str:
     """Country, operator and service names compare case-insensitively ('RENT' == 'rent')."""
+    if "\x00" in raw:
+        # No name holds one, and PostgreSQL would refuse the query with a DataError.
+        raise DomainError(f"name {raw!r} contains a NUL character")
     return raw.strip().lower()
 
 

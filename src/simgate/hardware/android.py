@@ -39,6 +39,7 @@ from simgate.domain.messages import IncomingMessage
 from simgate.domain.types import PhoneNumber, Timestamp
 from simgate.hardware.common import Clock, Health, Sink, Wake
 from simgate.hardware.tables import Table
+from simgate.http.body import BodyError, read_body
 from simgate.services.inventory import normalise_phone
 from simgate.storage.ports import Store
 
@@ -123,9 +124,10 @@ class AndroidDriver:
         if device is None:
             return JSONResponse({"error": "unknown device"}, status_code=404)
         health = self.health[device.name]
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return JSONResponse({"error": "body too large"}, status_code=413)
+        try:
+            body = await read_body(request, MAX_BODY)
+        except BodyError as unreadable:
+            return JSONResponse({"error": str(unreadable)}, status_code=unreadable.status)
         problem = self.verify(device, request, body)
         if problem is not None:
             health.error(f"webhook refused: {problem}")

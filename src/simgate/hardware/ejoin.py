@@ -44,6 +44,7 @@ from simgate.domain.messages import IncomingMessage
 from simgate.domain.types import PhoneNumber
 from simgate.hardware.common import Clock, Health, Sink, Wake
 from simgate.hardware.tables import Table
+from simgate.http.body import BodyError, read_body
 from simgate.services.inventory import normalise_phone
 from simgate.storage.ports import Store
 
@@ -186,9 +187,10 @@ class EjoinDriver:
         if not hmac.compare_digest(supplied.encode(), device.token.encode()):
             self.health[device.name].error("push with a wrong or missing token")
             return JSONResponse({"code": 401, "reason": "wrong or missing token"}, status_code=401)
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return JSONResponse({"code": 413, "reason": "body too large"}, status_code=413)
+        try:
+            body = await read_body(request, MAX_BODY)
+        except BodyError as problem:
+            return JSONResponse({"code": problem.status, "reason": str(problem)}, status_code=problem.status)
         try:
             payload = msgspec.json.decode(body)
         except msgspec.DecodeError as problem:

@@ -1,0 +1,43 @@
+"""A value with a line break cannot forge a log line (issue 12, item 9)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from simgate import logs
+
+
+@pytest.fixture
+def captured(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], str]]:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    yield lambda: capsys.readouterr().err
+    root.handlers[:], root.level = saved[0], saved[1]
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_control_characters_in_logged_values_are_escaped(
+    captured: Callable[[], str], log_format: str
+) -> None:
+    logs.configure(log_format)
+    forged = "/onlinesim\n2026-12-03 10:00:00 ERROR simgate: FORGED\r\x1b[2J\u2028x"
+    logging.getLogger("simgate.test").warning("call %s from %r", forged, "peer\nname")
+    lines = captured().splitlines()
+    assert len(lines) == 1, lines
+    message = lines[0] if log_format == "text" else json.loads(lines[0])["message"]
+    assert "\\n2026-12-03 10:00:00 ERROR simgate: FORGED\\r\\x1b[2J\\u2028x" in message
+
+
+def test_tracebacks_keep_their_lines(captured: Callable[[], str]) -> None:
+    logs.configure("text")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logging.getLogger("simgate.test").exception("failed")
+    err = captured()
+    assert "Traceback" in err
+    assert len(err.splitlines()) > 2
