@@ -18,6 +18,8 @@ import uvicorn
 
 from simgate.bootstrap import build_app, open_store
 from simgate.config import Settings, load_settings
+from simgate.http.guard import Limits
+from simgate.server import uvicorn_config
 from simgate.storage import schema
 from simgate.storage.memory import MemoryStore
 from simgate.storage.ports import Store
@@ -129,6 +131,7 @@ class LiveServer:
     settings: Settings
     port: int = field(default_factory=free_port)
     store: Store | None = None
+    limits: Limits = field(default_factory=Limits)
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
 
@@ -139,7 +142,9 @@ class LiveServer:
     def start(self) -> LiveServer:
         self.store = open_store(self.settings)
         app = build_app(self.settings, self.store, revision=schema.head_revision())
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        config = uvicorn_config(
+            app, host="127.0.0.1", port=self.port, limits=self.limits, log_level="warning"
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()

@@ -5,12 +5,31 @@ from __future__ import annotations
 import logging
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from simgate import logs
 from simgate.bootstrap import build_app, open_store, prepare_schema, require_serving
 from simgate.config import Settings, SettingsError
+from simgate.http.guard import Limits, guarded_protocol
 
 log = logging.getLogger("simgate.server")
+
+
+def uvicorn_config(
+    app: ASGIApp, *, host: str, port: int, limits: Limits | None = None, **extra: object
+) -> uvicorn.Config:
+    """uvicorn with simgate's connection limits (http/guard.py); tests serve through it too."""
+    limits = limits or Limits()
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=guarded_protocol(limits),
+        timeout_keep_alive=limits.keep_alive,
+        h11_max_incomplete_event_size=limits.max_head_bytes,
+        access_log=False,
+        **extra,  # type: ignore[arg-type]
+    )
 
 
 def run_server(settings: Settings, *, host: str, port: int, worker: bool, migrate: bool) -> None:
@@ -20,7 +39,7 @@ def run_server(settings: Settings, *, host: str, port: int, worker: bool, migrat
     store = open_store(settings)
     try:
         app = build_app(settings, store, revision=revision, worker=worker)
-        config = uvicorn.Config(app, host=host, port=port, access_log=False, log_config=None, lifespan="on")
+        config = uvicorn_config(app, host=host, port=port, log_config=None, lifespan="on")
         log.info("serving on http://%s:%s (schema %s)", host, port, revision)
         uvicorn.Server(config).run()
     finally:
