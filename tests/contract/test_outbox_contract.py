@@ -325,6 +325,28 @@ def test_an_sms_older_than_its_operation_goes_to_nobody(store: Store) -> None:
     assert claim(store, "w1", T0 + 1) == []
 
 
+def test_an_sms_from_a_device_with_a_wrong_clock_goes_to_the_open_operation(store: Store) -> None:
+    number = add_number(store)
+    operation = open_operation(store, number)  # opened at T0 - 10
+    a_day_behind = sms(number, received_at=T0 - 24 * 3600)
+    accepted = accept(store, a_day_behind)  # stored at T0, by our clock after the opening
+    assert accepted.message.operation_id == operation.id
+    assert accepted.message.received_at == T0 - 24 * 3600  # kept as the device said
+    assert [d.message_id for d in claim(store, "w1", T0 + 1)] == [accepted.message.id]
+
+
+def test_the_skew_bound_is_the_callers_setting(store: Store) -> None:
+    number = add_number(store)
+    open_operation(store, number)  # opened at T0 - 10
+    held_back = sms(number, received_at=T0 - 10 - 120)  # 2 minutes before the opening
+    accepted = store.run(lambda uow: accept_sms(uow, held_back, T0, max_skew=60))
+    assert accepted.message.operation_id is not None  # 130 s off: not believed, our time counts
+    other = add_number(store)
+    open_operation(store, other)
+    believed = sms(other, received_at=T0 - 10 - 120)
+    assert store.run(lambda uow: accept_sms(uow, believed, T0)).message.operation_id is None
+
+
 def test_several_sms_in_one_rent_are_several_deliveries(store: Store) -> None:
     number = add_number(store)
     rent = open_operation(store, number, OperationKind.RENT)
@@ -523,6 +545,18 @@ def test_release_leaves_finished_rows_alone(store: Store) -> None:
     before = get(store, q.delivery_id)
     store.run(lambda uow: uow.outbox.release("w1"))
     assert get(store, q.delivery_id) == before
+
+
+def test_claimants_are_the_workers_holding_pending_deliveries(store: Store) -> None:
+    queued = [queue_one(store) for _ in range(3)]
+    assert store.run(lambda uow: uow.outbox.claimants()) == []
+    claimed_ids(store, "w1", T0, limit=1)
+    claimed_ids(store, "w2", T0, limit=1)
+    claimed_ids(store, "w3", T0, limit=1)
+    record(store, queued[2].delivery_id, "delivered", T0)  # w3's claim ended with its push
+    assert store.run(lambda uow: uow.outbox.claimants()) == ["w1", "w2"]
+    store.run(lambda uow: uow.outbox.release("w1"))
+    assert store.run(lambda uow: uow.outbox.claimants()) == ["w2"]
 
 
 # --- retry (the operator's decision) ---------------------------------------------------

@@ -444,3 +444,43 @@ def test_a_worker_stopped_mid_push_exits_cleanly_and_the_other_finishes(
         )[0][0]
         assert started_after_term == 0, "SIGTERM must stop the worker claiming"
         assert second.alive()
+
+
+# --- (e) a restart resumes a killed server's pushes at once, not a lease later --------
+
+
+def test_a_restarted_server_resumes_the_pushes_of_its_killed_self_at_once(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Issue 12.4: the claims of a dead process on this host are released at start.
+
+    The push timeout is 10 s here, so the lease is 30 s: a delivery that comes back within
+    a few seconds of the restart came back through the pid check, not the lease.
+    """
+    count = 3
+    add_numbers(sqlite_url, count)
+    timeout = "10"
+    with Fleet(tmp_path, sqlite_url) as fleet:
+        receiver = fleet.receiver(delay=5.0, wait=False)  # holds every push for 5 s
+        server = fleet.serve(push_timeout_seconds=timeout)
+        receiver.wait_ready()
+        issued = open_operations(server, count)
+        texts = [f"resume {i}" for i in range(count)]
+        post_sms(server, [(phone, text) for (phone, _), text in zip(issued, texts, strict=True)])
+        wait_until(lambda: len(fleet.texts()) == count, 10, "every push to reach the receiver")
+        server.proc.signal(signal.SIGKILL)  # the receiver still holds them
+        server.proc.wait(10)
+        held = query(sqlite_url, "SELECT COUNT(*) FROM deliveries WHERE claimed_by IS NOT NULL")
+        assert held == [(count,)], "the killed server's claims are still in the database"
+        receiver.kill()
+        fast = fleet.receiver(wait=True)  # Onlinesim answers at once now
+        assert fast.alive()
+
+        started = time.monotonic()
+        restarted = fleet.serve(push_timeout_seconds=timeout)
+        ready_after = time.monotonic() - started
+        wait_until(lambda: all_delivered(sqlite_url, count), 10, "the pushes to resume", restarted.proc)
+        resumed_after = time.monotonic() - started
+        assert resumed_after < 20, "resumed by the lease (30 s), not by the pid check"
+        print(f"restart: ready after {ready_after:.2f} s, every push delivered after {resumed_after:.2f} s")
+        exactly_once(Counter(r["body"]["text"] for r in fleet.received()[count:]), texts)

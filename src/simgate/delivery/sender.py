@@ -13,7 +13,7 @@ MAX_ANSWER = 4096
 
 
 class WebhookSender:
-    def __init__(self, timeout: float = 10.0, connections: int = 64) -> None:
+    def __init__(self, timeout: float = 30.0, connections: int = 64) -> None:
         self.timeout = timeout
         self._connections = connections
         self._session: aiohttp.ClientSession | None = None

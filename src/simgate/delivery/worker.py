@@ -1,9 +1,15 @@
 """The outbox worker: claim due deliveries, push each, record the attempt, repeat.
 
 Crash-safe by construction: a claim is a lease in the database, so a worker that dies
-mid-push leaves rows that another worker (or this one restarted) takes over when the lease
-runs out. The lease is several times the push timeout so a live worker never loses its
-claim mid-push, which is what keeps one SMS from being sent by two workers at once.
+mid-push leaves rows that another worker takes over when the lease runs out; a worker on the
+same host sees that the claimant's process is gone and releases its claims at once, at start
+and every few seconds (delivery/owners.py).
+
+One delivery is never pushed twice at once: an attempt is cut off at the push timeout
+(plus a second), the lease outlasts it by a wide margin (2 x timeout + 10 s), and a worker
+never starts a delivery it is still pushing, even if it claims it again. What remains is
+the at-least-once window: a push the receiver took but whose answer never reached us (a
+kill between push and bookkeeping, an answer slower than the push timeout) is sent again.
 """
 
 from __future__ import annotations
@@ -11,20 +17,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
-import socket
+import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from simgate.delivery.owners import dead_on_this_host, worker_name
 from simgate.delivery.retry import RetryPolicy
 from simgate.domain.messages import Attempt, DueDelivery, PushReply, PushRequest, Verdict
 from simgate.domain.types import Timestamp
 from simgate.storage.ports import Store
 
 log = logging.getLogger("simgate.delivery")
+
+SWEEP_SECONDS = 5.0
+"""How often a running worker looks for claims left by dead workers on its host."""
+CUTOFF_SLACK = 1.0
+"""An attempt is abandoned this long after the sender's own timeout should have ended it."""
+
+
+def lease_for(timeout: float) -> float:
+    """A claim outlives the longest attempt (timeout + slack) and its bookkeeping, widely."""
+    return 2 * timeout + 10.0
 
 
 class PushAdapter(Protocol):
@@ -39,10 +54,6 @@ class Sender(Protocol):
     timeout: float
 
     async def send(self, request: PushRequest) -> PushReply: ...
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
 
 
 class DeliveryWorker:
@@ -64,7 +75,10 @@ class DeliveryWorker:
         self.name = name or worker_name()
         self.concurrency = concurrency
         self.poll_interval = poll_interval
-        self.lease = max(5.0, 3 * sender.timeout)
+        self.lease = lease_for(sender.timeout)
+        self._pushing: set[int] = set()
+        """Deliveries with an attempt under way here: never started a second time meanwhile."""
+        self._next_sweep = 0.0
         self._wake = asyncio.Event()
         self._stopping = False
         self._loop_done = asyncio.Event()
@@ -88,9 +102,28 @@ class DeliveryWorker:
         finally:
             self._loop_done.set()
 
+    async def _release_dead(self) -> None:
+        """Release the claims of workers that died on this host, so their pushes resume now."""
+        if time.monotonic() < self._next_sweep:
+            return
+        try:
+            claimants = await self.store.read(lambda uow: uow.outbox.claimants())
+            dead = dead_on_this_host(claimants, self.name)
+            released = 0
+            if dead:
+                released = await self.store.transact(lambda uow: sum(uow.outbox.release(n) for n in dead))
+                log.warning("released the claims of %s: the process is gone", ", ".join(dead))
+        except Exception:  # the database may be restarting: try again next turn
+            log.exception("looking for dead workers' claims failed; retrying")
+            return
+        self._next_sweep = time.monotonic() + SWEEP_SECONDS
+        if released:
+            log.info("%s deliveries of dead workers resume now", released)
+
     async def _loop(self) -> None:
         while not self._stopping:
             self._wake.clear()
+            await self._release_dead()
             room = self.concurrency - len(self._inflight)
             batch: list[DueDelivery] = []
             if room > 0:
@@ -101,6 +134,9 @@ class DeliveryWorker:
             if self._stopping:
                 break  # claimed while stop() began: stop() releases these, unsent
             for item in batch:
+                if item.id in self._pushing:
+                    continue  # our own lease ran out mid-attempt and we claimed it again
+                self._pushing.add(item.id)
                 task = asyncio.create_task(self._deliver(item))
                 self._inflight.add(task)
                 task.add_done_callback(self._finished)
@@ -117,6 +153,12 @@ class DeliveryWorker:
         self._wake.set()
 
     async def _deliver(self, item: DueDelivery) -> None:
+        try:
+            await self._attempt(item)
+        finally:
+            self._pushing.discard(item.id)
+
+    async def _attempt(self, item: DueDelivery) -> None:
         if self._stopping:
             return  # claimed, but halted before this push began: stop() releases the claim
         adapter = self.adapters.get(item.marketplace)
@@ -124,7 +166,7 @@ class DeliveryWorker:
             log.error("delivery %s: no push adapter for %s", item.id, item.marketplace)
             return
         started = self.clock()
-        reply = await self.sender.send(adapter.request(item))
+        reply = await self._send(adapter.request(item))
         verdict, code = adapter.verdict(reply)
         now = self.clock()
         state, gave_up = self.policy.after(verdict, item, now)
@@ -135,6 +177,10 @@ class DeliveryWorker:
         )  # fmt: skip
         reason = code or gave_up or reply.error
         next_at = self.policy.next_attempt(now)
+        if reply.status is None and reply.error and reply.error.startswith("timeout"):
+            # The receiver may still be working on the copy we gave up on: leave it at
+            # least another timeout before sending the next one.
+            next_at = max(next_at, now + self.sender.timeout)
         self.attempts.labels(item.marketplace, state if state != "pending" else "retry").inc()
         self.latency.labels(item.marketplace).observe(reply.latency_ms / 1000)
         log.info(
@@ -143,6 +189,17 @@ class DeliveryWorker:
             f" ({reason})" if reason and state != "delivered" else "",
         )  # fmt: skip
         await self._record(item, attempt, state, next_at, reason)
+
+    async def _send(self, request: PushRequest) -> PushReply:
+        """The sender bounds its attempt itself; this bound holds even if it does not, so an
+        attempt can never outlive its lease."""
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.sender.timeout + CUTOFF_SLACK):
+                return await self.sender.send(request)
+        except TimeoutError:
+            elapsed = round((time.perf_counter() - started) * 1000, 3)
+            return PushReply(None, b"", elapsed, f"timeout after {self.sender.timeout:g}s (cut off)")
 
     async def _record(
         self, item: DueDelivery, attempt: Attempt, state: str, next_at: float, reason: str | None

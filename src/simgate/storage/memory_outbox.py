@@ -162,6 +162,10 @@ class MemoryOutbox:
             next_attempt_at=next_attempt_at, finished_at=finished, reason=reason,
         )  # fmt: skip
 
+    def claimants(self) -> list[str]:
+        pending = DeliveryState.PENDING
+        return sorted({c.worker for i, c in self.s.claims.items() if self.s.deliveries[i].state is pending})
+
     def release(self, worker: str) -> int:
         mine = [i for i, c in self.s.claims.items() if c.worker == worker]
         for delivery_id in mine:

@@ -182,6 +182,10 @@ class OutboxRepository(Protocol):
         """Log the attempt and move a still-pending delivery to `state`, dropping the claim."""
         ...
 
+    def claimants(self) -> list[str]:
+        """The workers holding claims on pending deliveries (a restarted worker looks for dead ones)."""
+        ...
+
     def release(self, worker: str) -> int:
         """Drop this worker's claims so another takes them at once (graceful shutdown)."""
         ...

@@ -192,6 +192,12 @@ class SqlOutbox:
             (state, next_attempt_at, finished, reason, delivery_id),
         )
 
+    def claimants(self) -> list[str]:
+        rows = self.db.execute(
+            "SELECT DISTINCT claimed_by FROM deliveries WHERE claimed_by IS NOT NULL AND state = 'pending'"
+        ).fetchall()
+        return sorted(str(row[0]) for row in rows)
+
     def release(self, worker: str) -> int:
         return self.db.execute(
             "UPDATE deliveries SET claimed_by = NULL, claim_expires_at = NULL"
