@@ -139,6 +139,7 @@ def build_app(
             None if settings.intake_token is None else settings.intake_token.get_secret_value(),
             clock,
             on_accepted=wake,
+            max_skew=settings.clock_skew_seconds,
         ),
         expected_revision=revision,
         max_body_bytes=settings.max_body_bytes,

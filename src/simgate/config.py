@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from simgate import catalogue
+from simgate.domain.messages import MAX_CLOCK_SKEW_SECONDS
 from simgate.domain.types import ServiceName
 
 PREFIX = "SIMGATE_"
@@ -36,7 +37,10 @@ class Settings(BaseModel):
     onlinesim_sms_id: Literal["operation", "message"] = "operation"
     """What PUSH_SMS sends as smsId: the activationId (Onlinesim's wording) or our SMS id."""
     push_retry_seconds: float = Field(default=10.0, gt=0, le=3600)
-    push_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    push_timeout_seconds: float = Field(default=30.0, gt=0, le=120)
+    """Generous on purpose: a push the receiver answers after it is sent again (README)."""
+    clock_skew_seconds: float = Field(default=MAX_CLOCK_SKEW_SECONDS, ge=0, le=86_400)
+    """How far a device's received_at may be from simgate's clock and still be believed."""
     intake_token: SecretStr | None = None
     admin_token: SecretStr | None = None
     log_format: Literal["text", "json"] = "text"

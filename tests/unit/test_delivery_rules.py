@@ -12,6 +12,7 @@ import pytest
 from simgate import __version__
 from simgate.delivery.retry import RetryPolicy
 from simgate.domain.messages import (
+    MAX_CLOCK_SKEW_SECONDS,
     ROUTING_GRACE_SECONDS,
     DueDelivery,
     IncomingMessage,
@@ -19,6 +20,7 @@ from simgate.domain.messages import (
     Verdict,
     dedup_key,
     route,
+    routing_time,
 )
 from simgate.domain.model import OperationKind
 from simgate.domain.types import (
@@ -359,3 +361,31 @@ def test_routing_does_not_depend_on_the_kind_of_operation() -> None:
     rent = make_operation(kind=OperationKind.RENT, service=None, opened_at=T0)
     assert route(rent, T0 + 1) == rent
     assert route(replace(rent, opened_at=T0 + 120), T0) is None
+
+
+# --- routing time: the device's clock only where plausible (issue 12.6) ------------------
+
+
+def test_a_plausible_device_time_is_used_for_routing() -> None:
+    assert routing_time(T0 - 200, T0) == T0 - 200
+    assert routing_time(T0 + 5, T0) == T0 + 5
+    assert routing_time(T0 - 30, T0, max_skew=60) == T0 - 30
+
+
+def test_a_device_time_far_from_ours_is_not_believed() -> None:
+    day = 24 * 3600.0
+    assert routing_time(T0 - day, T0) == T0
+    assert routing_time(T0 + day, T0) == T0
+    assert routing_time(T0 - MAX_CLOCK_SKEW_SECONDS - 1, T0) == T0
+    assert routing_time(T0 - 61, T0, max_skew=60) == T0
+
+
+def test_without_a_device_time_ours_counts() -> None:
+    assert routing_time(None, T0) == T0
+
+
+def test_a_gateway_a_day_behind_still_reaches_the_open_operation() -> None:
+    operation = make_operation(opened_at=T0)
+    stamped = T0 + 30 - 24 * 3600.0  # the SMS came 30 s after the opening, by our clock
+    assert route(operation, stamped) is None  # what trusting the device did: lost
+    assert route(operation, routing_time(stamped, T0 + 30)) == operation

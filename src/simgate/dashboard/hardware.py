@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simgate.dashboard import schemas as s
+from simgate.domain.messages import ROUTING_GRACE_SECONDS
 from simgate.domain.types import Timestamp
 from simgate.hardware.status import DriverStatus, PortStatus
 
@@ -83,6 +84,11 @@ def driver_out(
         ports_online=sum(1 for p in d.ports if p.online),
         ports_with_errors=sum(1 for p in d.ports if p.failing),
         ports=[port_out(p, now) for p in d.ports],
+        clock_skew=[
+            s.ClockSkewOut(source=c.source, offset_seconds=round(c.offset_seconds, 1), at=c.at)
+            for c in d.clocks
+            if abs(c.offset_seconds) > ROUTING_GRACE_SECONDS
+        ],
     )
 
 

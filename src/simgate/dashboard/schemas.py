@@ -270,6 +270,14 @@ class ServiceBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     service: str
 
 
+class ClockSkewOut(msgspec.Struct, kw_only=True):
+    source: str
+    """The SMS source (goip:LINE, ejoin:DEVICE, android:DEVICE, modem:PHONE)."""
+    offset_seconds: float
+    """Its received_at minus simgate's clock on its last SMS: negative = behind."""
+    at: float
+
+
 class PortOut(msgspec.Struct, kw_only=True):
     """One SIM line as its driver last saw it; null where the hardware has not said."""
 
@@ -319,6 +327,9 @@ class DriverOut(msgspec.Struct, kw_only=True):
     ports_online: int
     ports_with_errors: int
     ports: list[PortOut]
+    clock_skew: list[ClockSkewOut] = msgspec.field(default_factory=list)
+    """Sources whose clock was off by more than the routing grace (60 s) on their last SMS:
+    their SMS may be routed by the wrong time (README, "Clock skew")."""
 
 
 class UnwatchedOut(msgspec.Struct, kw_only=True):

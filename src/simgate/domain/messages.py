@@ -16,6 +16,12 @@ Gateways stamp `received_at` with their own clock, which may run behind ours; an
 than this was meant for the number's previous operation and must not reach the new buyer.
 """
 
+MAX_CLOCK_SKEW_SECONDS = 300.0
+"""How far a device's `received_at` may be from our clock and still be believed
+(SIMGATE_CLOCK_SKEW_SECONDS). Beyond it the device's clock is wrong, not its SMS late: a
+gateway a day off would otherwise have every SMS judged older than its operation, and lost.
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class IncomingMessage:
@@ -67,8 +73,25 @@ def dedup_key(incoming: IncomingMessage) -> str | None:
     return "auto:" + hashlib.sha256(fingerprint.encode()).hexdigest()[:40]
 
 
+def routing_time(
+    received_at: Timestamp | None, now: Timestamp, max_skew: float = MAX_CLOCK_SKEW_SECONDS
+) -> Timestamp:
+    """When an SMS counts as received: the device's stamp where plausible, else our own time.
+
+    The device's stamp matters for an SMS it held back (a reconnect): it may belong to the
+    number's previous operation. A stamp further from our clock than `max_skew` says more
+    about the device's clock than about the SMS, and is not believed.
+    """
+    if received_at is None or abs(received_at - now) > max_skew:
+        return now
+    return received_at
+
+
 def route(operation: Operation | None, received_at: Timestamp | None) -> Operation | None:
-    """The operation an SMS belongs to: the number's open one, unless the SMS predates it."""
+    """The operation an SMS belongs to: the number's open one, unless the SMS predates it.
+
+    `received_at` is `routing_time(...)`, never a device's stamp taken on trust.
+    """
     if operation is None or not operation.is_open:
         return None
     if received_at is not None and received_at < operation.opened_at - ROUTING_GRACE_SECONDS:

@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from simgate.domain.messages import IncomingMessage
+from simgate.domain.messages import MAX_CLOCK_SKEW_SECONDS, IncomingMessage
 from simgate.domain.types import PhoneNumber, Timestamp
-from simgate.hardware.status import DriverStatus, PortStatus
+from simgate.hardware.status import ClockReading, DriverStatus, PortStatus
 from simgate.services.intake import Accepted, accept_sms
 from simgate.storage.ports import Store
 
@@ -41,6 +41,7 @@ class Health:
     duplicates: int = 0
     rejected: int = 0
     ports: dict[str, PortStatus] = field(default_factory=dict)
+    clocks: dict[str, ClockReading] = field(default_factory=dict)
 
     def contact(self) -> None:
         self.last_contact = self.clock()
@@ -67,14 +68,23 @@ class Health:
             duplicates=self.duplicates,
             rejected=self.rejected,
             ports=tuple(self.ports[key] for key in sorted(self.ports)),
+            clocks=tuple(self.clocks[key] for key in sorted(self.clocks)),
         )
 
 
 class Sink:
     """One driver's way into the database: accept_sms and set_online, off the event loop."""
 
-    def __init__(self, store: Store, clock: Clock, wake: Wake, health: Health) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        wake: Wake,
+        health: Health,
+        max_skew: float = MAX_CLOCK_SKEW_SECONDS,
+    ) -> None:
         self.store, self.clock, self.wake, self.health = store, clock, wake, health
+        self.max_skew = max_skew
         self.after_commit: Callable[[Accepted], Awaitable[None]] | None = None
         """Runs between the commit and the device's acknowledgement (tests cut the line here)."""
         self._online: dict[PhoneNumber, tuple[bool, Timestamp]] = {}
@@ -82,8 +92,11 @@ class Sink:
     async def accept(self, incoming: IncomingMessage) -> Accepted:
         """Store the SMS; DomainError means it can never be stored, anything else is transient."""
         now = self.clock()
-        accepted = await self.store.transact(lambda uow: accept_sms(uow, incoming, now))
+        accepted = await self.store.transact(lambda uow: accept_sms(uow, incoming, now, self.max_skew))
         self.health.contact()
+        if incoming.received_at is not None and not accepted.duplicate:
+            offset = incoming.received_at - now
+            self.health.clocks[incoming.source] = ClockReading(incoming.source, offset, now)
         if accepted.duplicate:
             self.health.duplicates += 1
         else:

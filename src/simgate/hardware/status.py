@@ -35,6 +35,15 @@ class PortStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class ClockReading:
+    """How far a source's clock was from ours on its last SMS (its received_at minus our time)."""
+
+    source: str
+    offset_seconds: float
+    at: Timestamp
+
+
+@dataclass(frozen=True, slots=True)
 class DriverStatus:
     """A snapshot for the dashboard: when the hardware last spoke, and what went wrong."""
 
@@ -50,3 +59,4 @@ class DriverStatus:
     rejected: int
     """SMS that could not be stored (unknown number, bad content, ...)."""
     ports: tuple[PortStatus, ...] = ()
+    clocks: tuple[ClockReading, ...] = ()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from simgate.domain.errors import DomainError
-from simgate.domain.messages import IncomingMessage
+from simgate.domain.messages import MAX_CLOCK_SKEW_SECONDS, IncomingMessage
 from simgate.domain.types import Timestamp
 from simgate.services.intake import Accepted, UnknownNumber, accept_sms
 from simgate.services.inventory import normalise_phone
@@ -51,9 +51,11 @@ class Intake:
         token: str | None,
         clock: Callable[[], Timestamp],
         on_accepted: Callable[[], None] = lambda: None,
+        max_skew: float = MAX_CLOCK_SKEW_SECONDS,
     ) -> None:
         self.store, self.token, self.clock = store, token, clock
         self.on_accepted = on_accepted
+        self.max_skew = max_skew
 
     def authorised(self, supplied: str | None) -> bool:
         return bool(self.token and supplied) and hmac.compare_digest(
@@ -79,7 +81,8 @@ class Intake:
                 received_at=parse_time(request.received_at),
             )
             now = self.clock()
-            accepted: Accepted = await self.store.transact(lambda uow: accept_sms(uow, incoming, now))
+            skew = self.max_skew
+            accepted: Accepted = await self.store.transact(lambda uow: accept_sms(uow, incoming, now, skew))
         except UnknownNumber as problem:
             return 422, {"error": str(problem)}
         except DomainError as problem:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from simgate.domain.errors import DomainError
-from simgate.domain.messages import IncomingMessage, Message, dedup_key, route
+from simgate.domain.messages import (
+    MAX_CLOCK_SKEW_SECONDS,
+    IncomingMessage,
+    Message,
+    dedup_key,
+    route,
+    routing_time,
+)
 from simgate.domain.types import Timestamp
 from simgate.storage.ports import UnitOfWork
 
@@ -41,11 +48,17 @@ def check(incoming: IncomingMessage) -> None:
         raise InvalidMessage("message_id must be 1 to 200 characters")
 
 
-def accept_sms(uow: UnitOfWork, incoming: IncomingMessage, now: Timestamp) -> Accepted:
+def accept_sms(
+    uow: UnitOfWork,
+    incoming: IncomingMessage,
+    now: Timestamp,
+    max_skew: float = MAX_CLOCK_SKEW_SECONDS,
+) -> Accepted:
     """Store first, then the caller may acknowledge: the outbox row commits with the SMS.
 
     A resend (same source and message id) returns the first message and queues nothing,
-    so the hardware may retry as often as it likes without a second push.
+    so the hardware may retry as often as it likes without a second push. Routing goes by
+    our clock unless the device's stamp is within `max_skew` of it (domain/messages.py).
     """
     check(incoming)
     incoming = replace(incoming, message_key=dedup_key(incoming))
@@ -56,7 +69,8 @@ def accept_sms(uow: UnitOfWork, incoming: IncomingMessage, now: Timestamp) -> Ac
     number = uow.numbers.get_by_phone(incoming.phone)
     if number is None:
         raise UnknownNumber(f"phone {incoming.phone} is not in the inventory")
-    operation = route(uow.operations.open_for_number(number.id), incoming.received_at)
+    when = routing_time(incoming.received_at, now, max_skew)
+    operation = route(uow.operations.open_for_number(number.id), when)
     message = uow.messages.add(incoming, number.id, None if operation is None else operation.id, now)
     if message is None:  # a concurrent resend committed first (PostgreSQL)
         assert incoming.message_key is not None

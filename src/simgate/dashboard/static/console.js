@@ -518,6 +518,12 @@
         ["SIMs", d.ports_online + " of " + d.ports_total + " online"
           + (d.ports_with_errors ? " · " + d.ports_with_errors + " with errors" : "")],
       ];
+      for (const c of d.clock_skew || []) {
+        // The device's clock, not simgate's: its received_at is far from ours (README, "Clock skew").
+        facts.push(["Clock", el("span", { class: "error clock-skew", dataset: { source: c.source } },
+          c.source + " clock " + duration(Math.abs(c.offset_seconds)) + (c.offset_seconds < 0 ? " behind" : " ahead")
+          + " (last SMS " + clock(c.at) + ")")]);
+      }
       const ports = d.ports.length
         ? el("div", { class: "scroll" },
             el("table", { class: "rows ports" },
