@@ -290,11 +290,14 @@ def demo(
     port: Annotated[
         int | None, typer.Option(help="Port of the demo server [default: 8080, or a free one if taken]")
     ] = None,
+    marketplaces: Annotated[
+        str, typer.Option(help="Simulated marketplaces selling the one farm, e.g. onlinesim,smshub")
+    ] = "onlinesim",
 ) -> None:
-    """Run the whole system on a fresh SQLite file: server, SIM bank, marketplace."""
+    """Run the whole system on a fresh SQLite file: server, SIM bank, marketplaces."""
     from simgate.demo import run_demo
 
-    status = run_demo(duration=duration, numbers=numbers, speed=speed, port=port)
+    status = run_demo(duration=duration, numbers=numbers, speed=speed, port=port, marketplaces=marketplaces)
     if status:
         raise typer.Exit(status)
 

@@ -1,10 +1,12 @@
 """`simgate demo` (`make demo`): the whole system on this machine, in one command.
 
 A fresh SQLite file, a generated farm loaded with `simgate numbers import`, the real server
-(`simgate serve` in a child process, on loopback), a simulated SIM bank and a simulated
-Onlinesim marketplace that buys from it. Live progress in the terminal; at the end (after
---duration seconds or Ctrl-C) every open operation is finished and the partner checks are
-printed. Exit status 0 only with a clean report.
+(`simgate serve` in a child process, on loopback), a simulated SIM bank and simulated
+marketplaces (Onlinesim, SMSHUB, ... side by side) that buy from the same farm. Live
+progress in the terminal; at the end (after --duration seconds or Ctrl-C) every open
+operation is finished and the partner checks are printed: each marketplace's own, and with
+several those across them (one SIM, one buyer at a time). Exit status 0 only with a clean
+report.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -30,7 +32,8 @@ from rich.table import Table
 from rich.text import Text
 
 from simgate.simulator.farm import make_farm, save_csv
-from simgate.simulator.market_config import MarketplaceConfig
+from simgate.simulator.market_config import for_marketplace
+from simgate.simulator.protocol import PROTOCOLS
 from simgate.simulator.report import STATUS_WORDS, Report
 from simgate.simulator.run import Progress, Simulation, summary
 from simgate.simulator.simbank import SimBankConfig
@@ -41,6 +44,10 @@ FARM_CSV = FOLDER / "farm.csv"
 SERVER_LOG = FOLDER / "server.log"
 REPORT_JSON = FOLDER / "report.json"
 DEFAULT_PORT = 8080
+DEFAULT_MARKETPLACES = ("onlinesim",)
+LIVE_CALLS = frozenset(
+    {"getNumber", "finishActivation", "getServices", "GET_NUMBER", "GET_SERVICES", "intake"}
+)
 START_TIMEOUT = 60.0
 
 
@@ -83,19 +90,36 @@ def _orphan_guard() -> None:  # pragma: no cover - runs in the child before exec
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def server_environment(*, key: str, intake: str, admin: str, push_url: str, speed: float) -> dict[str, str]:
-    """The demo's settings only: a SIMGATE_* variable or config file of the shell must not leak in."""
+def parse_marketplaces(text: str) -> tuple[str, ...]:
+    """`onlinesim,smshub` -> the marketplaces to simulate, each once, in the order given."""
+    names = tuple(dict.fromkeys(name.strip().lower() for name in text.split(",") if name.strip()))
+    unknown = [name for name in names if name not in PROTOCOLS]
+    if unknown or not names:
+        raise DemoError(
+            f"--marketplaces: {', '.join(unknown) or 'none given'}; known: {', '.join(PROTOCOLS)}"
+        )
+    return names
+
+
+def server_environment(
+    *, keys: Mapping[str, str], push_urls: Mapping[str, str], intake: str, admin: str, speed: float
+) -> dict[str, str]:
+    """The demo's settings only: a SIMGATE_* variable or config file of the shell must not leak in.
+
+    Each simulated marketplace is enabled by its key, and its pushes go to its simulator.
+    """
     environ = {name: value for name, value in os.environ.items() if not name.startswith("SIMGATE_")}
     environ.update(
         SIMGATE_DATABASE_URL=f"sqlite:///{DATABASE.resolve()}",
-        SIMGATE_ONLINESIM_KEY=key,
         SIMGATE_INTAKE_TOKEN=intake,
         SIMGATE_ADMIN_TOKEN=admin,
-        SIMGATE_ONLINESIM_PUSH_URL=push_url,
         # Spec: resend a failed push after 10 s; accelerated like everything else.
         SIMGATE_PUSH_RETRY_SECONDS=f"{max(0.2, 10.0 / speed):g}",
         PYTHONUNBUFFERED="1",
     )
+    for name, key in keys.items():
+        environ[f"SIMGATE_{name.upper()}_KEY"] = key
+        environ[f"SIMGATE_{name.upper()}_PUSH_URL"] = push_urls[name]
     return environ
 
 
@@ -187,29 +211,36 @@ def live_view(progress: Progress, duration: float | None, port: int) -> Renderab
     table = Table(show_header=False, box=None, padding=(0, 1))
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
-    for kind in ("activation", "rent"):
-        finished = ", ".join(
-            f"{STATUS_WORDS.get(key.rsplit('.', 1)[1], key)} {n}"
-            for key, n in sorted(counts.items())
-            if key.startswith(f"{kind}.finished.")
-        )
-        table.add_row(
-            f"{kind}s",
-            f"opened {counts.get(f'{kind}.opened', 0)}, open {counts.get(f'{kind}.open', 0)}"
-            + (f"; {finished}" if finished else ""),
-        )
+    several = len(progress.markets) > 1
+    for name, market in progress.markets.items():
+        for kind in ("activation", "rent"):
+            if kind == "rent" and several and not market.get("rent.opened"):
+                continue  # the agent protocol has no rent
+            finished = ", ".join(
+                f"{STATUS_WORDS.get(key.rsplit('.', 1)[1], key)} {n}"
+                for key, n in sorted(market.items())
+                if key.startswith(f"{kind}.finished.")
+            )
+            table.add_row(
+                f"{name} {kind}s" if several else f"{kind}s",
+                f"opened {market.get(f'{kind}.opened', 0)}, open {market.get(f'{kind}.open', 0)}"
+                + (f"; {finished}" if finished else "")
+                + (f"; pushed {market.get('push.success', 0)}" if several and kind == "activation" else ""),
+            )
+    markets = progress.markets.values()
     table.add_row(
         "SMS",
         f"received {counts.get('sms.sent', 0)} (routed {counts.get('sms.routed', 0)}, "
         f"idle numbers {counts.get('sms.stray', 0)}, resent {counts.get('sms.resent', 0)}); "
-        f"pushed {counts.get('push.success', 0)} (+{counts.get('push.ignored', 0)} ignored, "
-        f"{counts.get('push.no_operation', 0)} late); pending {progress.pending_pushes}",
+        f"pushed {sum(m.get('push.success', 0) for m in markets)} "
+        f"(+{sum(m.get('push.ignored', 0) for m in markets)} ignored, "
+        f"{sum(m.get('push.no_operation', 0) for m in markets)} late); pending {progress.pending_pushes}",
     )
     table.add_row("earnings", f"{progress.earnings_rub:,.2f} RUB")
     latency = "  ".join(
         f"{call} {figures['p50_ms']:.0f}/{figures['p99_ms']:.0f}"
         for call, figures in progress.latencies.items()
-        if call in ("getNumber", "finishActivation", "getServices", "intake")
+        if call.rsplit(" ", 1)[-1] in LIVE_CALLS
     )
     table.add_row("latency ms p50/p99", latency or "-")
     if progress.failures:
@@ -222,16 +253,27 @@ def live_view(progress: Progress, duration: float | None, port: int) -> Renderab
 
 
 async def _demo(
-    *, duration: float | None, numbers: int, speed: float, port: int, console: Console, note: str | None
+    *,
+    duration: float | None,
+    numbers: int,
+    speed: float,
+    port: int,
+    marketplaces: Sequence[str],
+    console: Console,
+    note: str | None,
 ) -> Report:
-    key, intake, admin = secrets.token_hex(12), secrets.token_hex(12), secrets.token_hex(12)
+    keys = {name: secrets.token_hex(12) for name in marketplaces}
+    intake, admin = secrets.token_hex(12), secrets.token_hex(12)
     cards = make_farm(numbers)
     fresh_database()
     save_csv(cards, FARM_CSV)
-    market = MarketplaceConfig(server_url=f"http://127.0.0.1:{port}", key=key, speed=speed)
-    bank = SimBankConfig(server_url=f"http://127.0.0.1:{port}", token=intake, speed=speed)
-    async with Simulation(market, bank, cards) as sim:
-        environ = server_environment(key=key, intake=intake, admin=admin, push_url=sim.push_url, speed=speed)
+    server_url = f"http://127.0.0.1:{port}"
+    markets = [for_marketplace(name, server_url, keys[name], speed=speed) for name in marketplaces]
+    bank = SimBankConfig(server_url=server_url, token=intake, speed=speed)
+    async with Simulation(markets, bank, cards) as sim:
+        environ = server_environment(
+            keys=keys, push_urls=sim.push_urls, intake=intake, admin=admin, speed=speed
+        )
         imported = await asyncio.to_thread(import_farm, environ)
         server = ServerProcess(port, environ)
         server.start()
@@ -240,8 +282,10 @@ async def _demo(
             if note:
                 console.print(note, style="yellow")
             console.print(f"farm: {numbers} virtual SIMs in {FARM_CSV} ({imported}); database {DATABASE}")
-            console.print(f"server: {server.url} (log {SERVER_LOG}); marketplace pushes to {sim.push_url}")
-            console.print(f"partner key {key}; intake token {intake}; admin token {admin}")
+            console.print(f"server: {server.url} (log {SERVER_LOG})")
+            for name, url in sim.push_urls.items():
+                console.print(f"{name}: key {keys[name]}; pushes to {url}")
+            console.print(f"intake token {intake}; admin token {admin}")
             console.print(f"dashboard: http://127.0.0.1:{port}/")
             return await _watch(sim, duration, port, console)
         finally:
@@ -274,7 +318,14 @@ async def _watch(sim: Simulation, duration: float | None, port: int, console: Co
     return await running
 
 
-def run_demo(*, duration: float | None, numbers: int, speed: float = 10.0, port: int | None = None) -> int:
+def run_demo(
+    *,
+    duration: float | None,
+    numbers: int,
+    speed: float = 10.0,
+    port: int | None = None,
+    marketplaces: str = ",".join(DEFAULT_MARKETPLACES),
+) -> int:
     """The `simgate demo` command; returns the exit status."""
     console = Console()
     if numbers < 1:
@@ -284,9 +335,18 @@ def run_demo(*, duration: float | None, numbers: int, speed: float = 10.0, port:
         console.print("simgate: demo: --speed and --duration must be > 0", style="red")
         return 2
     try:
+        names = parse_marketplaces(marketplaces)
         chosen, note = choose_port(port)
         report = asyncio.run(
-            _demo(duration=duration, numbers=numbers, speed=speed, port=chosen, console=console, note=note)
+            _demo(
+                duration=duration,
+                numbers=numbers,
+                speed=speed,
+                port=chosen,
+                marketplaces=names,
+                console=console,
+                note=note,
+            )
         )
     except DemoError as error:
         print(f"simgate: demo: {error}", file=sys.stderr)

@@ -236,3 +236,20 @@ def test_the_marketplace_simulator_knows_its_protocols() -> None:
     result = CliRunner().invoke(app, ["simulate", "marketplace", "--key", "k", "--protocol", "ebay"])
     assert result.exit_code == 2
     assert "onlinesim, smshub" in result.output
+
+
+def test_the_demo_enables_each_simulated_marketplace_with_its_key_and_push_url() -> None:
+    from simgate.demo import DemoError, parse_marketplaces, server_environment
+
+    assert parse_marketplaces(" onlinesim, SMSHUB,onlinesim") == ("onlinesim", "smshub")
+    with pytest.raises(DemoError, match="ebay"):
+        parse_marketplaces("onlinesim,ebay")
+    environ = server_environment(
+        keys={"onlinesim": "k1", "smshub": "k2"},
+        push_urls={"onlinesim": "http://127.0.0.1:1", "smshub": "http://127.0.0.1:2/agent/api/sms"},
+        intake="i", admin="a", speed=10,
+    )  # fmt: skip
+    assert environ["SIMGATE_ONLINESIM_KEY"] == "k1"
+    assert environ["SIMGATE_SMSHUB_KEY"] == "k2"
+    assert environ["SIMGATE_SMSHUB_PUSH_URL"] == "http://127.0.0.1:2/agent/api/sms"
+    assert environ["SIMGATE_PUSH_RETRY_SECONDS"] == "1"

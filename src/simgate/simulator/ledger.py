@@ -101,6 +101,19 @@ class Snapshot:
     consumed_at_start: Counter[str]
 
 
+@dataclass(slots=True)
+class OrderRecord:
+    """One GET_NUMBER as sent: its stock may be gone from the moment it is sent."""
+
+    country: str
+    requested_at: float
+    answered_at: float | None = None
+
+
+MAX_RECORDS = 50_000
+"""Polls and orders kept for the checks across marketplaces (a long demo keeps its last)."""
+
+
 @dataclass
 class Ledger:
     """The marketplace's own records, in its own names."""
@@ -126,11 +139,25 @@ class Ledger:
     """Agent protocol: (operation or phone, text) -> the smsId it first came with."""
     snapshots: dict[str, Snapshot] = field(default_factory=dict)
     """The latest GET_SERVICES answer per endpoint."""
+    polls: list[Snapshot] = field(default_factory=list)
+    """Every activation GET_SERVICES answer, oldest first (up to MAX_RECORDS)."""
+    orders: list[OrderRecord] = field(default_factory=list)
+    """Every GET_NUMBER sent, oldest first (up to MAX_RECORDS)."""
     consumed: Counter[str] = field(default_factory=Counter)
     """GET_NUMBER calls per country that may have taken a number (success, error, timeout)."""
     inflight: Counter[str] = field(default_factory=Counter)
     unknown_outcomes: int = 0
     """Orders whose answer we could not read: the partner's state is not fully known."""
+
+    def record_poll(self, snapshot: Snapshot) -> None:
+        if len(self.polls) < MAX_RECORDS:
+            self.polls.append(snapshot)
+
+    def record_order(self, country: str, at: float) -> OrderRecord:
+        record = OrderRecord(country, at)
+        if len(self.orders) < MAX_RECORDS:
+            self.orders.append(record)
+        return record
 
     def record_issue(self, op: MarketOp) -> None:
         self.ops[op.id] = op

@@ -39,6 +39,19 @@ from simgate.simulator.report import Report
 log = logging.getLogger("simgate.simulator.marketplace")
 
 
+def market_checks(config: MarketplaceConfig) -> list[str]:
+    """The checks one marketplace makes on its own, in the order its report lists them."""
+    agent = config.protocol == "agent"
+    return [
+        "counts_not_over_reported", "counts_within_farm", *(() if agent else ("any_is_total",)),
+        "numbers_offered_again", "no_number_issued_twice", "activation_ids_unique",
+        "exclusions_honoured", "issued_matches_order", "no_reissue_after_sale",
+        "answers_well_formed", "finish_answered_success", "answers_within_deadline", "answers_fast",
+        "pushes_well_formed", "no_duplicate_push", *(("sms_id_stable",) if agent else ()),
+        "no_push_for_closed_or_unknown",
+    ]  # fmt: skip
+
+
 class MarketplaceSimulator:
     """Use as `async with MarketplaceSimulator(config) as market:`; then `run`, `close_all`, `finalize`."""
 
@@ -77,18 +90,7 @@ class MarketplaceSimulator:
         self._closing = asyncio.Event()
         self._orders = 0
         self._started = time.monotonic()
-        agent = config.protocol == "agent"
-        self.report.prepare(
-            [
-                "counts_not_over_reported", "counts_within_farm",
-                *(() if agent else ("any_is_total",)),
-                "numbers_offered_again", "no_number_issued_twice", "activation_ids_unique",
-                "exclusions_honoured", "issued_matches_order", "no_reissue_after_sale",
-                "answers_well_formed", "finish_answered_success", "answers_within_deadline",
-                "answers_fast", "pushes_well_formed", "no_duplicate_push",
-                *(("sms_id_stable",) if agent else ()), "no_push_for_closed_or_unknown",
-            ]
-        )  # fmt: skip
+        self.report.prepare(market_checks(config))
         for name in ("counts_within_farm", "numbers_offered_again", "issued_matches_order"):
             self.report.check(name).active = self.farm is not None
 
@@ -220,6 +222,8 @@ class MarketplaceSimulator:
             return None
         snapshot = Snapshot(started, answered, counts, consumed)
         self.ledger.snapshots[endpoint] = snapshot
+        if endpoint == self.config.calls.services:
+            self.ledger.record_poll(snapshot)
         self._remaining[endpoint] = dict(counts)
         if self.config.protocol == "onlinesim":
             self.checks.any_is_total(endpoint, counts)
@@ -259,11 +263,13 @@ class MarketplaceSimulator:
         requested = time.monotonic()
         ledger = self.ledger
         ledger.inflight[country] += 1
+        record = ledger.record_order(country, requested)
         self.report.counts["order.sent"] += 1
         try:
             result = await self.client.call(endpoint, payload)
         finally:
             ledger.inflight[country] -= 1
+            record.answered_at = time.monotonic()
         word = result.word
         if result.error is None and result.status == 200 and word == "NO_NUMBERS":
             self.report.counts["order.no_numbers"] += 1

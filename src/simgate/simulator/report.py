@@ -128,6 +128,9 @@ class Report:
     earnings_kopecks: int = 0
     latencies: Latencies = field(default_factory=Latencies)
     checks: dict[str, Check] = field(default_factory=dict)
+    sections: list[Report] = field(default_factory=list)
+    """One report per marketplace when several sell one farm; this one then holds the SIM
+    bank's checks and those across marketplaces, and passes only if every section does."""
 
     def check(self, name: str) -> Check:
         """The check called `name` (see CATALOGUE), created on first use."""
@@ -143,15 +146,17 @@ class Report:
 
     @property
     def earnings_rub(self) -> float:
-        return self.earnings_kopecks / 100
+        return (self.earnings_kopecks + sum(s.earnings_kopecks for s in self.sections)) / 100
 
     @property
     def ok(self) -> bool:
-        return all(c.passed for c in self.checks.values() if c.severity is Severity.ERROR)
+        own = all(c.passed for c in self.checks.values() if c.severity is Severity.ERROR)
+        return own and all(section.ok for section in self.sections)
 
     @property
     def failed(self) -> list[Check]:
-        return [c for c in self.checks.values() if not c.passed and c.severity is Severity.ERROR]
+        own = [c for c in self.checks.values() if not c.passed and c.severity is Severity.ERROR]
+        return own + [c for section in self.sections for c in section.failed]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -164,13 +169,19 @@ class Report:
             "earnings_rub": round(self.earnings_rub, 2),
             "latency": {call: self.latencies.summary(call) for call in self.latencies.calls()},
             "checks": {name: check.to_dict() for name, check in self.checks.items()},
+            **({"marketplaces": {s.title: s.to_dict() for s in self.sections}} if self.sections else {}),
         }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n"
 
     def render(self) -> RenderableType:
-        return Group(activity_table(self), latency_table(self.latencies), checks_table(self))
+        parts: list[RenderableType] = [
+            activity_table(self),
+            latency_table(self.latencies),
+            checks_table(self),
+        ]
+        return Group(*parts, *(section.render() for section in self.sections))
 
     def print(self, console: Console) -> None:
         console.print(self.render())
@@ -191,7 +202,10 @@ def activity_table(report: Report) -> Table:
     table.add_row(
         "time", f"{report.real_seconds:.1f} s real, x{report.speed:g} = {simulated / 60:.1f} simulated min"
     )
-    for kind in ("activation", "rent"):
+    buying = not report.sections  # with several marketplaces, each section shows its own
+    for kind in ("activation", "rent") if buying else ():
+        if kind == "rent" and not counts["rent.opened"]:
+            continue  # none ordered (the agent protocol has no rent)
         finished = {k.rsplit(".", 1)[1]: v for k, v in counts.items() if k.startswith(f"{kind}.finished.")}
         row = ", ".join(f"{STATUS_WORDS.get(s, s)} {n}" for s, n in sorted(finished.items()))
         table.add_row(
@@ -199,16 +213,28 @@ def activity_table(report: Report) -> Table:
             f"opened {counts[f'{kind}.opened']}, open now {counts[f'{kind}.open']}"
             + (f"; finished: {row}" if row else ""),
         )
-    table.add_row(
-        "orders",
-        f"{counts['order.sent']} sent, {counts['order.no_numbers']} NO_NUMBERS, "
-        f"{counts['order.skipped']} skipped (nothing advertised), {counts['services.polls']} polls",
-    )
-    table.add_row(
-        "SMS",
-        f"{counts['sms.sent']} sent to intake, {counts['sms.routed']} routed to an operation, "
-        f"{counts['sms.stray']} for idle numbers, {counts['sms.resent']} resent (same id)",
-    )
+    if buying:
+        table.add_row(
+            "orders",
+            f"{counts['order.sent']} sent, {counts['order.no_numbers']} NO_NUMBERS, "
+            f"{counts['order.skipped']} skipped (nothing advertised), {counts['services.polls']} polls",
+        )
+    if counts["sms.sent"] or report.sections:
+        table.add_row(
+            "SMS",
+            f"{counts['sms.sent']} sent to intake, {counts['sms.routed']} routed to an operation, "
+            f"{counts['sms.stray']} for idle numbers, {counts['sms.resent']} resent (same id)",
+        )
+    if buying:
+        _buyer_rows(table, counts)
+    table.add_row("earnings", f"{report.earnings_rub:,.2f} RUB")
+    if counts["simulator.errors"]:
+        errors = counts["simulator.errors"]
+        table.add_row("simulator", Text(f"{errors} internal error(s): see the log", "red"))
+    return table
+
+
+def _buyer_rows(table: Table, counts: Counter[str]) -> None:
     table.add_row(
         "pushes",
         f"{counts['push.received']} received: {counts['push.success']} SUCCESS, "
@@ -220,11 +246,6 @@ def activity_table(report: Report) -> Table:
         f"{counts['finish.sent']} sent, {counts['finish.resent']} resent after a slow or lost answer, "
         f"{counts['finish.repeated']} repeated on purpose",
     )
-    table.add_row("earnings", f"{report.earnings_rub:,.2f} RUB")
-    if counts["simulator.errors"]:
-        errors = counts["simulator.errors"]
-        table.add_row("simulator", Text(f"{errors} internal error(s): see the log", "red"))
-    return table
 
 
 def _register(name: str, title: str, severity: Severity = Severity.ERROR) -> None:
@@ -254,6 +275,11 @@ _register("sms_pushed_exactly_once", "every SMS for an open operation pushed exa
 _register("sms_routed_to_open_operation", "SMS routed to the number's open operation, never a closed one")
 _register("sms_text_intact", "pushed text identical to the SMS received (Cyrillic, emoji, long)")
 _register("intake_answers", "intake stores new SMS (202) and recognises resends (200, duplicate)")
+_register("no_sim_held_by_two_marketplaces", "no SIM held by two marketplaces at once")
+_register("counts_within_free_sims", "all marketplaces' counts together never above the free SIMs")
+_register("pushes_to_the_right_marketplace", "every SMS pushed to the marketplace holding the number only")
+_register("no_push_after_success_anywhere", "no SMS pushed anywhere after a SUCCESS")
+_register("no_resale_on_another_marketplace", "a number sold for a service is not issued for it elsewhere")
 
 
 STATUS_WORDS = {"1": "not taken (1)", "3": "sold (3)", "4": "cancelled (4)", "5": "refunded (5)"}
