@@ -237,7 +237,7 @@ async def test_a_server_that_loses_sms_is_caught(tmp_path: Path, monkeypatch: py
             self.outbox = NoOutbox()
 
     monkeypatch.setattr(
-        "simgate.http.intake.accept_sms", lambda uow, incoming, now: original(Forgetful(uow), incoming, now)
+        "simgate.http.intake.accept_sms", lambda uow, *rest: original(Forgetful(uow), *rest)
     )
     report = await run_farm(tmp_path, seconds=3.0)
 
