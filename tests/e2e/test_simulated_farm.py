@@ -236,9 +236,7 @@ async def test_a_server_that_loses_sms_is_caught(tmp_path: Path, monkeypatch: py
             self.numbers, self.operations, self.messages = uow.numbers, uow.operations, uow.messages
             self.outbox = NoOutbox()
 
-    monkeypatch.setattr(
-        "simgate.http.intake.accept_sms", lambda uow, *rest: original(Forgetful(uow), *rest)
-    )
+    monkeypatch.setattr("simgate.http.intake.accept_sms", lambda uow, *rest: original(Forgetful(uow), *rest))
     report = await run_farm(tmp_path, seconds=3.0)
 
     assert not report.ok
