@@ -265,7 +265,7 @@ _register(
 )
 _register("answers_well_formed", "answers in the documented shape (JSON numbers, status words)")
 _register("finish_answered_success", "every FINISH answered SUCCESS, repeats included")
-_register("answers_within_deadline", "every answer within the 10 s deadline")
+_register("answers_within_deadline", "every answer within the deadline (Onlinesim 10 s, SMSHUB 3 s)")
 _register("answers_fast", "answers under 1 s", Severity.WARNING)
 _register("pushes_well_formed", "PUSH_SMS payloads well-formed (fields, types, key, endpoint)")
 _register("no_duplicate_push", "no SMS pushed twice (same operation, same text)")
