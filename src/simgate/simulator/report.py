@@ -178,7 +178,7 @@ class Report:
     def render(self) -> RenderableType:
         parts: list[RenderableType] = [
             activity_table(self),
-            latency_table(self.latencies),
+            latency_table(self.latencies, f"{self.title}: answer latency"),
             checks_table(self),
         ]
         return Group(*parts, *(section.render() for section in self.sections))
@@ -285,8 +285,8 @@ _register("no_resale_on_another_marketplace", "a number sold for a service is no
 STATUS_WORDS = {"1": "not taken (1)", "3": "sold (3)", "4": "cancelled (4)", "5": "refunded (5)"}
 
 
-def latency_table(latencies: Latencies) -> Table:
-    table = Table(title="answer latency", title_justify="left")
+def latency_table(latencies: Latencies, title: str = "answer latency") -> Table:
+    table = Table(title=title, title_justify="left")
     for column in ("call", "count", "p50 ms", "p99 ms", "max ms"):
         table.add_column(column, justify="left" if column == "call" else "right")
     for call in latencies.calls():
@@ -298,7 +298,7 @@ def latency_table(latencies: Latencies) -> Table:
 
 
 def checks_table(report: Report) -> Table:
-    table = Table(title="partner checks", title_justify="left")
+    table = Table(title=f"{report.title}: partner checks", title_justify="left")
     table.add_column("", width=4)
     table.add_column("check")
     table.add_column("observed", justify="right")
