@@ -27,7 +27,7 @@ from simgate.delivery.owners import dead_on_this_host, worker_name
 from simgate.delivery.retry import RetryPolicy
 from simgate.domain.messages import Attempt, DueDelivery, PushReply, PushRequest, Verdict
 from simgate.domain.types import Timestamp
-from simgate.storage.ports import Store
+from simgate.storage.ports import Store, StoreUnavailable
 
 log = logging.getLogger("simgate.delivery")
 
@@ -204,17 +204,26 @@ class DeliveryWorker:
     async def _record(
         self, item: DueDelivery, attempt: Attempt, state: str, next_at: float, reason: str | None
     ) -> None:
-        # The push already happened: losing this write would re-send after the lease, so
-        # insist for as long as the lease lasts.
-        for pause in (0.05, 0.2, 1.0, 2.0, 5.0, 10.0, 20.0):
+        # The push already happened: until this write lands, a crash (or the lease running
+        # out) sends it again. So insist for as long as the lease lasts, and at least once a
+        # second: the write goes through within a second of the disk or database coming back.
+        deadline = time.monotonic() + self.lease
+        pauses = iter((0.05, 0.2, 0.5))
+        while True:
             try:
                 await self.store.transact(
                     lambda uow: uow.outbox.record(item.id, self.name, attempt, state, next_at, reason)
                 )
                 return
-            except Exception:
-                log.exception("recording delivery %s failed; retrying", item.id)
-                await asyncio.sleep(pause)
+            except Exception as error:
+                if time.monotonic() >= deadline:
+                    log.error("recording delivery %s failed for the whole lease; giving up", item.id)
+                    return
+                if isinstance(error, StoreUnavailable):
+                    log.warning("recording delivery %s failed (%s); retrying", item.id, error)
+                else:
+                    log.exception("recording delivery %s failed; retrying", item.id)
+                await asyncio.sleep(next(pauses, 1.0))
 
     def halt(self) -> None:
         """Stop claiming now; safe to call from a signal handler. stop() finishes the job."""
