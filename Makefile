@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DURATION ?=
+PORT ?=
 PYTEST_ARGS ?=
 
 .PHONY: demo test check bench install clean
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/simgate demo $(if $(DURATION),--duration $(DURATION),)
+	$(BIN)/simgate demo $(if $(DURATION),--duration $(DURATION),) $(if $(PORT),--port $(PORT),)
 
 # pytest exits 5 when it collected nothing; that must not pass as green, and it doesn't:
 # any non-zero status fails the target.

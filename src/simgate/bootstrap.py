@@ -49,9 +49,8 @@ def prepare_schema(settings: Settings, *, migrate: bool) -> str:
 
 
 def ensure_schema(settings: Settings) -> None:
-    """For CLI commands: create the schema on an empty database, refuse an outdated one."""
-    if schema.current_revision(settings.database_url) is None:
-        schema.upgrade(settings.database_url)
+    """For CLI commands other than `migrate` and `serve`: refuse a database without the current
+    schema. They never create one: run in the wrong directory, they would fill a stray file."""
     schema.check_current(settings.database_url)
 
 

@@ -6,16 +6,18 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from simgate import catalogue
-from simgate.config import Settings, SettingsError, load_settings
+from simgate import __version__, catalogue
+from simgate.commands.common import State, console, database, describe_error, fail, settings
+from simgate.config import SettingsError
 from simgate.hardware.cli import intake_app
 from simgate.simulator.cli import app as simulate_app
+
+__all__ = ["app", "fail", "main", "settings"]
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False)
 numbers_app = typer.Typer(no_args_is_help=True, help="The SIM inventory.")
@@ -26,24 +28,13 @@ outbox_app = typer.Typer(no_args_is_help=True, help="Pushes to the marketplace."
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(intake_app, name="intake")
-console = Console()
 IMPORT_BATCH = 1000
 
 
-class State:
-    config: Path | None = None
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    typer.echo(f"simgate: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def settings() -> Settings:
-    try:
-        return load_settings(config_file=State.config)
-    except SettingsError as error:
-        fail(str(error), 2)
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"simgate {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -51,6 +42,10 @@ def options(
     config: Annotated[
         Path | None, typer.Option("--config", help="TOML settings file (or SIMGATE_CONFIG)")
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit"),
+    ] = False,
 ) -> None:
     """simgate: sell your SIM farm's numbers through Onlinesim."""
     State.config = config
@@ -69,14 +64,15 @@ def serve(
     from simgate.server import run_server
     from simgate.storage.schema import SchemaMismatch
 
+    current = settings()  # outside the try: its own failure already printed its one line
     try:
-        run_server(settings(), host=host, port=port, worker=not no_worker, migrate=not no_migrate)
+        run_server(current, host=host, port=port, worker=not no_worker, migrate=not no_migrate)
     except SettingsError as error:
         fail(str(error), 2)
     except SchemaMismatch as error:
         fail(str(error))
     except Exception as error:
-        fail(f"{type(error).__name__}: {error}")
+        fail(describe_error(error))
 
 
 @app.command()
@@ -85,14 +81,15 @@ def worker() -> None:
     from simgate.server import run_worker
     from simgate.storage.schema import SchemaMismatch
 
+    current = settings()
     try:
-        run_worker(settings())
+        run_worker(current)
     except SettingsError as error:
         fail(str(error), 2)
     except SchemaMismatch as error:
         fail(str(error))
     except Exception as error:
-        fail(f"{type(error).__name__}: {error}")
+        fail(describe_error(error))
 
 
 @app.command()
@@ -115,7 +112,6 @@ def numbers_import(
     """Load or update SIM numbers from a CSV file (idempotent)."""
     from rich.progress import Progress
 
-    from simgate.bootstrap import ensure_schema, open_store
     from simgate.services.inventory import (
         ImportReport,
         InventoryFileError,
@@ -130,25 +126,21 @@ def numbers_import(
     except OSError as error:
         fail(f"cannot read {file}: {error.strerror}")
     except UnicodeDecodeError:
-        fail(f"{file} is not UTF-8 text")
+        fail(f"{file} is not UTF-8 text (save it from the spreadsheet as CSV UTF-8)")
     except InventoryFileError as error:
         fail(f"{file}: {error}")
-    ensure_schema(current)
-    store = open_store(current)
     total = ImportReport(rejected=rejected)
-    try:
-        with Progress(console=console, transient=True, disable=len(specs) < 5 * IMPORT_BATCH) as bar:
-            task = bar.add_task("importing", total=len(specs))
-            for start in range(0, len(specs), IMPORT_BATCH):
-                batch = specs[start : start + IMPORT_BATCH]
-                now = time.time()
-                report = store.run(lambda uow, b=batch, t=now: import_numbers(uow, b, t))  # type: ignore[misc]
-                total.added += report.added
-                total.updated += report.updated
-                total.unchanged += report.unchanged
-                bar.advance(task, len(batch))
-    finally:
-        store.close()
+    quiet = len(specs) < 5 * IMPORT_BATCH
+    with database(current) as store, Progress(console=console, transient=True, disable=quiet) as bar:
+        task = bar.add_task("importing", total=len(specs))
+        for start in range(0, len(specs), IMPORT_BATCH):
+            batch = specs[start : start + IMPORT_BATCH]
+            now = time.time()
+            report = store.run(lambda uow, b=batch, t=now: import_numbers(uow, b, t))  # type: ignore[misc]
+            total.added += report.added
+            total.updated += report.updated
+            total.unchanged += report.unchanged
+            bar.advance(task, len(batch))
     console.print(
         f"added {total.added}, updated {total.updated}, unchanged {total.unchanged}, "
         f"rejected {len(total.rejected)}"
@@ -166,18 +158,12 @@ def numbers_list(
     state: Annotated[str | None, typer.Option(help="free, busy, offline or disabled")] = None,
 ) -> None:
     """List numbers with their state."""
-    from simgate.bootstrap import ensure_schema, open_store
     from simgate.storage.ports import NumberFilter
 
     if state is not None and state not in ("free", "busy", "offline", "disabled"):
         fail("--state must be free, busy, offline or disabled", 2)
-    current = settings()
-    ensure_schema(current)
-    store = open_store(current)
-    try:
+    with database() as store:
         rows = store.run(lambda uow: uow.numbers.search(NumberFilter(state=state, limit=10**9)))
-    finally:
-        store.close()
     if as_json:
         payload = [
             {
@@ -208,23 +194,17 @@ def sms_list(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON array on stdout")] = False,
 ) -> None:
     """List received SMS with their routing and push state."""
-    from simgate.bootstrap import ensure_schema, open_store
     from simgate.storage.ports import MessageFilter
 
     if unrouted + pending + failed > 1:
         fail("choose one of --unrouted, --pending, --failed", 2)
     state = "pending" if pending else "failed" if failed else None
-    current = settings()
-    ensure_schema(current)
-    store = open_store(current)
-    try:
+    with database() as store:
         rows = store.run(
             lambda uow: uow.messages.search(
                 MessageFilter(unrouted=unrouted, delivery_state=state, limit=limit)
             )
         )
-    finally:
-        store.close()
     records = [
         {
             "id": m.id, "phone": m.phone, "sender": m.sender, "text": m.text,
@@ -238,10 +218,12 @@ def sms_list(
     if as_json:
         sys.stdout.write(json.dumps(records, ensure_ascii=False) + "\n")
         return
-    table = Table("id", "stored", "phone", "sender", "text", "operation", "push", "tries", "reason")
+    # The push id comes first: it is the one `outbox retry` and the dashboard's Pushes page use.
+    table = Table("push", "stored", "phone", "sender", "text", "operation", "state", "tries", "reason")
     for r in records:
         table.add_row(
-            str(r["id"]), time.strftime("%m-%d %H:%M:%S", time.localtime(float(r["stored_at"] or 0))),
+            str(r["delivery_id"] or "-"),
+            time.strftime("%m-%d %H:%M:%S", time.localtime(float(r["stored_at"] or 0))),
             str(r["phone"]), str(r["sender"]), str(r["text"])[:40], str(r["operation_id"] or "-"),
             str(r["push"]), str(r["attempts"]), str(r["reason"] or ""),
         )  # fmt: skip
@@ -250,22 +232,23 @@ def sms_list(
 
 @outbox_app.command("retry")
 def outbox_retry(
-    delivery_id: Annotated[int, typer.Argument(help="The delivery id (see `simgate sms list`)")],
+    delivery_id: Annotated[
+        int, typer.Argument(help="The push id (`simgate sms list`, the dashboard's Pushes page)")
+    ],
 ) -> None:
-    """Push a rejected or given-up delivery again. Acknowledged pushes are never resent."""
-    from simgate.bootstrap import ensure_schema, open_store
+    """Push a rejected or given-up SMS again. Acknowledged pushes are never resent."""
     from simgate.services.outbox import RetryRefused, retry_delivery
 
-    current = settings()
-    ensure_schema(current)
-    store = open_store(current)
-    try:
-        store.run(lambda uow: retry_delivery(uow, delivery_id, time.time()))
-    except RetryRefused as error:
-        fail(str(error))
-    finally:
-        store.close()
-    typer.echo(f"delivery {delivery_id} is pending again")
+    with database() as store:
+        try:
+            message = store.run(lambda uow: retry_delivery(uow, delivery_id, time.time()))
+        except RetryRefused as error:
+            fail(f"{error} (the push id is the first column of `simgate sms list`)")
+    # Name the SMS, so a mistyped id is seen at once rather than when a buyer complains.
+    typer.echo(
+        f"push {delivery_id} is pending again: SMS {message.id} from {message.sender} "
+        f"to {message.phone}: {message.text[:40]!r}"
+    )
 
 
 @app.command()
@@ -312,6 +295,5 @@ def main() -> None:
     except Exception as error:
         if os.environ.get("SIMGATE_DEBUG") == "1":
             raise
-        reason = str(getattr(error, "orig", None) or error).strip().splitlines()
-        typer.echo(f"simgate: {type(error).__name__}: {reason[0] if reason else ''}", err=True)
+        typer.echo(f"simgate: {describe_error(error)}", err=True)
         raise SystemExit(1) from None

@@ -112,31 +112,38 @@ def load_settings(
     environ = os.environ if environ is None else environ
     values: dict[str, object] = {}
     path = config_file or environ.get("SIMGATE_CONFIG")
+    # Blame what the owner typed: the --config option, or the variable.
+    origin = "--config" if config_file else "SIMGATE_CONFIG"
     if path:
         try:
             with open(path, "rb") as handle:
                 values.update(tomllib.load(handle))
         except OSError as error:
-            raise SettingsError(f"SIMGATE_CONFIG: cannot read {path}: {error.strerror}") from error
+            raise SettingsError(f"{origin}: cannot read {path}: {error.strerror}") from error
         except tomllib.TOMLDecodeError as error:
-            raise SettingsError(f"SIMGATE_CONFIG: {path} is not valid TOML: {error}") from error
+            raise SettingsError(f"{path} is not valid TOML: {error}") from error
     fields = set(Settings.model_fields)
+    from_env: set[str] = set()
     for name, value in environ.items():
         key = name.removeprefix(PREFIX).lower()
         if name.startswith(PREFIX) and key in fields:
             values[key] = value
+            from_env.add(key)
     try:
         return Settings.model_validate(values)
     except ValidationError as error:
-        raise SettingsError(_explain(error)) from None
+        raise SettingsError(_explain(error, from_env, path)) from None
 
 
-def _explain(error: ValidationError) -> str:
+def _explain(error: ValidationError, from_env: set[str], path: str | Path | None) -> str:
+    """Each problem under the name the owner wrote: SIMGATE_X for a variable, `x` in the file."""
     lines = []
     for problem in error.errors():
-        field = str(problem["loc"][0]) if problem["loc"] else "?"
+        field = ".".join(str(part) for part in problem["loc"]) or "?"
         message = problem["msg"].removeprefix("Value error, ")
         if problem["type"] == "extra_forbidden":
             message = "unknown setting"
-        lines.append(f"{PREFIX}{field.upper()}: {message}")
+        top = str(problem["loc"][0]) if problem["loc"] else "?"
+        name = f"{PREFIX}{top.upper()}" if top in from_env or not path else f"{path}: {field}"
+        lines.append(f"{name}: {message}")
     return "; ".join(lines)

@@ -592,7 +592,7 @@ def test_a_pending_or_unknown_delivery_cannot_be_retried(store: Store) -> None:
     q = queue_one(store)
     with pytest.raises(RetryRefused, match="pending"):
         store.run(lambda uow: retry_delivery(uow, q.delivery_id, T0 + 1))
-    with pytest.raises(RetryRefused, match="no delivery"):
+    with pytest.raises(RetryRefused, match="no push"):
         store.run(lambda uow: retry_delivery(uow, 999_999, T0 + 1))
     store.run(lambda uow: uow.outbox.retry(q.delivery_id, T0 + 500))
     assert get(store, q.delivery_id).next_attempt_at == T0

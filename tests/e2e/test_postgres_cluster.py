@@ -63,6 +63,7 @@ def test_three_servers_two_workers_issue_each_number_once_and_push_each_sms_once
             postgres_url, onlinesim_push_url=receiver.url, onlinesim_sms_id="message",
             push_retry_seconds="0.5", push_timeout_seconds="1",
         )  # fmt: skip
+        assert run(["migrate"], env).returncode == 0
         imported = run(["numbers", "import", str(tmp_path / "farm.csv")], env)
         assert imported.returncode == 0, imported.stderr
         servers = [group.serve(env, f"serve{i}", "--no-worker") for i in range(3)]
@@ -117,6 +118,7 @@ def test_server_recovers_by_itself_after_postgresql_restarts(postgres_url: str, 
     with FakeReceiver() as receiver, processes(tmp_path) as group:
         env = simgate_env(postgres_url, onlinesim_push_url=receiver.url, onlinesim_sms_id="message",
                           push_retry_seconds="0.5", push_timeout_seconds="1")  # fmt: skip
+        assert run(["migrate"], env).returncode == 0
         assert run(["numbers", "import", str(tmp_path / "farm.csv")], env).returncode == 0
         server = group.serve(env, "serve")
         issued = asyncio.run(order_numbers([server], 3))

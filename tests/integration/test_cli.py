@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+import simgate
 from simgate.domain.model import Number
 from simgate.services.inventory import import_numbers
 from simgate.services.operations import issue_number
@@ -107,15 +108,25 @@ class Case:
     args: tuple[str, ...]
     env: dict[str, str]
     files: dict[str, str | bytes]
+    migrated: bool = False
 
 
 CASES: dict[str, Case] = {
-    "rejected rows": Case(("numbers", "import", "n.csv"), {}, {"n.csv": REJECTS_CSV}),
+    "rejected rows": Case(("numbers", "import", "n.csv"), {}, {"n.csv": REJECTS_CSV}, migrated=True),
     "missing column": Case(
         ("numbers", "import", "n.csv"), {}, {"n.csv": "phone,country\n79281234567,russia\n"}
     ),
     "bad retry": Case(("migrate",), {"SIMGATE_PUSH_RETRY_SECONDS": "soon"}, {}),
     "serve without key": Case(("serve", "--port", str(free_port()), "--no-worker"), {}, {}),
+    "no database": Case(("numbers", "list"), {}, {}),
+    "misspelt variable": Case(("services",), {"SIMGATE_ONLINESIM_PUSHURL": "http://x"}, {}),
+    "import without database": Case(("numbers", "import", "n.csv"), {}, {"n.csv": GOOD_CSV}),
+    "bad toml value": Case(
+        ("--config", "s.toml", "migrate"), {}, {"s.toml": 'push_retry_seconds = "soon"\n'}
+    ),
+    "broken toml": Case(("--config", "s.toml", "migrate"), {}, {"s.toml": "push_retry_seconds = \n"}),
+    "toml unreadable": Case(("--config", "missing.toml", "migrate"), {}, {}),
+    "bad setting for serve": Case(("serve", "--no-worker"), {"SIMGATE_PUSH_RETRY_SECONDS": "soon"}, {}),
 }
 
 
@@ -132,6 +143,8 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
         folder = tmp_path_factory.mktemp(re.sub(r"\W", "_", name))
         for file_name, data in case.files.items():
             write(folder, file_name, data)
+        if case.migrated:
+            schema.upgrade(f"sqlite:///{folder / 'simgate.db'}")
         return Outcome(folder, run(folder, *case.args, env=case.env))
 
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -142,7 +155,10 @@ def test_rejected_rows_exit_1_with_one_line_on_stderr(outcomes: dict[str, Outcom
     outcome = outcomes["rejected rows"]
     result = outcome.result
     assert result.returncode == 1
-    assert re.fullmatch(r"simgate: 3 row\(s\) rejected[^\n]*\n", result.stderr), result.stderr
+    database = f"database: {outcome.folder / 'simgate.db'}\n"
+    assert re.fullmatch(re.escape(database) + r"simgate: 3 row\(s\) rejected[^\n]*\n", result.stderr), (
+        result.stderr
+    )
     assert "added 1, updated 0, unchanged 0, rejected 3" in result.stdout
     for line in ("line 3: 4915112345678", "line 4: 79281234567", "line 5: 79281234599"):
         assert line in result.stdout
@@ -180,16 +196,63 @@ def test_serve_without_the_partner_key_refuses_to_start(outcomes: dict[str, Outc
     assert "SIMGATE_ONLINESIM_KEY" in one_line_reason(outcomes["serve without key"].result)
 
 
+@pytest.mark.parametrize("case", ["no database", "import without database"])
+def test_only_migrate_and_serve_create_a_database(outcomes: dict[str, Outcome], case: str) -> None:
+    outcome = outcomes[case]
+    reason = one_line_reason(outcome.result)
+    assert outcome.result.stderr.count("\n") == 1
+    assert reason.startswith(f"simgate: no database at {outcome.folder / 'simgate.db'} ")
+    assert "simgate migrate" in reason
+    assert not (outcome.folder / "simgate.db").exists()
+
+
+def test_a_misspelt_variable_is_a_warning_naming_the_real_one(outcomes: dict[str, Outcome]) -> None:
+    result = outcomes["misspelt variable"].result
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (
+        "simgate: warning: SIMGATE_ONLINESIM_PUSHURL is not a simgate setting; "
+        "did you mean SIMGATE_ONLINESIM_PUSH_URL?\n"
+    )
+
+
+def test_version(tmp_path: Path) -> None:
+    result = run(tmp_path, "--version")
+    assert (result.returncode, result.stdout) == (0, f"simgate {simgate.__version__}\n")
+
+
+def test_a_bad_toml_value_is_named_as_written_in_the_file(outcomes: dict[str, Outcome]) -> None:
+    outcome = outcomes["bad toml value"]
+    assert outcome.result.returncode == 2
+    assert outcome.result.stderr.count("\n") == 1
+    assert one_line_reason(outcome.result).startswith("simgate: s.toml: push_retry_seconds: ")
+
+
+def test_a_config_file_error_blames_the_file_or_the_option(outcomes: dict[str, Outcome]) -> None:
+    broken, missing = outcomes["broken toml"].result, outcomes["toml unreadable"].result
+    assert (broken.returncode, missing.returncode) == (2, 2)
+    assert one_line_reason(broken).startswith("simgate: s.toml is not valid TOML")
+    assert one_line_reason(missing).startswith("simgate: --config: cannot read missing.toml")
+    assert "SIMGATE_CONFIG" not in broken.stderr + missing.stderr
+
+
+def test_a_bad_setting_stops_serve_with_one_line_and_exit_2(outcomes: dict[str, Outcome]) -> None:
+    result = outcomes["bad setting for serve"].result
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert one_line_reason(result).startswith("simgate: SIMGATE_PUSH_RETRY_SECONDS:")
+
+
 # --- sequences on one database ----------------------------------------------------------------
 
 
 def test_import_then_reimport_reports_added_unchanged_updated(tmp_path: Path) -> None:
     # As a spreadsheet saves it: a byte-order mark and CRLF line ends.
     csv = write(tmp_path, "numbers.csv", ("\ufeff" + GOOD_CSV).replace("\n", "\r\n"))
+    assert run(tmp_path, "migrate").returncode == 0
     first = run(tmp_path, "numbers", "import", str(csv))
     assert first.returncode == 0, first.stderr
     assert "added 2, updated 0, unchanged 0, rejected 0" in first.stdout
-    assert first.stderr == ""
+    assert first.stderr == f"database: {tmp_path / 'simgate.db'}\n"
     loaded = numbers_in(tmp_path)
     assert set(loaded) == {"79281234567", "4915112345678"}
     assert (loaded["4915112345678"].rentable, loaded["79281234567"].port) == (False, "goip1/1")
@@ -261,11 +324,17 @@ def test_migrate_twice(tmp_path: Path) -> None:
     ("url", "words"),
     [
         ("sqlite:////nonexistent-simgate-dir/sub/x.db", "unable to open database file"),
-        ("postgresql://nobody@127.0.0.1:1/none", "Connection refused"),
+        ("postgresql://nobody:secret@127.0.0.1:1/none", "Connection refused"),
     ],
 )
 def test_an_unreachable_database_is_one_line_not_a_traceback(tmp_path: Path, url: str, words: str) -> None:
     for command in (["migrate"], ["numbers", "list"]):
         result = run(tmp_path, *command, env={"SIMGATE_DATABASE_URL": url})
         assert result.stderr.strip().count("\n") == 0, result.stderr
-        assert words in one_line_reason(result)
+        reason = one_line_reason(result)
+        if url.startswith("sqlite") and command != ["migrate"]:
+            assert "no database at /nonexistent-simgate-dir/sub/x.db" in reason
+        else:
+            assert words in reason
+        assert "secret" not in reason
+        assert "http" not in reason  # no link to a library's documentation

@@ -534,14 +534,23 @@ def test_sms_list_and_outbox_retry(
     refused_retry = simgate_process(sqlite_url, "outbox", "retry", str(acknowledged))
     assert refused_retry.returncode != 0
     assert "delivered" in refused_retry.stderr
-    assert len(refused_retry.stderr.strip().splitlines()) == 1
+    database_line, reason = refused_retry.stderr.strip().splitlines()
+    assert database_line.startswith("database: ")
+    assert reason.startswith("simgate: push ")
     assert simgate(sqlite_url, "outbox", "retry", str(acknowledged)).exit_code != 0
     assert delivery_for(server, delivered_id).state is DeliveryState.DELIVERED
     unknown = simgate(sqlite_url, "outbox", "retry", "987654")
     assert unknown.exit_code != 0
 
+    # The id `outbox retry` takes is the one the table shows first, and the answer names the SMS.
+    table = simgate(sqlite_url, "sms", "list", "--failed")
+    row = next(line for line in table.stdout.splitlines() if line.startswith("│"))
+    first_cell = row.split()[1]
+    assert first_cell == str(by_id[rejected_id]["delivery_id"]), table.stdout
     requeued = simgate(sqlite_url, "outbox", "retry", str(by_id[rejected_id]["delivery_id"]))
     assert requeued.exit_code == 0, requeued.stderr
+    assert f"SMS {rejected_id} from " in requeued.stdout
+    assert "'refused'" in requeued.stdout
     wait_for_state(server, rejected_id, DeliveryState.DELIVERED)
     wait_for_state(server, pending_id, DeliveryState.DELIVERED)
     time.sleep(QUIET)
