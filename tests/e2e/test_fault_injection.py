@@ -11,7 +11,6 @@ come from a seed printed at the start, so a failure can be replayed.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import signal
@@ -20,13 +19,14 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import INTAKE_TOKEN, free_port
+from tests.disks import fill_disk, small_disk
 from tests.e2e.processes import run as run_simgate
 from tests.e2e.test_crash_safety import (
     QUIET,
@@ -147,29 +147,6 @@ def check_deliveries(
 # --- SQLite on a small disk -------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def small_disk(where: Path, size: str = "16m") -> Iterator[Path]:
-    where.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                             capture_output=True, text=True, check=False)  # fmt: skip
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def fill(path: Path) -> None:
-    with path.open("wb") as filler, contextlib.suppress(OSError):
-        while True:
-            filler.write(b"\0" * 65536)
-            filler.flush()
-            os.fsync(filler.fileno())
-
-
 def sqlite_delivered(path: Path) -> Callable[[], Counter[str]]:
     def query() -> Counter[str]:
         conn = sqlite3.connect(path, timeout=10)
@@ -189,7 +166,7 @@ def test_sqlite_full_receiver_down_and_random_kills_lose_nothing(tmp_path: Path)
     seed = int(os.environ.get("SIMGATE_FAULT_SEED", random.randrange(1 << 30)))
     print(f"fault seed {seed} (SIMGATE_FAULT_SEED={seed} replays it)")
     rng = random.Random(seed)
-    with small_disk(tmp_path / "disk") as disk:
+    with small_disk(tmp_path / "disk", "16m") as disk:
         database = disk / "simgate.db"
         url = f"sqlite:///{database}"
         with Fleet(tmp_path, url) as fleet:
@@ -218,7 +195,7 @@ def test_sqlite_full_receiver_down_and_random_kills_lose_nothing(tmp_path: Path)
                 gateway.wait_for(50)
 
                 full_at = time.time()
-                fill(disk / "filler")  # the disk is full
+                fill_disk(disk / "filler")  # the disk is full
                 wait_until(
                     lambda: httpx.get(f"{server.url}/readyz", timeout=5).status_code == 503,
                     20, "/readyz to say the disk is full",

@@ -6,25 +6,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
 import sqlite3
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from starlette.testclient import TestClient
 
+from simgate.bootstrap import build_app
 from simgate.domain.messages import IncomingMessage
 from simgate.domain.types import PhoneNumber
 from simgate.services.intake import accept_sms
 from simgate.storage import schema
+from simgate.storage.memory import MemoryStore
 from simgate.storage.ports import StoreUnavailable, UnitOfWork
 from simgate.storage.sqlite import SQLiteStore
 from tests import conftest
 from tests.conftest import INTAKE_TOKEN, KEY, LiveServer
+from tests.disks import fill_disk, small_disk
 from tests.factories import make_spec
 
 T = TypeVar("T")
@@ -176,33 +177,8 @@ def test_http_answers_503_at_once_and_readyz_and_get_services_follow_the_disk(sq
 # --- a real full disk: a small tmpfs ----------------------------------------------------
 
 
-@contextlib.contextmanager
-def tmpfs(where: Path, size: str) -> Iterator[Path]:
-    where.mkdir()
-    if shutil.which("mount") is None or os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root and mount(8)")
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def fill_disk(path: Path) -> None:
-    with path.open("wb") as filler, contextlib.suppress(OSError):
-        while True:
-            filler.write(b"\0" * 65536)
-            filler.flush()
-            os.fsync(filler.fileno())
-
-
 def test_a_real_full_disk_fails_units_and_writes_resume_after_cleanup(tmp_path: Path) -> None:
-    with tmpfs(tmp_path / "small", "8m") as disk:
+    with small_disk(tmp_path / "small", "8m") as disk:
         url = f"sqlite:///{disk / 'simgate.db'}"
         schema.upgrade(url)
         store = SQLiteStore.from_url(url)
@@ -253,10 +229,6 @@ def test_postgresql_gone_fails_units_at_once_and_comes_back_by_itself(postgres_u
 
 def test_readyz_is_not_ready_while_the_memory_fake_plays_a_failing_store() -> None:
     """The HTTP side only reads `write_error`: any store that sets it takes the app out."""
-    from starlette.testclient import TestClient
-
-    from simgate.bootstrap import build_app
-    from simgate.storage.memory import MemoryStore
 
     store = MemoryStore(revision=schema.head_revision())
     app = build_app(
