@@ -9,12 +9,8 @@ import pytest
 from simgate.domain.errors import InvalidNumber
 from simgate.domain.model import NumberSpec
 from simgate.domain.types import CountryName, OperatorName, PhoneNumber
-from simgate.services.inventory import (
-    InventoryFileError,
-    import_numbers,
-    normalise_phone,
-    parse_csv,
-)
+from simgate.services.inventory import InventoryFileError, import_numbers, parse_csv
+from simgate.services.phones import normalise_phone
 from simgate.storage.ports import Store
 
 NOW = 1_700_000_000.0

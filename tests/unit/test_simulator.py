@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 import simgate.simulator
 from simgate import catalogue
 from simgate.cli import app
-from simgate.services.inventory import normalise_phone, parse_csv
+from simgate.services.inventory import parse_csv
+from simgate.services.phones import normalise_phone
 from simgate.simulator import texts
 from simgate.simulator.farm import RANGES, make_farm, read_csv, write_csv
 from simgate.simulator.ledger import Snapshot

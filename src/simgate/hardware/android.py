@@ -40,7 +40,7 @@ from simgate.domain.types import PhoneNumber, Timestamp
 from simgate.hardware.common import Clock, Health, Sink, Wake
 from simgate.hardware.tables import Table
 from simgate.http.body import BodyError, read_body
-from simgate.services.inventory import normalise_phone
+from simgate.services.phones import normalise_phone
 from simgate.storage.ports import Store
 
 log = logging.getLogger("simgate.hardware.android")

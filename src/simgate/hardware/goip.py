@@ -30,7 +30,7 @@ from simgate.domain.messages import IncomingMessage
 from simgate.domain.types import PhoneNumber, Timestamp
 from simgate.hardware.common import Clock, Health, Sink, Wake
 from simgate.hardware.tables import Table, phone_value
-from simgate.services.inventory import normalise_phone
+from simgate.services.phones import normalise_phone
 from simgate.storage.ports import Store
 
 log = logging.getLogger("simgate.hardware.goip")

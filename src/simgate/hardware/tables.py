@@ -12,7 +12,7 @@ from typing import Any
 from simgate.config import SettingsError
 from simgate.domain.errors import InvalidNumber
 from simgate.domain.types import PhoneNumber
-from simgate.services.inventory import normalise_phone
+from simgate.services.phones import normalise_phone
 
 
 class Table:

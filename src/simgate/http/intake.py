@@ -12,7 +12,7 @@ from simgate.domain.errors import DomainError
 from simgate.domain.messages import MAX_CLOCK_SKEW_SECONDS, IncomingMessage
 from simgate.domain.types import Timestamp
 from simgate.services.intake import Accepted, UnknownNumber, accept_sms
-from simgate.services.inventory import normalise_phone
+from simgate.services.phones import normalise_phone
 from simgate.storage.ports import Store
 
 

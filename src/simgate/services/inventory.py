@@ -8,19 +8,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
 
-import phonenumbers
-
 from simgate import catalogue
 from simgate.domain.errors import InvalidNumber
 from simgate.domain.model import NumberSpec
 from simgate.domain.rules import normalise_name
-from simgate.domain.types import ANY_OPERATOR, CountryName, OperatorName, PhoneNumber, Timestamp
+from simgate.domain.types import ANY_OPERATOR, CountryName, OperatorName, Timestamp
+from simgate.services.phones import normalise_phone
 from simgate.storage.ports import UnitOfWork
 
 REQUIRED = ("phone", "country", "operator")
 TRUE, FALSE = {"1", "true", "yes", "y"}, {"0", "false", "no", "n"}
 OPERATOR_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
-PHONE_DECOR = re.compile(r"[\s\-().]")
 
 
 class InventoryFileError(ValueError):
@@ -40,32 +38,6 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     rejected: list[Rejection] = field(default_factory=list)
-
-
-def normalise_phone(raw: str, region: str | None = None) -> PhoneNumber:
-    """Digits with the country code, no '+'; checked against the numbering plan.
-
-    `region` (ISO) makes sure the number's calling code is that country's: a German SIM
-    filed under russia would be sold to buyers who asked for Russia.
-    """
-    text = PHONE_DECOR.sub("", raw.strip())
-    digits = text.removeprefix("+")
-    if not digits.isascii() or not digits.isdigit():
-        raise InvalidNumber(f"phone {raw!r} must be digits with the country code")
-    if not 8 <= len(digits) <= 15:
-        raise InvalidNumber(f"phone {raw!r} must have 8 to 15 digits (E.164)")
-    try:
-        parsed = phonenumbers.parse("+" + digits, None)
-    except phonenumbers.NumberParseException as error:
-        raise InvalidNumber(f"phone {raw!r} has no valid country code") from error
-    if not phonenumbers.is_possible_number(parsed):
-        raise InvalidNumber(f"phone {raw!r} is not a possible number for +{parsed.country_code}")
-    if region is not None and parsed.country_code != phonenumbers.country_code_for_region(region):
-        raise InvalidNumber(
-            f"phone {raw!r} has calling code +{parsed.country_code}, not the country's "
-            f"+{phonenumbers.country_code_for_region(region)}"
-        )
-    return PhoneNumber(digits)
 
 
 def _flag(value: str | None, column: str, default: bool) -> bool:

@@ -22,7 +22,7 @@ from simgate.hardware.modem.assembly import Assembled, Assembler
 from simgate.hardware.modem.at import Channel, ModemError, ModemGone, ModemTimeout, open_channel
 from simgate.hardware.modem.pdu import PduError, decode, parse_listing
 from simgate.services.intake import UnknownNumber
-from simgate.services.inventory import normalise_phone
+from simgate.services.phones import normalise_phone
 
 log = logging.getLogger("simgate.hardware.modem")
 
