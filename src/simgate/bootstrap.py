@@ -24,6 +24,7 @@ from simgate.http.intake import Intake
 from simgate.marketplaces.onlinesim import MARKETPLACE
 from simgate.marketplaces.onlinesim.handlers import Onlinesim
 from simgate.marketplaces.onlinesim.push import OnlinesimPush
+from simgate.services.sink import StoreSink
 from simgate.storage import schema
 from simgate.storage.ports import Store
 from simgate.storage.sqlite import SQLiteStore
@@ -128,7 +129,8 @@ def build_app(
             wake = delivery.wake
     if settings.intake_token is None:
         log.warning("SIMGATE_INTAKE_TOKEN is not set: POST /intake/sms answers 503")
-    drivers = build_drivers(settings, store, clock, wake)
+    sink = StoreSink(store, clock, wake, max_skew=settings.clock_skew_seconds)
+    drivers = build_drivers(settings.hardware, sink, clock)
     background.extend(drivers.background)
     deps = AppDeps(
         store=store,

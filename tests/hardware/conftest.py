@@ -17,6 +17,7 @@ from simgate.config import Settings, load_settings
 from simgate.domain.messages import Delivery, Message
 from simgate.domain.types import OperationId, PhoneNumber
 from simgate.services.inventory import import_numbers
+from simgate.services.sink import StoreSink
 from simgate.storage import schema
 from simgate.storage.ports import MessageFilter, Store
 from simgate.storage.sqlite import SQLiteStore
@@ -37,6 +38,11 @@ def hardware_settings(database_url: str, config: Path, toml: str, **env: str) ->
         **{f"SIMGATE_{k.upper()}": v for k, v in env.items()},
     }
     return load_settings(environ, config_file=config)
+
+
+def sink(store: Store) -> StoreSink:
+    """What bootstrap hands the drivers, without a delivery worker to wake."""
+    return StoreSink(store, time.time, lambda: None)
 
 
 def seed(store: Store, *phones: PhoneNumber) -> None:

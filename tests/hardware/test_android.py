@@ -18,7 +18,7 @@ from simgate.hardware.android import AndroidDevice, AndroidDriver
 from simgate.services.intake import Accepted
 from simgate.storage.sqlite import SQLiteStore
 from tests.conftest import LiveServer
-from tests.hardware.conftest import PHONES, open_operation, stored
+from tests.hardware.conftest import PHONES, open_operation, sink, stored
 
 KEY = "signing-key-from-the-app"
 TOML = f"""
@@ -119,7 +119,7 @@ async def test_an_answer_lost_after_the_commit_is_made_good_by_the_apps_retry(
 ) -> None:
     """The server fails between commit and answer: the app retries, the SMS stays single."""
     device = AndroidDevice(name="pixel", signing_key=KEY, sims={}, phone=PHONES[5])
-    driver = AndroidDriver({"pixel": device}, sqlite_store, time.time, lambda: None)
+    driver = AndroidDriver({"pixel": device}, sink(sqlite_store), time.time)
     open_operation(sqlite_store, PHONES[5])
 
     async def crash(accepted: Accepted) -> None:

@@ -17,7 +17,7 @@ from simgate.hardware.ejoin import EjoinDevice, EjoinDriver, port_name
 from simgate.services.intake import Accepted
 from simgate.storage.sqlite import SQLiteStore
 from tests.conftest import LiveServer
-from tests.hardware.conftest import PHONES, online, open_operation, stored, wait_for
+from tests.hardware.conftest import PHONES, online, open_operation, sink, stored, wait_for
 
 TOKEN = "ej-token-1"
 TOML = f"""
@@ -178,7 +178,7 @@ async def test_the_pull_cursor_catches_up_on_missed_pushes(sqlite_store: SQLiteS
         pull_batch=2,
         pull_max_age=86400,
     )
-    driver = EjoinDriver({"box1": device}, sqlite_store, time.time, lambda: None)
+    driver = EjoinDriver({"box1": device}, sink(sqlite_store), time.time)
     try:
         # "code 2" arrived by push first; the pull must not store it again.
         await driver.store_rows(device, [gateway.inbox[2]], max_age=None)
@@ -200,7 +200,7 @@ async def test_the_pull_cursor_catches_up_on_missed_pushes(sqlite_store: SQLiteS
 
 async def test_a_batch_whose_answer_was_lost_is_stored_once_when_resent(sqlite_store: SQLiteStore) -> None:
     device = EjoinDevice(name="box1", token=TOKEN, ports={"1.01": PHONES[6]})
-    driver = EjoinDriver({"box1": device}, sqlite_store, time.time, lambda: None)
+    driver = EjoinDriver({"box1": device}, sink(sqlite_store), time.time)
     open_operation(sqlite_store, PHONES[6])
     calls = 0
 

@@ -14,7 +14,7 @@ from simgate.hardware.goip import GoipConfig, GoipDriver
 from simgate.services.intake import Accepted
 from simgate.storage.sqlite import SQLiteStore
 from tests.conftest import LiveServer
-from tests.hardware.conftest import PHONES, online, open_operation, stored, until, wait_for
+from tests.hardware.conftest import PHONES, online, open_operation, sink, stored, until, wait_for
 
 
 def free_udp_port() -> int:
@@ -148,7 +148,7 @@ def test_an_unmapped_line_takes_its_number_from_the_keepalive(
 async def test_silent_lines_go_offline(sqlite_store: SQLiteStore) -> None:
     # goip9 is configured but its gateway never speaks (switched off before we started).
     config = GoipConfig("127.0.0.1", 0, "s3cret", {"goip1": PHONES[2], "goip9": PHONES[6]}, {}, 0.3, 200)
-    driver = GoipDriver(config, sqlite_store, time.time, lambda: None)
+    driver = GoipDriver(config, sink(sqlite_store), time.time)
     async with driver.running():
         gateway = Gateway(driver.address[1])
         try:
@@ -169,7 +169,7 @@ async def test_killed_between_commit_and_ack_the_resend_is_stored_once(
     restarted server, which acknowledges it without a second SMS or a second push."""
     open_operation(sqlite_store, PHONES[3])
     config = GoipConfig("127.0.0.1", 0, "s3cret", {"goip1": PHONES[3]}, {}, 60.0, 200)
-    first = GoipDriver(config, sqlite_store, time.time, lambda: None)
+    first = GoipDriver(config, sink(sqlite_store), time.time)
 
     async def die(accepted: Accepted) -> None:
         raise asyncio.CancelledError  # the task is gone before it could answer
@@ -180,7 +180,7 @@ async def test_killed_between_commit_and_ack_the_resend_is_stored_once(
         assert await asyncio.to_thread(gateway.ask, receive("42", "code 42"), 0.5) is None
         assert len(stored(sqlite_store)) == 1
     restarted = replace(config, port=gateway.address[1])
-    second = GoipDriver(restarted, sqlite_store, time.time, lambda: None)
+    second = GoipDriver(restarted, sink(sqlite_store), time.time)
     async with second.running():
         assert await asyncio.to_thread(gateway.ask, receive("42", "code 42")) == "RECEIVE 42 OK"
     gateway.close()

@@ -18,7 +18,7 @@ from simgate.hardware.modem.port import ModemConfig, PortConfig
 from simgate.services.intake import Accepted
 from simgate.storage.sqlite import SQLiteStore
 from tests.conftest import LiveServer
-from tests.hardware.conftest import PHONES, PushCounter, online, open_operation, stored, until, wait_for
+from tests.hardware.conftest import PHONES, PushCounter, online, open_operation, sink, stored, until, wait_for
 from tests.hardware.fake_modem import FakeModem
 from tests.hardware.pdus import concatenated, deliver
 
@@ -68,7 +68,7 @@ def driver_for(
 ) -> ModemDriver:
     port = PortConfig(device=str(fake.link), phone=phone)
     config = ModemConfig(ports=(port,), **{**FAST, **changes})
-    return ModemDriver(config, store, time.time, lambda: None)
+    return ModemDriver(config, sink(store), time.time)
 
 
 async def test_stored_pdus_are_read_assembled_and_deleted_after_the_commit(

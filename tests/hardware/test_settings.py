@@ -11,13 +11,16 @@ from typer.testing import CliRunner
 from simgate import hardware
 from simgate.cli import app
 from simgate.config import SettingsError
+from simgate.services.sink import StoreSink
 from simgate.storage.memory import MemoryStore
 from tests.hardware.conftest import hardware_settings
 
 
 def build(tmp_path: Path, toml: str) -> hardware.Drivers:
     settings = hardware_settings("sqlite:///unused.db", tmp_path / "simgate.toml", toml)
-    return hardware.build_drivers(settings, MemoryStore(), time.time, lambda: None)
+    return hardware.build_drivers(
+        settings.hardware, StoreSink(MemoryStore(), time.time, lambda: None), time.time
+    )
 
 
 @pytest.mark.parametrize(
@@ -79,7 +82,7 @@ ports = [{device = "/dev/serial/by-path/pci-0000:00:14.0-usb-0:2:1.0-port0", pho
     paths = {getattr(route, "path", "") for route in drivers.routes}
     assert paths == {"/intake/ejoin/{device}", "/intake/android/{device}"}
     assert len(drivers.background) == 2  # the GoIP listener and the Ejoin poller; the modem is off
-    names = [entry.name for entry in hardware.status()]
+    names = [entry.name for entry in drivers.status()]
     assert names == ["goip", "ejoin:box1", "android:pixel"]
     [goip] = [entry for entry in drivers.status() if entry.kind == "goip"]
     assert goip.ports[0].port == "goip1"

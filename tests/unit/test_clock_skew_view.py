@@ -8,9 +8,11 @@ from simgate.dashboard.hardware import driver_out
 from simgate.domain.messages import IncomingMessage
 from simgate.domain.model import Operation
 from simgate.domain.types import PhoneNumber
-from simgate.hardware.common import Health, Sink
+from simgate.hardware.feed import Feed
+from simgate.hardware.health import Health
 from simgate.hardware.status import ClockReading, DriverStatus
 from simgate.services.operations import issue_number
+from simgate.services.sink import StoreSink
 from simgate.storage.memory import MemoryStore
 from simgate.storage.ports import UnitOfWork
 from tests.factories import make_order, make_spec
@@ -40,7 +42,7 @@ def test_a_sink_routes_a_day_behind_sms_to_the_open_operation_and_records_the_sk
 
     operation = store.run(seed)
     health = Health("android:hall", "android", clock=lambda: NOW)
-    sink = Sink(store, lambda: NOW, lambda: None, health)
+    sink = Feed(StoreSink(store, lambda: NOW, lambda: None), health)
     sms = IncomingMessage(PhoneNumber(spec.phone), "VK", "code 1", "android:hall", "m1", NOW - DAY)
     accepted = asyncio.run(sink.accept(sms))
     assert operation is not None

@@ -91,7 +91,7 @@ def test_the_report_reads_the_source_it_was_given_each_time() -> None:
 
 
 def test_a_port_error_is_an_alarm_only_until_the_line_speaks_again() -> None:
-    from simgate.hardware.common import Health
+    from simgate.hardware.health import Health
 
     now = [1000.0]
     health = Health("goip", "goip", clock=lambda: now[0])

@@ -1,114 +1,74 @@
-"""SMS sources: one driver per kind of hardware, all feeding services.intake.accept_sms.
+"""SMS sources: one driver per kind of hardware, all feeding one Sink (services/sink.py).
 
-`build_drivers` is the one entry point bootstrap calls: it reads `settings.hardware` (the
-TOML tables [hardware.goip], [hardware.ejoin], [hardware.android], [hardware.gammu],
-[hardware.modem]) and returns the HTTP routes and background tasks of every configured
-driver. A table with `enabled = false` is checked but not started. `status()` gives the
-dashboard each driver's last contact, last error and per-SIM state.
+`DRIVERS` is the registry: the [hardware.NAME] table names the module that reads it, and that
+module is imported only when its table is there (`simgate intake gammu` runs for every SMS
+and should not load aiohttp, pyserial and the PDU decoder it never uses). A new driver is one
+module with `build(table, sink, clock) -> Driver` (base.py) plus one line here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from simgate.config import Settings, SettingsError
-from simgate.domain.types import Timestamp
+from simgate.config import SettingsError
 from simgate.hardware.status import DriverStatus, PortStatus
 
 if TYPE_CHECKING:  # the CLI imports this package on every start; keep that cheap
     from starlette.routing import BaseRoute
 
-    from simgate.hardware.tables import Table
-    from simgate.storage.ports import Store
+    from simgate.hardware.base import Background, Build, Clock, Driver, Sink
 
-__all__ = ["DRIVERS", "DriverStatus", "Drivers", "PortStatus", "build_drivers", "status"]
+__all__ = ["DRIVERS", "DriverStatus", "Drivers", "PortStatus", "build_drivers"]
 
-DRIVERS = ("goip", "ejoin", "android", "gammu", "modem")
+DRIVERS: dict[str, str] = {
+    "goip": "simgate.hardware.goip",
+    "ejoin": "simgate.hardware.ejoin",
+    "android": "simgate.hardware.android",
+    "gammu": "simgate.hardware.gammu",
+    "modem": "simgate.hardware.modem",
+}
 
 
 @dataclass
 class Drivers:
-    routes: list[BaseRoute] = field(default_factory=list)
-    background: list[Callable[[], AbstractAsyncContextManager[None]]] = field(default_factory=list)
-    monitors: list[Callable[[], list[DriverStatus]]] = field(default_factory=list)
+    """The running drivers, in settings-file order: what they give the app."""
+
+    running: list[Driver] = field(default_factory=list)
+
+    def add(self, driver: Driver) -> None:
+        self.running.append(driver)
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        return [route for driver in self.running for route in driver.routes()]
+
+    @property
+    def background(self) -> list[Background]:
+        return [task for driver in self.running for task in driver.background()]
 
     def status(self) -> list[DriverStatus]:
-        return [snapshot for monitor in self.monitors for snapshot in monitor()]
+        return [snapshot for driver in self.running for snapshot in driver.status()]
 
 
-_current = Drivers()
+def build_drivers(tables: Mapping[str, object], sink: Sink, clock: Clock) -> Drivers:
+    """The drivers of the [hardware.NAME] tables (settings.hardware), all fed into `sink`.
 
-
-def status() -> list[DriverStatus]:
-    """The drivers of the app built last in this process (the one `simgate serve` runs)."""
-    return _current.status()
-
-
-def build_drivers(
-    settings: Settings, store: Store, clock: Callable[[], Timestamp], wake: Callable[[], None]
-) -> Drivers:
-    """HTTP intake (/intake/sms) is always there; the tables add the hardware drivers.
-
-    Raises SettingsError naming the key (hardware.goip.port: must be 1-65535) for a bad table.
+    A table with `enabled = false` is checked but not started. Raises SettingsError naming
+    the key (hardware.goip.port: must be 1-65535) for a bad table.
     """
     from simgate.hardware.tables import Table
 
-    global _current
     drivers = Drivers()
-    for name, raw in settings.hardware.items():
+    for name, raw in tables.items():
         if name not in DRIVERS:
             raise SettingsError(f"hardware.{name}: unknown driver (known: {', '.join(DRIVERS)})")
         table = Table(f"hardware.{name}", raw)
         enabled = table.boolean("enabled", True)
-        _add(drivers, name, table, store, clock, wake, enabled)
-    _current = drivers
+        build: Build = importlib.import_module(DRIVERS[name]).build
+        driver = build(table, sink, clock)
+        if enabled:
+            drivers.add(driver)
     return drivers
-
-
-def _add(
-    drivers: Drivers,
-    name: str,
-    table: Table,
-    store: Store,
-    clock: Callable[[], Timestamp],
-    wake: Callable[[], None],
-    enabled: bool,
-) -> None:
-    # Imported here: `simgate intake gammu` runs for every SMS and should not load aiohttp,
-    # pyserial and the PDU decoder it never uses.
-    if name == "goip":
-        from simgate.hardware import goip
-
-        goip_driver = goip.build(table, store, clock, wake)
-        if enabled:
-            drivers.background.append(goip_driver.running)
-            drivers.monitors.append(lambda: [goip_driver.health.snapshot()])
-    elif name == "ejoin":
-        from simgate.hardware import ejoin
-
-        ejoin_driver = ejoin.build(table, store, clock, wake)
-        if enabled:
-            drivers.routes.extend(ejoin_driver.routes())
-            drivers.background.append(ejoin_driver.polling)
-            drivers.monitors.append(lambda: [h.snapshot() for h in ejoin_driver.health.values()])
-    elif name == "android":
-        from simgate.hardware import android
-
-        android_driver = android.build(table, store, clock, wake)
-        if enabled:
-            drivers.routes.extend(android_driver.routes())
-            drivers.monitors.append(lambda: [h.snapshot() for h in android_driver.health.values()])
-    elif name == "gammu":
-        from simgate.hardware.gammu import GammuConfig
-
-        GammuConfig.parse(table)  # used by `simgate intake gammu`; checked here so serve fails early
-    elif name == "modem":
-        from simgate.hardware import modem
-
-        modem_driver = modem.build(table, store, clock, wake)
-        if enabled:
-            drivers.background.append(modem_driver.running)
-            drivers.monitors.append(lambda: [modem_driver.health.snapshot()])

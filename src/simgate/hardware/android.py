@@ -37,11 +37,13 @@ from starlette.routing import BaseRoute, Route
 from simgate.domain.errors import DomainError
 from simgate.domain.messages import IncomingMessage
 from simgate.domain.types import PhoneNumber, Timestamp
-from simgate.hardware.common import Clock, Health, Sink, Wake
+from simgate.hardware.base import Background, Clock, Sink
+from simgate.hardware.feed import Feed
+from simgate.hardware.health import Health
+from simgate.hardware.status import DriverStatus
 from simgate.hardware.tables import Table
 from simgate.http.body import BodyError, read_body
 from simgate.services.phones import normalise_phone
-from simgate.storage.ports import Store
 
 log = logging.getLogger("simgate.hardware.android")
 
@@ -93,17 +95,23 @@ def parse_time(value: object) -> Timestamp | None:
 
 
 class AndroidDriver:
-    def __init__(self, devices: dict[str, AndroidDevice], store: Store, clock: Clock, wake: Wake) -> None:
+    def __init__(self, devices: dict[str, AndroidDevice], sink: Sink, clock: Clock) -> None:
         self.devices = devices
         self.clock = clock
         self.health = {name: Health(f"android:{name}", "android", clock) for name in devices}
-        self.sinks = {name: Sink(store, clock, wake, self.health[name]) for name in devices}
+        self.sinks = {name: Feed(sink, self.health[name]) for name in devices}
         for name, device in devices.items():
             for slot, phone in device.sims.items():
                 self.health[name].port(f"sim{slot}", phone=phone)
 
     def routes(self) -> list[BaseRoute]:
         return [Route("/intake/android/{device}", self.endpoint, methods=["POST"])]
+
+    def background(self) -> list[Background]:
+        return []  # the phone calls us; there is nothing to poll
+
+    def status(self) -> list[DriverStatus]:
+        return [health.snapshot() for health in self.health.values()]
 
     def verify(self, device: AndroidDevice, request: Request, body: bytes) -> str | None:
         """None if the request is signed with the device's key and fresh; else the reason."""
@@ -210,9 +218,9 @@ class AndroidDriver:
         )
 
 
-def build(table: Table, store: Store, clock: Clock, wake: Wake) -> AndroidDriver:
+def build(table: Table, sink: Sink, clock: Clock) -> AndroidDriver:
     devices = {name: AndroidDevice.parse(name, sub) for name, sub in table.tables("devices").items()}
     table.done()
     if not devices:
         raise table.fail("devices", "configure at least one [hardware.android.devices.<name>] table")
-    return AndroidDriver(devices, store, clock, wake)
+    return AndroidDriver(devices, sink, clock)

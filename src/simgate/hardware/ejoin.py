@@ -42,11 +42,13 @@ from starlette.routing import BaseRoute, Route
 from simgate.domain.errors import DomainError
 from simgate.domain.messages import IncomingMessage
 from simgate.domain.types import PhoneNumber
-from simgate.hardware.common import Clock, Health, Sink, Wake
+from simgate.hardware.base import Background, Clock, Sink
+from simgate.hardware.feed import Feed
+from simgate.hardware.health import Health
+from simgate.hardware.status import DriverStatus
 from simgate.hardware.tables import Table
 from simgate.http.body import BodyError, read_body
 from simgate.services.phones import normalise_phone
-from simgate.storage.ports import Store
 
 log = logging.getLogger("simgate.hardware.ejoin")
 
@@ -162,11 +164,11 @@ def header_recipient(raw: object) -> str:
 
 
 class EjoinDriver:
-    def __init__(self, devices: dict[str, EjoinDevice], store: Store, clock: Clock, wake: Wake) -> None:
+    def __init__(self, devices: dict[str, EjoinDevice], sink: Sink, clock: Clock) -> None:
         self.devices = devices
         self.clock = clock
         self.health = {name: Health(f"ejoin:{name}", "ejoin", clock) for name in devices}
-        self.sinks = {name: Sink(store, clock, wake, self.health[name]) for name in devices}
+        self.sinks = {name: Feed(sink, self.health[name]) for name in devices}
         self.learnt: dict[tuple[str, str], PhoneNumber] = {}
         """(device, port) -> SIM number the gateway reported (`sn`), for unmapped ports."""
         self.cursors = {name: Cursor() for name in devices}
@@ -178,6 +180,12 @@ class EjoinDriver:
 
     def routes(self) -> list[BaseRoute]:
         return [Route("/intake/ejoin/{device}", self.endpoint, methods=["POST"])]
+
+    def background(self) -> list[Background]:
+        return [self.polling]
+
+    def status(self) -> list[DriverStatus]:
+        return [health.snapshot() for health in self.health.values()]
 
     async def endpoint(self, request: Request) -> Response:
         device = self.devices.get(request.path_params["device"])
@@ -396,9 +404,9 @@ def _bearer(request: Request) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-def build(table: Table, store: Store, clock: Clock, wake: Wake) -> EjoinDriver:
+def build(table: Table, sink: Sink, clock: Clock) -> EjoinDriver:
     devices = {name: EjoinDevice.parse(name, sub) for name, sub in table.tables("devices").items()}
     table.done()
     if not devices:
         raise table.fail("devices", "configure at least one [hardware.ejoin.devices.<name>] table")
-    return EjoinDriver(devices, store, clock, wake)
+    return EjoinDriver(devices, sink, clock)

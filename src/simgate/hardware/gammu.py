@@ -23,9 +23,16 @@ import urllib.request
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from simgate.domain.types import PhoneNumber
 from simgate.hardware.tables import Table
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from simgate.hardware.base import Background, Clock, Sink
+    from simgate.hardware.status import DriverStatus
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -143,3 +150,25 @@ def hand_over(
             return status, text
         time.sleep(sleep)
         sleep = min(sleep * 2, 8.0)
+
+
+@dataclass(frozen=True, slots=True)
+class GammuDriver:
+    """Nothing runs inside the server: gammu-smsd runs `simgate intake gammu` for each SMS,
+    which posts it to /intake/sms (that source's status is on the Hardware page). `serve`
+    still reads the table so that a typo in it stops the server at start."""
+
+    config: GammuConfig
+
+    def routes(self) -> list[BaseRoute]:
+        return []
+
+    def background(self) -> list[Background]:
+        return []
+
+    def status(self) -> list[DriverStatus]:
+        return []
+
+
+def build(table: Table, sink: Sink, clock: Clock) -> GammuDriver:
+    return GammuDriver(GammuConfig.parse(table))

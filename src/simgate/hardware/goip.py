@@ -23,15 +23,20 @@ import logging
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simgate.domain.errors import DomainError
 from simgate.domain.messages import IncomingMessage
 from simgate.domain.types import PhoneNumber, Timestamp
-from simgate.hardware.common import Clock, Health, Sink, Wake
+from simgate.hardware.base import Background, Clock, Sink
+from simgate.hardware.feed import Feed
+from simgate.hardware.health import Health
+from simgate.hardware.status import DriverStatus
 from simgate.hardware.tables import Table, phone_value
 from simgate.services.phones import normalise_phone
-from simgate.storage.ports import Store
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
 
 log = logging.getLogger("simgate.hardware.goip")
 
@@ -110,11 +115,11 @@ class GoipProtocol(asyncio.DatagramProtocol):
 
 
 class GoipDriver:
-    def __init__(self, config: GoipConfig, store: Store, clock: Clock, wake: Wake) -> None:
+    def __init__(self, config: GoipConfig, sink: Sink, clock: Clock) -> None:
         self.config = config
         self.clock = clock
         self.health = Health("goip", "goip", clock)
-        self.sink = Sink(store, clock, wake, health=self.health)
+        self.sink = Feed(sink, self.health)
         self.transport: asyncio.DatagramTransport | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.learnt: dict[str, PhoneNumber] = {}
@@ -124,6 +129,15 @@ class GoipDriver:
         self.offline: set[str] = set()
         for line, phone in config.lines.items():
             self.health.port(line, phone=phone)
+
+    def routes(self) -> list[BaseRoute]:
+        return []  # the gateway speaks UDP to `running`'s socket
+
+    def background(self) -> list[Background]:
+        return [self.running]
+
+    def status(self) -> list[DriverStatus]:
+        return [self.health.snapshot()]
 
     @property
     def address(self) -> Address:
@@ -303,5 +317,5 @@ class GoipDriver:
         self.reply(f"RECEIVE {recvid} OK", addr)
 
 
-def build(table: Table, store: Store, clock: Clock, wake: Wake) -> GoipDriver:
-    return GoipDriver(GoipConfig.parse(table), store, clock, wake)
+def build(table: Table, sink: Sink, clock: Clock) -> GoipDriver:
+    return GoipDriver(GoipConfig.parse(table), sink, clock)

@@ -7,12 +7,18 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from simgate.config import SettingsError
-from simgate.hardware.common import Clock, Health, Sink, Wake
+from simgate.hardware.base import Background, Clock, Sink
+from simgate.hardware.feed import Feed
+from simgate.hardware.health import Health
 from simgate.hardware.modem.port import ModemConfig, ModemPort, PortConfig
+from simgate.hardware.status import DriverStatus
 from simgate.hardware.tables import Table
-from simgate.storage.ports import Store
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
 
 STORAGE = re.compile(r"^(SM|ME|MT|SR|BM|TA)$")
 
@@ -61,11 +67,20 @@ STOP_SECONDS = 5.0
 
 
 class ModemDriver:
-    def __init__(self, config: ModemConfig, store: Store, clock: Clock, wake: Wake) -> None:
+    def __init__(self, config: ModemConfig, sink: Sink, clock: Clock) -> None:
         self.config = config
         self.health = Health("modem", "modem", clock)
-        self.sink = Sink(store, clock, wake, self.health)
+        self.sink = Feed(sink, self.health)
         self.ports = [ModemPort(config, port, self.sink, self.health, clock) for port in config.ports]
+
+    def routes(self) -> list[BaseRoute]:
+        return []
+
+    def background(self) -> list[Background]:
+        return [self.running]
+
+    def status(self) -> list[DriverStatus]:
+        return [self.health.snapshot()]
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -83,5 +98,5 @@ class ModemDriver:
                     log.error("%s did not stop within %g s; abandoned", task.get_name(), STOP_SECONDS)
 
 
-def build(table: Table, store: Store, clock: Clock, wake: Wake) -> ModemDriver:
-    return ModemDriver(parse(table), store, clock, wake)
+def build(table: Table, sink: Sink, clock: Clock) -> ModemDriver:
+    return ModemDriver(parse(table), sink, clock)

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from simgate.domain.errors import DomainError
 from simgate.domain.messages import IncomingMessage
 from simgate.domain.types import PhoneNumber
-from simgate.hardware.common import Clock, Health, Sink
+from simgate.hardware.base import Clock
+from simgate.hardware.feed import Feed
+from simgate.hardware.health import Health
 from simgate.hardware.modem.assembly import Assembled, Assembler
 from simgate.hardware.modem.at import Channel, ModemError, ModemGone, ModemTimeout, open_channel
 from simgate.hardware.modem.pdu import PduError, decode, parse_listing
@@ -68,7 +70,7 @@ class ModemConfig:
 
 class ModemPort:
     def __init__(
-        self, config: ModemConfig, port: PortConfig, sink: Sink, health: Health, clock: Clock
+        self, config: ModemConfig, port: PortConfig, sink: Feed, health: Health, clock: Clock
     ) -> None:
         self.config, self.port, self.sink, self.health, self.clock = config, port, sink, health, clock
         self.name = port.device
