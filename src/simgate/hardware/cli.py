@@ -6,9 +6,12 @@ import contextlib
 import json
 import os
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from simgate.config import Settings
 
 intake_app = typer.Typer(no_args_is_help=True, help="Hand SMS received by other software to the server.")
 
@@ -34,8 +37,20 @@ def _say(text: str, err: bool = False) -> None:
         print(text, file=stream)
 
 
+def _settings(ctx: typer.Context) -> Settings:
+    """The settings `simgate --config FILE` names: the option belongs to the root command."""
+    from simgate.config import SettingsError, load_settings
+
+    try:
+        return load_settings(config_file=ctx.find_root().params.get("config"))
+    except SettingsError as error:
+        _say(f"simgate: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
 @intake_app.command("gammu")
 def gammu(
+    ctx: typer.Context,
     ids: Annotated[
         list[str] | None, typer.Argument(help="Message ids gammu-smsd appends (file names or row ids)")
     ] = None,
@@ -55,7 +70,6 @@ def gammu(
     Exits 0 once the server stored it (or already had it), non-zero otherwise.
     """
     _reserve_standard_fds()
-    from simgate.cli import settings
     from simgate.config import SettingsError
     from simgate.hardware.gammu import (
         GammuConfig,
@@ -67,7 +81,7 @@ def gammu(
     )
     from simgate.hardware.tables import Table
 
-    current = settings()
+    current = _settings(ctx)
     try:
         config = GammuConfig.parse(Table("hardware.gammu", current.hardware.get("gammu", {})))
     except SettingsError as error:
