@@ -38,7 +38,10 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 PG_URL = os.environ.get("SIMGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-TABLES = "delivery_attempts, deliveries, messages, number_exclusions, operations, numbers, write_probe"
+TABLES = (
+    "delivery_attempts, deliveries, messages, number_exclusions, operations, numbers, write_probe,"
+    " alert_notices, alerts, marketplace_calls"
+)
 
 
 def with_database(url: str, name: str) -> str:

@@ -14,9 +14,11 @@ from starlette.applications import Starlette
 from simgate import logsecrets
 from simgate.config import Settings, SettingsError
 from simgate.dashboard import build_console
+from simgate.delivery.alerts import AlertMonitor, Channel, TelegramChannel, WebhookChannel
 from simgate.delivery.retry import RetryPolicy
 from simgate.delivery.sender import WebhookSender
 from simgate.delivery.worker import DeliveryWorker
+from simgate.domain.alerts import AlertRules
 from simgate.domain.types import Timestamp
 from simgate.hardware import build_drivers
 from simgate.http.app import AppDeps, create_app
@@ -24,6 +26,7 @@ from simgate.http.intake import Intake
 from simgate.marketplaces.onlinesim import MARKETPLACE
 from simgate.marketplaces.onlinesim.handlers import Onlinesim
 from simgate.marketplaces.onlinesim.push import OnlinesimPush
+from simgate.services.alerts import CallLog
 from simgate.services.sink import StoreSink
 from simgate.storage import schema
 from simgate.storage.ports import Store
@@ -107,6 +110,55 @@ async def running(worker: DeliveryWorker, sender: WebhookSender) -> AsyncIterato
             await task
 
 
+def alert_channels(settings: Settings) -> list[Channel]:
+    channels: list[Channel] = []
+    if settings.alert_webhook_url is not None:
+        channels.append(WebhookChannel(settings.alert_webhook_url))
+    token, chat = settings.alert_telegram_token, settings.alert_telegram_chat_id
+    if (token is None) != (not chat):
+        raise SettingsError(
+            "SIMGATE_ALERT_TELEGRAM_TOKEN and SIMGATE_ALERT_TELEGRAM_CHAT_ID: set both or neither"
+        )
+    if token is not None and chat:
+        api = settings.alert_telegram_api_url or "https://api.telegram.org"
+        channels.append(TelegramChannel(api, token.get_secret_value(), chat))
+    return channels
+
+
+def build_alerts(
+    settings: Settings,
+    store: Store,
+    clock: Callable[[], Timestamp],
+    calls: CallLog,
+    gateways: Callable[[], dict[str, Timestamp | None]],
+) -> Callable[[], AbstractAsyncContextManager[None]] | None:
+    """The alert loop as a background task, or None when no channel is configured."""
+    channels = alert_channels(settings)
+    if not channels:
+        return None
+    rules = AlertRules(
+        pending_push_minutes=settings.alert_push_pending_minutes,
+        gateway_silent_minutes=settings.alert_gateway_silent_minutes,
+        marketplace_silent_minutes=settings.alert_marketplace_silent_minutes,
+        sim_failures=settings.alert_sim_failures,
+    )
+
+    @asynccontextmanager
+    async def watching() -> AsyncIterator[None]:
+        async with WebhookSender(timeout=settings.push_timeout_seconds, connections=4) as sender:
+            monitor = AlertMonitor(
+                store, rules, channels, sender, clock, calls, gateways, settings.alert_check_seconds
+            )
+            task = asyncio.create_task(monitor.run())
+            try:
+                yield
+            finally:
+                monitor.stop()
+                await task
+
+    return watching
+
+
 def build_app(
     settings: Settings,
     store: Store,
@@ -132,6 +184,12 @@ def build_app(
     sink = StoreSink(store, clock, wake, max_skew=settings.clock_skew_seconds)
     drivers = build_drivers(settings.hardware, sink, clock)
     background.extend(drivers.background)
+    calls = CallLog(clock)
+    alerts = build_alerts(
+        settings, store, clock, calls, lambda: {d.name: d.last_contact for d in drivers.status()}
+    )
+    if alerts is not None:
+        background.append(alerts)
     deps = AppDeps(
         store=store,
         onlinesim=Onlinesim(store=store, key=_key(settings), services=settings.services, clock=clock),
@@ -143,6 +201,7 @@ def build_app(
             max_skew=settings.clock_skew_seconds,
         ),
         expected_revision=revision,
+        calls=calls,
         max_body_bytes=settings.max_body_bytes,
         registry=registry,
         background=background,

@@ -48,6 +48,16 @@ class Settings(BaseModel):
     """Per-driver tables from the TOML file ([hardware.goip], ...); see simgate.hardware."""
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
     """Largest request body accepted (after gzip decompression); larger ones get 413."""
+    alert_webhook_url: str | None = None
+    alert_telegram_token: SecretStr | None = None
+    alert_telegram_chat_id: str | None = None
+    alert_telegram_api_url: str = "https://api.telegram.org"
+    alert_check_seconds: float = Field(default=30.0, ge=1, le=3600)
+    alert_push_pending_minutes: float = Field(default=10.0, ge=0, le=10080)
+    alert_gateway_silent_minutes: float = Field(default=15.0, ge=0, le=10080)
+    alert_marketplace_silent_minutes: float = Field(default=30.0, ge=0, le=10080)
+    alert_sim_failures: int = Field(default=3, ge=0, le=1000)
+    """0 turns a rule off (README "Alerts")."""
 
     @field_validator("database_url")
     @classmethod
@@ -58,7 +68,7 @@ class Settings(BaseModel):
             return value
         raise ValueError("must be sqlite:///PATH or postgresql://USER@HOST/DB")
 
-    @field_validator("onlinesim_key", "intake_token", "admin_token")
+    @field_validator("onlinesim_key", "intake_token", "admin_token", "alert_telegram_token")
     @classmethod
     def _secret(cls, value: SecretStr | None) -> SecretStr | None:
         # An empty secret would start a server that refuses every caller (or, for a
@@ -67,7 +77,15 @@ class Settings(BaseModel):
             raise ValueError("must not be empty (unset it instead)")
         return value
 
-    @field_validator("onlinesim_push_url")
+    @field_validator("alert_sim_failures")
+    @classmethod
+    def _sim_failures(cls, value: int) -> int:
+        # Failing SIMs are found through the SIM table's "losing" flag (3 activations).
+        if 0 < value < 3:
+            raise ValueError("must be 0 (off) or at least 3")
+        return value
+
+    @field_validator("onlinesim_push_url", "alert_webhook_url", "alert_telegram_api_url")
     @classmethod
     def _push_url(cls, value: str | None) -> str | None:
         if value is None or value == "":

@@ -52,7 +52,10 @@ class SecretRedactor(logging.Filter):
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    values = (settings.onlinesim_key, settings.intake_token, settings.admin_token)
+    values = (
+        settings.onlinesim_key, settings.intake_token, settings.admin_token,
+        settings.alert_telegram_token,
+    )  # fmt: skip
     return [value.get_secret_value() for value in values if value is not None]
 
 

@@ -24,6 +24,7 @@ from simgate.http.metrics import Metrics
 from simgate.http.requestlog import log_call
 from simgate.marketplaces.onlinesim.handlers import ENDPOINTS, Onlinesim
 from simgate.marketplaces.onlinesim.wire import error as onlinesim_error
+from simgate.services.alerts import CallLog
 from simgate.storage.ports import Store, StoreUnavailable
 
 JSON = "application/json; charset=utf-8"
@@ -40,6 +41,8 @@ class AppDeps:
     onlinesim: Onlinesim
     intake: Intake
     expected_revision: str | None
+    calls: CallLog | None = None
+    """Each marketplace's last answered call, for the "stopped polling" alert."""
     max_body_bytes: int = 1_048_576
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     background: list[Callable[[], AbstractAsyncContextManager[None]]] = field(default_factory=list)
@@ -70,6 +73,8 @@ def create_app(deps: AppDeps) -> Starlette:
                 log_call(endpoint or "onlinesim", asked, 500, {"status": "EXCEPTION"}, started)
                 raise
         log_call(endpoint or "onlinesim", asked, status, payload, started)
+        if deps.calls is not None and status == 200:
+            deps.calls.saw("onlinesim")
         # Label by known call only: arbitrary paths must not grow the series without bound.
         call = (endpoint or "onlinesim") if endpoint in ENDPOINTS else "unknown"
         metrics.observe("onlinesim", call, payload, time.perf_counter() - started)

@@ -32,6 +32,7 @@ from simgate.domain.types import (
     ServiceName,
     Timestamp,
 )
+from simgate.storage.memory_alerts import AlertState, MemoryAlerts
 from simgate.storage.memory_outbox import MemoryMessages, MemoryOutbox, OutboxState
 from simgate.storage.memory_reports import MemoryReports
 from simgate.storage.ports import NumberFilter, UnitOfWork, UpsertOutcome
@@ -48,6 +49,7 @@ class MemoryState:
     last_number_id: int = 0
     last_operation_id: int = 0
     outbox: OutboxState = field(default_factory=OutboxState)
+    alerts: AlertState = field(default_factory=AlertState)
 
     def copy(self) -> MemoryState:
         # Records are frozen, so copying the containers is a full snapshot.
@@ -59,6 +61,7 @@ class MemoryState:
             last_number_id=self.last_number_id,
             last_operation_id=self.last_operation_id,
             outbox=self.outbox.copy(),
+            alerts=self.alerts.copy(),
         )
 
 
@@ -213,6 +216,7 @@ class MemoryUnitOfWork:
         self.messages = MemoryMessages(state.outbox)
         self.outbox = MemoryOutbox(state.outbox, state.operations)
         self.reports = MemoryReports(state)
+        self.alerts = MemoryAlerts(state.alerts)
 
 
 class MemoryStore:

@@ -50,6 +50,7 @@ from simgate.domain.types import (
     ServiceName,
     Timestamp,
 )
+from simgate.storage.alert_ports import AlertRepository
 
 T = TypeVar("T")
 
@@ -253,6 +254,9 @@ class UnitOfWork(Protocol):
 
     @property
     def reports(self) -> ReportRepository: ...
+
+    @property
+    def alerts(self) -> AlertRepository: ...
 
 
 class Store(Protocol):

@@ -380,3 +380,6 @@ class SqlUnitOfWork:
         from simgate.storage.reports import SqlReports
 
         self.reports = SqlReports(db)
+        from simgate.storage.sql_alerts import SqlAlerts
+
+        self.alerts = SqlAlerts(db)

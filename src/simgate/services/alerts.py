@@ -1,0 +1,82 @@
+"""Alert use cases: look at the farm, open and close alerts, queue one notice per channel.
+
+The check and the notices it queues commit together, so an alert is announced exactly once
+even if the process dies between deciding and sending (the notice waits in the table).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+
+from simgate.domain.alerts import DATABASE_WRITES, AlertRules, Change, Observation, changes, conditions
+from simgate.domain.reports import STREAK_WINDOW, NumberQuery
+from simgate.domain.types import Timestamp
+from simgate.storage.ports import UnitOfWork
+
+FAILING_SIMS_READ = 500
+"""SIMs read per check: enough to name every failing SIM of a farm whose gateway is fine."""
+
+
+class CallLog:
+    """When each marketplace last called this process. Kept in memory (a write per poll
+    would cost more than the poll); each check folds it into the table."""
+
+    def __init__(self, clock: Callable[[], Timestamp]) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seen: dict[str, Timestamp] = {}
+
+    def saw(self, marketplace: str) -> None:
+        with self._lock:
+            self._seen[marketplace] = self._clock()
+
+    def snapshot(self) -> dict[str, Timestamp]:
+        with self._lock:
+            return dict(self._seen)
+
+
+def failing_sims(uow: UnitOfWork, rules: AlertRules, now: Timestamp) -> dict[str, int]:
+    if not rules.sim_failures:
+        return {}
+    # The SIM table's "losing" filter finds the candidates with an index-friendly query;
+    # sim_failures is at least its activation threshold, so no failing SIM is missed.
+    query = NumberQuery(losing=True, streak_since=now - STREAK_WINDOW, limit=FAILING_SIMS_READ)
+    return {
+        r.number.phone: max(r.activation_no_sms_streak, r.rent_no_sms_streak)
+        for r in uow.reports.numbers(query).items
+    }
+
+
+def check_alerts(
+    uow: UnitOfWork,
+    rules: AlertRules,
+    seen: Observation,
+    calls: Mapping[str, Timestamp],
+    channels: Sequence[str],
+) -> list[Change]:
+    """Open and close stored alerts from what `seen` (plus the store) shows; queue a notice
+    per channel for each change. The database rule is not stored: while it holds, nothing can
+    be written (the caller keeps that one in memory)."""
+    uow.alerts.note_calls(calls)
+    outbox = uow.reports.outbox()
+    seen = replace(
+        seen,
+        oldest_pending_at=outbox.oldest_pending_at,
+        pending=outbox.pending,
+        marketplaces=uow.alerts.last_calls(),
+        failing_sims=failing_sims(uow, rules, seen.now),
+    )
+    present = [c for c in conditions(rules, seen) if c.rule != DATABASE_WRITES]
+    done: list[Change] = []
+    for change in changes(uow.alerts.open_alerts(), present):
+        if change.event == "firing":
+            applied = uow.alerts.fire(change.key, change.rule, change.text, seen.now)
+        else:
+            applied = uow.alerts.resolve(change.key, seen.now)
+        if applied:
+            for channel in channels:
+                uow.alerts.add_notice(change.key, change.rule, change.event, channel, change.text, seen.now)
+            done.append(change)
+    return done

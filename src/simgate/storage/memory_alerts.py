@@ -1,0 +1,74 @@
+"""In-memory alert repository, held to the same contract tests as SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from simgate.domain.alerts import Event, Notice
+from simgate.domain.types import Timestamp
+
+
+@dataclass
+class AlertState:
+    alerts: dict[str, tuple[str, Timestamp | None]] = field(default_factory=dict)
+    """Key -> (rule, resolved_at)."""
+    notices: dict[int, Notice] = field(default_factory=dict)
+    calls: dict[str, Timestamp] = field(default_factory=dict)
+    last_id: int = 0
+
+    def copy(self) -> AlertState:
+        return AlertState(dict(self.alerts), dict(self.notices), dict(self.calls), self.last_id)
+
+
+class MemoryAlerts:
+    def __init__(self, state: AlertState) -> None:
+        self.s = state
+
+    def open_alerts(self) -> dict[str, str]:
+        return {key: rule for key, (rule, resolved) in self.s.alerts.items() if resolved is None}
+
+    def fire(self, key: str, rule: str, text: str, now: Timestamp) -> bool:
+        current = self.s.alerts.get(key)
+        if current is not None and current[1] is None:
+            return False
+        self.s.alerts[key] = (rule, None)
+        return True
+
+    def resolve(self, key: str, now: Timestamp) -> bool:
+        current = self.s.alerts.get(key)
+        if current is None or current[1] is not None:
+            return False
+        self.s.alerts[key] = (current[0], now)
+        return True
+
+    def add_notice(self, key: str, rule: str, event: Event, channel: str, text: str, now: Timestamp) -> int:
+        self.s.last_id += 1
+        self.s.notices[self.s.last_id] = Notice(self.s.last_id, key, rule, event, channel, text[:500], now)
+        return self.s.last_id
+
+    def unsent(self, limit: int, max_attempts: int) -> list[Notice]:
+        found = [n for _, n in sorted(self.s.notices.items()) if n.sent_at is None]
+        return [n for n in found if n.attempts < max_attempts][:limit]
+
+    def record_send(self, notice_id: int, now: Timestamp, error: str | None) -> None:
+        notice = self.s.notices.get(notice_id)
+        if notice is None or notice.sent_at is not None:
+            return
+        self.s.notices[notice_id] = replace(
+            notice,
+            attempts=notice.attempts + 1,
+            sent_at=now if error is None else None,
+            last_error=None if error is None else error[:500],
+        )
+
+    def recent(self, limit: int) -> list[Notice]:
+        return [n for _, n in sorted(self.s.notices.items(), reverse=True)][:limit]
+
+    def note_calls(self, calls: Mapping[str, Timestamp]) -> None:
+        for marketplace, at in calls.items():
+            if at > self.s.calls.get(marketplace, float("-inf")):
+                self.s.calls[marketplace] = at
+
+    def last_calls(self) -> dict[str, Timestamp]:
+        return dict(self.s.calls)

@@ -1,0 +1,57 @@
+"""The alert repository: memory, SQLite and PostgreSQL hold to one contract."""
+
+from __future__ import annotations
+
+import pytest
+
+from simgate.storage.ports import Store, UnitOfWork
+
+
+def test_an_alert_opens_once_and_can_reopen_after_it_resolved(store: Store) -> None:
+    assert store.run(lambda uow: uow.alerts.fire("gateway_silent:goip", "gateway_silent", "t", 10.0))
+    assert not store.run(lambda uow: uow.alerts.fire("gateway_silent:goip", "gateway_silent", "t", 11.0))
+    assert store.run(lambda uow: uow.alerts.open_alerts()) == {"gateway_silent:goip": "gateway_silent"}
+    assert store.run(lambda uow: uow.alerts.resolve("gateway_silent:goip", 12.0))
+    assert not store.run(lambda uow: uow.alerts.resolve("gateway_silent:goip", 13.0))
+    assert store.run(lambda uow: uow.alerts.open_alerts()) == {}
+    assert store.run(lambda uow: uow.alerts.fire("gateway_silent:goip", "gateway_silent", "t", 14.0))
+    assert store.run(lambda uow: uow.alerts.open_alerts()) == {"gateway_silent:goip": "gateway_silent"}
+
+
+def test_notices_wait_until_sent_and_stop_after_max_attempts(store: Store) -> None:
+    first = store.run(lambda uow: uow.alerts.add_notice("k", "r", "firing", "webhook", "down", 5.0))
+    second = store.run(lambda uow: uow.alerts.add_notice("k", "r", "firing", "telegram", "down", 5.0))
+    assert [n.id for n in store.run(lambda uow: uow.alerts.unsent(10, 3))] == [first, second]
+    store.run(lambda uow: uow.alerts.record_send(first, 6.0, None))
+    store.run(lambda uow: uow.alerts.record_send(second, 6.0, "HTTP 502"))
+    store.run(lambda uow: uow.alerts.record_send(first, 7.0, "late failure"))  # sent stays sent
+    [waiting] = store.run(lambda uow: uow.alerts.unsent(10, 3))
+    assert (waiting.id, waiting.attempts, waiting.last_error, waiting.channel) == (
+        second, 1, "HTTP 502", "telegram",
+    )  # fmt: skip
+    store.run(lambda uow: uow.alerts.record_send(second, 8.0, "HTTP 502"))
+    store.run(lambda uow: uow.alerts.record_send(second, 9.0, "HTTP 502"))
+    assert store.run(lambda uow: uow.alerts.unsent(10, 3)) == []
+    recent = store.run(lambda uow: uow.alerts.recent(10))
+    assert [(n.id, n.sent_at, n.event, n.text) for n in recent] == [
+        (second, None, "firing", "down"),
+        (first, 6.0, "firing", "down"),
+    ]
+
+
+def test_marketplace_calls_only_move_forward(store: Store) -> None:
+    store.run(lambda uow: uow.alerts.note_calls({"onlinesim": 100.0, "smshub": 50.0}))
+    store.run(lambda uow: uow.alerts.note_calls({"onlinesim": 90.0, "grizzly sms": 70.0}))
+    assert store.run(lambda uow: uow.alerts.last_calls()) == {
+        "onlinesim": 100.0, "smshub": 50.0, "grizzly sms": 70.0,
+    }  # fmt: skip
+
+
+def test_a_failed_unit_of_work_leaves_no_alert_behind(store: Store) -> None:
+    def fire_then_fail(uow: UnitOfWork) -> None:
+        uow.alerts.fire("k", "r", "t", 1.0)
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        store.run(fire_then_fail)
+    assert store.run(lambda uow: uow.alerts.open_alerts()) == {}
