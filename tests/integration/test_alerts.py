@@ -29,7 +29,7 @@ from tests.conftest import test_settings as settings_for
 from tests.contract.test_outbox_contract import queue_one
 
 TOKEN = "123:secret-bot-token"
-T0 = 1_700_000_000.0
+T0 = 1_800_000_100.0  # after the operations queue_one opens
 
 
 @dataclass
