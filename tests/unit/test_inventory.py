@@ -234,3 +234,36 @@ def test_reimport_updates_changed_rows(store: Store) -> None:
     number = store.run(lambda uow: uow.numbers.get_by_phone(changed[0].phone))
     assert number is not None
     assert (number.rentable, number.port) == (False, "p9")
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_the_delimiter_is_taken_from_the_header(delimiter: str) -> None:
+    text = "\ufeffphone,country,operator,port,rent\n79281234567,russia,beeline,goip1/1,0\n"
+    specs, rejected = parse(text.replace(",", delimiter))
+    assert rejected == []
+    assert specs == [number_spec("79281234567", "russia", "beeline", "goip1/1", rentable=False)]
+
+
+def test_a_semicolon_file_keeps_commas_inside_fields() -> None:
+    specs, rejected = parse("phone;country;operator;port\n79281234567;russia;beeline;rack 1, slot 2\n")
+    assert rejected == []
+    assert specs[0].port == "rack 1, slot 2"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1", True), ("0", False), ("yes", True), ("No", False), ("TRUE", True), ("false", False)],
+)
+def test_flags_accept_exactly_what_the_readme_lists(value: str, expected: bool) -> None:
+    specs, rejected = parse(
+        f"phone,country,operator,rent,enabled\n79281234567,russia,beeline,{value},{value}\n"
+    )
+    assert rejected == []
+    assert (specs[0].rentable, specs[0].enabled) == (expected, expected)
+
+
+@pytest.mark.parametrize("value", ["y", "n", "on", "2"])
+def test_other_flag_words_are_rejected(value: str) -> None:
+    specs, rejected = parse(f"phone,country,operator,rent\n79281234567,russia,beeline,{value}\n")
+    assert specs == []
+    assert "rent must be 1 or 0 (or yes/no, true/false)" in rejected[0][2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,7 +18,9 @@ from simgate.services.phones import normalise_phone
 from simgate.storage.ports import UnitOfWork
 
 REQUIRED = ("phone", "country", "operator")
-TRUE, FALSE = {"1", "true", "yes", "y"}, {"0", "false", "no", "n"}
+# Exactly what the README lists; a spreadsheet writes TRUE/FALSE, a person yes/no.
+TRUE, FALSE = {"1", "yes", "true"}, {"0", "no", "false"}
+DELIMITERS = (",", ";", "\t")
 OPERATOR_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
 
 
@@ -48,7 +51,7 @@ def _flag(value: str | None, column: str, default: bool) -> bool:
         return True
     if text in FALSE:
         return False
-    raise InvalidNumber(f"{column} must be 1 or 0, not {value!r}")
+    raise InvalidNumber(f"{column} must be 1 or 0 (or yes/no, true/false), not {value!r}")
 
 
 def parse_row(row: Mapping[str, str | None]) -> NumberSpec:
@@ -75,8 +78,14 @@ def parse_row(row: Mapping[str, str | None]) -> NumberSpec:
 
 
 def parse_csv(stream: TextIO) -> tuple[list[NumberSpec], list[Rejection]]:
-    """Every row is checked; a bad row is reported with its line number, the rest load."""
-    reader = csv.DictReader(stream)
+    """Every row is checked; a bad row is reported with its line number, the rest load.
+
+    The delimiter is the header's: Excel saves "CSV" with `;` where the decimal mark is a
+    comma (most of Europe and Russia), and "Unicode text" with tabs.
+    """
+    first = stream.readline()
+    delimiter = max(DELIMITERS, key=first.count)  # ties (a one-column header) keep ","
+    reader = csv.DictReader(itertools.chain([first], stream), delimiter=delimiter)
     # A byte-order mark can survive decoding (a file read as plain utf-8): drop it.
     header = [normalise_name(name.lstrip("\ufeff")) for name in (reader.fieldnames or [])]
     if not header:
