@@ -286,6 +286,17 @@ def test_blacklist_refusals(client: httpx.Client, farm: Farm) -> None:
     )
 
 
+def test_a_misspelt_service_is_refused_naming_the_closest(client: httpx.Client, farm: Farm) -> None:
+    a = farm.ids[A]
+    typo = client.post(f"/api/numbers/{a}/blacklist", json={"service": "telegramm"}, headers=ADMIN)
+    assert typo.status_code == 400
+    assert typo.json()["error"] == "unknown service 'telegramm'; did you mean telegram?"
+    nonsense = client.post(f"/api/numbers/{a}/blacklist", json={"service": "zzzqqq"}, headers=ADMIN)
+    assert nonsense.status_code == 400
+    assert "unknown service 'zzzqqq'" in nonsense.json()["error"]
+    assert get(client, f"/api/numbers/{a}")["number"]["blocked_services"] == []
+
+
 # -- operations ----------------------------------------------------------------------------------
 
 

@@ -6,8 +6,11 @@ Disabling a busy SIM keeps its open operation running; it is just never issued a
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Collection
 
+from simgate import catalogue
 from simgate.domain.errors import DomainError
 from simgate.domain.reports import BLOCKED, SOLD, STREAK_WINDOW, NumberReport
 from simgate.domain.rules import normalise_name
@@ -50,29 +53,37 @@ def set_enabled(uow: UnitOfWork, number_id: NumberId, enabled: bool, now: Timest
     return _report(uow, number_id, now)
 
 
-def service_name(raw: str) -> ServiceName:
+def service_name(raw: str, known: Collection[str] | None = None) -> ServiceName:
+    """A service the marketplaces know. A typo (`telegramm`) would otherwise be stored as a
+    block that blocks nothing, while the SIM keeps being sold for the real service."""
     name = normalise_name(raw)
     if not SERVICE_NAME.match(name):
         raise DomainError(f"service {raw!r} is not an Onlinesim service name")
     if name == RENT_SERVICE:
         # Spec 6.2: rent ignores the partner's blacklist, so blocking it would block nothing.
         raise DomainError("rent cannot be blocked: the blacklist applies to activations only")
+    known = catalogue.services() if known is None else known
+    if name not in known:
+        close = difflib.get_close_matches(name, list(known), n=1)
+        hint = f"; did you mean {close[0]}?" if close else " (see `simgate services`)"
+        raise DomainError(f"unknown service {raw!r}{hint}")
     return ServiceName(name)
 
 
 def block_service(uow: UnitOfWork, number_id: NumberId, service: str, now: Timestamp) -> NumberReport:
     """Never offer this SIM for `service` activations (spec 8.4); rent is unaffected."""
+    _report(uow, number_id, now)  # an unknown number is a 404 whatever the name
     name = service_name(service)
-    _report(uow, number_id, now)
     uow.numbers.exclude(number_id, name, BLOCKED, now)
     return _report(uow, number_id, now)
 
 
 def unblock_service(uow: UnitOfWork, number_id: NumberId, service: str, now: Timestamp) -> NumberReport:
     """Lift an operator's block. A sale is the marketplace's fact and stays (spec 5.1)."""
-    name = service_name(service)
     report = _report(uow, number_id, now)
     reasons = {e.service: e.reason for e in report.exclusions}
+    # Any name already blocked may be lifted, a typo stored before names were checked too.
+    name = service_name(service, known={*catalogue.services(), *reasons})
     if reasons.get(name) == SOLD:
         raise Conflict(f"number {number_id} was sold for {name}; a sale cannot be unblocked")
     if name not in reasons:
