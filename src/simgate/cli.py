@@ -1,4 +1,5 @@
-"""The `simgate` command (CONTRACT.md): exit 0 on success, else a one-line reason on stderr."""
+"""simgate sells a SIM farm's numbers on SMS-activation marketplaces. Every command exits 0 on
+success, else prints a one-line reason on standard error."""
 
 from __future__ import annotations
 
