@@ -33,6 +33,8 @@ log = logging.getLogger("simgate.delivery")
 
 SWEEP_SECONDS = 5.0
 """How often a running worker looks for claims left by dead workers on its host."""
+FAILED_CLAIM_PAUSE = 1.0
+"""After a failed claim (database down, disk full): one log line a second, not four."""
 CUTOFF_SLACK = 1.0
 """An attempt is abandoned this long after the sender's own timeout should have ended it."""
 
@@ -113,8 +115,13 @@ class DeliveryWorker:
             if dead:
                 released = await self.store.transact(lambda uow: sum(uow.outbox.release(n) for n in dead))
                 log.warning("released the claims of %s: the process is gone", ", ".join(dead))
-        except Exception:  # the database may be restarting: try again next turn
+        except StoreUnavailable as error:  # the database may be restarting: soon again
+            log.warning("looking for dead workers' claims failed (%s); retrying", error)
+            self._next_sweep = time.monotonic() + 1.0
+            return
+        except Exception:
             log.exception("looking for dead workers' claims failed; retrying")
+            self._next_sweep = time.monotonic() + 1.0
             return
         self._next_sweep = time.monotonic() + SWEEP_SECONDS
         if released:
@@ -126,11 +133,16 @@ class DeliveryWorker:
             await self._release_dead()
             room = self.concurrency - len(self._inflight)
             batch: list[DueDelivery] = []
+            pause = self.poll_interval
             if room > 0:
                 try:
                     batch = await self.store.transact(self._claim(room))
-                except Exception:  # the database may be restarting: keep the worker alive
+                except StoreUnavailable as error:  # restarting, or a full disk: keep going
+                    log.warning("claiming deliveries failed (%s); retrying", error)
+                    pause = max(pause, FAILED_CLAIM_PAUSE)
+                except Exception:  # keep the worker alive whatever happens
                     log.exception("claiming deliveries failed; retrying")
+                    pause = max(pause, FAILED_CLAIM_PAUSE)
             if self._stopping:
                 break  # claimed while stop() began: stop() releases these, unsent
             for item in batch:
@@ -142,7 +154,7 @@ class DeliveryWorker:
                 task.add_done_callback(self._finished)
             if len(batch) < room or room <= 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                    await asyncio.wait_for(self._wake.wait(), pause)
 
     def _claim(self, room: int) -> Callable[..., list[DueDelivery]]:
         now = self.clock()
