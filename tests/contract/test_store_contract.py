@@ -155,6 +155,41 @@ def test_upsert_keeps_a_busy_number_busy_and_an_offline_one_offline(store: Store
     assert number(store, offline.id).online is False
 
 
+def test_an_operator_s_disable_and_block_survive_a_reimport(store: Store) -> None:
+    """The README says to re-import after every change: that must not re-enable a SIM the
+    operator switched off, nor lift a block."""
+    spec = make_spec()
+    (added,) = add(store, spec)
+    store.run(lambda uow: uow.numbers.set_enabled(added.id, False, NOW))
+    store.run(lambda uow: uow.numbers.exclude(added.id, TELEGRAM, "blocked", NOW))
+    assert store.run(lambda uow: uow.numbers.upsert(spec, NOW + 1)) == "unchanged"
+    moved = make_spec(phone=spec.phone, port="elsewhere")
+    assert store.run(lambda uow: uow.numbers.upsert(moved, NOW + 2)) == "updated"
+    found = number(store, added.id)
+    assert (found.enabled, found.file_enabled, found.operator_enabled, found.state) == (
+        False, True, False, "disabled",
+    )  # fmt: skip
+    assert store.run(lambda uow: uow.numbers.excluded_services(added.id)) == {TELEGRAM}
+    assert store.run(lambda uow: uow.numbers.find_free(make_order(kind=OperationKind.RENT))) is None
+
+
+def test_a_number_is_sold_only_with_both_switches_on(store: Store) -> None:
+    spec = make_spec()
+    (added,) = add(store, make_spec(phone=spec.phone, enabled=False))
+    store.run(lambda uow: uow.numbers.set_enabled(added.id, True, NOW))
+    assert (number(store, added.id).enabled, number(store, added.id).operator_enabled) == (False, True)
+    assert store.run(lambda uow: uow.numbers.upsert(spec, NOW)) == "updated"  # the file's switch on
+    assert number(store, added.id).state == "free"
+    store.run(lambda uow: uow.numbers.set_enabled(added.id, False, NOW))
+    store.run(lambda uow: uow.numbers.upsert(make_spec(phone=spec.phone, enabled=False), NOW))
+    store.run(lambda uow: uow.numbers.set_enabled(added.id, True, NOW))
+    assert number(store, added.id).enabled is False  # the file still says off
+    store.run(lambda uow: uow.numbers.upsert(spec, NOW))
+    found = number(store, added.id)
+    assert (found.enabled, found.file_enabled, found.operator_enabled) == (True, True, True)
+    assert must_issue(store, make_order()).number_id == added.id
+
+
 def test_get_unknown_number_is_none(store: Store) -> None:
     assert store.run(lambda uow: uow.numbers.get(NumberId(424242))) is None
     assert store.run(lambda uow: uow.numbers.get_by_phone(PhoneNumber("1"))) is None

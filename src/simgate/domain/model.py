@@ -58,6 +58,11 @@ class Number:
     online: bool
     open_operation_id: OperationId | None
     last_issued_at: Timestamp | None = None
+    file_enabled: bool = True
+    """The CSV's `enabled` column, rewritten by every import."""
+    operator_enabled: bool = True
+    """The operator's switch (dashboard, `simgate numbers disable`): no import changes it.
+    `enabled` is both together: only a SIM on in the file and not switched off is sold."""
 
     @property
     def busy(self) -> bool:

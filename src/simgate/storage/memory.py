@@ -85,11 +85,13 @@ class MemoryNumbers:
             self.s.numbers[number_id] = Number(
                 number_id, spec.phone, spec.country, spec.operator, spec.port,
                 spec.rentable, spec.enabled, online=True, open_operation_id=None,
+                file_enabled=spec.enabled,
             )  # fmt: skip
             return "added"
         updated = replace(
             current, country=spec.country, operator=spec.operator, port=spec.port,
-            rentable=spec.rentable, enabled=spec.enabled,
+            rentable=spec.rentable, file_enabled=spec.enabled,
+            enabled=spec.enabled and current.operator_enabled,
         )  # fmt: skip
         if updated == current:
             return "unchanged"
@@ -162,7 +164,9 @@ class MemoryNumbers:
         number = self.s.numbers.get(number_id)
         if number is None:
             return False
-        self.s.numbers[number_id] = replace(number, enabled=enabled)
+        self.s.numbers[number_id] = replace(
+            number, operator_enabled=enabled, enabled=enabled and number.file_enabled
+        )
         return True
 
     def set_online(self, phone: PhoneNumber, online: bool, now: Timestamp) -> bool:

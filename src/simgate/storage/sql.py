@@ -58,7 +58,7 @@ INLINE_PREFIXES = 32
 
 NUMBER_COLUMNS = (
     "n.id, n.phone, n.country, n.operator, n.port, n.rentable, n.enabled, n.online, "
-    "n.open_operation_id, n.last_issued_at"
+    "n.open_operation_id, n.last_issued_at, n.file_enabled, n.operator_enabled"
 )
 
 
@@ -74,6 +74,8 @@ def _number(row: Row) -> Number:
         online=bool(row[7]),
         open_operation_id=None if row[8] is None else OperationId(row[8]),
         last_issued_at=row[9] or None,
+        file_enabled=bool(row[10]),
+        operator_enabled=bool(row[11]),
     )
 
 
@@ -92,24 +94,26 @@ class SqlNumbers:
         self.lock_clause = " FOR UPDATE OF n SKIP LOCKED" if skip_locked else ""
 
     def upsert(self, spec: NumberSpec, now: Timestamp) -> UpsertOutcome:
+        # The file's switch is `file_enabled`; the operator's (never touched here) stays.
         row = self.db.execute(
-            "SELECT country, operator, port, rentable, enabled FROM numbers WHERE phone = ?",
+            "SELECT country, operator, port, rentable, file_enabled, operator_enabled FROM numbers"
+            " WHERE phone = ?",
             (spec.phone,),
         ).fetchone()
         values = (spec.country, spec.operator, spec.port, spec.rentable, spec.enabled)
         if row is None:
             self.db.execute(
-                "INSERT INTO numbers (phone, country, operator, port, rentable, enabled, online,"
-                " last_issued_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
-                (spec.phone, *values, True, now, now),
+                "INSERT INTO numbers (phone, country, operator, port, rentable, file_enabled, enabled,"
+                " online, last_issued_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                (spec.phone, *values, spec.enabled, True, now, now),
             )
             return "added"
         if (row[0], row[1], row[2], bool(row[3]), bool(row[4])) == values:
             return "unchanged"
         self.db.execute(
-            "UPDATE numbers SET country = ?, operator = ?, port = ?, rentable = ?, enabled = ?,"
-            " updated_at = ? WHERE phone = ?",
-            (*values, now, spec.phone),
+            "UPDATE numbers SET country = ?, operator = ?, port = ?, rentable = ?, file_enabled = ?,"
+            " enabled = ?, updated_at = ? WHERE phone = ?",
+            (*values, spec.enabled and bool(row[5]), now, spec.phone),
         )
         self._sync_exclusions("n.phone = ?", spec.phone)
         return "updated"
@@ -261,7 +265,16 @@ class SqlNumbers:
         ]
 
     def set_enabled(self, number_id: NumberId, enabled: bool, now: Timestamp) -> bool:
-        return self._set("enabled = ?", enabled, "n.id = ?", number_id, now)
+        """The operator's switch; the number is sold only if the file's is on too."""
+        assignment = "operator_enabled = ?, enabled = file_enabled AND ?"
+        changed = self.db.execute(
+            f"UPDATE numbers SET {assignment}, updated_at = ? WHERE id = ?",
+            (enabled, enabled, now, number_id),
+        ).rowcount
+        if changed != 1:
+            return False
+        self._sync_exclusions("n.id = ?", number_id)
+        return True
 
     def set_online(self, phone: PhoneNumber, online: bool, now: Timestamp) -> bool:
         return self._set("online = ?", online, "n.phone = ?", phone, now)
