@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from simgate import __version__, catalogue
+from simgate.commands import farm
 from simgate.commands.common import State, console, database, describe_error, fail, settings
 from simgate.config import SettingsError
 from simgate.hardware.cli import intake_app
@@ -29,6 +30,11 @@ outbox_app = typer.Typer(no_args_is_help=True, help="Pushes to the marketplace."
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(intake_app, name="intake")
+operations_app = typer.Typer(no_args_is_help=True, help="Activations and rents.")
+app.add_typer(operations_app, name="operations")
+for action in (farm.enable, farm.disable, farm.block, farm.unblock):
+    numbers_app.command()(action)
+operations_app.command("list")(farm.operations_list)
 IMPORT_BATCH = 1000
 
 
@@ -169,17 +175,22 @@ def numbers_list(
         payload = [
             {
                 "phone": n.phone, "country": n.country, "operator": n.operator, "port": n.port,
-                "rent": n.rentable, "enabled": n.enabled, "online": n.online, "state": n.state,
+                "rent": n.rentable, "enabled": n.enabled, "file_enabled": n.file_enabled,
+                "operator_enabled": n.operator_enabled, "online": n.online, "state": n.state,
                 "operation_id": n.open_operation_id,
             }
             for n in rows
         ]  # fmt: skip
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
         return
-    table = Table("phone", "country", "operator", "port", "rent", "state", "operation")
+    # Both switches: "csv" is the file's `enabled` column, "owner" the dashboard's and
+    # `simgate numbers disable`'s, which no re-import changes.
+    phone = Column("phone", no_wrap=True)  # a wrapped phone cannot be copied
+    table = Table(phone, "country", "operator", "port", "rent", "csv", "owner", "state", "operation")
     for n in rows:
         table.add_row(
             n.phone, n.country, n.operator or "-", n.port or "-", "yes" if n.rentable else "no",
+            "on" if n.file_enabled else "off", "on" if n.operator_enabled else "off",
             n.state, str(n.open_operation_id or ""),
         )  # fmt: skip
     console.print(table)

@@ -246,6 +246,11 @@ def test_disabling_a_busy_number_keeps_its_operation_open(client: httpx.Client, 
     assert get(client, f"/api/numbers/{farm.ids[A]}")["number"]["state"] == "disabled"
 
 
+def test_a_disable_shows_whose_switch_is_off(client: httpx.Client, farm: Farm) -> None:
+    off = client.post(f"/api/numbers/{farm.ids[B]}/disable", headers=ADMIN).json()["number"]
+    assert (off["enabled"], off["file_enabled"], off["operator_enabled"]) == (False, True, False)
+
+
 def test_blacklist_binds_activations_and_not_rent(client: httpx.Client, farm: Farm) -> None:
     """Spec 6.2 and 8.4: the partner's blacklist applies to activations, never to rent."""
     number_id = farm.ids[B]

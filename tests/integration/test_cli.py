@@ -297,6 +297,8 @@ def test_numbers_list_shows_state(tmp_path: Path) -> None:
         "port": "goip1/1",
         "rent": True,
         "enabled": True,
+        "file_enabled": True,
+        "operator_enabled": True,
         "online": True,
         "state": "busy",
         "operation_id": operation.id,
@@ -338,3 +340,56 @@ def test_an_unreachable_database_is_one_line_not_a_traceback(tmp_path: Path, url
             assert words in reason
         assert "secret" not in reason
         assert "http" not in reason  # no link to a library's documentation
+
+
+def test_an_operator_s_disable_and_block_survive_a_reimport(tmp_path: Path) -> None:
+    csv = write(tmp_path, "numbers.csv", GOOD_CSV)
+    assert run(tmp_path, "migrate").returncode == 0
+    assert run(tmp_path, "numbers", "import", str(csv)).returncode == 0
+    disabled = run(tmp_path, "numbers", "disable", "+7 928 123-45-67")
+    assert disabled.returncode == 0, disabled.stderr
+    assert disabled.stdout == "79281234567: disabled; switched off by the operator\n"
+    blocked = run(tmp_path, "numbers", "block", "79281234567", "WhatsApp")
+    assert blocked.stdout == "79281234567: blocked for whatsapp\n", blocked.stderr
+    typo = run(tmp_path, "numbers", "block", "79281234567", "telegramm")
+    assert one_line_reason(typo) == "simgate: unknown service 'telegramm'; did you mean telegram?"
+    unknown = run(tmp_path, "numbers", "disable", "79990000000")
+    assert "79990000000 is not in the inventory" in one_line_reason(unknown)
+
+    again = run(tmp_path, "numbers", "import", str(csv))
+    assert "added 0, updated 0, unchanged 2" in again.stdout, again.stdout
+    rows = {r["phone"]: r for r in json.loads(run(tmp_path, "numbers", "list", "--json").stdout)}
+    off = rows["79281234567"]
+    assert (off["state"], off["enabled"], off["file_enabled"], off["operator_enabled"]) == (
+        "disabled", False, True, False,
+    )  # fmt: skip
+    table = run(tmp_path, "numbers", "list", env={"COLUMNS": "200"}).stdout
+    (line,) = [row for row in table.splitlines() if "79281234567" in row]
+    assert line.split("│")[6:9] == [" on  ", " off   ", " disabled "], line
+
+    enabled = run(tmp_path, "numbers", "enable", "79281234567")
+    assert enabled.stdout == "79281234567: free\n", enabled.stderr
+    assert run(tmp_path, "numbers", "unblock", "79281234567", "whatsapp").stdout == (
+        "79281234567: blocked for nothing\n"
+    )
+
+
+def test_operations_list(tmp_path: Path) -> None:
+    schema.upgrade(f"sqlite:///{tmp_path / 'simgate.db'}")
+    store = open_db(tmp_path)
+    try:
+        store.run(lambda uow: import_numbers(uow, [make_spec()], time.time()))
+        operation = store.run(lambda uow: issue_number(uow, "onlinesim", make_order(), time.time()))
+    finally:
+        store.close()
+    assert operation is not None
+    listed = run(tmp_path, "operations", "list", "--json", "--state", "open")
+    assert listed.returncode == 0, listed.stderr
+    (record,) = json.loads(listed.stdout)
+    assert (record["id"], record["marketplace"], record["status"], record["service"]) == (
+        operation.id, "onlinesim", "open", "telegram",
+    )  # fmt: skip
+    assert json.loads(run(tmp_path, "operations", "list", "--json", "--state", "finished").stdout) == []
+    table = run(tmp_path, "operations", "list", env={"COLUMNS": "200"})
+    assert "1 of 1 operation(s)" in table.stdout
+    assert run(tmp_path, "operations", "list", "--state", "closed").returncode == 2

@@ -44,6 +44,11 @@ class NumberOut(msgspec.Struct, kw_only=True):
     """free, busy, offline or disabled."""
     rentable: bool
     enabled: bool
+    """Sold only when both switches below are on."""
+    file_enabled: bool = True
+    """The CSV's `enabled` column (every import rewrites it)."""
+    operator_enabled: bool = True
+    """The operator's switch (Enable/Disable here, `simgate numbers disable`); imports keep it."""
     online: bool
     open_operation_id: int | None
     last_issued_at: float | None
@@ -362,6 +367,7 @@ def number_out(r: NumberReport) -> NumberOut:
     return NumberOut(
         id=n.id, phone=n.phone, country=n.country, operator=n.operator, port=n.port,
         state=n.state, rentable=n.rentable, enabled=n.enabled, online=n.online,
+        file_enabled=n.file_enabled, operator_enabled=n.operator_enabled,
         open_operation_id=n.open_operation_id, last_issued_at=n.last_issued_at or None,
         last_sms_at=r.last_sms_at, sms=r.sms, operations=r.operations, finished=r.finished,
         sold=r.sold, earnings_kopecks=r.earnings, success_rate=r.success_rate,

@@ -1,0 +1,136 @@
+"""The owner's actions on single SIMs, and the operations list: the dashboard's buttons in a shell.
+
+Each action is the same use case the dashboard calls (services/admin.py), so a SIM disabled
+here is disabled there, and survives a re-import the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from simgate.commands.common import console, database, fail
+from simgate.domain.errors import DomainError
+from simgate.domain.reports import BLOCKED, NumberReport, OperationQuery
+from simgate.domain.types import NumberId
+from simgate.storage.ports import UnitOfWork
+
+Phone = Annotated[str, typer.Argument(help="The SIM's phone number, with the country code")]
+
+
+def _number_id(uow: UnitOfWork, raw: str) -> NumberId:
+    from simgate.services.phones import normalise_phone
+
+    phone = normalise_phone(raw)  # InvalidNumber is a DomainError: one line, exit 1
+    number = uow.numbers.get_by_phone(phone)
+    if number is None:
+        raise DomainError(f"{phone} is not in the inventory (see `simgate numbers list`)")
+    return number.id
+
+
+def _act(phone: str, action: str, service: str | None = None) -> NumberReport:
+    from simgate.services import admin
+
+    def work(uow: UnitOfWork) -> NumberReport:
+        number_id, now = _number_id(uow, phone), time.time()
+        if action in ("enable", "disable"):
+            return admin.set_enabled(uow, number_id, action == "enable", now)
+        assert service is not None
+        if action == "block":
+            return admin.block_service(uow, number_id, service, now)
+        return admin.unblock_service(uow, number_id, service, now)
+
+    with database() as store:
+        try:
+            return store.run(work)
+        except DomainError as error:
+            fail(str(error))
+
+
+def _switches(report: NumberReport) -> str:
+    n = report.number
+    words = [f"{n.phone}: {n.state}"]
+    if not n.operator_enabled:
+        words.append("switched off by the operator")
+    if not n.file_enabled:
+        words.append("switched off in the CSV (enabled=0)")
+    return "; ".join(words)
+
+
+def enable(phone: Phone) -> None:
+    """Switch a SIM back on (the CSV's own `enabled` column must say 1 too)."""
+    typer.echo(_switches(_act(phone, "enable")))
+
+
+def disable(phone: Phone) -> None:
+    """Stop selling a SIM; an open operation on it runs to its end. Re-imports keep it off."""
+    typer.echo(_switches(_act(phone, "disable")))
+
+
+def block(
+    phone: Phone, service: Annotated[str, typer.Argument(help="Service name (`simgate services`)")]
+) -> None:
+    """Never offer this SIM for SERVICE activations (rent is unaffected)."""
+    report = _act(phone, "block", service)
+    typer.echo(f"{report.number.phone}: blocked for {', '.join(_blocked(report)) or '-'}")
+
+
+def unblock(
+    phone: Phone, service: Annotated[str, typer.Argument(help="A service blocked on this SIM")]
+) -> None:
+    """Lift a block. A service the SIM was sold for stays excluded."""
+    report = _act(phone, "unblock", service)
+    typer.echo(f"{report.number.phone}: blocked for {', '.join(_blocked(report)) or 'nothing'}")
+
+
+def _blocked(report: NumberReport) -> list[str]:
+    return sorted(e.service for e in report.exclusions if e.reason == BLOCKED)
+
+
+def operations_list(
+    state: Annotated[str | None, typer.Option(help="open or finished")] = None,
+    kind: Annotated[str | None, typer.Option(help="activation or rent")] = None,
+    phone: Annotated[str | None, typer.Option(help="Part of the phone number")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array on stdout")] = False,
+) -> None:
+    """List operations (activations and rents), newest first, with what each earned."""
+    if state not in (None, "open", "finished"):
+        fail("--state must be open or finished", 2)
+    if kind not in (None, "activation", "rent"):
+        fail("--kind must be activation or rent", 2)
+    if not 1 <= limit <= 100_000:
+        fail("--limit must be between 1 and 100000", 2)
+    query = OperationQuery(kind=kind, state=state, search=phone, limit=limit)
+    with database() as store:
+        page = store.run(lambda uow: uow.reports.operations(query))
+    records = [
+        {
+            "id": r.operation.id, "marketplace": r.operation.marketplace, "kind": r.operation.kind.value,
+            "phone": r.operation.phone, "service": r.operation.service, "country": r.operation.country,
+            "opened_at": r.operation.opened_at, "finished_at": r.operation.finished_at,
+            "status": r.status, "sms": r.sms, "earned_kopecks": int(r.earned),
+        }
+        for r in page.items
+    ]  # fmt: skip
+    if as_json:
+        sys.stdout.write(json.dumps(records, ensure_ascii=False) + "\n")
+        return
+    table = Table("id", "marketplace", "opened", "phone", "service", "status", "sms", "earned")
+    for r in records:
+        opened = time.strftime("%m-%d %H:%M", time.localtime(float(r["opened_at"] or 0)))
+        table.add_row(
+            str(r["id"]), str(r["marketplace"]), opened, str(r["phone"]), str(r["service"] or "rent"),
+            str(r["status"]), str(r["sms"]), rubles(int(str(r["earned_kopecks"]))),
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"{len(records)} of {page.total} operation(s)")
+
+
+def rubles(kopecks: int) -> str:
+    return f"{kopecks / 100:.2f}"
