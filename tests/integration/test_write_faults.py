@@ -217,11 +217,20 @@ def test_postgresql_gone_fails_units_at_once_and_comes_back_by_itself(postgres_u
             asyncio.run(store.transact(lambda uow: uow.numbers.get_by_phone(spec.phone)))
         assert time.monotonic() - started < 5
         assert store.write_error is not None
+        deadline = time.monotonic() + BOUND
+        while store.write_error is None or not store._down:  # a probe confirms it is gone...
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):  # ...and from then on units fail at once
+            asyncio.run(store.transact(lambda uow: uow.numbers.get_by_phone(spec.phone)))
+        assert time.monotonic() - started < 0.3
         store.pool = real  # and is back
         deadline = time.monotonic() + BOUND
         while store.write_error is not None:  # asking is enough: the probe runs by itself
             assert time.monotonic() < deadline
             time.sleep(0.1)
+        assert asyncio.run(store.transact(lambda uow: uow.numbers.get_by_phone(spec.phone))) is not None
         gone.close()
     finally:
         store.close()

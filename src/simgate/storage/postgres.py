@@ -8,7 +8,8 @@ GET_NUMBERs (and workers) pass over each other's rows instead of queueing on the
 A database that is gone (restarting, unreachable, disk full, read-only) fails each unit with
 StoreUnavailable (503, nothing changed); the pool reconnects by itself, and `write_error`
 stays set until a write commits again or a probe (asked for at most once a second while
-writes fail) finds the server back and writable.
+writes fail) finds the server back and writable. Once a probe has found the server gone,
+units fail at once instead of each waiting for the pool's timeout.
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ class PostgresStore:
         self._write_error: str | None = None
         self._last_probe = 0.0
         self._probing = False
+        self._down = False
+        """The probe found the server gone: units fail at once instead of each waiting for
+        the pool's timeout, until a probe finds it back."""
 
     @property
     def write_error(self) -> str | None:
@@ -111,12 +115,17 @@ class PostgresStore:
                 self._write_error = "PostgreSQL is a read-only standby"
             else:
                 self._write_error = None
+            self._down = False
         except Exception as error:
             self._write_error = f"PostgreSQL unavailable: {error}"
+            self._down = True
         finally:
             self._probing = False
 
     def _run(self, work: Callable[[UnitOfWork], T], *, read_only: bool = False) -> T:
+        gone = self.write_error  # asking is what starts a probe while the server is gone
+        if self._down and gone is not None:
+            raise StoreUnavailable(gone)
         for attempt in range(1, RETRIES + 1):
             try:
                 with self.pool.connection() as conn, conn.transaction():
