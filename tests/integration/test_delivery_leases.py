@@ -130,3 +130,24 @@ async def test_a_starting_worker_releases_the_claims_of_a_dead_worker_on_its_hos
     texts = Counter(r.body for r in sender.requests)
     assert len(texts) == 2, "only the dead worker's two deliveries; the other host keeps its lease"
     assert store.run(lambda uow: uow.outbox.claimants()) == [elsewhere]
+
+
+async def test_no_push_starts_while_the_store_cannot_record_its_answer() -> None:
+    """A push made while writes fail could not be recorded, and would be sent again later."""
+    store = MemoryStore()
+    seed(store, 2)
+    store.write_error = "database or disk is full"
+    sender = HeldSender()
+    sender.release.set()
+    pusher = worker(store, sender)
+    run = asyncio.create_task(pusher.run())
+    await asyncio.sleep(0.5)
+    assert sender.requests == []
+    store.write_error = None  # space returns
+    deadline = time.monotonic() + 10
+    while len(sender.requests) < 2:
+        assert time.monotonic() < deadline, "pushes did not start once writes worked again"
+        await asyncio.sleep(0.02)
+    await pusher.stop(grace=2)
+    await asyncio.wait_for(run, 5)
+    assert len(sender.requests) == 2

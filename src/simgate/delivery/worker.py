@@ -134,6 +134,10 @@ class DeliveryWorker:
             room = self.concurrency - len(self._inflight)
             batch: list[DueDelivery] = []
             pause = self.poll_interval
+            if self.store.write_error is not None:
+                # A push whose answer cannot be recorded would be pushed again later: wait
+                # until writes work (the store notices by itself) before starting any.
+                room, pause = 0, max(pause, FAILED_CLAIM_PAUSE)
             if room > 0:
                 try:
                     batch = await self.store.transact(self._claim(room))
@@ -152,7 +156,7 @@ class DeliveryWorker:
                 task = asyncio.create_task(self._deliver(item))
                 self._inflight.add(task)
                 task.add_done_callback(self._finished)
-            if len(batch) < room or room <= 0:
+            if len(batch) < room or room <= 0:  # room 0: full, or writes failing
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), pause)
 
@@ -228,7 +232,10 @@ class DeliveryWorker:
                 )
                 return
             except Exception as error:
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= deadline and self.store.write_error is None:
+                    # Writes work for others but not for this one: a bug, not an outage.
+                    # While the database refuses every write, nobody can claim it either,
+                    # so insisting past the lease costs nothing and saves a duplicate.
                     log.error("recording delivery %s failed for the whole lease; giving up", item.id)
                     return
                 if isinstance(error, StoreUnavailable):
