@@ -76,17 +76,9 @@ KNOWN_CROSSINGS: dict[tuple[str, str], str] = {
     ("simgate.dashboard.views", "simgate.http.body"): "the one bounded body reader",
 }
 
-NAMES_NO_PLUGIN = ("simgate.http", "simgate.bootstrap", "simgate.config")
-"""DESIGN.md: http/, bootstrap.py and config.py name no marketplace and no driver."""
-
-KNOWN_PLUGIN_NAMES: dict[tuple[str, str], str] = {
-    # Onlinesim is wired by name until the marketplace registry exists (DESIGN.md, plug-ins).
-    ("simgate.bootstrap", "simgate.marketplaces.onlinesim"): "no marketplace registry yet",
-    ("simgate.bootstrap", "simgate.marketplaces.onlinesim.handlers"): "no marketplace registry yet",
-    ("simgate.bootstrap", "simgate.marketplaces.onlinesim.push"): "no marketplace registry yet",
-    ("simgate.http.app", "simgate.marketplaces.onlinesim.handlers"): "the /onlinesim routes",
-    ("simgate.http.app", "simgate.marketplaces.onlinesim.wire"): "the /onlinesim routes",
-}
+NAME_NO_DRIVER = ("simgate.http", "simgate.bootstrap", "simgate.config")
+"""DESIGN.md: http/, bootstrap.py and config.py name no driver (only the registry and base.py);
+that they name no marketplace is test_smoke_layers' business."""
 
 
 def within(module: str, prefixes: Iterable[str]) -> bool:
@@ -195,24 +187,14 @@ def crossings() -> set[tuple[str, str]]:
     return found
 
 
-def names_a_plugin(target: str) -> bool:
-    """A module of one marketplace or one driver, rather than a registry or a protocol."""
-    if within(target, DRIVERS.values()):
-        return True
-    return within(target, ["simgate.marketplaces"]) and target not in (
-        "simgate.marketplaces",
-        "simgate.marketplaces.base",
-    )
-
-
-def plugin_names() -> set[tuple[str, str]]:
-    return {
+def driver_names() -> list[tuple[str, str]]:
+    return sorted(
         (module, target)
         for module, targets in graph().items()
-        if within(module, NAMES_NO_PLUGIN)
+        if within(module, NAME_NO_DRIVER)
         for target in targets
-        if names_a_plugin(target)
-    }
+        if within(target, DRIVERS.values())
+    )
 
 
 # -- the finder itself ---------------------------------------------------------------------
@@ -260,9 +242,8 @@ def test_layers_import_only_what_design_md_allows() -> None:
     assert new == [], f"imports across the layer table of DESIGN.md: {new}"
 
 
-def test_http_bootstrap_and_config_name_no_plugin() -> None:
-    new = sorted(plugin_names() - set(KNOWN_PLUGIN_NAMES))
-    assert new == [], f"a face or the composition names a marketplace or driver: {new}"
+def test_http_bootstrap_and_config_name_no_driver() -> None:
+    assert driver_names() == [], "a new driver must cost one module and one registry line"
 
 
 def test_hardware_never_touches_the_store() -> None:
@@ -284,5 +265,3 @@ def test_the_known_exceptions_only_shrink() -> None:
     assert gone == [], f"these cycles are gone: delete them from KNOWN_CYCLES: {gone}"
     stale = sorted(set(KNOWN_CROSSINGS) - crossings())
     assert stale == [], f"these imports no longer cross: delete them from KNOWN_CROSSINGS: {stale}"
-    stale = sorted(set(KNOWN_PLUGIN_NAMES) - plugin_names())
-    assert stale == [], f"no longer named: delete them from KNOWN_PLUGIN_NAMES: {stale}"
