@@ -183,23 +183,18 @@ def build_app(
         log.warning("SIMGATE_INTAKE_TOKEN is not set: POST /intake/sms answers 503")
     sink = StoreSink(store, clock, wake, max_skew=settings.clock_skew_seconds)
     drivers = build_drivers(settings.hardware, sink, clock)
+    token = settings.intake_token
+    intake = Intake(sink, None if token is None else token.get_secret_value(), clock)
+    drivers.add(intake)
     background.extend(drivers.background)
     calls = CallLog(clock)
-    alerts = build_alerts(
-        settings, store, clock, calls, lambda: {d.name: d.last_contact for d in drivers.status()}
-    )
+    alerts = build_alerts(settings, store, clock, calls, drivers.heard)
     if alerts is not None:
         background.append(alerts)
     deps = AppDeps(
         store=store,
         onlinesim=Onlinesim(store=store, key=_key(settings), services=settings.services, clock=clock),
-        intake=Intake(
-            store,
-            None if settings.intake_token is None else settings.intake_token.get_secret_value(),
-            clock,
-            on_accepted=wake,
-            max_skew=settings.clock_skew_seconds,
-        ),
+        intake=intake,
         expected_revision=revision,
         calls=calls,
         max_body_bytes=settings.max_body_bytes,

@@ -228,7 +228,8 @@ def test_hardware_page_says_when_only_http_intake_is_active(page: Any) -> None:
     expect(empty).to_be_visible()
     assert "Only HTTP intake (/intake/sms) is active" in empty.inner_text()
     assert "[hardware.*]" in empty.inner_text()
-    assert page.locator("#drivers .driver").count() == 0
+    expect(page.locator("#drivers .driver[data-kind='http']")).to_have_count(1)
+    assert page.locator("#drivers .driver").count() == 1
     expect(page.locator("#unwatched-box")).to_be_hidden()
     assert page.get_attribute("nav a[href='/hardware']", "aria-current") == "page"
 

@@ -236,7 +236,8 @@ async def test_a_server_that_loses_sms_is_caught(tmp_path: Path, monkeypatch: py
             self.numbers, self.operations, self.messages = uow.numbers, uow.operations, uow.messages
             self.outbox = NoOutbox()
 
-    monkeypatch.setattr("simgate.http.intake.accept_sms", lambda uow, *rest: original(Forgetful(uow), *rest))
+    forgetful = lambda uow, *rest: original(Forgetful(uow), *rest)  # noqa: E731
+    monkeypatch.setattr("simgate.services.sink.accept_sms", forgetful)
     report = await run_farm(tmp_path, seconds=3.0)
 
     assert not report.ok

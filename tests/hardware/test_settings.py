@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from simgate import hardware
 from simgate.cli import app
 from simgate.config import SettingsError
+from simgate.http.intake import Intake
 from simgate.services.sink import StoreSink
 from simgate.storage.memory import MemoryStore
 from tests.hardware.conftest import hardware_settings
@@ -99,3 +100,19 @@ def test_serve_refuses_to_start_on_a_bad_table(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["--config", str(config), "serve", "--port", "1"], env=env)
     assert result.exit_code == 2
     assert "hardware.goip.port: must be 1-65535" in result.output
+
+
+def test_only_sources_that_speak_on_their_own_can_be_silent(tmp_path: Path) -> None:
+    drivers = build(
+        tmp_path,
+        """
+[hardware.goip]
+password = "x"
+[hardware.android.devices.pixel]
+signing_key = "k"
+phone = "+79281234561"
+""",
+    )
+    drivers.add(Intake(StoreSink(MemoryStore(), time.time, lambda: None), "token", time.time))
+    assert [d.name for d in drivers.status()] == ["goip", "android:pixel", "http"]
+    assert drivers.heard() == {"goip": None}, "a phone and /intake/sms wait for an SMS"

@@ -137,9 +137,11 @@ def test_a_forged_session_and_an_open_redirect_are_refused(client: httpx.Client)
     assert signed.headers["location"] == "/"
 
 
-def test_hardware_is_empty_when_only_http_intake_is_configured(client: httpx.Client) -> None:
+def test_only_http_intake_is_listed_when_no_hardware_is_configured(client: httpx.Client) -> None:
     body = get(client, "/api/hardware")
-    assert body["drivers"] == []
+    assert [(d["name"], d["kind"], d["reports_on_its_own"]) for d in body["drivers"]] == [
+        ("http", "http", False)
+    ]
     assert body["unwatched"] == []
     assert body["silent_after_seconds"] > 0
     assert body["now"] > 0

@@ -24,6 +24,7 @@ def status(kind: str = "goip", **changes: object) -> DriverStatus:
     values: dict[str, object] = {
         "name": kind, "kind": kind, "last_contact": None, "last_error": None,
         "last_error_at": None, "received": 0, "duplicates": 0, "rejected": 0,
+        "reports_on_its_own": kind != "android",
     }  # fmt: skip
     values.update(changes)
     return DriverStatus(**values)  # type: ignore[arg-type]

@@ -25,10 +25,6 @@ gateway: every SIM behind it sells nothing."""
 
 RECENT_ERROR = 3600.0
 
-REPORTS_ON_ITS_OWN = frozenset({"goip", "ejoin", "modem"})
-"""Kinds that speak without an SMS. An Android phone posts a webhook only when an SMS
-arrives, so a quiet night is not a fault there."""
-
 GAMMU_NOTE = (
     "gammu-smsd runs simgate intake gammu for each SMS, which posts it to /intake/sms;"
     " there is no connection to watch"
@@ -56,7 +52,7 @@ def is_silent(d: DriverStatus, now: Timestamp, started: Timestamp, silent_after:
     Never heard since start counts from the start, so a gateway left unplugged is flagged a
     few minutes after simgate starts, not at once.
     """
-    if d.kind not in REPORTS_ON_ITS_OWN:
+    if not d.reports_on_its_own:
         return False
     heard = started if d.last_contact is None else max(d.last_contact, started)
     return now - heard > silent_after
@@ -69,7 +65,7 @@ def driver_out(
     return s.DriverOut(
         name=d.name,
         kind=d.kind,
-        reports_on_its_own=d.kind in REPORTS_ON_ITS_OWN,
+        reports_on_its_own=d.reports_on_its_own,
         last_contact=d.last_contact,
         last_contact_age_seconds=_age(now, d.last_contact),
         silent=is_silent(d, now, started, silent_after),

@@ -306,13 +306,13 @@ class PortOut(msgspec.Struct, kw_only=True):
 
 class DriverOut(msgspec.Struct, kw_only=True):
     name: str
-    """goip, modem, or kind:device for Ejoin gateways and Android phones."""
+    """goip, modem, http, or kind:device for Ejoin gateways and Android phones."""
     kind: str
-    """goip, ejoin, android or modem."""
+    """goip, ejoin, android, modem or http (POST /intake/sms)."""
     reports_on_its_own: bool
     """True when the hardware speaks without an SMS (GoIP keep-alives, Ejoin status reports and
-    polling, modem status checks): only then does silence mean trouble. An Android phone
-    speaks only when an SMS arrives."""
+    polling, modem status checks): only then does silence mean trouble. An Android phone and
+    POST /intake/sms speak only when an SMS arrives."""
     last_contact: float | None
     last_contact_age_seconds: float | None
     silent: bool
@@ -349,7 +349,8 @@ class HardwareOut(msgspec.Struct, kw_only=True):
     now: float
     silent_after_seconds: float
     drivers: list[DriverOut]
-    """Every running driver, in settings-file order; empty when only HTTP intake is active."""
+    """Every running driver in settings-file order, then `http` (POST /intake/sms) while its
+    token is set."""
     unwatched: list[UnwatchedOut]
 
 

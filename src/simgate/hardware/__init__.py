@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from simgate.config import SettingsError
+from simgate.domain.types import Timestamp
 from simgate.hardware.status import DriverStatus, PortStatus
 
 if TYPE_CHECKING:  # the CLI imports this package on every start; keep that cheap
@@ -51,6 +52,11 @@ class Drivers:
 
     def status(self) -> list[DriverStatus]:
         return [snapshot for driver in self.running for snapshot in driver.status()]
+
+    def heard(self) -> dict[str, Timestamp | None]:
+        """When each source that speaks on its own last did (what the silent-gateway alert
+        watches); an Android phone or /intake/sms is quiet until an SMS arrives."""
+        return {d.name: d.last_contact for d in self.status() if d.reports_on_its_own}
 
 
 def build_drivers(tables: Mapping[str, object], sink: Sink, clock: Clock) -> Drivers:

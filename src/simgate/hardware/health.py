@@ -22,6 +22,7 @@ class Health:
     name: str
     kind: str
     clock: Clock
+    reports_on_its_own: bool = True
     last_contact: Timestamp | None = None
     last_error: str | None = None
     last_error_at: Timestamp | None = None
@@ -57,4 +58,5 @@ class Health:
             rejected=self.rejected,
             ports=tuple(self.ports[key] for key in sorted(self.ports)),
             clocks=tuple(self.clocks[key] for key in sorted(self.clocks)),
+            reports_on_its_own=self.reports_on_its_own,
         )

@@ -60,3 +60,6 @@ class DriverStatus:
     """SMS that could not be stored (unknown number, bad content, ...)."""
     ports: tuple[PortStatus, ...] = ()
     clocks: tuple[ClockReading, ...] = ()
+    reports_on_its_own: bool = True
+    """It speaks without an SMS (keep-alives, status reports, polling), so its silence means
+    trouble. False for an Android phone or POST /intake/sms: quiet until an SMS arrives."""

@@ -5,15 +5,22 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from simgate.domain.errors import DomainError
-from simgate.domain.messages import MAX_CLOCK_SKEW_SECONDS, IncomingMessage
+from simgate.domain.messages import IncomingMessage
 from simgate.domain.types import Timestamp
-from simgate.services.intake import Accepted, UnknownNumber, accept_sms
+from simgate.hardware.base import Background, Sink
+from simgate.hardware.feed import Feed
+from simgate.hardware.health import Health
+from simgate.hardware.status import DriverStatus
+from simgate.services.intake import UnknownNumber
 from simgate.services.phones import normalise_phone
-from simgate.storage.ports import Store
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
 
 
 class IntakeBody(msgspec.Struct, kw_only=True):
@@ -45,17 +52,27 @@ def parse_time(value: str | float | None) -> Timestamp | None:
 
 
 class Intake:
-    def __init__(
-        self,
-        store: Store,
-        token: str | None,
-        clock: Callable[[], Timestamp],
-        on_accepted: Callable[[], None] = lambda: None,
-        max_skew: float = MAX_CLOCK_SKEW_SECONDS,
-    ) -> None:
-        self.store, self.token, self.clock = store, token, clock
-        self.on_accepted = on_accepted
-        self.max_skew = max_skew
+    """POST /intake/sms as one more SMS source: `http` on the Hardware page.
+
+    It feeds the same Sink as the hardware drivers. The app mounts the route itself (the
+    body limit is the app's), so `routes()` is empty; the source shows only while the intake
+    token is set, since without it every request is refused.
+    """
+
+    def __init__(self, sink: Sink, token: str | None, clock: Callable[[], Timestamp]) -> None:
+        self.token = token
+        # gammu-smsd and scripts post only when an SMS arrives: silence is no fault here.
+        self.health = Health("http", "http", clock, reports_on_its_own=False)
+        self.feed = Feed(sink, self.health)
+
+    def routes(self) -> list[BaseRoute]:
+        return []
+
+    def background(self) -> list[Background]:
+        return []
+
+    def status(self) -> list[DriverStatus]:
+        return [self.health.snapshot()] if self.token else []
 
     def authorised(self, supplied: str | None) -> bool:
         return bool(self.token and supplied) and hmac.compare_digest(
@@ -66,6 +83,7 @@ class Intake:
         if not self.token:
             return 503, {"error": "SMS intake is off: SIMGATE_INTAKE_TOKEN is not set"}
         if not self.authorised(bearer):
+            self.health.error("wrong or missing bearer token")
             return 401, {"error": "wrong or missing bearer token"}
         try:
             request = _decode(body)
@@ -80,17 +98,13 @@ class Intake:
                 message_key=None if request.message_id is None else str(request.message_id),
                 received_at=parse_time(request.received_at),
             )
-            now = self.clock()
-            skew = self.max_skew
-            accepted: Accepted = await self.store.transact(lambda uow: accept_sms(uow, incoming, now, skew))
-        except UnknownNumber as problem:
-            return 422, {"error": str(problem)}
+            accepted = await self.feed.accept(incoming)
         except DomainError as problem:
-            return 400, {"error": str(problem)}
+            self.health.rejected += 1
+            self.health.error(f"SMS rejected: {problem}")
+            return 422 if isinstance(problem, UnknownNumber) else 400, {"error": str(problem)}
         message = accepted.message
         answer = {"id": message.id, "operation_id": message.operation_id}
         if accepted.duplicate:
             return 200, {**answer, "duplicate": True}
-        if message.operation_id is not None:
-            self.on_accepted()
         return 202, {**answer, "duplicate": False}

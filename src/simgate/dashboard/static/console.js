@@ -542,7 +542,8 @@
     async function refresh() {
       const h = await api("/api/hardware");
       document.getElementById("silent-after").textContent = duration(h.silent_after_seconds);
-      empty.hidden = h.drivers.length > 0;
+      // /intake/sms alone is no hardware: keep saying how to configure some.
+      empty.hidden = h.drivers.some((d) => d.kind !== "http");
       box.replaceChildren(...h.drivers.map(driverCard));
       unwatchedBox.hidden = h.unwatched.length === 0;
       document.getElementById("unwatched").replaceChildren(
