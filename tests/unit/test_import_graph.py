@@ -65,7 +65,7 @@ KNOWN_CROSSINGS: dict[tuple[str, str], str] = {
         "handlers run their use cases in a transaction themselves (Store.transact)"
     ),
     ("simgate.hardware", "simgate.config"): "SettingsError for a bad [hardware.*] table",
-    ("simgate.hardware.tables", "simgate.config"): "SettingsError for a bad [hardware.*] table",
+    ("simgate.hardware.settings_table", "simgate.config"): "SettingsError for a bad [hardware.*] table",
     ("simgate.hardware.modem", "simgate.config"): "SettingsError for a bad [hardware.modem] table",
     ("simgate.hardware.cli", "simgate.config"): "`simgate intake gammu` loads the settings itself",
     ("simgate.hardware.android", "simgate.http.body"): "the one bounded body reader (webhooks)",

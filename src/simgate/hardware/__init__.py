@@ -65,7 +65,7 @@ def build_drivers(tables: Mapping[str, object], sink: Sink, clock: Clock) -> Dri
     A table with `enabled = false` is checked but not started. Raises SettingsError naming
     the key (hardware.goip.port: must be 1-65535) for a bad table.
     """
-    from simgate.hardware.tables import Table
+    from simgate.hardware.settings_table import Table
 
     drivers = Drivers()
     for name, raw in tables.items():

@@ -40,8 +40,8 @@ from simgate.domain.types import PhoneNumber, Timestamp
 from simgate.hardware.base import Background, Clock, Sink
 from simgate.hardware.feed import Feed
 from simgate.hardware.health import Health
+from simgate.hardware.settings_table import Table
 from simgate.hardware.status import DriverStatus
-from simgate.hardware.tables import Table
 from simgate.http.body import BodyError, read_body
 from simgate.services.phones import normalise_phone
 

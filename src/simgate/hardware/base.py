@@ -20,7 +20,7 @@ from simgate.hardware.status import DriverStatus
 if TYPE_CHECKING:  # `simgate intake gammu` imports the package for every SMS: keep it light
     from starlette.routing import BaseRoute
 
-    from simgate.hardware.tables import Table
+    from simgate.hardware.settings_table import Table
     from simgate.services.intake import Accepted
 
 Clock = Callable[[], Timestamp]

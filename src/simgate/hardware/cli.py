@@ -79,7 +79,7 @@ def gammu(
         message_id,
         read_environment,
     )
-    from simgate.hardware.tables import Table
+    from simgate.hardware.settings_table import Table
 
     current = _settings(ctx)
     try:

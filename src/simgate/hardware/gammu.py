@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from simgate.domain.types import PhoneNumber
-from simgate.hardware.tables import Table
+from simgate.hardware.settings_table import Table
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute

@@ -14,8 +14,8 @@ from simgate.hardware.base import Background, Clock, Sink
 from simgate.hardware.feed import Feed
 from simgate.hardware.health import Health
 from simgate.hardware.modem.port import ModemConfig, ModemPort, PortConfig
+from simgate.hardware.settings_table import Table
 from simgate.hardware.status import DriverStatus
-from simgate.hardware.tables import Table
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute

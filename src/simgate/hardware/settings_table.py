@@ -1,4 +1,4 @@
-"""Reading one driver's TOML table: typed getters whose errors name the key as written.
+"""One driver's settings table ([hardware.NAME]): typed getters whose errors name the key as written.
 
 A typo in [hardware.goip] must stop `simgate serve` at start with "hardware.goip.prot: unknown
 key", not leave a gateway silently unheard while its SMS expire unsold.
