@@ -13,7 +13,7 @@ import typer
 from rich.table import Column, Table
 
 from simgate import __version__, catalogue
-from simgate.commands import farm
+from simgate.commands import farm, owner
 from simgate.commands.common import State, console, database, describe_error, fail, settings
 from simgate.config import SettingsError
 from simgate.hardware.cli import intake_app
@@ -35,6 +35,8 @@ app.add_typer(operations_app, name="operations")
 for action in (farm.enable, farm.disable, farm.block, farm.unblock):
     numbers_app.command()(action)
 operations_app.command("list")(farm.operations_list)
+for command in (owner.status, owner.earnings, owner.backup, owner.check):
+    app.command()(command)
 IMPORT_BATCH = 1000
 
 

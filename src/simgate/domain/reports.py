@@ -334,6 +334,8 @@ def _group_key(operation: Operation, key: str) -> str:
         return operation.service or "rent"
     if key == "country":
         return operation.country
+    if key == "marketplace":
+        return operation.marketplace
     return operation.phone
 
 

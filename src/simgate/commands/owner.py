@@ -1,0 +1,289 @@
+"""The commands an owner reaches for every day: status, earnings, backup, check.
+
+They read the farm's database (commands/common.py refuses a missing one) and never change it;
+`backup` copies it while `serve` keeps running.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from simgate.commands.common import (
+    DatabaseMissing,
+    State,
+    console,
+    database,
+    database_label,
+    describe_error,
+    fail,
+    hide_password,
+    load,
+    misspelt_variables,
+    require_database,
+    sqlite_file,
+)
+from simgate.config import Settings, SettingsError, load_settings
+from simgate.domain.alerts import GATEWAY_SILENT
+from simgate.domain.reports import GroupStats, OperationQuery, Stats, group_stats
+from simgate.domain.types import Timestamp
+from simgate.storage.ports import UnitOfWork
+
+DAY = 86400.0
+NUMBER_STATES = ("free", "busy", "offline", "disabled")
+BY = ("sim", "service", "marketplace")
+
+
+def day_starts(days: int, now: Timestamp) -> list[Timestamp]:
+    """Local midnights of the last `days` days, oldest first (mktime keeps DST days right)."""
+    today = time.localtime(now)
+    return [
+        time.mktime((today.tm_year, today.tm_mon, today.tm_mday - back, 0, 0, 0, 0, 0, -1))
+        for back in reversed(range(days))
+    ]
+
+
+def rubles(kopecks: int) -> str:
+    return f"{kopecks / 100:.2f}"
+
+
+# --- status -----------------------------------------------------------------------------------
+
+
+def farm_status(uow: UnitOfWork, now: Timestamp) -> dict[str, Any]:
+    """Everything `simgate status` shows, as plain data (the --json form)."""
+    outbox = uow.reports.outbox()
+    today = uow.reports.earnings(day_starts(1, now)[0])
+    open_alerts = uow.alerts.open_alerts()
+    last_calls = uow.alerts.last_calls()
+    # Per marketplace: the operations it holds open and its last call. Numbers are one pool
+    # shared by every marketplace today; per-marketplace number counts join here with lanes.
+    holding = Counter(
+        r.operation.marketplace
+        for r in uow.reports.operations(OperationQuery(state="open", limit=10**9)).items
+    )
+    marketplaces = {
+        name: {"open_operations": holding.get(name, 0), "last_call_at": last_calls.get(name)}
+        for name in sorted({*holding, *last_calls})
+    }
+    return {
+        "numbers": uow.reports.number_states(),
+        "marketplaces": marketplaces,
+        "pushes": {
+            "pending": outbox.pending,
+            "oldest_pending_seconds": outbox.oldest_age(now),
+            "rejected": outbox.rejected,
+            "given_up": outbox.given_up,
+        },
+        "gateways_silent": sorted(
+            key.split(":", 1)[-1] for key, rule in open_alerts.items() if rule == GATEWAY_SILENT
+        ),
+        "alerts": sorted(open_alerts),
+        "today": {"sold": today.sold, "finished": today.finished, "earnings_kopecks": int(today.earnings)},
+    }
+
+
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
+) -> None:
+    """The farm at a glance: numbers, marketplaces, pushes, silent gateways, today's earnings."""
+    now = time.time()
+    with database() as store:
+        report = store.run(lambda uow: farm_status(uow, now))
+    if as_json:
+        sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
+        return
+    numbers = report["numbers"]
+    typer.echo("numbers      " + ", ".join(f"{numbers.get(s, 0)} {s}" for s in NUMBER_STATES))
+    for name, seen in report["marketplaces"].items():
+        last = seen["last_call_at"]
+        ago = "never called" if last is None else f"last call {_ago(now - last)} ago"
+        typer.echo(f"{name:<12} {seen['open_operations']} open operation(s), {ago}")
+    if not report["marketplaces"]:
+        typer.echo("marketplaces none has called yet")
+    pushes = report["pushes"]
+    oldest = pushes["oldest_pending_seconds"]
+    typer.echo(
+        f"pushes       {pushes['pending']} pending"
+        + (f" (oldest {_ago(oldest)})" if oldest is not None else "")
+        + f", {pushes['rejected']} rejected, {pushes['given_up']} given up"
+    )
+    silent = report["gateways_silent"]
+    typer.echo("gateways     " + (f"silent: {', '.join(silent)}" if silent else "none silent"))
+    if report["alerts"]:
+        typer.echo(f"alerts       {', '.join(report['alerts'])}")
+    today = report["today"]
+    typer.echo(f"today        {rubles(today['earnings_kopecks'])} RUB from {today['sold']} sale(s)")
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+# --- earnings ---------------------------------------------------------------------------------
+
+
+def earnings_rows(uow: UnitOfWork, starts: Sequence[Timestamp], by: str | None) -> list[GroupStats]:
+    """Per day (key: the date), or per SIM, service or marketplace over the whole window."""
+    if by == "marketplace":
+        # Operations opened before the window may finish (and pay) inside it: read them all.
+        operations = [r.operation for r in uow.reports.operations(OperationQuery(limit=10**9)).items]
+        return group_stats(operations, starts[0], "marketplace")
+    stats: Stats = uow.reports.stats(starts, top=10**9, groups=by is not None)
+    if by == "sim":
+        return stats.by_number
+    if by == "service":
+        return stats.by_service
+    return [
+        GroupStats(
+            time.strftime("%Y-%m-%d", time.localtime(d.start)), d.opened, d.finished, d.sold, d.earnings
+        )
+        for d in stats.days
+    ]
+
+
+def earnings(
+    days: Annotated[int, typer.Option(help="Today and the days before it")] = 7,
+    by: Annotated[str | None, typer.Option(help="sim, service or marketplace (default: per day)")] = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout, for a spreadsheet")] = False,
+) -> None:
+    """What the farm earned: sales are counted on the day the marketplace finished them."""
+    if not 1 <= days <= 3660:
+        fail("--days must be between 1 and 3660", 2)
+    if by is not None and by not in BY:
+        fail("--by must be sim, service or marketplace", 2)
+    starts = day_starts(days, time.time())
+    with database() as store:
+        rows = store.run(lambda uow: earnings_rows(uow, starts, by))
+    key = by or "day"
+    if as_csv:
+        out = csv.writer(sys.stdout, lineterminator="\n")
+        out.writerow([key, "opened", "finished", "sold", "earnings_rub"])
+        for r in rows:
+            out.writerow([r.key, r.opened, r.finished, r.sold, rubles(r.earnings)])
+        return
+    table = Table(key, "opened", "finished", "sold", "success", "RUB")
+    for r in rows:
+        rate = "-" if r.success_rate is None else f"{r.success_rate:.0%}"
+        table.add_row(r.key, str(r.opened), str(r.finished), str(r.sold), rate, rubles(r.earnings))
+    console.print(table)
+    total = sum(r.earnings for r in rows)
+    console.print(f"{rubles(total)} RUB from {sum(r.sold for r in rows)} sale(s) in {days} day(s)")
+
+
+# --- backup -----------------------------------------------------------------------------------
+
+
+def backup(file: Annotated[Path, typer.Argument(help="Where to write the copy (must not exist)")]) -> None:
+    """Copy the database while `serve` runs (SQLite's online backup); on PostgreSQL, print
+    the pg_dump command to use."""
+    import sqlite3
+
+    current = load()
+    if not current.is_sqlite:
+        # pg_dump is the right tool: consistent, and it restores into any PostgreSQL version.
+        typer.echo(f"pg_dump --format=custom --file {file} '{hide_password(current.database_url)}'")
+        typer.echo("(give the password with PGPASSWORD or ~/.pgpass; restore with pg_restore)", err=True)
+        return
+    if file.exists():
+        fail(f"{file} exists; choose a new file name (a backup never overwrites)")
+    try:
+        require_database(current)
+    except DatabaseMissing as error:
+        fail(str(error))
+    source_path = sqlite_file(current)
+    typer.echo(f"database: {source_path}", err=True)
+    try:
+        # Read-only source: a backup must never create or change the farm's database.
+        source = sqlite3.connect(f"file:{source_path}?mode=ro", uri=True, timeout=30)
+        target = sqlite3.connect(file)
+        try:
+            # Pages are copied in steps so serve's writer is never held for long; a write
+            # in between restarts the copy from a consistent point (SQLite's backup API).
+            source.backup(target, pages=1024, sleep=0.05)
+        finally:
+            target.close()
+            source.close()
+    except sqlite3.Error as error:
+        file.unlink(missing_ok=True)
+        fail(f"backup to {file} failed: {error}")
+    typer.echo(f"backed up {source_path} to {file} ({file.stat().st_size} bytes)")
+
+
+# --- check ------------------------------------------------------------------------------------
+
+
+def problems_of(current: Settings) -> tuple[list[str], list[str]]:
+    """(problems, notes): what stops `serve`, and what it would warn about."""
+    import os
+
+    from simgate.bootstrap import require_serving
+    from simgate.hardware import build_drivers
+    from simgate.storage import schema
+
+    problems: list[str] = list(misspelt_variables(os.environ))
+    notes: list[str] = []
+    try:
+        require_serving(current)
+    except SettingsError as error:
+        problems.append(str(error))
+    try:
+        build_drivers(current.hardware, _NoSink(), time.time)
+    except SettingsError as error:
+        problems.append(str(error))
+    if current.onlinesim_push_url is None:
+        notes.append("SIMGATE_ONLINESIM_PUSH_URL is not set: SMS are stored, not pushed")
+    if current.intake_token is None:
+        notes.append("SIMGATE_INTAKE_TOKEN is not set: POST /intake/sms answers 503")
+    try:
+        require_database(current)
+        schema.check_current(current.database_url)
+    except (DatabaseMissing, schema.SchemaMismatch) as error:
+        problems.append(str(error))
+    except Exception as error:  # unreachable, refused, not a database: one line each
+        problems.append(describe_error(error))
+    return problems, notes
+
+
+class _NoSink:
+    """Drivers are only built (their tables checked), never started: nothing reaches this."""
+
+    async def accept(self, incoming: Any) -> Any:  # pragma: no cover - never called
+        raise RuntimeError("simgate check does not receive SMS")
+
+    async def set_online(self, phone: Any, online: bool) -> bool:  # pragma: no cover
+        return False
+
+
+def check() -> None:
+    """Check the settings and the database as `serve` would, without serving: one line per problem."""
+    try:
+        current = load_settings(config_file=State.config)
+    except SettingsError as error:
+        # Every bad setting, each on its own line (load_settings joins them with "; ").
+        import os
+
+        for problem in [*misspelt_variables(os.environ), *str(error).split("; ")]:
+            typer.echo(f"simgate: {problem}", err=True)
+        raise typer.Exit(2) from None
+    problems, notes = problems_of(current)
+    for note in notes:
+        typer.echo(f"simgate: warning: {note}", err=True)
+    for problem in problems:
+        typer.echo(f"simgate: {problem}", err=True)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(f"settings and database are fine ({database_label(current)})")

@@ -1,0 +1,160 @@
+"""The owner's daily commands through the real console script: status, earnings, backup, check."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from simgate.domain.types import Kopecks, ServiceName
+from simgate.services.inventory import import_numbers
+from simgate.services.operations import issue_number
+from simgate.storage import schema
+from simgate.storage.sqlite import SQLiteStore
+from tests.factories import make_order, make_spec
+from tests.integration.test_cli import one_line_reason, run
+
+pytestmark = pytest.mark.slow
+
+
+def farm(folder: Path) -> None:
+    """Three SIMs: one sold today for 12.50 RUB (telegram), one open on whatsapp, one free."""
+    url = f"sqlite:///{folder / 'simgate.db'}"
+    schema.upgrade(url)
+    store = SQLiteStore.from_url(url)
+    try:
+        now = time.time()
+        store.run(lambda uow: import_numbers(uow, [make_spec(), make_spec(), make_spec()], now))
+        sold = store.run(lambda uow: issue_number(uow, "onlinesim", make_order(), now))
+        assert sold is not None
+        store.run(lambda uow: uow.operations.finish(sold.id, 3, Kopecks(1250), now))
+        store.run(lambda uow: uow.numbers.release(sold.number_id, sold.id))
+        held = make_order(service=ServiceName("whatsapp"))
+        assert store.run(lambda uow: issue_number(uow, "onlinesim", held, now)) is not None
+    finally:
+        store.close()
+
+
+def test_status_shows_numbers_operations_pushes_and_today(tmp_path: Path) -> None:
+    farm(tmp_path)
+    result = run(tmp_path, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == f"database: {tmp_path / 'simgate.db'}\n"
+    report = json.loads(result.stdout)
+    assert report["numbers"] == {"free": 2, "busy": 1, "offline": 0, "disabled": 0}
+    assert report["marketplaces"] == {"onlinesim": {"open_operations": 1, "last_call_at": None}}
+    assert report["pushes"] == {"pending": 0, "oldest_pending_seconds": None, "rejected": 0, "given_up": 0}
+    assert report["gateways_silent"] == []
+    assert report["today"] == {"sold": 1, "finished": 1, "earnings_kopecks": 1250}
+    text = run(tmp_path, "status").stdout
+    assert "2 free, 1 busy, 0 offline, 0 disabled" in text
+    assert "onlinesim    1 open operation(s), never called" in text
+    assert "today        12.50 RUB from 1 sale(s)" in text
+
+
+def test_earnings_per_day_and_by_group(tmp_path: Path) -> None:
+    farm(tmp_path)
+    per_day = run(tmp_path, "earnings", "--days", "3", "--csv")
+    assert per_day.returncode == 0, per_day.stderr
+    rows = list(csv.DictReader(io.StringIO(per_day.stdout)))
+    assert len(rows) == 3
+    assert rows[-1]["day"] == time.strftime("%Y-%m-%d")
+    assert (rows[-1]["opened"], rows[-1]["sold"], rows[-1]["earnings_rub"]) == ("2", "1", "12.50")
+    by_service = list(
+        csv.DictReader(io.StringIO(run(tmp_path, "earnings", "--by", "service", "--csv").stdout))
+    )
+    assert [(r["service"], r["earnings_rub"]) for r in by_service] == [
+        ("telegram", "12.50"),
+        ("whatsapp", "0.00"),
+    ]
+    by_market = list(
+        csv.DictReader(io.StringIO(run(tmp_path, "earnings", "--by", "marketplace", "--csv").stdout))
+    )
+    assert [(r["marketplace"], r["sold"], r["earnings_rub"]) for r in by_market] == [
+        ("onlinesim", "1", "12.50")
+    ]
+    by_sim = run(tmp_path, "earnings", "--by", "sim", "--csv").stdout
+    assert by_sim.startswith("sim,opened,finished,sold,earnings_rub\n")
+    table = run(tmp_path, "earnings", env={"COLUMNS": "120"}).stdout
+    assert "12.50 RUB from 1 sale(s) in 7 day(s)" in table
+    assert run(tmp_path, "earnings", "--by", "country").returncode == 2
+
+
+def test_backup_copies_while_the_database_is_open_and_never_overwrites(tmp_path: Path) -> None:
+    farm(tmp_path)
+    serving = SQLiteStore.from_url(f"sqlite:///{tmp_path / 'simgate.db'}")  # as serve holds it
+    try:
+        serving.run(lambda uow: uow.numbers.search())
+        done = run(tmp_path, "backup", "copy.db")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"backed up {tmp_path / 'simgate.db'} to copy.db (")
+    finally:
+        serving.close()
+    copy = SQLiteStore(str(tmp_path / "copy.db"))
+    try:
+        assert len(copy.run(lambda uow: uow.numbers.search())) == 3
+    finally:
+        copy.close()
+    again = run(tmp_path, "backup", "copy.db")
+    assert (
+        one_line_reason(again)
+        == "simgate: copy.db exists; choose a new file name (a backup never overwrites)"
+    )
+    missing = run(tmp_path, "backup", "x.db", env={"SIMGATE_DATABASE_URL": "sqlite:///nowhere.db"})
+    assert "no database at" in one_line_reason(missing)
+
+
+def test_backup_on_postgresql_prints_the_pg_dump_line(tmp_path: Path) -> None:
+    url = "postgresql://farm:s3cret@db.example:5432/simgate"
+    result = run(tmp_path, "backup", "farm.dump", env={"SIMGATE_DATABASE_URL": url})
+    assert result.returncode == 0, result.stderr
+    assert (
+        result.stdout
+        == "pg_dump --format=custom --file farm.dump 'postgresql://farm:***@db.example:5432/simgate'\n"
+    )
+
+
+def test_check_lists_every_problem_and_passes_a_good_setup(tmp_path: Path) -> None:
+    bad = run(
+        tmp_path,
+        "check",
+        env={
+            "SIMGATE_ONLINESIM_PUSHURL": "http://x",
+            "SIMGATE_PUSH_RETRY_SECONDS": "soon",
+            "SIMGATE_LOG_FORMAT": "xml",
+        },
+    )
+    assert bad.returncode == 2
+    lines = bad.stderr.splitlines()
+    assert lines[0].startswith("simgate: SIMGATE_ONLINESIM_PUSHURL is not a simgate setting; did you mean")
+    assert {line.split(":")[1].strip() for line in lines[1:]} == {
+        "SIMGATE_PUSH_RETRY_SECONDS",
+        "SIMGATE_LOG_FORMAT",
+    }
+
+    unserviceable = run(tmp_path, "check")
+    assert unserviceable.returncode == 1
+    problems = [line for line in unserviceable.stderr.splitlines() if "warning" not in line]
+    assert problems == [
+        "simgate: SIMGATE_ONLINESIM_KEY: required to serve and to push to Onlinesim",
+        f"simgate: no database at {tmp_path / 'simgate.db'} (run `simgate migrate` to create it, "
+        "or set SIMGATE_DATABASE_URL to the farm's database)",
+    ]
+    assert not (tmp_path / "simgate.db").exists()
+
+    farm(tmp_path)
+    good = run(
+        tmp_path,
+        "check",
+        env={
+            "SIMGATE_ONLINESIM_KEY": "k",
+            "SIMGATE_ONLINESIM_PUSH_URL": "http://x",
+            "SIMGATE_INTAKE_TOKEN": "t",
+        },
+    )
+    assert good.returncode == 0, good.stderr
+    assert (good.stderr, good.stdout) == ("", f"settings and database are fine ({tmp_path / 'simgate.db'})\n")
