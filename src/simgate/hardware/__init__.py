@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from simgate.config import SettingsError
@@ -24,13 +25,15 @@ if TYPE_CHECKING:  # the CLI imports this package on every start; keep that chea
 
 __all__ = ["DRIVERS", "DriverStatus", "Drivers", "PortStatus", "build_drivers"]
 
-DRIVERS: dict[str, str] = {
-    "goip": "simgate.hardware.goip",
-    "ejoin": "simgate.hardware.ejoin",
-    "android": "simgate.hardware.android",
-    "gammu": "simgate.hardware.gammu",
-    "modem": "simgate.hardware.modem",
-}
+DRIVERS: Mapping[str, str] = MappingProxyType(
+    {
+        "goip": "simgate.hardware.goip",
+        "ejoin": "simgate.hardware.ejoin",
+        "android": "simgate.hardware.android",
+        "gammu": "simgate.hardware.gammu",
+        "modem": "simgate.hardware.modem",
+    }
+)
 
 
 @dataclass

@@ -53,7 +53,7 @@ from simgate.services.phones import normalise_phone
 log = logging.getLogger("simgate.hardware.ejoin")
 
 MAX_BODY = 4 * 1_048_576
-ONLINE_STATES = {3, 4}
+ONLINE_STATES = frozenset({3, 4})
 """Registered, and in a call: the SIM can receive. No SIM, registering, locked, no balance
 and the rest cannot, and selling such a number costs a refund."""
 PORT_LETTER = re.compile(r"^(\d+)([A-Za-z])$")

@@ -13,6 +13,7 @@ import logging
 import re
 from contextlib import suppress
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from simgate.domain.errors import DomainError
 from simgate.domain.messages import IncomingMessage
@@ -32,15 +33,10 @@ CNUM = re.compile(r'^\+CNUM:\s*(?:"[^"]*"|[^,]*)\s*,\s*"?(\+?\d{6,20})"?')
 ICCID = re.compile(r"(\d{18,20})")
 CREG = re.compile(r"^\+CREG:\s*\d+\s*,\s*(\d+)")
 CSQ = re.compile(r"^\+CSQ:\s*(\d+)\s*,")
-REGISTRATION = {
-    0: "not registered",
-    1: "home",
-    2: "searching",
-    3: "denied",
-    4: "unknown",
-    5: "roaming",
-}
-REGISTERED = {1, 5}
+REGISTRATION = MappingProxyType(
+    {0: "not registered", 1: "home", 2: "searching", 3: "denied", 4: "unknown", 5: "roaming"}
+)
+REGISTERED = frozenset({1, 5})
 UNREADABLE_SWEEPS = 3
 """After this many sweeps failing on one PDU it is deleted (and logged whole): a SIM whose
 storage is full receives nothing, which costs more than one unreadable slot."""
