@@ -2,9 +2,9 @@
 
 The owner's path: sign in, find a SIM, open an operation and read its SMS and push
 attempts, disable a SIM and watch GET_SERVICES drop it, retry a refused push, check the SIM
-hardware (a GoIP gateway over UDP, an Ejoin box over HTTP) and see it go silent. Screenshots
-of the overview and the hardware page are saved to artifacts/overview.png and
-artifacts/hardware.png (and phone-sized ones beside them).
+hardware (a GoIP gateway over UDP, an Ejoin box over HTTP) and see it go silent. Every page
+is measured and photographed at 375 and 1280 px wide (artifacts/PAGE-375.png, PAGE-1280.png,
+git-ignored): look at them after changing a page.
 
 Skipped when Chromium or Playwright is missing, unless SIMGATE_REQUIRE_BROWSER=1.
 """
@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, LiveServer
-from tests.console import ADMIN, A, B, Farm, seed_farm, services
+from tests.console import ADMIN, A, B, C, Farm, seed_farm, services
 from tests.hardware.conftest import PHONES
 from tests.hardware.farm import STRANGER, HardwareFarm, start_farm
 
@@ -186,6 +186,15 @@ def test_disable_a_losing_sim_and_get_services_drops_it(
     page.goto("/sims")
     row.wait_for()
     shoot(page, "sims.png")
+    # Disabling asks first: dismissed, nothing changes.
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    row.locator("button[data-action=disable]").click()
+    page.wait_for_timeout(500)
+    assert len(asked) == 1
+    assert B in asked[0]
+    expect(row.locator("button[data-action=disable]")).to_be_visible()
+    page.once("dialog", lambda dialog: dialog.accept())
     row.locator("button[data-action=disable]").click()
     row.locator("button[data-action=enable]").wait_for()
     expect(row).to_contain_text("disabled")
@@ -293,3 +302,107 @@ def test_hardware_page_shows_each_driver_its_sims_and_silence(
         )
         assert goip.locator("thead").is_hidden()
         shoot(page, "hardware-phone.png")
+
+
+# -- every page on a phone and on a desktop ------------------------------------------------------
+
+PAGES = [
+    ("overview", "/", "#by-service tbody tr[data-service]"),
+    ("sims", "/sims", "#sims tbody tr[data-id]"),
+    ("operations", "/operations", "#operations tbody tr[data-id]"),
+    ("operation", "/operations/{sold}", ".sms-block table.attempts tbody tr"),
+    ("sms", "/sms", "#sms tbody tr[data-id]"),
+    ("deliveries", "/deliveries", "#deliveries tbody tr[data-id] button[data-action=retry]"),
+    ("hardware", "/hardware", "#hardware-empty"),
+]
+
+# What "usable" means, measured in the page: nothing wider than the screen, no table that
+# needs sideways scrolling, every control inside the screen, no text squeezed into a sliver.
+FITS = """() => {
+  const width = window.innerWidth, problems = [];
+  const root = document.documentElement;
+  if (root.scrollWidth > width + 1) problems.push("page is " + root.scrollWidth + " px wide");
+  for (const t of document.querySelectorAll("main table")) {
+    if (t.offsetParent && t.scrollWidth > t.parentElement.clientWidth + 1)
+      problems.push("table " + (t.id || t.className) + " is " + t.scrollWidth + " px wide");
+  }
+  for (const c of document.querySelectorAll("main button, main select, main a, main input")) {
+    const r = c.getBoundingClientRect();
+    if (r.width && (r.right > width + 1 || r.left < -1))
+      problems.push("off screen: " + (c.textContent || c.name).trim().slice(0, 30));
+  }
+  for (const c of document.querySelectorAll("main td, main dd, main .sms-block .text")) {
+    const r = c.getBoundingClientRect(), text = c.textContent.trim();
+    if (r.width && text.length > 12 && r.width < 90)
+      problems.push("squeezed to " + Math.round(r.width) + " px: " + text.slice(0, 30));
+  }
+  return problems;
+}"""
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+def test_every_page_is_usable_on_a_phone_and_a_desktop(
+    browser: Any, live_server: LiveServer, farm: Farm, width: int
+) -> None:
+    with tab_on(browser, live_server.url) as page:
+        page.set_viewport_size({"width": width, "height": 812 if width < 600 else 900})
+        sign_in(page)
+        for name, path, ready in PAGES:
+            page.goto(path.format(sold=farm.sold))
+            page.wait_for_selector(ready)
+            page.wait_for_timeout(300)
+            shoot(page, f"{name}-{width}.png")
+            assert page.evaluate(FITS) == [], name
+        if width < 600:
+            # On a phone each row is a card whose values carry their column's name.
+            page.goto("/deliveries?state=failed")
+            retry = page.locator(f"#deliveries tbody tr[data-id='{farm.rejected}'] button[data-action=retry]")
+            expect(retry).to_be_in_viewport()
+            assert page.locator("#deliveries thead").is_hidden()
+            cell = page.locator(f"#deliveries tbody tr[data-id='{farm.rejected}'] td").nth(3)
+            assert cell.get_attribute("data-label") == "State"
+
+
+def test_overview_shows_30_days_earnings_per_service_and_the_day_under_the_cursor(
+    page: Any, farm: Farm
+) -> None:
+    sign_in(page)
+    expect(page.locator("#earned-30d")).to_contain_text("12.50")
+    assert page.inner_text("#sold-30d") == "1"
+    telegram = page.locator("#by-service tbody tr[data-service='telegram']")
+    expect(telegram).to_contain_text("12.50")
+    assert "1 / 1" in telegram.inner_text()
+    expect(page.locator("#first-run")).to_be_hidden()
+    canvas = page.locator("#earnings-chart .u-over")
+    canvas.wait_for()
+    box = canvas.bounding_box()
+    assert box is not None
+    # Untouched (a phone has no cursor), the legend shows today rather than blanks.
+    legend = page.locator("#earnings-chart .u-legend")
+    expect(legend).to_contain_text("12.50")
+    # Under the cursor it shows the day pointed at: the left end is 29 days ago, nothing earned.
+    page.mouse.move(box["x"] + 3, box["y"] + box["height"] / 2)
+    expect(legend).to_contain_text("0.00")
+    shoot(page, "overview-hover.png")
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] + 80)
+    expect(legend).to_contain_text("12.50")
+
+
+def test_a_new_farm_gets_a_first_run_hint(page: Any) -> None:
+    sign_in(page)
+    hint = page.locator("#first-run")
+    expect(hint).to_be_visible()
+    assert "simgate numbers import" in hint.inner_text()
+
+
+def test_blocks_are_picked_from_the_service_catalogue(page: Any, farm: Farm) -> None:
+    sign_in(page, "/sims")
+    row = page.locator(f"#sims tbody tr[data-phone='{C}']")
+    picker = row.locator("select.block-picker")
+    picker.wait_for()
+    expect(picker.locator("option[value='whatsapp']")).to_have_count(1)
+    assert picker.locator("option[value='telegramm']").count() == 0
+    picker.select_option("whatsapp")
+    expect(row.locator(".chip")).to_contain_text("whatsapp")
+    # Blocked now, so no longer offered in its picker.
+    expect(row.locator("select.block-picker option[value='whatsapp']")).to_have_count(0)

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from simgate import catalogue
 from simgate.dashboard import schemas as s
 from simgate.dashboard.auth import NOT_CONFIGURED, ConsoleAuth
 from simgate.dashboard.hardware import HardwareReport
@@ -168,6 +169,7 @@ class AdminApi:
             Route("/api/deliveries/{id:int}/retry", g(self.retry), methods=["POST"]),
             Route("/api/stats", g(self.stats), methods=["GET"]),
             Route("/api/hardware", g(self.hardware_status), methods=["GET"]),
+            Route("/api/services", g(self.services), methods=["GET"]),
         ]
 
     def guarded(self, handler: Handler) -> Handler:
@@ -353,6 +355,9 @@ class AdminApi:
         # In-memory snapshots read on the event loop the drivers run on: no database, no lock.
         return reply(200, self.hardware())
 
+    async def services(self, request: Request) -> Response:
+        return reply(200, s.ServicesOut(services=list(catalogue.services())))
+
     # -- actions ---------------------------------------------------------------------------
 
     async def _number_action(self, work: Callable[[UnitOfWork], Any]) -> Response:
@@ -447,6 +452,7 @@ ENDPOINTS: list[tuple[str, str, str, type, list[tuple[str, str, str]], type | No
         ("top", "integer", "how many SIMs in by_number, default 20")], None),
     ("get", "/api/hardware", "Each SMS hardware driver: last contact, last error, counters and its SIMs",
      s.HardwareOut, [], None),
+    ("get", "/api/services", "The service catalogue: the names a block accepts", s.ServicesOut, [], None),
 ]  # fmt: skip
 
 

@@ -263,6 +263,11 @@ class OverviewOut(msgspec.Struct, kw_only=True):
     """The first SIMs that lose money, to disable in one click."""
 
 
+class ServicesOut(msgspec.Struct, kw_only=True):
+    services: list[str]
+    """The service catalogue: the names a block accepts (the dashboard's block picker)."""
+
+
 class NumberAction(msgspec.Struct, kw_only=True):
     number: NumberOut
 

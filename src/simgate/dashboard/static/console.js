@@ -74,7 +74,8 @@
   function every(ms, refresh) {
     let busy = false;
     async function tick() {
-      if (busy || document.hidden) return;
+      // A refresh redraws the rows: never under an open block picker.
+      if (busy || document.hidden || (document.activeElement && document.activeElement.matches(".block-picker"))) return;
       busy = true;
       try {
         await refresh();
@@ -91,10 +92,57 @@
     return tick;
   }
 
+  // On a phone each row is shown as a card (console.css): every cell carries its column's
+  // name, taken from the table's own header so the two cannot disagree.
+  function label(table) {
+    const names = table.tHead ? [...table.tHead.rows[0].cells].map((th) => th.textContent.trim()) : [];
+    for (const row of table.tBodies[0] ? table.tBodies[0].rows : []) {
+      [...row.cells].forEach((td, i) => {
+        if (!td.classList.contains("empty") && names[i]) td.dataset.label = names[i];
+      });
+    }
+    return table;
+  }
+
   function fill(tbody, rows, columns, empty) {
     tbody.replaceChildren(
       ...(rows.length ? rows : [el("tr", {}, el("td", { class: "empty", colspan: columns }, empty))]),
     );
+    label(tbody.closest("table"));
+  }
+
+  // Taking a SIM off sale costs money until someone turns it back on: ask first.
+  function disableButton(n, done) {
+    return el("button", { class: "small danger", type: "button", dataset: { action: "disable", id: n.id },
+      onclick: (e) => {
+        if (!confirm("Disable " + n.phone + "? It is not offered to any marketplace until you enable it again.")) return;
+        act(e.currentTarget, "/api/numbers/" + n.id + "/disable", null, done);
+      } }, "Disable");
+  }
+
+  // The block picker offers the catalogue's names only, so a typo cannot block nothing.
+  let catalogue = null;
+  function services() {
+    catalogue = catalogue || api("/api/services").then((body) => body.services).catch((error) => {
+      catalogue = null;
+      throw error;
+    });
+    return catalogue;
+  }
+
+  function blockPicker(n, done) {
+    const taken = new Set([...n.blocked_services, ...(n.sold_services || [])]);
+    const picker = el("select", { class: "block-picker", "aria-label": "Block a service on " + n.phone,
+      title: "Block a service for activations on this SIM", dataset: { id: n.id } },
+      el("option", { value: "" }, "+ block…"));
+    services().then((names) => {
+      picker.append(...names.filter((name) => !taken.has(name)).map((name) => el("option", { value: name }, name)));
+    }).catch((error) => say(error.message, true));
+    picker.addEventListener("change", () => {
+      const service = picker.value;
+      if (service) act(picker, "/api/numbers/" + n.id + "/blacklist", { body: JSON.stringify({ service }) }, done);
+    });
+    return picker;
   }
 
   async function act(button, path, options, done) {
@@ -178,12 +226,19 @@
     let chart = null;
     const box = document.getElementById("earnings-chart");
 
+    // Away from the cursor (and on a phone, which has none) the legend shows the latest day
+    // instead of blanks; under the cursor it shows the day pointed at.
+    function latest(u) {
+      if (u.cursor.idx === null || u.cursor.idx === undefined) u.setLegend({ idx: u.data[0].length - 1 });
+    }
+
     function draw(days) {
       const xs = days.map((d) => d.start);
       const ys = days.map((d) => d.earnings_kopecks / 100);
       const data = [xs, ys];
       if (chart) {
         chart.setData(data);
+        latest(chart);
         return;
       }
       if (typeof uPlot === "undefined") return;
@@ -198,6 +253,7 @@
           height: 240,
           legend: { show: true },
           cursor: { drag: { x: false, y: false } },
+          hooks: { ready: [latest], setCursor: [latest] },
           scales: { x: { time: true, range: (u, min, max) => [min - 43200, max + 43200] }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
           axes: [axis, { ...axis, size: 60, values: (u, ticks) => ticks.map((v) => v.toLocaleString() + " ₽") }],
           series: [
@@ -233,6 +289,9 @@
       set("sims-total", o.numbers.total);
       set("earned-today", rub(o.earnings_today_kopecks));
       set("sold-today", o.sold_today);
+      set("earned-30d", rub(o.earnings_30d.reduce((sum, d) => sum + d.earnings_kopecks, 0)));
+      set("sold-30d", o.earnings_30d.reduce((sum, d) => sum + d.sold, 0));
+      document.getElementById("first-run").hidden = o.numbers.total > 0;
       set("push-pending", o.pushes.pending);
       set("push-oldest", o.pushes.oldest_pending_age_seconds === null ? "none" : duration(o.pushes.oldest_pending_age_seconds));
       set("push-failed", o.pushes.failed);
@@ -257,10 +316,7 @@
             el("td", { class: "hide-phone" }, n.port || "–"),
             el("td", { class: "hide-phone" }, badge(n.state)),
             el("td", {}, n.losing.map((why) => el("span", { class: "flag" }, why))),
-            el("td", {}, n.enabled
-              ? el("button", { class: "small danger", type: "button", dataset: { action: "disable", id: n.id },
-                  onclick: (e) => act(e.currentTarget, "/api/numbers/" + n.id + "/disable", null, tick) }, "Disable")
-              : el("span", { class: "muted" }, "disabled")),
+            el("td", {}, n.enabled ? disableButton(n, tick) : el("span", { class: "muted" }, "disabled")),
           ),
         ),
         5,
@@ -269,6 +325,25 @@
       draw(o.earnings_30d);
     }
     const tick = every(5000, refresh);
+
+    async function byService() {
+      const st = await api("/api/stats?days=30&top=1&tz=" + tz);
+      const sold = st.by_service.filter((g) => g.opened > 0).sort((a, b) => b.earnings_kopecks - a.earnings_kopecks);
+      fill(
+        document.querySelector("#by-service tbody"),
+        sold.map((g) =>
+          el("tr", { dataset: { service: g.key } },
+            el("td", {}, el("a", { href: "/operations?service=" + encodeURIComponent(g.key) }, g.key)),
+            el("td", { class: "num" }, g.sold + " / " + g.finished),
+            el("td", { class: "num" }, pct(g.success_rate)),
+            el("td", { class: "num" }, rub(g.earnings_kopecks)),
+          ),
+        ),
+        4,
+        "No operation in the last 30 days.",
+      );
+    }
+    every(30000, byService);
   }
 
   // -- SIMs ----------------------------------------------------------------------------------
@@ -281,8 +356,7 @@
         tbody,
         body.items.map((n) => {
           const toggle = n.enabled
-            ? el("button", { class: "small danger", type: "button", dataset: { action: "disable", id: n.id },
-                onclick: (e) => act(e.currentTarget, "/api/numbers/" + n.id + "/disable", null, tick) }, "Disable")
+            ? disableButton(n, tick)
             : el("button", { class: "small secondary", type: "button", dataset: { action: "enable", id: n.id },
                 onclick: (e) => act(e.currentTarget, "/api/numbers/" + n.id + "/enable", null, tick) }, "Enable");
           const blocked = n.blocked_services.map((service) =>
@@ -295,11 +369,7 @@
                     await tick();
                   } catch (error) { alert(error.message); }
                 } }, "×")));
-          const add = el("button", { class: "link", type: "button", title: "Block a service for activations on this SIM",
-            onclick: (e) => {
-              const service = prompt("Block which service on " + n.phone + " (activations only)?");
-              if (service) act(e.currentTarget, "/api/numbers/" + n.id + "/blacklist", { body: JSON.stringify({ service }) }, tick);
-            } }, "+ block");
+          const add = blockPicker(n, tick);
           return el("tr", { dataset: { id: n.id, phone: n.phone } },
             el("td", {}, el("a", { href: "/operations?number_id=" + n.id, title: "Operations of this SIM" }, n.phone),
               n.losing.map((why) => el("span", { class: "flag" }, "⚠ " + why))),
@@ -351,7 +421,7 @@
   function attemptsTable(attempts) {
     if (!attempts.length) return el("p", { class: "muted" }, "No push attempt yet.");
     return el("div", { class: "scroll" },
-      el("table", { class: "compact attempts" },
+      label(el("table", { class: "compact attempts" },
         el("thead", {}, el("tr", {}, el("th", {}, "#"), el("th", {}, "At"), el("th", {}, "HTTP"),
           el("th", {}, "Outcome"), el("th", {}, "Latency"), el("th", {}, "Answer"))),
         el("tbody", {}, attempts.map((a) =>
@@ -363,7 +433,7 @@
             el("td", { class: "num" }, Math.round(a.latency_ms) + " ms"),
             el("td", { class: "text" }, a.error || a.response || ""),
           ))),
-      ));
+      )));
   }
 
   function operation() {
