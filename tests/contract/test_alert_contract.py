@@ -22,15 +22,22 @@ def test_notices_wait_until_sent_and_stop_after_max_attempts(store: Store) -> No
     first = store.run(lambda uow: uow.alerts.add_notice("k", "r", "firing", "webhook", "down", 5.0))
     second = store.run(lambda uow: uow.alerts.add_notice("k", "r", "firing", "telegram", "down", 5.0))
     assert [n.id for n in store.run(lambda uow: uow.alerts.unsent(10, 3))] == [first, second]
-    store.run(lambda uow: uow.alerts.record_send(first, 6.0, None))
-    store.run(lambda uow: uow.alerts.record_send(second, 6.0, "HTTP 502"))
-    store.run(lambda uow: uow.alerts.record_send(first, 7.0, "late failure"))  # sent stays sent
+
+    def attempt(notice_id: int, attempts: int, now: float, error: str | None) -> bool:
+        if not store.run(lambda uow: uow.alerts.claim(notice_id, attempts)):
+            return False
+        store.run(lambda uow: uow.alerts.record_send(notice_id, now, error))
+        return True
+
+    assert attempt(first, 0, 6.0, None)
+    assert attempt(second, 0, 6.0, "HTTP 502")
+    assert not attempt(first, 1, 7.0, "late failure")  # sent stays sent
     [waiting] = store.run(lambda uow: uow.alerts.unsent(10, 3))
     assert (waiting.id, waiting.attempts, waiting.last_error, waiting.channel) == (
         second, 1, "HTTP 502", "telegram",
     )  # fmt: skip
-    store.run(lambda uow: uow.alerts.record_send(second, 8.0, "HTTP 502"))
-    store.run(lambda uow: uow.alerts.record_send(second, 9.0, "HTTP 502"))
+    assert attempt(second, 1, 8.0, "HTTP 502")
+    assert attempt(second, 2, 9.0, "HTTP 502")
     assert store.run(lambda uow: uow.alerts.unsent(10, 3)) == []
     recent = store.run(lambda uow: uow.alerts.recent(10))
     assert [(n.id, n.sent_at, n.event, n.text) for n in recent] == [
@@ -55,3 +62,11 @@ def test_a_failed_unit_of_work_leaves_no_alert_behind(store: Store) -> None:
     with pytest.raises(RuntimeError):
         store.run(fire_then_fail)
     assert store.run(lambda uow: uow.alerts.open_alerts()) == {}
+
+
+def test_of_two_instances_about_to_send_a_notice_one_claims_it(store: Store) -> None:
+    notice = store.run(lambda uow: uow.alerts.add_notice("k", "r", "firing", "webhook", "down", 5.0))
+    [seen_by_a] = store.run(lambda uow: uow.alerts.unsent(10, 3))
+    [seen_by_b] = store.run(lambda uow: uow.alerts.unsent(10, 3))
+    assert store.run(lambda uow: uow.alerts.claim(notice, seen_by_a.attempts))
+    assert not store.run(lambda uow: uow.alerts.claim(notice, seen_by_b.attempts))

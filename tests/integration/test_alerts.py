@@ -141,6 +141,27 @@ async def test_a_silent_gateway_fires_once_resolves_once_and_a_restart_sends_not
         store.close()
 
 
+async def test_two_instances_on_one_database_announce_each_change_once(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    store = sqlite(tmp_path)
+    farm = Farm(store, receiver, gateways={"goip": T0})
+    try:
+        async with WebhookSender(timeout=5) as sender:
+            first, second = farm.monitor(sender), farm.monitor(sender)
+            farm.clock.now += 16 * 60
+            await asyncio.gather(first.check(), second.check(), first.check(), second.check())
+            farm.gateways["goip"] = farm.clock.now
+            await asyncio.gather(first.check(), second.check(), first.check(), second.check())
+    finally:
+        store.close()
+    assert [(h["alert"], h["event"]) for h in receiver.hooks] == [
+        ("gateway_silent:goip", "firing"),
+        ("gateway_silent:goip", "resolved"),
+    ]
+    assert len(receiver.telegram) == 2
+
+
 async def test_a_notice_the_receiver_refused_is_sent_at_a_later_check_exactly_once(
     receiver: Receiver,
 ) -> None:

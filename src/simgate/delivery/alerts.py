@@ -162,7 +162,11 @@ class AlertMonitor:
     async def _send_stored(self) -> None:
         waiting = await self.store.read(lambda uow: uow.alerts.unsent(BATCH, MAX_ATTEMPTS))
         for notice in waiting:
-            await self._record(notice.id, await self._deliver(notice))
+            if await self._claim(notice):  # else another instance is sending it
+                await self._record(notice.id, await self._deliver(notice))
+
+    async def _claim(self, notice: Notice) -> bool:
+        return await self.store.transact(lambda uow: uow.alerts.claim(notice.id, notice.attempts))
 
     async def _record(self, notice_id: int, error: str | None) -> None:
         now = self.clock()

@@ -33,8 +33,13 @@ class AlertRepository(Protocol):
         times, oldest first."""
         ...
 
+    def claim(self, notice_id: int, attempts: int) -> bool:
+        """Count one more attempt, only if the notice is unsent and still at `attempts`: of two
+        instances about to send it, one wins and the other skips it (no double message)."""
+        ...
+
     def record_send(self, notice_id: int, now: Timestamp, error: str | None) -> None:
-        """One attempt: sent when error is None, else counted and kept for the next check."""
+        """The claimed attempt's result: sent when error is None, else kept for a later check."""
         ...
 
     def recent(self, limit: int) -> list[Notice]:

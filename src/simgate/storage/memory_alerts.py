@@ -51,13 +51,19 @@ class MemoryAlerts:
         found = [n for _, n in sorted(self.s.notices.items()) if n.sent_at is None]
         return [n for n in found if n.attempts < max_attempts][:limit]
 
+    def claim(self, notice_id: int, attempts: int) -> bool:
+        notice = self.s.notices.get(notice_id)
+        if notice is None or notice.sent_at is not None or notice.attempts != attempts:
+            return False
+        self.s.notices[notice_id] = replace(notice, attempts=attempts + 1)
+        return True
+
     def record_send(self, notice_id: int, now: Timestamp, error: str | None) -> None:
         notice = self.s.notices.get(notice_id)
         if notice is None or notice.sent_at is not None:
             return
         self.s.notices[notice_id] = replace(
             notice,
-            attempts=notice.attempts + 1,
             sent_at=now if error is None else None,
             last_error=None if error is None else error[:500],
         )

@@ -66,17 +66,23 @@ class SqlAlerts:
         ).fetchall()
         return [_notice(row) for row in rows]
 
+    def claim(self, notice_id: int, attempts: int) -> bool:
+        changed = self.db.execute(
+            "UPDATE alert_notices SET attempts = attempts + 1"
+            " WHERE id = ? AND attempts = ? AND sent_at IS NULL",
+            (notice_id, attempts),
+        ).rowcount
+        return changed == 1
+
     def record_send(self, notice_id: int, now: Timestamp, error: str | None) -> None:
         if error is None:
             self.db.execute(
-                "UPDATE alert_notices SET attempts = attempts + 1, sent_at = ?, last_error = NULL"
-                " WHERE id = ? AND sent_at IS NULL",
+                "UPDATE alert_notices SET sent_at = ?, last_error = NULL WHERE id = ? AND sent_at IS NULL",
                 (now, notice_id),
             )
         else:
             self.db.execute(
-                "UPDATE alert_notices SET attempts = attempts + 1, last_error = ?"
-                " WHERE id = ? AND sent_at IS NULL",
+                "UPDATE alert_notices SET last_error = ? WHERE id = ? AND sent_at IS NULL",
                 (error[:500], notice_id),
             )
 
