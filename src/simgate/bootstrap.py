@@ -61,6 +61,7 @@ def ensure_schema(settings: Settings) -> None:
 def require_serving(settings: Settings) -> None:
     """What `serve` cannot run without, checked before anything else happens."""
     _key(settings)
+    alert_channels(settings)  # half a Telegram setting would silently send no alert
 
 
 def _key(settings: Settings) -> str:

@@ -346,6 +346,10 @@ def test_every_page_is_usable_on_a_phone_and_a_desktop(
 ) -> None:
     with tab_on(browser, live_server.url) as page:
         page.set_viewport_size({"width": width, "height": 812 if width < 600 else 900})
+        page.goto("/login")
+        page.wait_for_selector("#sign-in")
+        shoot(page, f"login-{width}.png")
+        assert page.evaluate(FITS) == [], "login"
         sign_in(page)
         for name, path, ready in PAGES:
             page.goto(path.format(sold=farm.sold))

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from simgate.bootstrap import alert_channels
+from simgate.bootstrap import alert_channels, require_serving
 from simgate.config import SettingsError
 from simgate.delivery.alerts import AlertMonitor, TelegramChannel, WebhookChannel
 from simgate.delivery.sender import WebhookSender
@@ -221,6 +221,8 @@ async def test_a_rule_set_to_zero_stays_quiet(receiver: Receiver) -> None:
 def test_telegram_needs_both_its_token_and_its_chat(sqlite_url: str) -> None:
     with pytest.raises(SettingsError, match="SIMGATE_ALERT_TELEGRAM_CHAT_ID"):
         alert_channels(settings_for(sqlite_url, alert_telegram_token=TOKEN))
+    with pytest.raises(SettingsError, match="SIMGATE_ALERT_TELEGRAM_TOKEN"):
+        require_serving(settings_for(sqlite_url, alert_telegram_chat_id="-100777"))
     assert alert_channels(settings_for(sqlite_url)) == []
     with pytest.raises(SettingsError, match="SIMGATE_ALERT_SIM_FAILURES: must be 0"):
         settings_for(sqlite_url, alert_sim_failures="2")
