@@ -111,6 +111,9 @@ async def running(worker: DeliveryWorker, sender: WebhookSender) -> AsyncIterato
             await task
 
 
+ALERT_TIMEOUT = 10.0
+
+
 def alert_channels(settings: Settings) -> list[Channel]:
     channels: list[Channel] = []
     if settings.alert_webhook_url is not None:
@@ -146,7 +149,8 @@ def build_alerts(
 
     @asynccontextmanager
     async def watching() -> AsyncIterator[None]:
-        async with WebhookSender(timeout=settings.push_timeout_seconds, connections=4) as sender:
+        # A short timeout: a hung receiver must not hold the next check or a shutdown.
+        async with WebhookSender(timeout=ALERT_TIMEOUT, connections=4) as sender:
             monitor = AlertMonitor(
                 store, rules, channels, sender, clock, calls, gateways, settings.alert_check_seconds
             )

@@ -252,3 +252,27 @@ async def test_the_server_watches_marketplace_calls_and_sends_to_the_webhook(
         ("marketplace_silent:onlinesim", "firing")
     ]
     assert json.dumps(receiver.hooks).count("firing") == 1
+
+
+async def test_the_loop_survives_a_failing_round(receiver: Receiver) -> None:
+    farm = Farm(MemoryStore(), receiver)
+    rounds: list[int] = []
+
+    def gateways() -> dict[str, Timestamp | None]:
+        rounds.append(1)
+        if len(rounds) == 1:
+            raise RuntimeError("driver status broke")
+        return {"goip": None}
+
+    async with WebhookSender(timeout=5) as sender:
+        monitor = farm.monitor(sender)
+        monitor.gateways, monitor.interval = gateways, 0.05
+        farm.clock.now += 16 * 60
+        task = asyncio.create_task(monitor.run())
+        for _ in range(200):  # generous: a round every 50 ms
+            if receiver.hooks:
+                break
+            await asyncio.sleep(0.05)
+        monitor.stop()
+        await task
+    assert [(h["alert"], h["event"]) for h in receiver.hooks] == [("gateway_silent:goip", "firing")]

@@ -162,6 +162,8 @@ class AlertMonitor:
     async def _send_stored(self) -> None:
         waiting = await self.store.read(lambda uow: uow.alerts.unsent(BATCH, MAX_ATTEMPTS))
         for notice in waiting:
+            if self._stop.is_set():
+                return  # shutting down: the rest waits in the table for the next start
             if await self._claim(notice):  # else another instance is sending it
                 await self._record(notice.id, await self._deliver(notice))
 
@@ -185,7 +187,10 @@ class AlertMonitor:
 
     async def run(self) -> None:
         while not self._stop.is_set():
-            await self.check()
+            try:
+                await self.check()
+            except Exception:  # a bug in one round must not end the alerts for good
+                log.exception("alert check failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.interval)
 
