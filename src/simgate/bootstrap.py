@@ -207,7 +207,7 @@ def build_app(
         background=background,
         extra_routes=[
             *drivers.routes,
-            *build_console(settings, store, registry, clock, hardware_status=drivers.status),
+            *build_console(settings, store, registry, clock, hardware=drivers),
         ],
     )
     return create_app(deps)

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from simgate.dashboard.hardware import DISABLED_NOTE, GAMMU_NOTE, SILENT_AFTER
+from simgate.dashboard.hardware import SILENT_AFTER
+from simgate.hardware import DISABLED_NOTE
+from simgate.hardware.gammu import GammuDriver
 from tests.conftest import LiveServer
 from tests.console import ADMIN
 from tests.hardware.conftest import PHONES, online, wait_for
@@ -108,7 +110,7 @@ def test_errors_silence_and_unwatched_tables(farm: HardwareFarm) -> None:
     assert body["silent_after_seconds"] == SILENT_AFTER
     assert [d["name"] for d in body["drivers"]] == ["goip", "ejoin:box1", "android:pixel", "http"]
     assert {u["name"]: (u["enabled"], u["note"]) for u in body["unwatched"]} == {
-        "gammu": (True, GAMMU_NOTE),
+        "gammu": (True, GammuDriver.idle_note),
         "modem": (False, DISABLED_NOTE),
     }
 

@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 from simgate import hardware
 from simgate.cli import app
 from simgate.config import SettingsError
+from simgate.hardware import DISABLED_NOTE, NOTHING_NOTE
+from simgate.hardware.gammu import GammuDriver
 from simgate.http.intake import Intake
 from simgate.services.sink import StoreSink
 from simgate.storage.memory import MemoryStore
@@ -116,3 +118,25 @@ phone = "+79281234561"
     drivers.add(Intake(StoreSink(MemoryStore(), time.time, lambda: None), "token", time.time))
     assert [d.name for d in drivers.status()] == ["goip", "android:pixel", "http"]
     assert drivers.heard() == {"goip": None}, "a phone and /intake/sms wait for an SMS"
+
+
+def test_tables_without_live_status_are_listed_with_the_reason(tmp_path: Path) -> None:
+    drivers = build(
+        tmp_path,
+        """
+[hardware.goip]
+password = "x"
+[hardware.gammu]
+[hardware.modem]
+enabled = false
+ports = ["/dev/ttyUSB0"]
+""",
+    )
+    drivers.configured.append(
+        ("quiet", True, Intake(StoreSink(MemoryStore(), time.time, lambda: None), None, time.time))
+    )
+    assert [(u.name, u.enabled, u.note) for u in drivers.unwatched()] == [
+        ("gammu", True, GammuDriver.idle_note),
+        ("modem", False, DISABLED_NOTE),
+        ("quiet", True, NOTHING_NOTE),
+    ]

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
 import pytest
 
-from simgate.dashboard.hardware import (
-    DISABLED_NOTE,
-    GAMMU_NOTE,
-    NOTHING_NOTE,
-    RECENT_ERROR,
-    SILENT_AFTER,
-    HardwareReport,
-    driver_out,
-    unwatched,
-)
+from simgate.dashboard.hardware import RECENT_ERROR, SILENT_AFTER, HardwareReport, driver_out
 from simgate.domain.types import PhoneNumber
-from simgate.hardware.status import DriverStatus, PortStatus
+from simgate.hardware.status import DriverStatus, PortStatus, Unwatched
 
 START = 1_700_000_000.0
 
@@ -67,26 +61,24 @@ def test_errors_ages_and_port_counts() -> None:
     assert driver_out(status(), now, START).recent_error is False
 
 
-def test_tables_without_live_status_are_listed_with_the_reason() -> None:
-    tables = {
-        "goip": {"password": "x"},
-        "gammu": {},
-        "modem": {"enabled": False, "ports": []},
-        "ejoin": {"devices": {}},
-    }
-    listed = {u.name: (u.enabled, u.note) for u in unwatched(tables, {"goip"})}
-    assert listed == {
-        "gammu": (True, GAMMU_NOTE),
-        "modem": (False, DISABLED_NOTE),
-        "ejoin": (True, NOTHING_NOTE),
-    }
+@dataclass
+class Source:
+    snapshots: list[list[DriverStatus]]
+    quiet: list[Unwatched] = field(default_factory=list)
+
+    def status(self) -> Sequence[DriverStatus]:
+        return self.snapshots.pop(0)
+
+    def unwatched(self) -> Sequence[Unwatched]:
+        return self.quiet
 
 
 def test_the_report_reads_the_source_it_was_given_each_time() -> None:
-    snapshots = [[status("goip", last_contact=START)], []]
-    report = HardwareReport(lambda: snapshots.pop(0), {}, lambda: START + 1, started=START)
+    source = Source([[status("goip", last_contact=START)], []], [Unwatched("gammu", True, "why")])
+    report = HardwareReport(source, lambda: START + 1, started=START)
     first = report()
     assert [d.name for d in first.drivers] == ["goip"]
+    assert [(u.name, u.enabled, u.note) for u in first.unwatched] == [("gammu", True, "why")]
     assert first.now == START + 1
     assert report().drivers == []
 

@@ -2,13 +2,13 @@
 
 `build_console` is the one entry point bootstrap calls; it returns the routes to mount and
 registers the farm collector on the app's Prometheus registry. The hardware drivers' status
-comes in as an argument (`hardware_status`, e.g. `Drivers.status`), never from a global.
+comes in as an argument (`hardware`, i.e. `hardware.Drivers`), never from a global.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 from starlette.routing import BaseRoute
@@ -16,11 +16,10 @@ from starlette.routing import BaseRoute
 from simgate.config import Settings
 from simgate.dashboard.api import AdminApi
 from simgate.dashboard.auth import ConsoleAuth
-from simgate.dashboard.hardware import HardwareReport
+from simgate.dashboard.hardware import HardwareReport, HardwareSource
 from simgate.dashboard.metrics import FarmCollector
 from simgate.dashboard.views import dashboard_routes
 from simgate.domain.types import Timestamp
-from simgate.hardware.status import DriverStatus
 from simgate.storage.ports import Store
 
 log = logging.getLogger("simgate.console")
@@ -32,12 +31,12 @@ def build_console(
     registry: CollectorRegistry,
     clock: Callable[[], Timestamp],
     *,
-    hardware_status: Callable[[], Sequence[DriverStatus]],
+    hardware: HardwareSource,
 ) -> list[BaseRoute]:
     token = None if settings.admin_token is None else settings.admin_token.get_secret_value()
     if token is None:
         log.warning("SIMGATE_ADMIN_TOKEN is not set: the dashboard and /api/ answer 503")
     auth = ConsoleAuth(token, clock)
     registry.register(FarmCollector(store, clock))
-    hardware = HardwareReport(hardware_status, settings.hardware, clock, started=clock())
-    return [*AdminApi(store, auth, clock, hardware).routes(), *dashboard_routes(auth)]
+    report = HardwareReport(hardware, clock, started=clock())
+    return [*AdminApi(store, auth, clock, report).routes(), *dashboard_routes(auth)]

@@ -7,16 +7,23 @@ still reads "silent for 12 min" correctly.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 from simgate.dashboard import schemas as s
 from simgate.domain.messages import ROUTING_GRACE_SECONDS
 from simgate.domain.types import Timestamp
-from simgate.hardware.status import DriverStatus, PortStatus
+from simgate.hardware.status import DriverStatus, PortStatus, Unwatched
 
-StatusSource = Callable[[], Sequence[DriverStatus]]
+
+class HardwareSource(Protocol):
+    """What bootstrap hands in (hardware.Drivers): the live snapshots and the quiet tables."""
+
+    def status(self) -> Sequence[DriverStatus]: ...
+
+    def unwatched(self) -> Sequence[Unwatched]: ...
+
 
 SILENT_AFTER = 300.0
 """GoIP sends a keep-alive every 30 s and takes a line offline after 120 s of silence; modems
@@ -24,13 +31,6 @@ are checked every minute. Five quiet minutes mean a cable, a power supply or a c
 gateway: every SIM behind it sells nothing."""
 
 RECENT_ERROR = 3600.0
-
-GAMMU_NOTE = (
-    "gammu-smsd runs simgate intake gammu for each SMS, which posts it to /intake/sms;"
-    " there is no connection to watch"
-)
-DISABLED_NOTE = "enabled = false: the table is checked at start, the driver does not run"
-NOTHING_NOTE = "configured, but it lists no device to watch"
 
 
 def _age(now: Timestamp, at: Timestamp | None) -> float | None:
@@ -88,33 +88,20 @@ def driver_out(
     )
 
 
-def unwatched(tables: Mapping[str, Any], watched_kinds: set[str]) -> list[s.UnwatchedOut]:
-    """The [hardware.*] tables that give no live status: gammu, disabled ones, empty ones."""
-    out = []
-    for name, table in tables.items():
-        enabled = not (isinstance(table, Mapping) and table.get("enabled") is False)
-        if enabled and name in watched_kinds:
-            continue
-        note = DISABLED_NOTE if not enabled else GAMMU_NOTE if name == "gammu" else NOTHING_NOTE
-        out.append(s.UnwatchedOut(name=name, enabled=enabled, note=note))
-    return out
-
-
 @dataclass
 class HardwareReport:
-    source: StatusSource
-    tables: Mapping[str, Any]
-    """settings.hardware: the tables as written, already checked by build_drivers."""
+    source: HardwareSource
     clock: Callable[[], Timestamp]
     started: Timestamp
     silent_after: float = SILENT_AFTER
 
     def __call__(self) -> s.HardwareOut:
         now = self.clock()
-        statuses = list(self.source())
         return s.HardwareOut(
             now=now,
             silent_after_seconds=self.silent_after,
-            drivers=[driver_out(d, now, self.started, self.silent_after) for d in statuses],
-            unwatched=unwatched(self.tables, {d.kind for d in statuses}),
+            drivers=[driver_out(d, now, self.started, self.silent_after) for d in self.source.status()],
+            unwatched=[
+                s.UnwatchedOut(name=u.name, enabled=u.enabled, note=u.note) for u in self.source.unwatched()
+            ],
         )

@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING
 
 from simgate.config import SettingsError
 from simgate.domain.types import Timestamp
-from simgate.hardware.status import DriverStatus, PortStatus
+from simgate.hardware.status import DriverStatus, PortStatus, Unwatched
 
 if TYPE_CHECKING:  # the CLI imports this package on every start; keep that cheap
     from starlette.routing import BaseRoute
 
     from simgate.hardware.base import Background, Build, Clock, Driver, Sink
 
-__all__ = ["DRIVERS", "DriverStatus", "Drivers", "PortStatus", "build_drivers"]
+__all__ = ["DRIVERS", "DriverStatus", "Drivers", "PortStatus", "Unwatched", "build_drivers"]
 
 DRIVERS: Mapping[str, str] = MappingProxyType(
     {
@@ -35,12 +35,17 @@ DRIVERS: Mapping[str, str] = MappingProxyType(
     }
 )
 
+DISABLED_NOTE = "enabled = false: the table is checked at start, the driver does not run"
+NOTHING_NOTE = "configured, but it lists no device to watch"
+
 
 @dataclass
 class Drivers:
     """The running drivers, in settings-file order: what they give the app."""
 
     running: list[Driver] = field(default_factory=list)
+    configured: list[tuple[str, bool, Driver]] = field(default_factory=list)
+    """Every [hardware.NAME] table: its name, whether it is enabled, its driver."""
 
     def add(self, driver: Driver) -> None:
         self.running.append(driver)
@@ -55,6 +60,16 @@ class Drivers:
 
     def status(self) -> list[DriverStatus]:
         return [snapshot for driver in self.running for snapshot in driver.status()]
+
+    def unwatched(self) -> list[Unwatched]:
+        """The tables that give no live status (disabled, or nothing to watch), and why."""
+        quiet = []
+        for name, enabled, driver in self.configured:
+            if not enabled:
+                quiet.append(Unwatched(name, False, DISABLED_NOTE))
+            elif not driver.status():
+                quiet.append(Unwatched(name, True, getattr(driver, "idle_note", NOTHING_NOTE)))
+        return quiet
 
     def heard(self) -> dict[str, Timestamp | None]:
         """When each source that speaks on its own last did (what the silent-gateway alert
@@ -78,6 +93,7 @@ def build_drivers(tables: Mapping[str, object], sink: Sink, clock: Clock) -> Dri
         enabled = table.boolean("enabled", True)
         build: Build = importlib.import_module(DRIVERS[name]).build
         driver = build(table, sink, clock)
+        drivers.configured.append((name, enabled, driver))
         if enabled:
             drivers.add(driver)
     return drivers

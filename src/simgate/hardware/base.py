@@ -44,6 +44,12 @@ class Sink(Protocol):
 
 
 class Driver(Protocol):
+    """One configured [hardware.NAME] table at work.
+
+    A driver with nothing to watch (an empty `status()`) may say why in a str attribute
+    `idle_note`, shown on the Hardware page under "Configured, not watched".
+    """
+
     def routes(self) -> Sequence[BaseRoute]:
         """Endpoints the hardware calls (webhooks), mounted on the app."""
         ...

@@ -23,7 +23,7 @@ import urllib.request
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from simgate.domain.types import PhoneNumber
 from simgate.hardware.settings_table import Table
@@ -159,6 +159,10 @@ class GammuDriver:
     still reads the table so that a typo in it stops the server at start."""
 
     config: GammuConfig
+    idle_note: ClassVar[str] = (
+        "gammu-smsd runs simgate intake gammu for each SMS, which posts it to /intake/sms;"
+        " there is no connection to watch"
+    )
 
     def routes(self) -> list[BaseRoute]:
         return []

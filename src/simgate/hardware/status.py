@@ -44,6 +44,15 @@ class ClockReading:
 
 
 @dataclass(frozen=True, slots=True)
+class Unwatched:
+    """A [hardware.*] table with no live status to show, and why."""
+
+    name: str
+    enabled: bool
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
 class DriverStatus:
     """A snapshot for the dashboard: when the hardware last spoke, and what went wrong."""
 
