@@ -38,6 +38,7 @@ KNOWN_CYCLES: tuple[frozenset[str], ...] = (
 
 BELOW_THE_FACES = (
     "simgate.domain",
+    "simgate.catalogue",
     "simgate.services",
     "simgate.storage",
     "simgate.delivery",
