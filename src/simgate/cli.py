@@ -70,7 +70,7 @@ def serve(
     no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Do not apply pending migrations")] = False,
 ) -> None:
     """Serve every HTTP endpoint (and run the delivery worker unless --no-worker)."""
-    from simgate.server import run_server
+    from simgate.server import PortUnavailable, run_server
     from simgate.storage.schema import SchemaMismatch
 
     current = settings()  # outside the try: its own failure already printed its one line
@@ -78,7 +78,7 @@ def serve(
         run_server(current, host=host, port=port, worker=not no_worker, migrate=not no_migrate)
     except SettingsError as error:
         fail(str(error), 2)
-    except SchemaMismatch as error:
+    except (SchemaMismatch, PortUnavailable) as error:
         fail(str(error))
     except Exception as error:
         fail(describe_error(error))

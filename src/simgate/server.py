@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -32,18 +33,40 @@ def uvicorn_config(
     )
 
 
+class PortUnavailable(RuntimeError):
+    pass
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything starts: a busy port must fail before the
+    log says "serving on" and before a worker pushes anything. SO_REUSEADDR as uvicorn does."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise PortUnavailable(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    return sock
+
+
 def run_server(settings: Settings, *, host: str, port: int, worker: bool, migrate: bool) -> None:
     logs.configure(settings.log_format)
     require_serving(settings)  # before touching the database: a missing key changes nothing
-    revision = prepare_schema(settings, migrate=migrate)
-    store = open_store(settings)
+    sock = listen(host, port)
     try:
-        app = build_app(settings, store, revision=revision, worker=worker)
-        config = uvicorn_config(app, host=host, port=port, log_config=None, lifespan="on")
-        log.info("serving on http://%s:%s (schema %s)", host, port, revision)
-        uvicorn.Server(config).run()
+        revision = prepare_schema(settings, migrate=migrate)
+        store = open_store(settings)
+        try:
+            app = build_app(settings, store, revision=revision, worker=worker)
+            config = uvicorn_config(app, host=host, port=port, log_config=None, lifespan="on")
+            log.info("serving on http://%s:%s (schema %s)", host, port, revision)
+            uvicorn.Server(config).run(sockets=[sock])
+        finally:
+            store.close()
     finally:
-        store.close()
+        sock.close()
 
 
 def run_worker(settings: Settings) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -393,3 +394,15 @@ def test_operations_list(tmp_path: Path) -> None:
     table = run(tmp_path, "operations", "list", env={"COLUMNS": "200"})
     assert "1 of 1 operation(s)" in table.stdout
     assert run(tmp_path, "operations", "list", "--state", "closed").returncode == 2
+
+
+def test_serve_on_a_busy_port_fails_before_serving_or_migrating(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"SIMGATE_ONLINESIM_KEY": "k", "SIMGATE_ONLINESIM_PUSH_URL": "http://127.0.0.1:9"}
+        result = run(tmp_path, "serve", "--port", str(port), env=env)
+    assert result.returncode == 1
+    assert result.stderr == f"simgate: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    assert not (tmp_path / "simgate.db").exists()  # nothing started, nothing created

@@ -237,7 +237,7 @@ def test_no_operation_is_one_attempt_and_a_rejection(
 
 
 def test_a_refused_connection_is_retried_until_the_receiver_is_back(
-    sqlite_url: str, receiver: FakeReceiver
+    sqlite_url: str, receiver: FakeReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     port = receiver.port
     receiver.stop()
@@ -250,6 +250,15 @@ def test_a_refused_connection_is_retried_until_the_receiver_is_back(
             wait_until(lambda: delivery_for(live, message_id).attempts >= 2, what="two failed attempts")
             failed = attempts_of(live, delivery_for(live, message_id).id)
             assert all(a.http_status is None and a.error and a.verdict is Verdict.RETRY for a in failed)
+            # Each failed push: one WARNING line naming the error once.
+            pushes = [r for r in caplog.records if r.getMessage().startswith("push delivery=")]
+            assert pushes
+            assert all(r.levelname == "WARNING" for r in pushes)
+            error = failed[0].error
+            assert error is not None
+            line = pushes[0].getMessage()
+            assert "status=no answer outcome=pending" in line
+            assert line.count(error) == 1, line
 
             back = FakeReceiver(port=port).start()
             try:

@@ -938,3 +938,15 @@ def test_restart_keeps_open_operations_history_and_sales(live_server: LiveServer
         assert min(new_ids) > max(i for _, i in ops)
         assert finish(http, still_open_a[1], 4) == {"status": "SUCCESS"}
         assert issued(get_number(http, TELEGRAM))[0] == still_open_a[0]
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        (b'{"key": "%s", "sum": "five"}', "malformed request: sum must be a number or null, not text"),
+        (b'{"key": "%s", "sum": 5', "malformed request: the body ends early: it is not complete JSON"),
+    ],
+)
+def test_a_malformed_body_is_explained_in_plain_words(shared: Shared, raw: bytes, words: str) -> None:
+    response = shared.client.post("/onlinesim/getNumber", content=raw.replace(b"%s", KEY.encode()))
+    assert refused(response, 400) == words

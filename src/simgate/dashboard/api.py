@@ -38,6 +38,7 @@ from simgate.domain.reports import (
 from simgate.domain.types import MAX_ID, Kopecks, NumberId, OperationId, Timestamp
 from simgate.http.body import BodyError, read_body
 from simgate.services import admin
+from simgate.services.explain import plain
 from simgate.storage.ports import Store, UnitOfWork
 
 JSON = "application/json; charset=utf-8"
@@ -381,7 +382,7 @@ class AdminApi:
         try:
             service = msgspec.json.decode(body, type=s.ServiceBody).service
         except msgspec.DecodeError as problem:
-            return error(400, f'expected {{"service": "<name>"}}: {problem}')
+            return error(400, f'expected {{"service": "<name>"}}: {plain(problem)}')
         return await self._number_action(lambda uow: admin.block_service(uow, number_id, service, now))
 
     async def unblock(self, request: Request) -> Response:

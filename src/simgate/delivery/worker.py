@@ -199,10 +199,15 @@ class DeliveryWorker:
             next_at = max(next_at, now + self.sender.timeout)
         self.attempts.labels(item.marketplace, state if state != "pending" else "retry").inc()
         self.latency.labels(item.marketplace).observe(reply.latency_ms / 1000)
-        log.info(
+        # A push that did not land is a WARNING (it costs money if it lasts), once, with the
+        # reason once: the HTTP status, or "no answer" when the error is the reason.
+        failed = state != "delivered"
+        log.log(
+            logging.WARNING if failed else logging.INFO,
             "push delivery=%s operation=%s attempt=%s status=%s outcome=%s%s",
-            item.id, item.operation_id, item.attempts + 1, reply.status or reply.error, state,
-            f" ({reason})" if reason and state != "delivered" else "",
+            item.id, item.operation_id, item.attempts + 1,
+            "no answer" if reply.status is None else reply.status, state,
+            f" ({reason})" if reason and failed else "",
         )  # fmt: skip
         await self._record(item, attempt, state, next_at, reason)
 

@@ -16,6 +16,7 @@ from simgate.hardware.base import Background, Sink
 from simgate.hardware.feed import Feed
 from simgate.hardware.health import Health
 from simgate.hardware.status import DriverStatus
+from simgate.services.explain import plain
 from simgate.services.intake import UnknownNumber
 from simgate.services.phones import normalise_phone
 
@@ -88,7 +89,7 @@ class Intake:
         try:
             request = _decode(body)
         except msgspec.DecodeError as problem:
-            return 400, {"error": f"malformed request: {problem}"}
+            return 400, {"error": f"malformed request: {plain(problem)}"}
         try:
             incoming = IncomingMessage(
                 phone=normalise_phone(str(request.phone)),

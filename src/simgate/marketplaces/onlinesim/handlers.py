@@ -32,6 +32,7 @@ from simgate.domain.types import (
 )
 from simgate.marketplaces.onlinesim import MARKETPLACE
 from simgate.marketplaces.onlinesim.wire import NO_NUMBERS, SUCCESS, Request, decoder, error
+from simgate.services.explain import plain
 from simgate.services.operations import (
     FinishOutcome,
     finish_operation,
@@ -92,7 +93,7 @@ class Onlinesim:
         try:
             request = decoder.decode(body)
         except msgspec.DecodeError as problem:
-            return 400, error(f"malformed request: {problem}"), None
+            return 400, error(f"malformed request: {plain(problem)}"), None
         status, answer = await self._answer(endpoint, request, credentials)
         return status, answer, request
 
