@@ -14,7 +14,16 @@ from rich.table import Column, Table
 
 from simgate import __version__, catalogue
 from simgate.commands import farm, owner
-from simgate.commands.common import State, console, database, describe_error, fail, settings
+from simgate.commands.common import (
+    DatabaseMissing,
+    State,
+    console,
+    database,
+    describe_error,
+    fail,
+    require_database,
+    settings,
+)
 from simgate.config import SettingsError
 from simgate.hardware.cli import intake_app
 from simgate.simulator.cli import app as simulate_app
@@ -92,10 +101,11 @@ def worker() -> None:
 
     current = settings()
     try:
+        require_database(current)  # a worker never creates one: it has nothing to push there
         run_worker(current)
     except SettingsError as error:
         fail(str(error), 2)
-    except SchemaMismatch as error:
+    except (SchemaMismatch, DatabaseMissing) as error:
         fail(str(error))
     except Exception as error:
         fail(describe_error(error))

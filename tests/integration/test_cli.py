@@ -122,6 +122,9 @@ CASES: dict[str, Case] = {
     "no database": Case(("numbers", "list"), {}, {}),
     "misspelt variable": Case(("services",), {"SIMGATE_ONLINESIM_PUSHURL": "http://x"}, {}),
     "import without database": Case(("numbers", "import", "n.csv"), {}, {"n.csv": GOOD_CSV}),
+    "worker without database": Case(
+        ("worker",), {"SIMGATE_ONLINESIM_KEY": "k", "SIMGATE_ONLINESIM_PUSH_URL": "http://127.0.0.1:9"}, {}
+    ),
     "bad toml value": Case(
         ("--config", "s.toml", "migrate"), {}, {"s.toml": 'push_retry_seconds = "soon"\n'}
     ),
@@ -197,7 +200,7 @@ def test_serve_without_the_partner_key_refuses_to_start(outcomes: dict[str, Outc
     assert "SIMGATE_ONLINESIM_KEY" in one_line_reason(outcomes["serve without key"].result)
 
 
-@pytest.mark.parametrize("case", ["no database", "import without database"])
+@pytest.mark.parametrize("case", ["no database", "import without database", "worker without database"])
 def test_only_migrate_and_serve_create_a_database(outcomes: dict[str, Outcome], case: str) -> None:
     outcome = outcomes[case]
     reason = one_line_reason(outcome.result)
