@@ -23,9 +23,8 @@ from simgate.domain.types import Timestamp
 from simgate.hardware import build_drivers
 from simgate.http.app import AppDeps, create_app
 from simgate.http.intake import Intake
-from simgate.marketplaces.onlinesim import MARKETPLACE
-from simgate.marketplaces.onlinesim.handlers import Onlinesim
-from simgate.marketplaces.onlinesim.push import OnlinesimPush
+from simgate.marketplaces import plugin
+from simgate.marketplaces.base import Marketplace
 from simgate.services.alerts import CallLog
 from simgate.services.sink import StoreSink
 from simgate.storage import schema
@@ -58,16 +57,36 @@ def ensure_schema(settings: Settings) -> None:
     schema.check_current(settings.database_url)
 
 
+def enabled_marketplaces(settings: Settings) -> list[str]:
+    """Names of the marketplaces whose key is set, in registry order."""
+    return [name for name, table in settings.marketplaces.items() if table.enabled]
+
+
 def require_serving(settings: Settings) -> None:
     """What `serve` cannot run without, checked before anything else happens."""
-    _key(settings)
+    if not enabled_marketplaces(settings):
+        keys = " or ".join(f"SIMGATE_{name.upper()}_KEY" for name in settings.marketplaces)
+        raise SettingsError(f"no marketplace is enabled: set {keys} (a key enables its marketplace)")
     alert_channels(settings)  # half a Telegram setting would silently send no alert
 
 
-def _key(settings: Settings) -> str:
-    if settings.onlinesim_key is None:
-        raise SettingsError("SIMGATE_ONLINESIM_KEY: required to serve and to push to Onlinesim")
-    return settings.onlinesim_key.get_secret_value()
+def push_warnings(settings: Settings) -> list[str]:
+    """One sentence per enabled marketplace with nowhere to push its SMS to."""
+    return [
+        f"SIMGATE_{name.upper()}_PUSH_URL is not set: SMS sold on {name} are stored, not pushed"
+        for name in enabled_marketplaces(settings)
+        if settings.marketplaces[name].push_url is None
+    ]
+
+
+def build_marketplaces(
+    settings: Settings, store: Store, clock: Callable[[], Timestamp] = time.time
+) -> list[Marketplace]:
+    """Every enabled marketplace, built by its plug-in from its own settings."""
+    return [
+        plugin(name).build(settings.marketplaces[name], store, clock)
+        for name in enabled_marketplaces(settings)
+    ]
 
 
 def build_worker(
@@ -76,24 +95,24 @@ def build_worker(
     *,
     clock: Callable[[], Timestamp] = time.time,
     registry: CollectorRegistry | None = None,
+    marketplaces: list[Marketplace] | None = None,
 ) -> tuple[DeliveryWorker, WebhookSender] | None:
     """The delivery worker and its sender, or None when there is nowhere to push to."""
     logsecrets.install(logsecrets.secrets_of(settings))
-    if settings.onlinesim_push_url is None:
+    if marketplaces is None:
+        marketplaces = build_marketplaces(settings, store, clock)
+    for warning in push_warnings(settings):
+        log.warning("%s", warning)
+    adapters = {market.name: market.push for market in marketplaces if market.push is not None}
+    if not adapters:
         return None
-    push = OnlinesimPush(
-        base_url=settings.onlinesim_push_url,
-        key=_key(settings),
-        path=settings.onlinesim_push_path,
-        rent_path=settings.onlinesim_push_rent_path,
-        sms_id=settings.onlinesim_sms_id,
-    )
     sender = WebhookSender(timeout=settings.push_timeout_seconds)
+    horizons = {market.name: market.horizon for market in marketplaces if market.horizon is not None}
     worker = DeliveryWorker(
         store,
-        {MARKETPLACE: push},
+        adapters,
         sender,
-        RetryPolicy(delay=settings.push_retry_seconds),
+        RetryPolicy(delay=settings.push_retry_seconds, horizons=horizons),
         clock,
         registry=registry,
     )
@@ -176,11 +195,10 @@ def build_app(
     registry = CollectorRegistry()
     background: list[Callable[[], AbstractAsyncContextManager[None]]] = []
     wake: Callable[[], None] = lambda: None  # noqa: E731
+    marketplaces = build_marketplaces(settings, store, clock)
     if worker:
-        built = build_worker(settings, store, clock=clock, registry=registry)
-        if built is None:
-            log.warning("SIMGATE_ONLINESIM_PUSH_URL is not set: SMS are stored, not pushed")
-        else:
+        built = build_worker(settings, store, clock=clock, registry=registry, marketplaces=marketplaces)
+        if built is not None:
             delivery, sender = built
             background.append(lambda: running(delivery, sender))
             wake = delivery.wake
@@ -198,7 +216,7 @@ def build_app(
         background.append(alerts)
     deps = AppDeps(
         store=store,
-        onlinesim=Onlinesim(store=store, key=_key(settings), services=settings.services, clock=clock),
+        marketplaces=marketplaces,
         intake=intake,
         expected_revision=revision,
         calls=calls,

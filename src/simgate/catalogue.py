@@ -1,4 +1,7 @@
-"""The shipped catalogue: Onlinesim country names (with their ISO region) and service names."""
+"""The shipped catalogue: simgate's own country names (with their ISO region) and service names.
+
+They follow the first marketplace's spelling; every other marketplace maps them to its own
+(marketplaces/<name>/, name maps)."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ def _lines(name: str) -> list[str]:
 
 @cache
 def countries() -> dict[CountryName, str]:
-    """Onlinesim country name -> ISO 3166 region code."""
+    """Country name -> ISO 3166 region code."""
     pairs = (line.split("\t") for line in _lines("countries.tsv"))
     return {CountryName(name.strip()): region.strip() for name, region in pairs}
 

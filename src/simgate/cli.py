@@ -284,9 +284,11 @@ def countries() -> None:
 
 @app.command()
 def services() -> None:
-    """Service names offered in GET_SERVICES (after SIMGATE_ONLINESIM_SERVICES)."""
-    for name in settings().services:
-        typer.echo(name)
+    """Service names each enabled marketplace offers (after SIMGATE_<NAME>_SERVICES)."""
+    loaded = settings()
+    for market in [m for m, table in loaded.marketplaces.items() if table.enabled] or loaded.marketplaces:
+        for name in loaded.marketplaces[market].offered:
+            typer.echo(f"{market}\t{name}")
 
 
 @app.command()

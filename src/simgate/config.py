@@ -12,11 +12,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from simgate import catalogue
+from simgate import marketplaces as registry
 from simgate.domain.messages import MAX_CLOCK_SKEW_SECONDS
-from simgate.domain.types import ServiceName
 
 PREFIX = "SIMGATE_"
 
@@ -29,13 +37,9 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     database_url: str = "sqlite:///./simgate.db"
-    onlinesim_key: SecretStr | None = None
-    onlinesim_push_url: str | None = None
-    onlinesim_push_path: str = "/v1/PUSH_SMS"
-    onlinesim_push_rent_path: str = "/v1/PUSH_SMS_RENT"
-    onlinesim_services: str | None = None
-    onlinesim_sms_id: Literal["operation", "message"] = "operation"
-    """What PUSH_SMS sends as smsId: the activationId (Onlinesim's wording) or our SMS id."""
+    marketplaces: dict[str, Any] = Field(default_factory=dict)
+    """Every registered marketplace's settings (a MarketplaceSettings each), from its
+    `[marketplaces.NAME]` table and its SIMGATE_NAME_* variables; set even when disabled."""
     push_retry_seconds: float = Field(default=10.0, gt=0, le=3600)
     push_timeout_seconds: float = Field(default=30.0, gt=0, le=120)
     """Generous on purpose: a push the receiver answers after it is sent again (README)."""
@@ -68,11 +72,58 @@ class Settings(BaseModel):
             return value
         raise ValueError("must be sqlite:///PATH or postgresql://USER@HOST/DB")
 
-    @field_validator("onlinesim_key", "intake_token", "admin_token", "alert_telegram_token")
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_marketplace_keys(cls, data: Any) -> Any:
+        """`onlinesim_key = ...` (top level) is `[marketplaces.onlinesim] key = ...`: the flat
+        spelling predates the tables and keeps working; it wins over the table."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        tables = data.get("marketplaces") or {}
+        if not isinstance(tables, dict):
+            return data  # the field's own validation names the problem
+        tables = {name: dict(t) if isinstance(t, dict) else t for name, t in tables.items()}
+        for flat in [key for key in data if isinstance(key, str)]:
+            found = _marketplace_field(flat)
+            if found is not None:
+                name, field = found
+                table = tables.setdefault(name, {})
+                if isinstance(table, dict):
+                    table[field] = data.pop(flat)
+        data["marketplaces"] = tables
+        return data
+
+    @field_validator("marketplaces")
+    @classmethod
+    def _marketplaces(cls, tables: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        unknown = sorted(set(tables) - set(registry.names()))
+        if unknown:
+            known = ", ".join(registry.names())
+            raise ValueError(f"unknown marketplace {', '.join(map(repr, unknown))} (known: {known})")
+        built: dict[str, Any] = {}
+        problems: list[str] = []
+        for name in registry.names():
+            model = registry.plugin(name).settings
+            table = tables.get(name, {})
+            if isinstance(table, model):
+                built[name] = table  # already validated (a copy of these settings)
+                continue
+            if not isinstance(table, dict):
+                problems.append(f"[marketplaces.{name}] must be a table")
+                continue
+            try:
+                built[name] = model.model_validate(table)
+            except ValidationError as error:
+                problems.extend(_explain_marketplace(name, model.FLAT_ALIASES, error, info.context))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return built
+
+    @field_validator("intake_token", "admin_token", "alert_telegram_token")
     @classmethod
     def _secret(cls, value: SecretStr | None) -> SecretStr | None:
-        # An empty secret would start a server that refuses every caller (or, for a
-        # marketplace key compared loosely, one that accepts anyone): say so at start.
+        # An empty secret would start a server that refuses every caller: say so at start.
         if value is not None and not value.get_secret_value().strip():
             raise ValueError("must not be empty (unset it instead)")
         return value
@@ -85,7 +136,7 @@ class Settings(BaseModel):
             raise ValueError("must be 0 (off) or at least 3")
         return value
 
-    @field_validator("onlinesim_push_url", "alert_webhook_url", "alert_telegram_api_url")
+    @field_validator("alert_webhook_url", "alert_telegram_api_url")
     @classmethod
     def _push_url(cls, value: str | None) -> str | None:
         if value is None or value == "":
@@ -93,30 +144,6 @@ class Settings(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
-
-    @field_validator("onlinesim_push_path", "onlinesim_push_rent_path")
-    @classmethod
-    def _path(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError("must start with '/'")
-        return value
-
-    @field_validator("onlinesim_services")
-    @classmethod
-    def _services(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        names = [name.strip().lower() for name in value.split(",") if name.strip()]
-        unknown = sorted(set(names) - set(catalogue.services()))
-        if unknown:
-            raise ValueError(f"not in the service catalogue: {', '.join(unknown)}")
-        return ",".join(dict.fromkeys(names))
-
-    @property
-    def services(self) -> tuple[ServiceName, ...]:
-        if self.onlinesim_services is None:
-            return catalogue.services()
-        return tuple(ServiceName(name) for name in self.onlinesim_services.split(","))
 
     @property
     def is_sqlite(self) -> bool:
@@ -140,17 +167,30 @@ def load_settings(
             raise SettingsError(f"{origin}: cannot read {path}: {error.strerror}") from error
         except tomllib.TOMLDecodeError as error:
             raise SettingsError(f"{path} is not valid TOML: {error}") from error
-    fields = set(Settings.model_fields)
+    in_file = set(values)
+    fields = set(Settings.model_fields) - {"marketplaces"}
     from_env: set[str] = set()
     for name, value in environ.items():
         key = name.removeprefix(PREFIX).lower()
-        if name.startswith(PREFIX) and key in fields:
+        if name.startswith(PREFIX) and (key in fields or _marketplace_field(key) is not None):
             values[key] = value
             from_env.add(key)
+    context = {"from_env": from_env, "in_file": in_file, "path": path}
     try:
-        return Settings.model_validate(values)
+        return Settings.model_validate(values, context=context)
     except ValidationError as error:
         raise SettingsError(_explain(error, from_env, path)) from None
+
+
+def known_variables() -> set[str]:
+    """Every SIMGATE_* variable a setting reads, the marketplaces' included."""
+    names = {PREFIX + name.upper() for name in Settings.model_fields if name != "marketplaces"}
+    for market in registry.names():
+        model = registry.plugin(market).settings
+        spelled = {field: suffix for suffix, field in model.FLAT_ALIASES.items()}
+        for field in model.model_fields:
+            names.add(f"{PREFIX}{market.upper()}_{spelled.get(field, field).upper()}")
+    return names
 
 
 def _explain(error: ValidationError, from_env: set[str], path: str | Path | None) -> str:
@@ -159,9 +199,51 @@ def _explain(error: ValidationError, from_env: set[str], path: str | Path | None
     for problem in error.errors():
         field = ".".join(str(part) for part in problem["loc"]) or "?"
         message = problem["msg"].removeprefix("Value error, ")
+        if field == "marketplaces":
+            lines.append(message)  # already names each setting (_explain_marketplace)
+            continue
         if problem["type"] == "extra_forbidden":
             message = "unknown setting"
         top = str(problem["loc"][0]) if problem["loc"] else "?"
         name = f"{PREFIX}{top.upper()}" if top in from_env or not path else f"{path}: {field}"
         lines.append(f"{name}: {message}")
     return "; ".join(lines)
+
+
+def _marketplace_field(flat: str) -> tuple[str, str] | None:
+    """('smshub', 'push_url') for `smshub_push_url`, if that names a marketplace's setting."""
+    for name in registry.names():
+        if flat.startswith(name + "_"):
+            model = registry.plugin(name).settings
+            suffix = flat[len(name) + 1 :]
+            field = model.FLAT_ALIASES.get(suffix, suffix)
+            if field in model.model_fields:
+                return name, field
+    return None
+
+
+def _explain_marketplace(
+    name: str, aliases: Mapping[str, str], error: ValidationError, context: Any
+) -> list[str]:
+    """Each problem under the name the owner wrote: SIMGATE_SMSHUB_PUSH_URL for a variable,
+    `smshub_push_url` or `marketplaces.smshub.push_url` in the file."""
+    context = context if isinstance(context, dict) else {}
+    from_env, in_file = context.get("from_env", set()), context.get("in_file", set())
+    path = context.get("path")
+    spelled = {field: suffix for suffix, field in aliases.items()}
+    lines = []
+    for problem in error.errors():
+        loc = [str(part) for part in problem["loc"]] or ["?"]
+        suffix = spelled.get(loc[0], loc[0])
+        flat = f"{name}_{suffix}"
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden":
+            message = "unknown setting"
+        if flat in from_env or not path:
+            where = f" ({'.'.join(loc[1:])})" if len(loc) > 1 else ""
+            lines.append(f"{PREFIX}{flat.upper()}{where}: {message}")
+        elif flat in in_file:
+            lines.append(f"{path}: {'.'.join([flat, *loc[1:]])}: {message}")
+        else:
+            lines.append(f"{path}: {'.'.join(['marketplaces', name, suffix, *loc[1:]])}: {message}")
+    return lines

@@ -52,11 +52,11 @@ class SecretRedactor(logging.Filter):
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    values = (
-        settings.onlinesim_key, settings.intake_token, settings.admin_token,
-        settings.alert_telegram_token,
-    )  # fmt: skip
-    return [value.get_secret_value() for value in values if value is not None]
+    tokens = (settings.intake_token, settings.admin_token, settings.alert_telegram_token)
+    found = [value.get_secret_value() for value in tokens if value is not None]
+    for table in settings.marketplaces.values():
+        found.extend(table.secrets())
+    return found
 
 
 def install(secrets: Iterable[str], logger: logging.Logger | None = None) -> SecretRedactor:

@@ -83,7 +83,7 @@ def run_worker(settings: Settings) -> None:
     built = build_worker(settings, store)
     if built is None:
         store.close()
-        raise SettingsError("SIMGATE_ONLINESIM_PUSH_URL: required to run a delivery worker")
+        raise SettingsError("no enabled marketplace has a push URL: nothing for a worker to do")
     worker, sender = built
 
     async def main() -> None:

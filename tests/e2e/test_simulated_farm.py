@@ -25,11 +25,13 @@ from simgate.delivery.sender import WebhookSender
 from simgate.domain import rules
 from simgate.domain.messages import PushRequest
 from simgate.domain.model import GroupCount
+from simgate.marketplaces import dispatch
 from simgate.marketplaces.onlinesim import handlers
 from simgate.marketplaces.onlinesim.handlers import Onlinesim
 from simgate.marketplaces.onlinesim.push import OnlinesimPush
 from simgate.services import intake as intake_service
 from simgate.services.inventory import import_numbers, parse_csv
+from simgate.services.operations import FinishOutcome
 from simgate.simulator.farm import SimCard, make_farm, write_csv
 from simgate.simulator.load import run_load
 from simgate.simulator.market_config import MarketplaceConfig
@@ -187,7 +189,7 @@ async def test_a_server_that_counts_busy_numbers_is_caught(
             with_services=with_services, with_rent=with_rent,
         )  # fmt: skip
 
-    monkeypatch.setattr(handlers, "list_available", counting_busy)
+    monkeypatch.setattr(dispatch, "list_available", counting_busy)
     report = await run_farm(
         tmp_path, numbers=8, countries=RUSSIA_ONLY, market=EXHAUSTING_MARKET, bank=EXHAUSTING_BANK
     )
@@ -259,13 +261,13 @@ async def test_a_server_that_routes_sms_nowhere_is_caught(
 async def test_a_finish_that_is_not_idempotent_is_caught(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = handlers.finish_operation
+    original = dispatch.finish_operation
 
     def first_time_only(*args: Any, **kwargs: Any) -> Any:
         outcome = original(*args, **kwargs)
-        return handlers.FinishOutcome.UNKNOWN if outcome is handlers.FinishOutcome.REPEATED else outcome
+        return FinishOutcome.UNKNOWN if outcome is FinishOutcome.REPEATED else outcome
 
-    monkeypatch.setattr(handlers, "finish_operation", first_time_only)
+    monkeypatch.setattr(dispatch, "finish_operation", first_time_only)
     report = await run_farm(tmp_path, seconds=3.0, market={"p_finish_repeat": 0.5})
 
     assert not report.ok

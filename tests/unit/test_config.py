@@ -9,6 +9,13 @@ import pytest
 
 from simgate import catalogue
 from simgate.config import Settings, SettingsError, load_settings
+from simgate.marketplaces.onlinesim.settings import OnlinesimSettings
+
+
+def onlinesim(settings: Settings) -> OnlinesimSettings:
+    table = settings.marketplaces["onlinesim"]
+    assert isinstance(table, OnlinesimSettings)
+    return table
 
 
 def write_toml(tmp_path: Path, text: str) -> Path:
@@ -20,14 +27,14 @@ def write_toml(tmp_path: Path, text: str) -> Path:
 def test_defaults_match_the_contract() -> None:
     settings = load_settings({})
     assert settings.database_url == "sqlite:///./simgate.db"
-    assert settings.onlinesim_key is None
-    assert settings.onlinesim_push_url is None
-    assert settings.onlinesim_push_path == "/v1/PUSH_SMS"
-    assert settings.onlinesim_push_rent_path == "/v1/PUSH_SMS_RENT"
+    assert onlinesim(settings).key is None
+    assert onlinesim(settings).push_url is None
+    assert onlinesim(settings).push_path == "/v1/PUSH_SMS"
+    assert onlinesim(settings).push_rent_path == "/v1/PUSH_SMS_RENT"
     assert settings.push_retry_seconds == 10
     assert settings.intake_token is None
     assert settings.admin_token is None
-    assert settings.services == catalogue.services()
+    assert onlinesim(settings).offered == catalogue.services()
     assert settings.is_sqlite
 
 
@@ -47,12 +54,12 @@ def test_every_contract_variable_is_read_from_the_environment() -> None:
     )
     assert settings.database_url == "postgresql://simgate@db/simgate"
     assert not settings.is_sqlite
-    assert settings.onlinesim_key is not None
-    assert settings.onlinesim_key.get_secret_value() == "k-123"
-    assert settings.onlinesim_push_url == "https://push.example.org"
-    assert settings.onlinesim_push_path == "/v2/PUSH"
-    assert settings.onlinesim_push_rent_path == "/v2/PUSH_RENT"
-    assert settings.services == ("telegram", "whatsapp")
+    assert onlinesim(settings).key is not None
+    assert onlinesim(settings).key.get_secret_value() == "k-123"
+    assert onlinesim(settings).push_url == "https://push.example.org"
+    assert onlinesim(settings).push_path == "/v2/PUSH"
+    assert onlinesim(settings).push_rent_path == "/v2/PUSH_RENT"
+    assert onlinesim(settings).offered == ("telegram", "whatsapp")
     assert settings.push_retry_seconds == 2.5
     assert settings.intake_token is not None
     assert settings.intake_token.get_secret_value() == "intake"
@@ -80,17 +87,17 @@ def test_toml_file_sets_the_same_keys(tmp_path: Path) -> None:
     )
     settings = load_settings({}, config_file=path)
     assert settings.database_url == "sqlite:////var/lib/simgate/db.sqlite"
-    assert settings.onlinesim_key is not None
-    assert settings.onlinesim_key.get_secret_value() == "from-toml"
+    assert onlinesim(settings).key is not None
+    assert onlinesim(settings).key.get_secret_value() == "from-toml"
     assert settings.push_retry_seconds == 30
-    assert settings.services == ("vkcom",)
+    assert onlinesim(settings).offered == ("vkcom",)
 
 
 def test_environment_wins_over_toml(tmp_path: Path) -> None:
     path = write_toml(tmp_path, 'onlinesim_key = "from-toml"\npush_retry_seconds = 30\n')
     settings = load_settings({"SIMGATE_ONLINESIM_KEY": "from-env"}, config_file=path)
-    assert settings.onlinesim_key is not None
-    assert settings.onlinesim_key.get_secret_value() == "from-env"
+    assert onlinesim(settings).key is not None
+    assert onlinesim(settings).key.get_secret_value() == "from-env"
     assert settings.push_retry_seconds == 30
 
 
@@ -171,7 +178,7 @@ def test_services_outside_the_catalogue_are_rejected() -> None:
 
 
 def test_an_empty_service_list_means_the_whole_catalogue() -> None:
-    assert load_settings({"SIMGATE_ONLINESIM_SERVICES": " "}).services == catalogue.services()
+    assert onlinesim(load_settings({"SIMGATE_ONLINESIM_SERVICES": " "})).offered == catalogue.services()
 
 
 def test_the_catalogue_is_lower_case_unique_and_has_no_pseudo_services() -> None:
@@ -186,7 +193,7 @@ def test_the_catalogue_is_lower_case_unique_and_has_no_pseudo_services() -> None
 
 def test_a_service_named_twice_is_offered_once() -> None:
     settings = load_settings({"SIMGATE_ONLINESIM_SERVICES": "telegram,Telegram,vkcom"})
-    assert settings.services == ("telegram", "vkcom")
+    assert onlinesim(settings).offered == ("telegram", "vkcom")
 
 
 def test_an_empty_partner_key_is_a_bad_value() -> None:
@@ -199,3 +206,53 @@ def test_settings_are_frozen() -> None:
     assert isinstance(settings, Settings)
     with pytest.raises(ValueError, match="frozen"):
         settings.database_url = "sqlite:///other.db"
+
+
+# --- marketplaces: [marketplaces.NAME] tables, SIMGATE_NAME_* variables ---------------
+
+
+def test_a_marketplace_table_sets_the_same_fields_as_the_flat_keys(tmp_path: Path) -> None:
+    path = write_toml(
+        tmp_path,
+        '[marketplaces.onlinesim]\nkey = "from-table"\npush_url = "https://os.example"\nservices = "vkcom"\n',
+    )
+    table = onlinesim(load_settings({}, config_file=path))
+    assert table.key is not None
+    assert table.key.get_secret_value() == "from-table"
+    assert table.push_url == "https://os.example"
+    assert table.offered == ("vkcom",)
+    assert table.enabled
+
+
+def test_the_environment_wins_over_the_table(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, '[marketplaces.onlinesim]\nkey = "from-table"\n')
+    table = onlinesim(load_settings({"SIMGATE_ONLINESIM_KEY": "from-env"}, config_file=path))
+    assert table.key is not None
+    assert table.key.get_secret_value() == "from-env"
+
+
+def test_an_unknown_marketplace_table_is_named(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, '[marketplaces.smsbub]\nkey = "k"\n')
+    with pytest.raises(SettingsError, match=r"unknown marketplace 'smsbub' \(known: onlinesim"):
+        load_settings({}, config_file=path)
+
+
+def test_a_bad_value_in_a_table_is_named_as_written(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, '[marketplaces.onlinesim]\npush_url = "ftp://x"\nfoo = 1\n')
+    with pytest.raises(SettingsError) as raised:
+        load_settings({}, config_file=path)
+    assert f"{path}: marketplaces.onlinesim.push_url: must be an http" in str(raised.value)
+    assert f"{path}: marketplaces.onlinesim.foo: unknown setting" in str(raised.value)
+    with pytest.raises(SettingsError, match=r"^SIMGATE_ONLINESIM_PUSH_URL: must be an http"):
+        load_settings({"SIMGATE_ONLINESIM_PUSH_URL": "ftp://y"}, config_file=path)
+
+
+def test_serving_needs_one_enabled_marketplace_any_one() -> None:
+    from simgate.bootstrap import enabled_marketplaces, require_serving
+
+    with pytest.raises(SettingsError, match="no marketplace is enabled: set SIMGATE_ONLINESIM_KEY"):
+        require_serving(load_settings({}))
+    settings = load_settings({"SIMGATE_ONLINESIM_KEY": "k"})
+    require_serving(settings)
+    assert enabled_marketplaces(settings) == ["onlinesim"]
+    assert enabled_marketplaces(load_settings({})) == []

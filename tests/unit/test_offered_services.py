@@ -19,15 +19,15 @@ async def test_a_service_not_offered_is_not_advertised_or_issued() -> None:
     store.run(lambda uow: import_numbers(uow, [make_spec()], 1.0))
     onlinesim = Onlinesim(store=store, key=KEY, services=(ServiceName("telegram"),), clock=lambda: 2.0)
 
-    status, services, _ = await onlinesim.handle("getServices", b'{"key":"k"}', [])
-    assert status == 200
-    assert services["countryList"][0]["operatorMap"]["any"] == {"telegram": 1}
+    services = await onlinesim.handle("getServices", b'{"key":"k"}', [])
+    assert services.status == 200
+    assert services.payload["countryList"][0]["operatorMap"]["any"] == {"telegram": 1}
 
     order = {"key": KEY, "country": "russia", "operator": "any", "service": "vkcom", "sum": 5}
-    status, answer, _ = await onlinesim.handle("getNumber", json.dumps(order).encode(), [])
-    assert (status, answer) == (200, {"status": "NO_NUMBERS"})
+    answer = await onlinesim.handle("getNumber", json.dumps(order).encode(), [])
+    assert (answer.status, answer.payload) == (200, {"status": "NO_NUMBERS"})
     assert store.run(lambda uow: uow.numbers.search())[0].state == "free"
 
     order["service"] = "telegram"
-    status, answer, _ = await onlinesim.handle("getNumber", json.dumps(order).encode(), [])
-    assert answer["status"] == "SUCCESS"
+    answer = await onlinesim.handle("getNumber", json.dumps(order).encode(), [])
+    assert answer.payload["status"] == "SUCCESS"

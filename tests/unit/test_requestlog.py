@@ -19,7 +19,7 @@ def test_describe_names_the_call_the_operation_and_the_outcome() -> None:
         "status": 3,
         "sum": 12.5,
     }
-    line = describe("finishActivation", asked, 200, {"status": "SUCCESS"}, 1.234)
+    line = describe("onlinesim", "finishActivation", asked, 200, {"status": "SUCCESS"}, 1.234)
     assert line == (
         "onlinesim finishActivation action=FINISH_ACTIVATION operation=7 status=3 sum=12.5"
         " -> 200 SUCCESS (1.2 ms)"
@@ -29,6 +29,7 @@ def test_describe_names_the_call_the_operation_and_the_outcome() -> None:
 
 def test_describe_an_issued_number_and_an_error() -> None:
     issued = describe(
+        "onlinesim",
         "getNumber",
         {"action": "GET_NUMBER"},
         200,
@@ -36,7 +37,9 @@ def test_describe_an_issued_number_and_an_error() -> None:
         0.5,
     )
     assert issued.endswith("-> 200 SUCCESS operation=3 number=7928 (0.5 ms)")
-    refused = describe("getNumber", {}, 401, {"status": "ERROR", "error": "wrong or missing key"}, 0.1)
+    refused = describe(
+        "onlinesim", "getNumber", {}, 401, {"status": "ERROR", "error": "wrong or missing key"}, 0.1
+    )
     assert refused == "onlinesim getNumber -> 401 ERROR error='wrong or missing key' (0.1 ms)"
 
 
@@ -45,9 +48,16 @@ def test_log_call_uses_the_decoded_request_and_never_the_key(caplog: pytest.LogC
     asked = decoder.decode(
         b'{"action":"GET_NUMBER","key":"partner-secret","country":"russia","service":"vk"}'
     )
-    log_call("getNumber", asked, 200, {"status": "NO_NUMBERS"}, time.perf_counter())
-    log_call("getNumber", None, 400, {"status": "ERROR", "error": "malformed request"}, time.perf_counter())
-    log_call("finishActivation", None, 500, {"status": "EXCEPTION"}, time.perf_counter())
+    log_call("onlinesim", "getNumber", asked, 200, {"status": "NO_NUMBERS"}, time.perf_counter())
+    log_call(
+        "onlinesim",
+        "getNumber",
+        None,
+        400,
+        {"status": "ERROR", "error": "malformed request"},
+        time.perf_counter(),
+    )
+    log_call("onlinesim", "finishActivation", None, 500, {"status": "EXCEPTION"}, time.perf_counter())
     lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "simgate.requests"]
     assert lines[0][1].startswith(
         "onlinesim getNumber action=GET_NUMBER country=russia service=vk -> 200 NO_NUMBERS"

@@ -18,6 +18,7 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
+from simgate import config
 from simgate.config import PREFIX, Settings, SettingsError, load_settings
 from simgate.storage.ports import Store
 
@@ -46,7 +47,7 @@ def warn(message: str) -> None:
 
 
 def known_variables(extra: set[str] | frozenset[str] = frozenset()) -> set[str]:
-    return {PREFIX + name.upper() for name in Settings.model_fields} | OTHER_VARIABLES | set(extra)
+    return config.known_variables() | OTHER_VARIABLES | set(extra)
 
 
 def misspelt_variables(

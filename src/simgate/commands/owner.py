@@ -230,7 +230,7 @@ def problems_of(current: Settings) -> tuple[list[str], list[str]]:
     """(problems, notes): what stops `serve`, and what it would warn about."""
     import os
 
-    from simgate.bootstrap import require_serving
+    from simgate.bootstrap import push_warnings, require_serving
     from simgate.hardware import build_drivers
     from simgate.storage import schema
 
@@ -244,8 +244,7 @@ def problems_of(current: Settings) -> tuple[list[str], list[str]]:
         build_drivers(current.hardware, _NoSink(), time.time)
     except SettingsError as error:
         problems.append(str(error))
-    if current.onlinesim_push_url is None:
-        notes.append("SIMGATE_ONLINESIM_PUSH_URL is not set: SMS are stored, not pushed")
+    notes.extend(push_warnings(current))
     if current.intake_token is None:
         notes.append("SIMGATE_INTAKE_TOKEN is not set: POST /intake/sms answers 503")
     try:

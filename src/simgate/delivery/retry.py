@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-from simgate.domain.messages import DueDelivery, Verdict
+from simgate.domain.messages import DueDelivery, Horizon, Verdict
 from simgate.domain.model import OperationKind
 from simgate.domain.types import Timestamp
 
@@ -14,14 +15,18 @@ class RetryPolicy:
     delay: float = 10.0
     """Spec 5.4: resend the same payload after 10 seconds (SIMGATE_PUSH_RETRY_SECONDS)."""
     activation_window: float = 20 * 60.0
-    """An activation lasts 15 minutes; past 20 the marketplace has closed it on its side."""
     rent_window: float = 7 * 24 * 3600.0
-    """A rent can last months, but an SMS undelivered for a week has lost its buyer."""
     finished_grace: float = 120.0
-    """After our FINISH arrives, keep trying briefly: the push may have crossed it."""
+    """The default horizon (domain.messages.Horizon)."""
+    horizons: Mapping[str, Horizon] = field(default_factory=dict)
+    """Marketplaces whose horizon differs from the default, by name."""
 
     def next_attempt(self, now: Timestamp) -> Timestamp:
         return now + self.delay
+
+    def horizon(self, marketplace: str) -> Horizon:
+        default = Horizon(self.activation_window, self.rent_window, self.finished_grace)
+        return self.horizons.get(marketplace, default)
 
     def give_up_reason(self, item: DueDelivery, now: Timestamp) -> str | None:
         """Why a failed push should not be tried again, or None to retry.
@@ -29,10 +34,12 @@ class RetryPolicy:
         Bounded by the operation's life: once the marketplace closed it, it answers
         NO_OPERATION at best, and a late SMS is worth nothing to the buyer.
         """
+        horizon = self.horizon(item.marketplace)
         finished = item.operation_finished_at
-        if finished is not None and now >= finished + self.finished_grace:
+        if finished is not None and now >= finished + horizon.finished_grace:
             return "operation finished"
-        window = self.rent_window if item.kind is OperationKind.RENT else self.activation_window
+        rent = item.kind is OperationKind.RENT
+        window = horizon.rent_window if rent else horizon.activation_window
         if now >= item.created_at + window:
             return f"undelivered for {int(window // 60)} minutes"
         return None

@@ -124,6 +124,18 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class Horizon:
+    """How long a failing push is worth retrying, for one marketplace."""
+
+    activation_window: float = 20 * 60.0
+    """An activation lasts 15 minutes; past 20 the marketplace has closed it on its side."""
+    rent_window: float = 7 * 24 * 3600.0
+    """A rent can last months, but an SMS undelivered for a week has lost its buyer."""
+    finished_grace: float = 120.0
+    """After our FINISH arrives, keep trying briefly: the push may have crossed it."""
+
+
+@dataclass(frozen=True, slots=True)
 class DueDelivery:
     """A claimed delivery with everything needed to build its push."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,8 +22,7 @@ from simgate.http.body import BodyError, bearer, read_body
 from simgate.http.intake import Intake
 from simgate.http.metrics import Metrics
 from simgate.http.requestlog import log_call
-from simgate.marketplaces.onlinesim.handlers import ENDPOINTS, Onlinesim
-from simgate.marketplaces.onlinesim.wire import error as onlinesim_error
+from simgate.marketplaces.base import Answer, Marketplace
 from simgate.services.alerts import CallLog
 from simgate.storage.ports import Store, StoreUnavailable
 
@@ -38,7 +37,8 @@ def json_response(status: int, payload: Any) -> Response:
 @dataclass
 class AppDeps:
     store: Store
-    onlinesim: Onlinesim
+    marketplaces: list[Marketplace]
+    """The enabled ones; each serves its own paths (marketplaces/base.py)."""
     intake: Intake
     expected_revision: str | None
     calls: CallLog | None = None
@@ -53,32 +53,48 @@ class AppDeps:
 
 def create_app(deps: AppDeps) -> Starlette:
     metrics = Metrics(deps.registry)
+    roots = {m.name: [p.split("/{", 1)[0] for p in m.paths] for m in deps.marketplaces}
 
-    async def onlinesim(request: Request) -> Response:
-        endpoint = request.path_params.get("endpoint", "")
-        started = time.perf_counter()
-        asked = None
-        try:
-            body = await read_body(request, deps.max_body_bytes)
-        except BodyError as problem:
-            status, payload = problem.status, onlinesim_error(str(problem))
-        else:
-            if deps.store.write_error is not None:
-                # Nothing can be issued or finished while writes fail: advertise nothing.
-                raise StoreUnavailable(deps.store.write_error)
-            credentials = [bearer(request), request.query_params.get("apikey")]
+    def serve(market: Marketplace) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            started = time.perf_counter()
+            path = request.path_params.get("endpoint", "")
             try:
-                status, payload, asked = await deps.onlinesim.handle(endpoint, body, credentials)
-            except Exception:
-                log_call(endpoint or "onlinesim", asked, 500, {"status": "EXCEPTION"}, started)
-                raise
-        log_call(endpoint or "onlinesim", asked, status, payload, started)
-        if deps.calls is not None and status == 200:
-            deps.calls.saw("onlinesim")
-        # Label by known call only: arbitrary paths must not grow the series without bound.
-        call = (endpoint or "onlinesim") if endpoint in ENDPOINTS else "unknown"
-        metrics.observe("onlinesim", call, payload, time.perf_counter() - started)
-        return json_response(status, payload)
+                body = await read_body(request, deps.max_body_bytes)
+            except BodyError as problem:
+                status, payload = market.envelope(problem.status, str(problem))
+                answer = Answer(status, payload, "unknown")
+            else:
+                if deps.store.write_error is not None:
+                    # Nothing can be issued or finished while writes fail: advertise nothing.
+                    raise StoreUnavailable(deps.store.write_error)
+                credentials = [bearer(request), request.query_params.get("apikey")]
+                try:
+                    answer = await market.handle(path, body, credentials)
+                except Exception:
+                    log_call(market.name, path or market.name, None, 500, {"status": "EXCEPTION"}, started)
+                    raise
+            log_call(market.name, path or answer.call, answer.request, answer.status, answer.payload, started)
+            if deps.calls is not None and answer.status == 200:
+                deps.calls.saw(market.name)
+            metrics.observe(market.name, answer.call, answer.payload, time.perf_counter() - started)
+            return json_response(answer.status, answer.payload)
+
+        return endpoint
+
+    def owner(request: Request) -> Marketplace | None:
+        """The marketplace whose paths the request is on: its errors use its envelope."""
+        path = request.url.path
+        for market in deps.marketplaces:
+            if any(path == root or path.startswith(root + "/") for root in roots[market.name]):
+                return market
+        return None
+
+    def error_response(request: Request, status: int, message: str) -> Response:
+        market = owner(request)
+        if market is None:
+            return json_response(status, {"error": message})
+        return json_response(*market.envelope(status, message))
 
     async def intake_sms(request: Request) -> Response:
         try:
@@ -114,23 +130,16 @@ def create_app(deps: AppDeps) -> Starlette:
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
-        if request.url.path.startswith("/onlinesim"):
-            return json_response(exc.status_code, onlinesim_error(message))
-        return json_response(exc.status_code, {"error": message})
+        return error_response(request, exc.status_code, message)
 
     async def unavailable(request: Request, exc: Exception) -> Response:
         # Answer at once: the marketplace's deadline is 10 s and it will ask again;
         # hardware keeps an SMS it was not told was stored.
-        message = "database unavailable, nothing was changed; try again"
-        if request.url.path.startswith("/onlinesim"):
-            return json_response(503, onlinesim_error(message))
-        return json_response(503, {"error": message})
+        return error_response(request, 503, "database unavailable, nothing was changed; try again")
 
     async def server_error(request: Request, exc: Exception) -> Response:
         # Never a traceback on the wire; the log has it (Starlette logs unhandled errors).
-        if request.url.path.startswith("/onlinesim"):
-            return json_response(500, onlinesim_error("internal error"))
-        return json_response(500, {"error": "internal error"})
+        return error_response(request, 500, "internal error")
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -144,8 +153,11 @@ def create_app(deps: AppDeps) -> Starlette:
                 await manager.__aexit__(None, None, None)
 
     routes: list[BaseRoute] = [
-        Route("/onlinesim", onlinesim, methods=["POST"]),
-        Route("/onlinesim/{endpoint}", onlinesim, methods=["POST"]),
+        *(
+            Route(path, serve(market), methods=["POST"])
+            for market in deps.marketplaces
+            for path in market.paths
+        ),
         Route("/intake/sms", intake_sms, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

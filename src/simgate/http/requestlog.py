@@ -24,7 +24,9 @@ def _scalar(value: object) -> str:
     return text if len(text) <= 40 and " " not in text else repr(text[:40])
 
 
-def describe(call: str, request: dict[str, Any], status: int, answer: dict[str, Any], ms: float) -> str:
+def describe(
+    marketplace: str, call: str, request: dict[str, Any], status: int, answer: dict[str, Any], ms: float
+) -> str:
     """`onlinesim getNumber action=GET_NUMBER country=russia service=vk -> 200 SUCCESS operation=7`"""
     asked = " ".join(
         f"{name if name != 'activationId' else 'operation'}={_scalar(request[name])}"
@@ -40,13 +42,20 @@ def describe(call: str, request: dict[str, Any], status: int, answer: dict[str, 
     if answer.get("error"):
         extra.append(f"error={str(answer['error'])[:200]!r}")
     tail = (" " + " ".join(extra)) if extra else ""
-    return f"onlinesim {call} {asked} -> {status} {outcome}{tail} ({ms:.1f} ms)".replace("  ", " ")
+    return f"{marketplace} {call} {asked} -> {status} {outcome}{tail} ({ms:.1f} ms)".replace("  ", " ")
 
 
-def log_call(call: str, request: object | None, status: int, answer: dict[str, Any], started: float) -> None:
+def log_call(
+    marketplace: str,
+    call: str,
+    request: object | None,
+    status: int,
+    answer: dict[str, Any],
+    started: float,
+) -> None:
     """One line per marketplace call, from the request the handler already decoded."""
     asked = msgspec.structs.asdict(request) if isinstance(request, msgspec.Struct) else {}
     ms = (time.perf_counter() - started) * 1000
     level = logging.INFO if status < 500 else logging.ERROR
     if log.isEnabledFor(level):
-        log.log(level, "%s", describe(call[:60], asked, status, answer, ms))
+        log.log(level, "%s", describe(marketplace, call[:60], asked, status, answer, ms))

@@ -1,0 +1,124 @@
+"""What a marketplace plug-in is: its settings table, and what bootstrap builds from it.
+
+A plug-in is one folder under marketplaces/ exposing `PLUGIN`, plus one line in the registry
+(marketplaces/__init__.py). http/, bootstrap and config only ever see the shapes below, so
+they never name a marketplace (DESIGN.md, "Plug-ins").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
+
+from simgate import catalogue
+from simgate.domain.messages import DueDelivery, Horizon, PushReply, PushRequest, Verdict
+from simgate.domain.types import ServiceName, Timestamp
+from simgate.storage.ports import Store
+
+Payload = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One answered call: HTTP status, JSON payload, and what the request log needs."""
+
+    status: int
+    payload: Payload
+    call: str
+    """Metric and log label: a bounded set per marketplace (an endpoint or an action)."""
+    request: object | None = None
+    """The decoded request (a msgspec Struct) or None: logged without decoding again."""
+
+
+Handler = Callable[[str, bytes, Sequence[str | None]], Awaitable[Answer]]
+"""(endpoint under the marketplace's path, raw body, credentials from headers and query)."""
+
+
+class PushAdapter(Protocol):
+    def request(self, item: DueDelivery) -> PushRequest: ...
+
+    def verdict(self, reply: PushReply) -> tuple[Verdict, str | None]: ...
+
+
+@dataclass(frozen=True)
+class Marketplace:
+    """A plug-in built from its settings: everything the HTTP face and the worker need."""
+
+    name: str
+    handle: Handler
+    envelope: Callable[[int, str], tuple[int, Payload]]
+    """(HTTP status, message) -> the status and body this marketplace wants for an error the
+    HTTP layer produced on its paths (413, 404, 503, 500...)."""
+    paths: tuple[str, ...]
+    """Starlette route paths; `{endpoint}` in a path becomes the handler's endpoint."""
+    push: PushAdapter | None = None
+    """None: nowhere to push to (its SMS are stored and wait)."""
+    horizon: Horizon | None = None
+    """How long to keep retrying a push, when it differs from the default."""
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+
+class MarketplaceSettings(BaseModel):
+    """The `[marketplaces.NAME]` table; `SIMGATE_NAME_FIELD` variables set the same fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    FLAT_ALIASES: ClassVar[dict[str, str]] = {}
+    """Variable (and top-level TOML) suffixes that set a differently named field."""
+
+    key: SecretStr | None = None
+    """The marketplace's key; set, it enables the marketplace."""
+    push_url: str | None = None
+    """Where PUSH_SMS goes; unset (and no default), its SMS are stored and wait."""
+
+    @field_validator("push_url")
+    @classmethod
+    def _push_url(cls, value: str | None) -> str | None:
+        return http_url(value)
+
+    @field_validator("key")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty key would start a marketplace that refuses every caller: say so at start.
+        # Its length is the marketplace's choice, not ours (CONTRACT.md, Settings).
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("must not be empty (unset it instead)")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.key is not None
+
+    @property
+    def key_value(self) -> str:
+        assert self.key is not None, "only an enabled marketplace is built"
+        return self.key.get_secret_value()
+
+    @property
+    def offered(self) -> tuple[ServiceName, ...]:
+        """simgate service names this marketplace sells (the whole catalogue by default)."""
+        return catalogue.services()
+
+    def secrets(self) -> list[str]:
+        return [] if self.key is None else [self.key.get_secret_value()]
+
+
+def http_url(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """What the registry loads: the settings model and how to build the marketplace."""
+
+    name: str
+    settings: type[MarketplaceSettings]
+    build: Callable[[Any, Store, Callable[[], Timestamp]], Marketplace]
+    """(its settings, the store, the clock) -> the marketplace; called only when enabled."""
