@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 import uvicorn
+from starlette.applications import Starlette
 
 from simgate.bootstrap import build_app, open_store
 from simgate.config import Settings, load_settings
@@ -40,7 +41,7 @@ def sqlite_url(tmp_path: Path) -> str:
 PG_URL = os.environ.get("SIMGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TABLES = (
     "delivery_attempts, deliveries, messages, number_exclusions, operations, numbers, write_probe,"
-    " alert_notices, alerts, marketplace_calls"
+    " alert_notices, alerts, marketplace_calls, console_sessions"
 )
 
 
@@ -135,6 +136,7 @@ class LiveServer:
     port: int = field(default_factory=free_port)
     store: Store | None = None
     limits: Limits = field(default_factory=Limits)
+    app: Starlette | None = None
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
 
@@ -145,6 +147,7 @@ class LiveServer:
     def start(self) -> LiveServer:
         self.store = open_store(self.settings)
         app = build_app(self.settings, self.store, revision=schema.head_revision())
+        self.app = app
         config = uvicorn_config(
             app, host="127.0.0.1", port=self.port, limits=self.limits, log_level="warning"
         )

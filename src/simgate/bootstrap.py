@@ -221,6 +221,7 @@ def build_app(
         expected_revision=revision,
         calls=calls,
         max_body_bytes=settings.max_body_bytes,
+        metrics_token=None if settings.metrics_token is None else settings.metrics_token.get_secret_value(),
         registry=registry,
         background=background,
         extra_routes=[

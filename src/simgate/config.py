@@ -27,6 +27,8 @@ from simgate import marketplaces as registry
 from simgate.domain.messages import MAX_CLOCK_SKEW_SECONDS
 
 PREFIX = "SIMGATE_"
+MIN_OWNER_SECRET = 16
+"""Tokens the owner chooses: 16 characters of `openssl rand -hex 16` is out of reach of guessing."""
 
 
 class SettingsError(ValueError):
@@ -47,6 +49,8 @@ class Settings(BaseModel):
     """How far a device's received_at may be from simgate's clock and still be believed."""
     intake_token: SecretStr | None = None
     admin_token: SecretStr | None = None
+    metrics_token: SecretStr | None = None
+    """Bearer token for GET /metrics; unset, /metrics answers 503 (it shows earnings)."""
     log_format: Literal["text", "json"] = "text"
     hardware: dict[str, Any] = Field(default_factory=dict)
     """Per-driver tables from the TOML file ([hardware.goip], ...); see simgate.hardware."""
@@ -120,7 +124,7 @@ class Settings(BaseModel):
             raise ValueError("; ".join(problems))
         return built
 
-    @field_validator("intake_token", "admin_token", "alert_telegram_token")
+    @field_validator("intake_token", "admin_token", "alert_telegram_token", "metrics_token")
     @classmethod
     def _secret(cls, value: SecretStr | None) -> SecretStr | None:
         # An empty secret would start a server that refuses every caller: say so at start.
@@ -134,6 +138,18 @@ class Settings(BaseModel):
         # Failing SIMs are found through the SIM table's "losing" flag (3 activations).
         if 0 < value < 3:
             raise ValueError("must be 0 (off) or at least 3")
+        return value
+
+    @field_validator("intake_token", "admin_token", "metrics_token")
+    @classmethod
+    def _owner_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # The owner picks these: a short one is guessed (rate limits only slow that down).
+        # Secrets others issue (a marketplace key, a device password) are taken as given.
+        if value is not None and len(value.get_secret_value()) < MIN_OWNER_SECRET:
+            raise ValueError(
+                f"must be at least {MIN_OWNER_SECRET} characters (got {len(value.get_secret_value())});"
+                " make one with: openssl rand -hex 16"
+            )
         return value
 
     @field_validator("alert_webhook_url", "alert_telegram_api_url")

@@ -9,29 +9,42 @@ remembering not to log one.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 
 from simgate.config import Settings
 
 MASK = "[redacted]"
-MIN_SECRET = 4
-"""Shorter values would mask ordinary words and digits; no real key is that short."""
+SHORT_SECRET = 8
+"""Below this length a secret is masked only where it stands as a whole word: masking "ab"
+inside every word would garble the log, and a secret that short is also a guessable one
+(`short_secret_warning`)."""
+
+log = logging.getLogger("simgate.secrets")
 
 
 class SecretRedactor(logging.Filter):
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
         # Longest first, so a secret that contains another is masked whole.
-        self.secrets = sorted({s for s in secrets if len(s) >= MIN_SECRET}, key=len, reverse=True)
+        ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.secrets = [s for s in ordered if len(s) >= SHORT_SECRET]
+        words = [s for s in ordered if len(s) < SHORT_SECRET]
+        # A whole word: not inside a longer run of letters, digits, '-' or '_' (a key's alphabet).
+        self.words = (
+            re.compile("(?<![\\w-])(?:" + "|".join(map(re.escape, words)) + ")(?![\\w-])") if words else None
+        )
 
     def redact(self, text: str) -> str:
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
+        if self.words is not None:
+            text = self.words.sub(MASK, text)
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
+        if not self.secrets and self.words is None:
             return True
         try:
             message = record.getMessage()
@@ -52,11 +65,33 @@ class SecretRedactor(logging.Filter):
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    tokens = (settings.intake_token, settings.admin_token, settings.alert_telegram_token)
+    tokens = (
+        settings.intake_token,
+        settings.admin_token,
+        settings.alert_telegram_token,
+        settings.metrics_token,
+    )
     found = [value.get_secret_value() for value in tokens if value is not None]
-    for table in settings.marketplaces.values():
-        found.extend(table.secrets())
+    for name, table in settings.marketplaces.items():
+        for secret in table.secrets():
+            short_secret_warning(f"[marketplaces.{name}] key", secret)
+            found.append(secret)
     return found
+
+
+_warned: set[str] = set()
+
+
+def short_secret_warning(name: str, value: str) -> None:
+    """For secrets someone else issues (CONTRACT.md): taken as given, but said once at start."""
+    if len(value) < SHORT_SECRET and name not in _warned:
+        _warned.add(name)
+        log.warning(
+            "%s is only %d characters: it is easy to guess and is masked in the logs only where"
+            " it stands as a whole word; ask its issuer for a longer one",
+            name,
+            len(value),
+        )
 
 
 def install(secrets: Iterable[str], logger: logging.Logger | None = None) -> SecretRedactor:

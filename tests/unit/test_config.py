@@ -48,8 +48,8 @@ def test_every_contract_variable_is_read_from_the_environment() -> None:
             "SIMGATE_ONLINESIM_PUSH_RENT_PATH": "/v2/PUSH_RENT",
             "SIMGATE_ONLINESIM_SERVICES": "Telegram, whatsapp",
             "SIMGATE_PUSH_RETRY_SECONDS": "2.5",
-            "SIMGATE_INTAKE_TOKEN": "intake",
-            "SIMGATE_ADMIN_TOKEN": "admin",
+            "SIMGATE_INTAKE_TOKEN": "intake-0123456789",
+            "SIMGATE_ADMIN_TOKEN": "admin-0123456789ab",
         }
     )
     assert settings.database_url == "postgresql://simgate@db/simgate"
@@ -62,9 +62,9 @@ def test_every_contract_variable_is_read_from_the_environment() -> None:
     assert onlinesim(settings).offered == ("telegram", "whatsapp")
     assert settings.push_retry_seconds == 2.5
     assert settings.intake_token is not None
-    assert settings.intake_token.get_secret_value() == "intake"
+    assert settings.intake_token.get_secret_value() == "intake-0123456789"
     assert settings.admin_token is not None
-    assert settings.admin_token.get_secret_value() == "admin"
+    assert settings.admin_token.get_secret_value() == "admin-0123456789ab"
 
 
 def test_secrets_are_not_shown_in_the_settings_repr() -> None:

@@ -36,7 +36,7 @@ def build_console(
     token = None if settings.admin_token is None else settings.admin_token.get_secret_value()
     if token is None:
         log.warning("SIMGATE_ADMIN_TOKEN is not set: the dashboard and /api/ answer 503")
-    auth = ConsoleAuth(token, clock)
+    auth = ConsoleAuth(token, clock, store)
     registry.register(FarmCollector(store, clock))
     report = HardwareReport(hardware, clock, started=clock())
     return [*AdminApi(store, auth, clock, report).routes(), *dashboard_routes(auth)]

@@ -177,8 +177,8 @@ class AdminApi:
         async def endpoint(request: Request) -> Response:
             if not self.auth.configured:
                 return error(503, NOT_CONFIGURED)
-            if self.auth.api_caller(request) is None:
-                if self.auth.session(request) is not None:
+            if await self.auth.api_caller(request) is None:
+                if await self.auth.session(request) is not None:
                     return error(403, "missing or wrong X-CSRF-Token for a change made with a session")
                 return error(
                     401,

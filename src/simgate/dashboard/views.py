@@ -103,7 +103,7 @@ class Dashboard:
         async def endpoint(request: Request) -> Response:
             if not self.auth.configured:
                 return self.unavailable()
-            cookie = self.auth.session(request)
+            cookie = await self.auth.session(request)
             if cookie is None:
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
@@ -121,7 +121,7 @@ class Dashboard:
         if not self.auth.configured:
             return self.unavailable()
         next_path = _local_path(request.query_params.get("next"))
-        if self.auth.session(request) is not None:
+        if await self.auth.session(request) is not None:
             return RedirectResponse(next_path, status_code=303)
         return self.render("login.html", page="login", title="Sign in", next=next_path, error=None)
 
@@ -139,7 +139,7 @@ class Dashboard:
         response = RedirectResponse(next_path, status_code=303)
         response.set_cookie(
             COOKIE,
-            self.auth.new_session(),
+            await self.auth.new_session(),
             max_age=SESSION_SECONDS,
             path="/",
             httponly=True,
@@ -149,11 +149,16 @@ class Dashboard:
         return response
 
     async def logout(self, request: Request) -> Response:
-        cookie = self.auth.session(request)
+        """Revokes this session, or with `everywhere=1` every session (a lost laptop)."""
+        cookie = await self.auth.session(request)
         if cookie is not None:
             form = await read_form(request)
             if form is None or not self.auth.csrf_ok(cookie, (form.get("csrf") or [""])[0]):
                 return self.render("message.html", 403, title="Sign out", message="Missing CSRF token.")
+            if (form.get("everywhere") or [""])[0] == "1":
+                await self.auth.revoke_all()
+            else:
+                await self.auth.revoke(cookie)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(
             COOKIE, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https"

@@ -21,6 +21,7 @@ from simgate.hardware.status import DriverStatus, PortStatus, Unwatched
 if TYPE_CHECKING:  # the CLI imports this package on every start; keep that cheap
     from starlette.routing import BaseRoute
 
+    from simgate.domain.types import PhoneNumber
     from simgate.hardware.base import Background, Build, Clock, Driver, Sink
 
 __all__ = ["DRIVERS", "DriverStatus", "Drivers", "PortStatus", "Unwatched", "build_drivers"]
@@ -96,4 +97,21 @@ def build_drivers(tables: Mapping[str, object], sink: Sink, clock: Clock) -> Dri
         drivers.configured.append((name, enabled, driver))
         if enabled:
             drivers.add(driver)
+    for driver in drivers.running:
+        # A driver that learns numbers at run time (GoIP's unmapped lines) must not take one
+        # another driver holds: that would let it take the SIM offline or inject SMS into it.
+        tell = getattr(driver, "set_owned_elsewhere", None)
+        if tell is not None:
+            tell(lambda me=driver: _numbers_held(drivers, me))
     return drivers
+
+
+def _numbers_held(drivers: Drivers, besides: Driver) -> list[PhoneNumber]:
+    return [
+        port.phone
+        for driver in drivers.running
+        if driver is not besides
+        for snapshot in driver.status()
+        for port in snapshot.ports
+        if port.phone
+    ]

@@ -10,6 +10,14 @@ What the gateway sends, per line (each line has its own ID and password):
     STATE:, RECORD:, REMAIN:, DELIVER:, ... with the same "<KIND>:<recvid>;id:...;password:..."
         head: acknowledged "<KIND> <recvid> OK" so the gateway stops repeating them.
 
+Who may speak for which number: a line mapped in [hardware.goip.lines] only for its own
+number (the `num` it reports is ignored). An unmapped line learns its number from its
+keep-alive's `num`, but only a number that no mapped line, no other unmapped line and no
+other driver owns: else anyone who knows the shared password could take another SIM offline
+or inject SMS into it. Per-line passwords (`[hardware.goip.lines.goip1] password = ...`)
+with every line mapped is the safe set-up (docs/security.md). Wrong passwords count per
+source address (throttle.py): after 10, that address is ignored for a growing while.
+
 Keep-alives drive the SIM's online state: gsm_status LOGOUT, or no keep-alive for
 `offline_after` seconds, takes the number off sale (an offline SIM is not counted in
 GET_SERVICES, so a buyer is never handed a number that cannot receive).
@@ -18,9 +26,8 @@ GET_SERVICES, so a buyer is never handed a number that cannot receive).
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,7 +40,10 @@ from simgate.hardware.feed import Feed
 from simgate.hardware.health import Health
 from simgate.hardware.settings_table import Table, phone_value
 from simgate.hardware.status import DriverStatus
+from simgate.http.body import same_secret
+from simgate.logsecrets import short_secret_warning
 from simgate.services.phones import normalise_phone
+from simgate.throttle import Throttle
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -41,6 +51,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("simgate.hardware.goip")
 
 Address = tuple[str, int]
+
+NO_SENDER = "(no sender)"
+"""Stored as the sender of a RECEIVE without `srcnum`: refusing it would make the gateway drop
+the SMS (some firmware omits srcnum for network and operator messages)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +73,7 @@ class GoipConfig:
         host = table.string("host", "0.0.0.0") or "0.0.0.0"  # noqa: S104 - gateways are on the LAN
         port = table.integer("port", 44444, 1, 65535)
         password = table.required_string("password")
+        short_secret_warning(f"{table.path}.password", password)  # the device may limit its length
         lines: dict[str, PhoneNumber] = {}
         passwords: dict[str, str] = {}
         for line, entry in table.table("lines").raw.items():
@@ -117,6 +132,9 @@ class GoipProtocol(asyncio.DatagramProtocol):
 class GoipDriver:
     def __init__(self, config: GoipConfig, sink: Sink, clock: Clock) -> None:
         self.config = config
+        self.owned_elsewhere: Callable[[], Iterable[PhoneNumber]] = lambda: ()
+        """Numbers the other drivers hold (build_drivers sets it): no unmapped line may claim one."""
+        self.throttle = Throttle()
         self.clock = clock
         self.health = Health("goip", "goip", clock)
         self.sink = Feed(sink, self.health)
@@ -129,6 +147,9 @@ class GoipDriver:
         self.offline: set[str] = set()
         for line, phone in config.lines.items():
             self.health.port(line, phone=phone)
+
+    def set_owned_elsewhere(self, numbers: Callable[[], Iterable[PhoneNumber]]) -> None:
+        self.owned_elsewhere = numbers
 
     def routes(self) -> list[BaseRoute]:
         return []  # the gateway speaks UDP to `running`'s socket
@@ -212,14 +233,31 @@ class GoipDriver:
                 self.reply(f"{kind} {head.get(kind.lower(), '')} OK", addr)
 
     def authorised(self, head: dict[str, str], addr: Address) -> bool:
+        now = self.clock()
+        if self.throttle.wait(addr[0], now) > 0:
+            return False  # unchecked, the right password included: guessing must not go on
         line = head.get("id", "")
         supplied = head.get("pass", head.get("password", ""))
         expected = self.config.line_passwords.get(line, self.config.password)
-        if line and hmac.compare_digest(supplied.encode(), expected.encode()):
+        if line and same_secret(supplied, expected):
             return True
         # Unanswered on purpose: the documented server answers only known id/password pairs.
-        self.health.error(f"wrong id or password from {addr[0]} (id {line!r})")
+        wait = self.throttle.failed(addr[0], now)
+        later = f"; ignoring {addr[0]} for {wait:.0f} s" if wait else ""
+        self.health.error(f"wrong id or password from {addr[0]} (id {line!r}){later}")
         return False
+
+    def owner_of(self, phone: PhoneNumber, line: str) -> str | None:
+        """Who else speaks for `phone`, if anyone: an unmapped line may not take it over."""
+        for other, number in self.config.lines.items():
+            if number == phone:
+                return f"GoIP line {other}"
+        for other, number in self.learnt.items():
+            if number == phone and other != line:
+                return f"GoIP line {other}"
+        if phone in set(self.owned_elsewhere()):
+            return "another driver"
+        return None
 
     def phone_of(self, line: str) -> PhoneNumber | None:
         return self.config.lines.get(line) or self.learnt.get(line)
@@ -237,9 +275,15 @@ class GoipDriver:
         number = head.get("num", "")
         if number and line not in self.config.lines:
             try:
-                self.learnt[line] = normalise_phone(number)
+                claimed = normalise_phone(number)
             except DomainError:
                 self.health.error(f"line {line}: keep-alive num {number!r} is not a phone number")
+            else:
+                owner = self.owner_of(claimed, line)
+                if owner is None:
+                    self.learnt[line] = claimed
+                else:
+                    self.health.error(f"line {line}: claims {claimed}, which {owner} owns; ignored")
         online = head.get("gsm_status", "LOGIN").upper() != "LOGOUT"
         signal = head.get("signal", "")
         self.health.port(
@@ -296,7 +340,7 @@ class GoipDriver:
             return
         incoming = IncomingMessage(
             phone=phone,
-            sender=head.get("srcnum", ""),
+            sender=head.get("srcnum", "").strip() or NO_SENDER,
             text=message,
             source=f"goip:{line}",
             message_key=recvid,

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from simgate.http.access import AuthThrottle, metrics_refusal
 from simgate.http.body import BodyError, bearer, read_body
 from simgate.http.intake import Intake
 from simgate.http.metrics import Metrics
@@ -25,6 +26,7 @@ from simgate.http.requestlog import log_call
 from simgate.marketplaces.base import Answer, Marketplace
 from simgate.services.alerts import CallLog
 from simgate.storage.ports import Store, StoreUnavailable
+from simgate.throttle import Throttle
 
 JSON = "application/json; charset=utf-8"
 _encode = msgspec.json.Encoder().encode
@@ -49,6 +51,9 @@ class AppDeps:
     """Started with the app and stopped with it (the delivery worker, hardware drivers)."""
     extra_routes: list[BaseRoute] = field(default_factory=list)
     """Routes of the hardware drivers and the operator's console."""
+    metrics_token: str | None = None
+    throttle: Throttle = field(default_factory=Throttle)
+    """Failed sign-ins per client address (http/access.py)."""
 
 
 def create_app(deps: AppDeps) -> Starlette:
@@ -125,6 +130,9 @@ def create_app(deps: AppDeps) -> Starlette:
         return json_response(200, {"status": "ready", "schema": revision})
 
     async def metrics_endpoint(request: Request) -> Response:
+        refused = metrics_refusal(request, deps.metrics_token)
+        if refused is not None:
+            return refused
         return Response(generate_latest(deps.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -168,7 +176,10 @@ def create_app(deps: AppDeps) -> Starlette:
         routes=routes,
         # Level 1: a 100,000-number GET_SERVICES answer gzips in ~1 ms instead of ~20 ms at
         # Starlette's default 9, for a slightly larger body (docs/benchmarks.md).
-        middleware=[Middleware(GZipMiddleware, minimum_size=500, compresslevel=1)],
+        middleware=[
+            Middleware(AuthThrottle, throttle=deps.throttle),
+            Middleware(GZipMiddleware, minimum_size=500, compresslevel=1),
+        ],
         exception_handlers={
             HTTPException: http_error,
             StoreUnavailable: unavailable,

@@ -7,6 +7,7 @@ check must come before any work (authentication included) that could be made to 
 
 from __future__ import annotations
 
+import hmac
 import re
 import zlib
 from itertools import accumulate
@@ -90,3 +91,14 @@ def bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def same_secret(supplied: str, expected: str) -> bool:
+    """Constant-time comparison that cannot raise.
+
+    As bytes: compare_digest raises TypeError on a str holding non-ASCII (a 500 from a
+    cookie); surrogates from a malformed header survive the encoding too.
+    """
+    return hmac.compare_digest(
+        supplied.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )

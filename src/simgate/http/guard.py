@@ -88,6 +88,7 @@ def guarded_protocol(limits: Limits) -> type[HttpToolsProtocol]:
             if not is_trusted:
                 is_trusted.append(_trusted(config.forwarded_allow_ips))
             self.peer = ""
+            self.reading_body = False
             self.head_bytes = 0
             self.timer: asyncio.TimerHandle | None = None
 
@@ -139,17 +140,25 @@ def guarded_protocol(limits: Limits) -> type[HttpToolsProtocol]:
 
         def on_headers_complete(self) -> None:
             waiting.pop(self, None)
+            self.reading_body = True
             self.start_timer(limits.body_timeout, self.body_late)
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:
+            self.reading_body = False
             self.stop_timer()
             super().on_message_complete()
+            if self.cycle is not None and self.cycle.response_complete:
+                self.idle()  # answered before its body was in (a 413, a 401): idle only now
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
+            if not self.reading_body:
+                self.idle()
+
+        def idle(self) -> None:
+            # Idle keep-alive: uvicorn's own timer closes it; until then it may be evicted.
             if not self.transport.is_closing():
-                # Idle keep-alive: uvicorn's own timer closes it; until then it may be evicted.
                 waiting.pop(self, None)
                 waiting[self] = None
                 self.head_bytes = 0

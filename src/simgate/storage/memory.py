@@ -36,6 +36,7 @@ from simgate.storage.memory_alerts import AlertState, MemoryAlerts
 from simgate.storage.memory_outbox import MemoryMessages, MemoryOutbox, OutboxState
 from simgate.storage.memory_reports import MemoryReports
 from simgate.storage.ports import NumberFilter, UnitOfWork, UpsertOutcome
+from simgate.storage.sessions import MemorySessions, SessionState
 
 T = TypeVar("T")
 
@@ -50,6 +51,7 @@ class MemoryState:
     last_operation_id: int = 0
     outbox: OutboxState = field(default_factory=OutboxState)
     alerts: AlertState = field(default_factory=AlertState)
+    sessions: SessionState = field(default_factory=SessionState)
 
     def copy(self) -> MemoryState:
         # Records are frozen, so copying the containers is a full snapshot.
@@ -62,6 +64,7 @@ class MemoryState:
             last_operation_id=self.last_operation_id,
             outbox=self.outbox.copy(),
             alerts=self.alerts.copy(),
+            sessions=self.sessions.copy(),
         )
 
 
@@ -221,6 +224,7 @@ class MemoryUnitOfWork:
         self.outbox = MemoryOutbox(state.outbox, state.operations)
         self.reports = MemoryReports(state)
         self.alerts = MemoryAlerts(state.alerts)
+        self.sessions = MemorySessions(state.sessions)
 
 
 class MemoryStore:

@@ -239,6 +239,18 @@ class ReportRepository(Protocol):
         ...
 
 
+class SessionRepository(Protocol):
+    """Signed-in console sessions (storage/sessions.py): a cookie counts only while listed."""
+
+    def add(self, session_id: str, now: Timestamp, expires_at: Timestamp) -> None: ...
+
+    def alive(self, session_id: str, now: Timestamp) -> bool: ...
+
+    def revoke(self, session_id: str) -> bool: ...
+
+    def revoke_all(self) -> int: ...
+
+
 class UnitOfWork(Protocol):
     @property
     def numbers(self) -> NumberRepository: ...
@@ -257,6 +269,9 @@ class UnitOfWork(Protocol):
 
     @property
     def alerts(self) -> AlertRepository: ...
+
+    @property
+    def sessions(self) -> SessionRepository: ...
 
 
 class Store(Protocol):

@@ -396,3 +396,6 @@ class SqlUnitOfWork:
         from simgate.storage.sql_alerts import SqlAlerts
 
         self.alerts = SqlAlerts(db)
+        from simgate.storage.sessions import SqlSessions
+
+        self.sessions = SqlSessions(db)
