@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from simgate.hardware.goip import NO_SENDER
-from tests.conftest import LiveServer
+from tests.conftest import ADMIN_TOKEN, LiveServer
 from tests.hardware.conftest import PHONES, online, open_operation, serve, store_url, stored, wait_for
 
 __all__ = ["serve", "store_url"]  # fixtures shared with tests/hardware
@@ -65,11 +65,35 @@ def test_password_guessing_is_throttled_even_for_the_right_password(goip: tuple[
     for attempt in range(12):
         gateway.send(keepalive(attempt, password=f"guess{attempt}"))
     # The eleventh wrong one earned a wait; the right password is now ignored too.
-    wait_for(lambda: "ignoring 127.0.0.1" in (server_health(server) or ""), what="the throttle")
+    wait_for(lambda: "ignoring 127.0.0.1" in hardware_page(server), what="the throttle")
     assert gateway.ask(keepalive(99), timeout=0.5) is None
 
 
-def server_health(server: LiveServer) -> str | None:
-    from simgate.hardware import status
+def hardware_page(server: LiveServer) -> str:
+    with server.client() as client:
+        return client.get("/api/hardware", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).text
 
-    return next((d.last_error for d in status() if d.kind == "goip"), None)
+
+ANDROID = """
+[hardware.android.devices.pixel]
+signing_key = "a-signing-key"
+[hardware.android.devices.pixel.sims]
+1 = "{phone}"
+"""
+
+
+def test_an_unmapped_line_cannot_claim_a_number_another_driver_holds(
+    serve: Callable[..., LiveServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_udp_port()
+    server = serve(TOML.format(port=port, phone=PHONES[0]) + ANDROID.format(phone=PHONES[3]))
+    gateway = Gateway(port)
+    try:
+        assert server.store is not None
+        assert gateway.ask(keepalive(1, line="goip7", num=PHONES[3], gsm_status="LOGOUT")) is not None
+        assert gateway.ask(receive("5", "injected", line="goip7"), timeout=0.5) is None
+        assert stored(server.store) == []
+        assert online(server.store, PHONES[3])
+        assert f"claims {PHONES[3]}, which another driver owns; ignored" in caplog.text
+    finally:
+        gateway.close()
