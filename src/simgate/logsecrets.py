@@ -76,6 +76,30 @@ def secrets_of(settings: Settings) -> list[str]:
         for secret in table.secrets():
             short_secret_warning(f"[marketplaces.{name}] key", secret)
             found.append(secret)
+    for name, secret in hardware_secrets(settings.hardware, "hardware"):
+        short_secret_warning(name, secret)
+        found.append(secret)
+    return found
+
+
+HARDWARE_SECRET_KEYS = frozenset({"password", "token", "signing_key"})
+
+
+def hardware_secrets(table: object, path: str) -> list[tuple[str, str]]:
+    """(name, value) of the devices' passwords and tokens in [hardware.*], at any depth.
+
+    An Ejoin token travels in the query string and a GoIP password in clear-text UDP: a log
+    line quoting either must not hand it on.
+    """
+    if not isinstance(table, dict):
+        return []
+    found: list[tuple[str, str]] = []
+    for key, value in table.items():
+        where = f"{path}.{key}"
+        if key in HARDWARE_SECRET_KEYS and isinstance(value, str) and value:
+            found.append((where, value))
+        else:
+            found.extend(hardware_secrets(value, where))
     return found
 
 

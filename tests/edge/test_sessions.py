@@ -63,3 +63,18 @@ def test_sign_out_everywhere_revokes_every_session(live_server: LiveServer) -> N
         assert laptop.get("/api/overview").status_code == 401
     with closing(sign_in(live_server)) as again:
         assert again.get("/api/overview").status_code == 200
+
+
+def test_the_cookie_is_secure_behind_a_trusted_https_proxy(live_server: LiveServer) -> None:
+    # 127.0.0.1 is in FORWARDED_ALLOW_IPS by default; a proxy on another host must be added.
+    with live_server.client() as client:
+        proxied = client.post(
+            "/login",
+            data={"token": ADMIN_TOKEN},
+            headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.7"},
+            follow_redirects=False,
+        )
+        assert proxied.status_code == 303
+        assert "secure" in proxied.headers["set-cookie"].lower()
+        direct = client.post("/login", data={"token": ADMIN_TOKEN}, follow_redirects=False)
+        assert "secure" not in direct.headers["set-cookie"].lower()

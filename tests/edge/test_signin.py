@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from simgate import logsecrets
 from simgate.config import SettingsError, load_settings
 from simgate.logsecrets import MASK, SecretRedactor, short_secret_warning
 from simgate.throttle import Throttle
@@ -117,3 +118,21 @@ def test_a_client_error_is_not_a_failure(live_server: LiveServer) -> None:
             response = client.post("/intake/sms", content=b"{", headers=INTAKE)
             assert response.status_code == 400
         assert client.post("/intake/sms", json={}, headers=INTAKE).status_code == 400
+
+
+def test_device_secrets_are_redacted_and_short_ones_warned(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logsecrets, "_warned", set())  # warned once per process: start afresh
+    line = {"phone": "79281234567", "password": "line-two-secret"}
+    tables = {
+        "goip": {"password": "pw", "lines": {"goip2": line}},
+        "ejoin": {"devices": {"box1": {"token": "ejoin-device-token"}}},
+        "android": {"devices": {"pixel": {"signing_key": "k"}}},
+    }
+    settings = load_settings({}).model_copy(update={"hardware": tables})
+    with caplog.at_level(logging.WARNING):
+        found = logsecrets.secrets_of(settings)
+    assert {"pw", "line-two-secret", "ejoin-device-token", "k"} <= set(found)
+    assert "hardware.goip.password is only 2 characters" in caplog.text
+    assert "hardware.android.devices.pixel.signing_key is only 1 characters" in caplog.text
