@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.routing import Route
 
+from simgate import marketplaces
 from simgate.domain.model import NumberSpec
 from simgate.domain.types import CountryName, OperatorName, PhoneNumber
 from simgate.http.access import AuthThrottle
@@ -53,7 +54,8 @@ FAMILIES = {
     "console": ("/login", "/logout", "/static"),
     "health": ("/healthz", "/readyz", "/metrics"),
 }
-"""Route families by path prefix, first match wins; everything else is a marketplace's."""
+"""Route families by path prefix, first match wins; the dashboard's pages (GET only) are the
+console's too, and every other route is a marketplace's."""
 
 KNOWN_PARAMS = [
     "getServices", "getServicesRent", "getNumber", "getNumberRent", "finishActivation",
@@ -74,11 +76,16 @@ HEADER_NAMES = [
 ]  # fmt: skip
 
 
-def family(path: str) -> str:
+def family(route: Route) -> str:
     for name, prefixes in FAMILIES.items():
-        if any(path.startswith(prefix) for prefix in prefixes):
+        if any(route.path.startswith(prefix) for prefix in prefixes):
             return name
-    return "marketplace"
+    return "console" if route.methods is not None and route.methods <= {"GET", "HEAD"} else "marketplace"
+
+
+def every_marketplace() -> str:
+    """Every registered plug-in enabled, all with the one key (so credentials reach them all)."""
+    return "".join(f'[marketplaces.{name}]\nkey = "{KEY}"\n' for name in marketplaces.names())
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +93,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     folder = tmp_path_factory.mktemp("fuzz")
     url = f"sqlite:///{folder / 'fuzz.db'}"
     schema.upgrade(url)
-    (folder / "simgate.toml").write_text(HARDWARE)
+    (folder / "simgate.toml").write_text(every_marketplace() + HARDWARE)
     base = settings_for(url)
     from simgate.config import load_settings
 
@@ -124,7 +131,7 @@ def routes(server: LiveServer, name: str) -> list[tuple[str, Route]]:
         for route in server.app.routes
         if isinstance(route, Route) and route.methods
         for method in sorted(route.methods - {"HEAD"})
-        if family(route.path) == name
+        if family(route) == name
     ]
     assert found, f"no {name} routes discovered"
     return found
@@ -228,9 +235,10 @@ def test_any_request_gets_a_clear_answer_and_a_refusal_changes_nothing(
 
 def test_every_family_has_routes(server: LiveServer) -> None:
     assert server.app is not None
-    paths = {route.path for route in server.app.routes if isinstance(route, Route)}
-    assert any(family(path) == "marketplace" for path in paths)
-    assert {"/intake/ejoin/{device}", "/intake/android/{device}"} <= paths
+    found = [route for route in server.app.routes if isinstance(route, Route)]
+    marketplace_paths = {route.path for route in found if family(route) == "marketplace"}
+    assert "/onlinesim" in marketplace_paths
+    assert {"/intake/ejoin/{device}", "/intake/android/{device}"} <= {route.path for route in found}
 
 
 def test_snapshot_sees_a_change(server: LiveServer, client: httpx.Client, tmp_path: Path) -> None:
