@@ -249,7 +249,11 @@ def _explain_marketplace(
     spelled = {field: suffix for suffix, field in aliases.items()}
     lines = []
     for problem in error.errors():
-        loc = [str(part) for part in problem["loc"]] or ["?"]
+        loc = [str(part) for part in problem["loc"]]
+        if not loc:  # a rule across fields of the table
+            where = f"{path}: marketplaces.{name}" if path else f"[marketplaces.{name}]"
+            lines.append(f"{where}: {problem['msg'].removeprefix('Value error, ')}")
+            continue
         suffix = spelled.get(loc[0], loc[0])
         flat = f"{name}_{suffix}"
         message = problem["msg"].removeprefix("Value error, ")

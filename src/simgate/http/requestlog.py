@@ -15,7 +15,9 @@ import msgspec
 
 log = logging.getLogger("simgate.requests")
 
-REQUEST_FIELDS = ("action", "country", "operator", "service", "activationId", "status", "sum")
+REQUEST_FIELDS = (
+    "action", "country", "operator", "service", "activationId", "status", "sum", "currency",
+)  # fmt: skip
 
 
 def _scalar(value: object) -> str:

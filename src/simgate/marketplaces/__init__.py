@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 MARKETPLACES: dict[str, str] = {
     "onlinesim": "simgate.marketplaces.onlinesim.plugin",
+    "smshub": "simgate.marketplaces.smshub.plugin",
 }
 
 

@@ -1,0 +1,48 @@
+"""Building an agent-protocol marketplace from its settings: one function for the family."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from simgate.domain.types import Timestamp
+from simgate.marketplaces.agent.handlers import AgentProtocol
+from simgate.marketplaces.agent.names import NameMaps
+from simgate.marketplaces.agent.push import HORIZON, AgentPush
+from simgate.marketplaces.agent.settings import AgentSettings
+from simgate.marketplaces.base import Marketplace, Plugin
+from simgate.storage.ports import Store
+
+
+def agent_plugin(name: str, settings: type[AgentSettings]) -> Plugin:
+    """The plug-in of one agent-protocol marketplace, served at POST /NAME."""
+
+    def build(config: AgentSettings, store: Store, clock: Callable[[], Timestamp]) -> Marketplace:
+        names = NameMaps(
+            services=config.service_map,
+            countries=config.country_map,
+            operators=config.operator_map,
+            modes=config.operator_mode,
+        )
+        protocol = AgentProtocol(
+            name=name,
+            store=store,
+            key=config.key_value,
+            names=names,
+            offered=config.offered,
+            clock=clock,
+            always_200=config.error_status == "200",
+        )
+        push = None
+        if config.push_url is not None:
+            push = AgentPush(url=config.push_url, key=config.key_value, user_agent=config.user_agent)
+        return Marketplace(
+            name=name,
+            handle=protocol.handle,
+            envelope=protocol.envelope,
+            paths=(f"/{name}",),
+            push=push,
+            horizon=HORIZON,
+            secrets=tuple(config.secrets()),
+        )
+
+    return Plugin(name=name, settings=settings, build=build)
