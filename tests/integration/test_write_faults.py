@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
-from starlette.testclient import TestClient
 
 from simgate.bootstrap import build_app
 from simgate.domain.messages import IncomingMessage
@@ -236,21 +236,17 @@ def test_postgresql_gone_fails_units_at_once_and_comes_back_by_itself(postgres_u
         store.close()
 
 
-def test_readyz_is_not_ready_while_the_memory_fake_plays_a_failing_store() -> None:
+async def test_readyz_is_not_ready_while_the_memory_fake_plays_a_failing_store() -> None:
     """The HTTP side only reads `write_error`: any store that sets it takes the app out."""
-
     store = MemoryStore(revision=schema.head_revision())
-    app = build_app(
-        conftest.test_settings("sqlite:///unused.db"), store, revision=schema.head_revision(), worker=False
-    )
-    with TestClient(app) as client:
-        assert client.get("/readyz").status_code == 200
+    settings = conftest.test_settings("sqlite:///unused.db")
+    app = build_app(settings, store, revision=schema.head_revision(), worker=False)
+    services = {"action": "GET_SERVICES", "key": KEY}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://simgate") as client:
+        assert (await client.get("/readyz")).status_code == 200
         store.write_error = "disk full"
-        assert client.get("/readyz").json() == {"status": "unavailable", "error": "disk full"}
-        answer = client.post("/onlinesim/getServices", json={"action": "GET_SERVICES", "key": KEY})
-        assert answer.status_code == 503
+        assert (await client.get("/readyz")).json() == {"status": "unavailable", "error": "disk full"}
+        assert (await client.post("/onlinesim/getServices", json=services)).status_code == 503
         store.write_error = None
-        assert (
-            client.post("/onlinesim/getServices", json={"action": "GET_SERVICES", "key": KEY}).status_code
-            == 200
-        )
+        assert (await client.post("/onlinesim/getServices", json=services)).status_code == 200
