@@ -18,7 +18,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from simgate import catalogue
 from simgate.dashboard import schemas as s
 from simgate.dashboard.auth import NOT_CONFIGURED, ConsoleAuth
 from simgate.dashboard.hardware import HardwareReport
@@ -357,7 +356,7 @@ class AdminApi:
         return reply(200, self.hardware())
 
     async def services(self, request: Request) -> Response:
-        return reply(200, s.ServicesOut(services=list(catalogue.services())))
+        return reply(200, s.ServicesOut(services=list(admin.blockable_services())))
 
     # -- actions ---------------------------------------------------------------------------
 

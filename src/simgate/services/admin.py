@@ -70,6 +70,11 @@ def service_name(raw: str, known: Collection[str] | None = None) -> ServiceName:
     return ServiceName(name)
 
 
+def blockable_services() -> tuple[ServiceName, ...]:
+    """The names block_service accepts: the dashboard's block picker offers exactly these."""
+    return catalogue.services()
+
+
 def block_service(uow: UnitOfWork, number_id: NumberId, service: str, now: Timestamp) -> NumberReport:
     """Never offer this SIM for `service` activations (spec 8.4); rent is unaffected."""
     _report(uow, number_id, now)  # an unknown number is a 404 whatever the name
