@@ -46,8 +46,10 @@ class Sink(Protocol):
 class Driver(Protocol):
     """One configured [hardware.NAME] table at work.
 
-    A driver with nothing to watch (an empty `status()`) may say why in a str attribute
-    `idle_note`, shown on the Hardware page under "Configured, not watched".
+    Two optional members: a driver with nothing to watch (an empty `status()`) may say why
+    in a str attribute `idle_note`, shown on the Hardware page under "Configured, not
+    watched"; a driver that learns numbers at run time (GoIP's unmapped lines) may define
+    `set_owned_elsewhere(numbers)`, and build_drivers hands it the numbers the others hold.
     """
 
     def routes(self) -> Sequence[BaseRoute]:
