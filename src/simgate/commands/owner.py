@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from simgate.commands.common import (
     DatabaseMissing,
@@ -175,7 +175,9 @@ def earnings(
         for r in rows:
             out.writerow([r.key, r.opened, r.finished, r.sold, rubles(r.earnings)])
         return
-    table = Table(key, "opened", "finished", "sold", "success", "RUB")
+    table = Table(
+        key, *(Column(name, justify="right") for name in ("opened", "finished", "sold", "success", "RUB"))
+    )
     for r in rows:
         rate = "-" if r.success_rate is None else f"{r.success_rate:.0%}"
         table.add_row(r.key, str(r.opened), str(r.finished), str(r.sold), rate, rubles(r.earnings))
