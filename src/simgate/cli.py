@@ -44,8 +44,6 @@ app.add_typer(operations_app, name="operations")
 for action in (farm.enable, farm.disable, farm.block, farm.unblock):
     numbers_app.command()(action)
 operations_app.command("list")(farm.operations_list)
-for command in (owner.status, owner.earnings, owner.backup, owner.check):
-    app.command()(command)
 IMPORT_BATCH = 1000
 
 
@@ -309,6 +307,11 @@ def demo(
     status = run_demo(duration=duration, numbers=numbers, speed=speed, port=port, marketplaces=marketplaces)
     if status:
         raise typer.Exit(status)
+
+
+# After serve, worker and migrate: --help lists the commands in the order they are learnt.
+for command in (owner.status, owner.earnings, owner.backup, owner.check):
+    app.command()(command)
 
 
 def main() -> None:
