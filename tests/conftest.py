@@ -21,6 +21,7 @@ from simgate.bootstrap import build_app, open_store
 from simgate.config import Settings, load_settings
 from simgate.http.guard import Limits
 from simgate.server import uvicorn_config
+from simgate.services.lanes import register_marketplaces
 from simgate.storage import schema
 from simgate.storage.memory import MemoryStore
 from simgate.storage.ports import Store
@@ -41,8 +42,10 @@ def sqlite_url(tmp_path: Path) -> str:
 PG_URL = os.environ.get("SIMGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TABLES = (
     "delivery_attempts, deliveries, messages, number_exclusions, operations, numbers, write_probe,"
-    " alert_notices, alerts, marketplace_calls, console_sessions"
+    " alert_notices, alerts, marketplace_calls, console_sessions, marketplaces"
 )
+FRESH = "INSERT INTO marketplaces (name, enabled, weight, updated_at) VALUES ('onlinesim', TRUE, 1, 0)"
+"""What migration 0005 leaves in a fresh database, put back after each truncation."""
 
 
 def with_database(url: str, name: str) -> str:
@@ -87,27 +90,30 @@ def postgres_url(postgres_database: str) -> str:
 
     with psycopg.connect(postgres_database, autocommit=True) as conn:
         conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+        conn.execute(FRESH)
     return postgres_database
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """Every storage backend, so one test module holds them all to one contract."""
+    """Every storage backend, so one test module holds them all to one contract.
+
+    Onlinesim is the one marketplace registered, so single-marketplace tests keep their
+    meaning: every SIM sits in its lane."""
+    opened: Store
     if request.param == "memory":
-        yield MemoryStore(revision=schema.head_revision())
-        return
-    if request.param == "postgres":
+        opened = MemoryStore(revision=schema.head_revision())
+    elif request.param == "postgres":
         from simgate.storage.postgres import PostgresStore
 
-        pg = PostgresStore(request.getfixturevalue("postgres_url"), min_size=1, max_size=4)
-        yield pg
-        pg.close()
-        return
-    url = f"sqlite:///{tmp_path / 'contract.db'}"
-    schema.upgrade(url)
-    sqlite = SQLiteStore.from_url(url)
-    yield sqlite
-    sqlite.close()
+        opened = PostgresStore(request.getfixturevalue("postgres_url"), min_size=1, max_size=4)
+    else:
+        url = f"sqlite:///{tmp_path / 'contract.db'}"
+        schema.upgrade(url)
+        opened = SQLiteStore.from_url(url)
+    opened.run(lambda uow: register_marketplaces(uow, ["onlinesim"], 0.0))
+    yield opened
+    opened.close()
 
 
 def free_port() -> int:

@@ -95,7 +95,7 @@ def counts(store: Store, *, rent: bool = True) -> dict[str, dict[str, dict[str, 
 
 
 def find(store: Store, order: Order) -> Number | None:
-    return store.run(lambda uow: uow.numbers.find_free(order))
+    return store.run(lambda uow: uow.numbers.find_free(order, MARKET))
 
 
 class Boom(Exception):

@@ -44,6 +44,8 @@ class NumberSpec:
     port: str = ""
     rentable: bool = True
     enabled: bool = True
+    marketplaces: frozenset[str] = frozenset()
+    """The marketplaces that may sell this SIM; empty: every enabled one (CSV `marketplaces`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,18 @@ class Number:
     operator_enabled: bool = True
     """The operator's switch (dashboard, `simgate numbers disable`): no import changes it.
     `enabled` is both together: only a SIM on in the file and not switched off is sold."""
+    marketplaces: frozenset[str] = frozenset()
+    """May be sold only there; empty: on every enabled marketplace."""
+    lane: str | None = None
+    """The one marketplace that counts and issues this SIM while it is free; None: unplaced."""
+    lane_target: str | None = None
+    """A pending move: the lane stops counting it (but may still issue it) until it joins this one."""
+    lane_leaving_at: Timestamp | None = None
+    """When the move became visible to every reader (stamped after its commit); None until then."""
+
+    @property
+    def leaving(self) -> bool:
+        return self.lane_target is not None
 
     @property
     def busy(self) -> bool:
@@ -96,6 +110,18 @@ class Order:
 
 
 @dataclass(frozen=True, slots=True)
+class Marketplace:
+    """A marketplace as storage keeps it: whether it sells now, and its lane bookkeeping."""
+
+    name: str
+    enabled: bool
+    weight: float = 1.0
+    """The owner's thumb on the scale: a lane's target share is weight x (1 + demand)."""
+    last_services_at: Timestamp | None = None
+    """`asked_at` of the newest GET_SERVICES answer recorded for it."""
+
+
+@dataclass(frozen=True, slots=True)
 class FinishPolicy:
     """What one protocol's FINISH statuses mean for offering the number again.
 
@@ -126,6 +152,8 @@ class Operation:
     finished_at: Timestamp | None = None
     finish_status: int | None = None
     final: Kopecks | None = None
+    currency: str = "RUB"
+    """Of `offered` and `final`."""
 
     @property
     def is_open(self) -> bool:

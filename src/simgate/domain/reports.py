@@ -120,6 +120,8 @@ class Exclusion:
     service: ServiceName
     reason: str
     """'sold' (the marketplace's) or 'blocked' (the operator's)."""
+    marketplace: str = "*"
+    """Where it binds: '*' on every marketplace, else that one (a spent status-4 budget)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,3 +34,6 @@ MAX_ID = 2**63 - 1
 
 ANY_OPERATOR = OperatorName("any")
 RENT_SERVICE = ServiceName("rent")
+
+EVERYWHERE = "*"
+"""An exclusion's marketplace scope when it binds every marketplace (a sale, a refusal)."""

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from enum import StrEnum
 
 from simgate.domain import rules
-from simgate.domain.model import CountryAvailability, FinishPolicy, Operation, Order
-from simgate.domain.types import Kopecks, OperationId, ServiceName, Timestamp
+from simgate.domain.model import CountryAvailability, FinishPolicy, Operation, OperationKind, Order
+from simgate.domain.types import EVERYWHERE, Kopecks, OperationId, ServiceName, Timestamp
 from simgate.storage.ports import UnitOfWork
 
 log = logging.getLogger("simgate.operations")
@@ -29,11 +29,12 @@ def list_available(
 
     Counts come from the same state GET_NUMBER claims from, so every advertised number is
     issuable when answered; over-reporting gets the farm blocked for 30 minutes (spec 5.1).
+    Only the free SIMs in `marketplace`'s lane count, and not those leaving it: a SIM is
+    advertised by one marketplace at a time, so all counts together never exceed the farm.
     """
-    # TODO(lanes): count only the SIMs in `marketplace`'s lane, minus its own exclusions.
     return rules.tally_availability(
-        uow.numbers.group_counts(),
-        uow.numbers.excluded_counts(),
+        uow.numbers.group_counts(marketplace),
+        uow.numbers.excluded_counts(marketplace),
         services,
         with_services=with_services,
         with_rent=with_rent,
@@ -41,8 +42,12 @@ def list_available(
 
 
 def issue_number(uow: UnitOfWork, marketplace: str, order: Order, now: Timestamp) -> Operation | None:
-    """GET_NUMBER: claim one matching number and open its operation, or None (NO_NUMBERS)."""
-    number = uow.numbers.find_free(order)
+    """GET_NUMBER: claim one matching number and open its operation, or None (NO_NUMBERS).
+
+    Only from `marketplace`'s lane, leaving SIMs included (its last answer counted them);
+    claiming a leaving SIM cancels its move. One unit: claimed and opened commit together.
+    """
+    number = uow.numbers.find_free(order, marketplace)
     if number is None:
         return None
     operation = uow.operations.open(marketplace, order, number, now)
@@ -62,7 +67,7 @@ def record_poll(uow: UnitOfWork, marketplace: str, asked_at: Timestamp) -> None:
     """After a GET_SERVICES answer for `marketplace` computed from a snapshot taken at or after
     `asked_at`: SIMs leaving that marketplace's lane that the answer no longer counted may now
     join their new lane (CONTRACT.md, "One SIM, one buyer at a time")."""
-    # TODO(lanes)
+    uow.lanes.record_poll(marketplace, asked_at)
 
 
 def finish_operation(
@@ -91,7 +96,40 @@ def finish_operation(
         log.warning("FINISH for %s with undocumented status %s: released, not sold", operation_id, status)
     uow.operations.finish(operation_id, status, final, now)
     uow.numbers.release(operation.number_id, operation_id)
-    if rules.is_sale(operation, status) and operation.service is not None:
-        # Sold for this service: never count or issue this number for it again (spec 5.1).
-        uow.numbers.exclude(operation.number_id, operation.service, "sold", now)
+    _remember_outcome(uow, operation, status, now, policy)
     return FinishOutcome.FINISHED
+
+
+def _remember_outcome(
+    uow: UnitOfWork, operation: Operation, status: int, now: Timestamp, policy: FinishPolicy
+) -> None:
+    """The sale ledger's consequences: what this outcome forbids offering from now on."""
+    service = operation.service
+    if operation.kind is not OperationKind.ACTIVATION or service is None:
+        return  # a rent receives every sender: it uses up no service (spec 6.2)
+    number_id = operation.number_id
+    if rules.is_sale(operation, status):
+        # Sold for this service on any marketplace: never counted or issued for it again,
+        # anywhere; the account now exists (spec 5.1, multi-marketplace L1).
+        uow.numbers.exclude(
+            number_id, service, "sold", now, marketplace=EVERYWHERE, operation_id=operation.id
+        )
+    elif status in policy.refuse_statuses:
+        # "Do not supply this number for this service again" (SMSHUB status 1), everywhere:
+        # the likely reason, an earlier sale, holds on every marketplace (L7).
+        uow.numbers.exclude(
+            number_id, service, "refused", now, marketplace=EVERYWHERE, operation_id=operation.id
+        )
+    elif status == policy.retry_budget_status:
+        # At most `retry_budget` more offers after the first such outcome, on this
+        # marketplace only (SMSHUB status 4, L6).
+        used = uow.operations.count_finished(number_id, service, operation.marketplace, status)
+        if used >= 1 + policy.retry_budget:
+            uow.numbers.exclude(
+                number_id,
+                service,
+                "retries",
+                now,
+                marketplace=operation.marketplace,
+                operation_id=operation.id,
+            )

@@ -12,17 +12,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from simgate.domain import rules
+from simgate.domain import lanes, rules
 from simgate.domain.errors import ClaimConflict
 from simgate.domain.model import (
     ExcludedCount,
     GroupCount,
+    Marketplace,
     Number,
     NumberSpec,
     Operation,
     Order,
 )
 from simgate.domain.types import (
+    EVERYWHERE,
     CountryName,
     Kopecks,
     NumberId,
@@ -33,6 +35,7 @@ from simgate.domain.types import (
     Timestamp,
 )
 from simgate.storage.memory_alerts import AlertState, MemoryAlerts
+from simgate.storage.memory_lanes import MemoryLanes
 from simgate.storage.memory_outbox import MemoryMessages, MemoryOutbox, OutboxState
 from simgate.storage.memory_reports import MemoryReports
 from simgate.storage.ports import NumberFilter, UnitOfWork, UpsertOutcome
@@ -41,10 +44,17 @@ from simgate.storage.sessions import MemorySessions, SessionState
 T = TypeVar("T")
 
 
+def _fresh_marketplaces() -> dict[str, Marketplace]:
+    # What migration 0005 gives a fresh database: Onlinesim, the one seller before lanes.
+    return {"onlinesim": Marketplace("onlinesim", enabled=True)}
+
+
 @dataclass
 class MemoryState:
     numbers: dict[NumberId, Number] = field(default_factory=dict)
-    exclusions: dict[NumberId, dict[ServiceName, str]] = field(default_factory=dict)
+    exclusions: dict[NumberId, dict[tuple[ServiceName, str], str]] = field(default_factory=dict)
+    """Per number: (service, marketplace scope) -> reason."""
+    marketplaces: dict[str, Marketplace] = field(default_factory=_fresh_marketplaces)
     operations: dict[OperationId, Operation] = field(default_factory=dict)
     finish_requests: dict[OperationId, int] = field(default_factory=dict)
     last_number_id: int = 0
@@ -60,6 +70,7 @@ class MemoryState:
             exclusions={k: dict(v) for k, v in self.exclusions.items()},
             operations=dict(self.operations),
             finish_requests=dict(self.finish_requests),
+            marketplaces=dict(self.marketplaces),
             last_number_id=self.last_number_id,
             last_operation_id=self.last_operation_id,
             outbox=self.outbox.copy(),
@@ -88,18 +99,27 @@ class MemoryNumbers:
             self.s.numbers[number_id] = Number(
                 number_id, spec.phone, spec.country, spec.operator, spec.port,
                 spec.rentable, spec.enabled, online=True, open_operation_id=None,
-                file_enabled=spec.enabled,
+                file_enabled=spec.enabled, marketplaces=spec.marketplaces,
+                lane=self._only_lane(spec.marketplaces),
             )  # fmt: skip
             return "added"
         updated = replace(
             current, country=spec.country, operator=spec.operator, port=spec.port,
             rentable=spec.rentable, file_enabled=spec.enabled,
-            enabled=spec.enabled and current.operator_enabled,
+            enabled=spec.enabled and current.operator_enabled, marketplaces=spec.marketplaces,
         )  # fmt: skip
         if updated == current:
             return "unchanged"
+        if updated.marketplaces != current.marketplaces:
+            updated = replace(updated, lane_target=None, lane_leaving_at=None)
+        if updated.lane is None:
+            updated = replace(updated, lane=self._only_lane(spec.marketplaces))
         self.s.numbers[current.id] = updated
         return "updated"
+
+    def _only_lane(self, allowed: frozenset[str]) -> str | None:
+        found = lanes.lanes_for(allowed, [m.name for m in self.s.marketplaces.values() if m.enabled])
+        return found[0] if len(found) == 1 else None
 
     def get(self, number_id: NumberId) -> Number | None:
         return self.s.numbers.get(number_id)
@@ -113,11 +133,12 @@ class MemoryNumbers:
         found.sort(key=lambda n: (n.country, n.operator, n.phone))
         return found[where.offset : where.offset + where.limit]
 
-    def find_free(self, order: Order) -> Number | None:
+    def find_free(self, order: Order, marketplace: str) -> Number | None:
         candidates = [
             n
             for n in self.s.numbers.values()
-            if rules.matches_order(n, order, self.s.exclusions.get(n.id, {}))
+            if n.lane == marketplace
+            and rules.matches_order(n, order, self.excluded_services(n.id, marketplace))
         ]
         return min(candidates, key=lambda n: (n.last_issued_at or 0, n.id), default=None)
 
@@ -125,41 +146,65 @@ class MemoryNumbers:
         number = self.s.numbers[number_id]
         if number.busy:
             raise ClaimConflict(f"number {number_id} was claimed by another operation")
-        self.s.numbers[number_id] = replace(number, open_operation_id=operation_id, last_issued_at=now)
+        self.s.numbers[number_id] = replace(
+            number, open_operation_id=operation_id, last_issued_at=now, lane_target=None, lane_leaving_at=None
+        )
 
     def release(self, number_id: NumberId, operation_id: OperationId) -> None:
         number = self.s.numbers[number_id]
         if number.open_operation_id == operation_id:
             self.s.numbers[number_id] = replace(number, open_operation_id=None)
 
-    def exclude(self, number_id: NumberId, service: ServiceName, reason: str, now: Timestamp) -> None:
-        self.s.exclusions.setdefault(number_id, {}).setdefault(service, reason)
+    def exclude(
+        self,
+        number_id: NumberId,
+        service: ServiceName,
+        reason: str,
+        now: Timestamp,
+        *,
+        marketplace: str = EVERYWHERE,
+        operation_id: OperationId | None = None,
+    ) -> None:
+        rows = self.s.exclusions.setdefault(number_id, {})
+        scopes = {scope for (s, scope) in rows if s == service}
+        if EVERYWHERE in scopes or marketplace in scopes:
+            return
+        if marketplace == EVERYWHERE:
+            for scope in scopes:
+                del rows[(service, scope)]
+        rows[(service, marketplace)] = reason
 
-    def excluded_services(self, number_id: NumberId) -> set[ServiceName]:
-        return set(self.s.exclusions.get(number_id, {}))
+    def excluded_services(self, number_id: NumberId, marketplace: str | None = None) -> set[ServiceName]:
+        binding = {EVERYWHERE, marketplace or EVERYWHERE}
+        return {s for (s, scope) in self.s.exclusions.get(number_id, {}) if scope in binding}
 
     def unexclude(self, number_id: NumberId, service: ServiceName, reason: str) -> bool:
-        services = self.s.exclusions.get(number_id, {})
-        if services.get(service) != reason:
-            return False
-        del services[service]
-        return True
+        rows = self.s.exclusions.get(number_id, {})
+        found = [key for key, why in rows.items() if key[0] == service and why == reason]
+        for key in found:
+            del rows[key]
+        return bool(found)
 
-    def group_counts(self) -> list[GroupCount]:
+    def _counted(self, number: Number, marketplace: str | None) -> bool:
+        if not rules.is_free(number):
+            return False
+        return marketplace is None or lanes.counted_by(number, marketplace)
+
+    def group_counts(self, marketplace: str | None = None) -> list[GroupCount]:
         tallies: dict[tuple[CountryName, OperatorName], tuple[int, int]] = {}
         for n in self.s.numbers.values():
             free, rentable = tallies.get((n.country, n.operator), (0, 0))
-            if rules.is_free(n):
+            if self._counted(n, marketplace):
                 free, rentable = free + 1, rentable + n.rentable
             tallies[(n.country, n.operator)] = (free, rentable)
         return [GroupCount(c, o, free, rent) for (c, o), (free, rent) in tallies.items()]
 
-    def excluded_counts(self) -> list[ExcludedCount]:
+    def excluded_counts(self, marketplace: str | None = None) -> list[ExcludedCount]:
         tally: dict[tuple[CountryName, OperatorName, ServiceName], int] = defaultdict(int)
-        for number_id, services in self.s.exclusions.items():
+        for number_id in self.s.exclusions:
             number = self.s.numbers[number_id]
-            if rules.is_free(number):
-                for service in services:
+            if self._counted(number, marketplace):
+                for service in self.excluded_services(number_id, marketplace):
                     tally[(number.country, number.operator, service)] += 1
         return [ExcludedCount(c, o, s, k) for (c, o, s), k in tally.items()]
 
@@ -192,6 +237,7 @@ class MemoryOperations:
             id=OperationId(self.s.last_operation_id), marketplace=marketplace, kind=order.kind,
             number_id=number.id, phone=number.phone, country=number.country,
             operator=number.operator, service=order.service, offered=order.offered, opened_at=now,
+            currency=order.currency,
         )  # fmt: skip
         self.s.operations[operation.id] = operation
         return operation
@@ -215,6 +261,14 @@ class MemoryOperations:
     def note_finish_request(self, operation_id: OperationId) -> None:
         self.s.finish_requests[operation_id] = self.s.finish_requests.get(operation_id, 0) + 1
 
+    def count_finished(self, number_id: NumberId, service: ServiceName, marketplace: str, status: int) -> int:
+        return sum(
+            1
+            for o in self.s.operations.values()
+            if (o.number_id, o.service, o.marketplace, o.finish_status)
+            == (number_id, service, marketplace, status)
+        )
+
 
 class MemoryUnitOfWork:
     def __init__(self, state: MemoryState) -> None:
@@ -225,6 +279,7 @@ class MemoryUnitOfWork:
         self.reports = MemoryReports(state)
         self.alerts = MemoryAlerts(state.alerts)
         self.sessions = MemorySessions(state.sessions)
+        self.lanes = MemoryLanes(state)
 
 
 class MemoryStore:

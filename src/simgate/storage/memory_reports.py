@@ -62,8 +62,8 @@ class MemoryReports:
         return NumberReport(
             number=number,
             exclusions=tuple(
-                Exclusion(service, reason)
-                for service, reason in sorted(self.s.exclusions.get(number.id, {}).items())
+                Exclusion(service, reason, marketplace)
+                for (service, marketplace), reason in sorted(self.s.exclusions.get(number.id, {}).items())
             ),
             operations=len(operations),
             finished=len(finished),

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
+from simgate.domain.lanes import Demand, LaneGroup, Move
 from simgate.domain.messages import (
     Attempt,
     Delivery,
@@ -22,6 +23,7 @@ from simgate.domain.messages import (
 from simgate.domain.model import (
     ExcludedCount,
     GroupCount,
+    Marketplace,
     Number,
     NumberSpec,
     Operation,
@@ -43,6 +45,7 @@ from simgate.domain.reports import (
     StatusCount,
 )
 from simgate.domain.types import (
+    EVERYWHERE,
     Kopecks,
     NumberId,
     OperationId,
@@ -82,32 +85,55 @@ class NumberRepository(Protocol):
 
     def search(self, where: NumberFilter | None = None) -> list[Number]: ...
 
-    def find_free(self, order: Order) -> Number | None:
-        """The least recently issued number that `rules.matches_order` accepts, or None."""
+    def find_free(self, order: Order, marketplace: str) -> Number | None:
+        """The least recently issued number in `marketplace`'s lane (leaving or not) that
+        `rules.matches_order` accepts, minus exclusions binding `marketplace`, or None."""
         ...
 
     def mark_busy(self, number_id: NumberId, operation_id: OperationId, now: Timestamp) -> None:
-        """Claim a free number for an operation; raises ClaimConflict if it was not free."""
+        """Claim a free number for an operation; raises ClaimConflict if it was not free.
+
+        Cancels a pending lane move: the SIM stays in the lane that issued it."""
         ...
 
     def release(self, number_id: NumberId, operation_id: OperationId) -> None:
         """Free the number if `operation_id` still holds it; otherwise change nothing."""
         ...
 
-    def exclude(self, number_id: NumberId, service: ServiceName, reason: str, now: Timestamp) -> None:
-        """Never offer this number for `service` again (idempotent)."""
+    def exclude(
+        self,
+        number_id: NumberId,
+        service: ServiceName,
+        reason: str,
+        now: Timestamp,
+        *,
+        marketplace: str = EVERYWHERE,
+        operation_id: OperationId | None = None,
+    ) -> None:
+        """Never offer this number for `service` again on `marketplace` (EVERYWHERE: on any).
+
+        Idempotent. A global exclusion replaces the marketplace-scoped ones for the same
+        service, and a scoped one is not added under a global one, so each (number, service)
+        binds a marketplace at most once and counts subtract it once.
+        """
         ...
 
-    def excluded_services(self, number_id: NumberId) -> set[ServiceName]: ...
+    def excluded_services(self, number_id: NumberId, marketplace: str | None = None) -> set[ServiceName]:
+        """Services this number must not be offered for on `marketplace` (None: everywhere)."""
+        ...
 
     def unexclude(self, number_id: NumberId, service: ServiceName, reason: str) -> bool:
         """Drop the exclusion if it has this reason (the operator's 'blocked', never 'sold')."""
         ...
 
-    def group_counts(self) -> list[GroupCount]: ...
+    def group_counts(self, marketplace: str | None = None) -> list[GroupCount]:
+        """Every (country, operator) group with its free numbers counted by `marketplace`
+        (`lanes.counted_by`); None: every free number of the farm."""
+        ...
 
-    def excluded_counts(self) -> list[ExcludedCount]:
-        """Per group and service: free numbers that are excluded for that service."""
+    def excluded_counts(self, marketplace: str | None = None) -> list[ExcludedCount]:
+        """Per group and service: the numbers group_counts(marketplace) counts that are
+        excluded for that service on `marketplace` (None: excluded everywhere)."""
         ...
 
     def set_enabled(self, number_id: NumberId, enabled: bool, now: Timestamp) -> bool: ...
@@ -130,6 +156,57 @@ class OperationRepository(Protocol):
 
     def note_finish_request(self, operation_id: OperationId) -> None:
         """Count a FINISH request (repeats included), for the operator's view."""
+        ...
+
+    def count_finished(self, number_id: NumberId, service: ServiceName, marketplace: str, status: int) -> int:
+        """Operations of this number for `service` on `marketplace` finished with `status`."""
+        ...
+
+
+class LaneRepository(Protocol):
+    """Marketplaces and the lanes of free SIMs (domain/lanes.py)."""
+
+    def marketplaces(self) -> list[Marketplace]: ...
+
+    def save_marketplace(self, name: str, enabled: bool, weight: float | None, now: Timestamp) -> None:
+        """Add or update one marketplace; weight None keeps the stored one (1.0 when new)."""
+        ...
+
+    def record_poll(self, marketplace: str, asked_at: Timestamp) -> int:
+        """Note an answered GET_SERVICES; the leaving SIMs it did not count join their new
+        lane (`lanes.joins_after_poll`). Returns how many joined."""
+        ...
+
+    def groups(self) -> list[LaneGroup]: ...
+
+    def demand(self, since: Timestamp) -> Demand:
+        """GET_NUMBER orders that opened an operation since `since`, per marketplace and country."""
+        ...
+
+    def place(self, move: Move) -> int:
+        """Put up to `move.count` unplaced SIMs of the group into `move.target` at once."""
+        ...
+
+    def mark_leaving(self, move: Move) -> list[NumberId]:
+        """Mark up to `move.count` free, not leaving SIMs of the group as leaving for
+        `move.target` (unstamped), or unplace them when the target is None."""
+        ...
+
+    def unstamped(self) -> list[NumberId]:
+        """Leaving SIMs whose leave is not stamped yet."""
+        ...
+
+    def stamp(self, number_ids: Sequence[NumberId], now: Timestamp) -> int:
+        """Stamp these leaves with `now`, a clock read after their marks committed."""
+        ...
+
+    def join_stale(self, before: Timestamp) -> int:
+        """Leaving SIMs stamped before `before` join their new lane."""
+        ...
+
+    def release_disabled(self, enabled: Sequence[str]) -> None:
+        """Lanes of marketplaces not in `enabled` hold no count worth honouring: moves out of
+        them complete, moves into them are cancelled, and their free SIMs become unplaced."""
         ...
 
 
@@ -272,6 +349,9 @@ class UnitOfWork(Protocol):
 
     @property
     def sessions(self) -> SessionRepository: ...
+
+    @property
+    def lanes(self) -> LaneRepository: ...
 
 
 class Store(Protocol):

@@ -141,12 +141,14 @@ class SqlReports:
         ids = [n.id for n in page]
         marks = _marks(ids)
         exclusions: dict[NumberId, list[Exclusion]] = {}
-        for number_id, service, reason in self.db.execute(
-            "SELECT number_id, service, reason FROM number_exclusions"
-            f" WHERE number_id IN ({marks}) ORDER BY service",
+        for number_id, service, reason, marketplace in self.db.execute(
+            "SELECT number_id, service, reason, marketplace FROM number_exclusions"
+            f" WHERE number_id IN ({marks}) ORDER BY service, marketplace",
             ids,
         ).fetchall():
-            exclusions.setdefault(NumberId(number_id), []).append(Exclusion(ServiceName(service), reason))
+            exclusions.setdefault(NumberId(number_id), []).append(
+                Exclusion(ServiceName(service), reason, marketplace)
+            )
         ops: dict[NumberId, tuple[int, int, int, int]] = {}
         for number_id, opened, finished, sold, money in self.db.execute(
             "SELECT o.number_id, COUNT(*),"
@@ -258,9 +260,9 @@ class SqlReports:
         }
         reports = []
         for row in rows:
-            operation = _operation(row[:13])
+            operation = _operation(row[:14])
             count, last = sms.get(operation.id, (0, None))
-            reports.append(OperationReport(operation, count, last, _int(row[13])))
+            reports.append(OperationReport(operation, count, last, _int(row[14])))
         return reports
 
     # -- SMS and deliveries ----------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from simgate.domain import lanes
 from simgate.domain.errors import ClaimConflict
 from simgate.domain.model import (
     ExcludedCount,
@@ -21,6 +22,7 @@ from simgate.domain.model import (
 )
 from simgate.domain.types import (
     ANY_OPERATOR,
+    EVERYWHERE,
     CountryName,
     Kopecks,
     NumberId,
@@ -54,11 +56,14 @@ class Connection(Protocol):
 
 
 FREE = "n.open_operation_id IS NULL AND n.enabled AND n.online"
+COUNTED = f"{FREE} AND n.lane_target IS NULL"
+"""Counted by its lane's GET_SERVICES (lanes.counted_by); the index of migration 0005 says the same."""
 INLINE_PREFIXES = 32
 
 NUMBER_COLUMNS = (
     "n.id, n.phone, n.country, n.operator, n.port, n.rentable, n.enabled, n.online, "
-    "n.open_operation_id, n.last_issued_at, n.file_enabled, n.operator_enabled"
+    "n.open_operation_id, n.last_issued_at, n.file_enabled, n.operator_enabled, n.marketplaces, n.lane,"
+    " n.lane_target, n.lane_leaving_at"
 )
 
 
@@ -76,6 +81,10 @@ def _number(row: Row) -> Number:
         last_issued_at=row[9] or None,
         file_enabled=bool(row[10]),
         operator_enabled=bool(row[11]),
+        marketplaces=lanes.parse_allowed(row[12]),
+        lane=row[13],
+        lane_target=row[14],
+        lane_leaving_at=row[15],
     )
 
 
@@ -96,27 +105,42 @@ class SqlNumbers:
     def upsert(self, spec: NumberSpec, now: Timestamp) -> UpsertOutcome:
         # The file's switch is `file_enabled`; the operator's (never touched here) stays.
         row = self.db.execute(
-            "SELECT country, operator, port, rentable, file_enabled, operator_enabled FROM numbers"
+            "SELECT country, operator, port, rentable, file_enabled, operator_enabled, marketplaces, lane"
+            " FROM numbers"
             " WHERE phone = ?",
             (spec.phone,),
         ).fetchone()
-        values = (spec.country, spec.operator, spec.port, spec.rentable, spec.enabled)
+        allowed = lanes.format_allowed(spec.marketplaces)
+        values = (spec.country, spec.operator, spec.port, spec.rentable, spec.enabled, allowed)
         if row is None:
             self.db.execute(
-                "INSERT INTO numbers (phone, country, operator, port, rentable, file_enabled, enabled,"
-                " online, last_issued_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
-                (spec.phone, *values, spec.enabled, True, now, now),
+                "INSERT INTO numbers (phone, country, operator, port, rentable, file_enabled, marketplaces,"
+                " enabled, online, lane, last_issued_at, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                (spec.phone, *values, spec.enabled, True, self._only_lane(spec.marketplaces), now, now),
             )
             return "added"
-        if (row[0], row[1], row[2], bool(row[3]), bool(row[4])) == values:
+        if (row[0], row[1], row[2], bool(row[3]), bool(row[4]), row[6]) == values:
             return "unchanged"
+        # Other marketplaces allowed: a pending move may now go where it must not (cancelling
+        # one is always safe: the new lane never counted the SIM). Rebalancing moves the SIM
+        # out of a lane no longer allowed.
+        moved = "" if row[6] == allowed else ", lane_target = NULL, lane_leaving_at = NULL"
+        lane = row[7] if row[7] is not None else self._only_lane(spec.marketplaces)
         self.db.execute(
             "UPDATE numbers SET country = ?, operator = ?, port = ?, rentable = ?, file_enabled = ?,"
-            " enabled = ?, updated_at = ? WHERE phone = ?",
-            (*values, spec.enabled and bool(row[5]), now, spec.phone),
+            f" marketplaces = ?, enabled = ?, lane = ?, updated_at = ?{moved} WHERE phone = ?",
+            (*values, spec.enabled and bool(row[5]), lane, now, spec.phone),
         )
         self._sync_exclusions("n.phone = ?", spec.phone)
         return "updated"
+
+    def _only_lane(self, allowed: frozenset[str]) -> str | None:
+        """A new SIM that just one enabled marketplace may sell goes into its lane at once;
+        with several, placing it is a balancing decision (services/lanes.py settles them)."""
+        enabled = [r[0] for r in self.db.execute("SELECT name FROM marketplaces WHERE enabled").fetchall()]
+        found = lanes.lanes_for(allowed, enabled)
+        return found[0] if len(found) == 1 else None
 
     def get(self, number_id: NumberId) -> Number | None:
         row = self.db.execute(
@@ -150,10 +174,10 @@ class SqlNumbers:
         rows = self.db.execute(sql, (*params, where.limit, where.offset)).fetchall()
         return [_number(row) for row in rows]
 
-    def find_free(self, order: Order) -> Number | None:
-        # Mirrors rules.matches_order; the contract tests hold the two together.
-        clauses: list[str] = [FREE, "n.country = ?"]
-        params: list[object] = [order.country]
+    def find_free(self, order: Order, marketplace: str) -> Number | None:
+        # Mirrors rules.matches_order in one lane; the contract tests hold the two together.
+        clauses: list[str] = [FREE, "n.lane = ?", "n.country = ?"]
+        params: list[object] = [marketplace, order.country]
         if order.operator != ANY_OPERATOR:
             clauses.append("n.operator = ?")
             params.append(order.operator)
@@ -174,9 +198,10 @@ class SqlNumbers:
             clauses.append("n.rentable")
         else:
             clauses.append(
-                "NOT EXISTS (SELECT 1 FROM number_exclusions x WHERE x.number_id = n.id AND x.service = ?)"
+                "NOT EXISTS (SELECT 1 FROM number_exclusions x WHERE x.number_id = n.id AND x.service = ?"
+                " AND x.marketplace IN (?, ?))"
             )
-            params.append(order.service)
+            params += [order.service, EVERYWHERE, marketplace]
         sql = (
             f"SELECT {NUMBER_COLUMNS} FROM numbers n WHERE {' AND '.join(clauses)}"
             f" ORDER BY n.last_issued_at, n.id LIMIT 1{self.lock_clause}"
@@ -186,8 +211,8 @@ class SqlNumbers:
 
     def mark_busy(self, number_id: NumberId, operation_id: OperationId, now: Timestamp) -> None:
         changed = self.db.execute(
-            "UPDATE numbers SET open_operation_id = ?, last_issued_at = ?"
-            " WHERE id = ? AND open_operation_id IS NULL",
+            "UPDATE numbers SET open_operation_id = ?, last_issued_at = ?, lane_target = NULL,"
+            " lane_leaving_at = NULL WHERE id = ? AND open_operation_id IS NULL",
             (operation_id, now, number_id),
         ).rowcount
         if changed != 1:
@@ -201,35 +226,50 @@ class SqlNumbers:
         )
         self._sync_exclusions("n.id = ?", number_id)
 
-    def _sync_exclusions(self, which: str, key: object) -> None:
-        """Copy a number's group and freeness onto its exclusion rows (migration 0004).
+    def _sync_exclusions(self, which: str, *keys: object) -> None:
+        """Copy a number's group, freeness and counting lane onto its exclusion rows.
 
-        Called by every method that changes country, operator, enabled, online or the open
-        operation, inside the same transaction, so excluded_counts never reads a stale copy.
+        Called by every method that changes country, operator, enabled, online, the open
+        operation or the lane, inside the same transaction, so excluded_counts never reads a
+        stale copy (migrations 0004 and 0005).
         """
+        sync_exclusions(self.db, which, *keys)
+
+    def exclude(
+        self,
+        number_id: NumberId,
+        service: ServiceName,
+        reason: str,
+        now: Timestamp,
+        *,
+        marketplace: str = EVERYWHERE,
+        operation_id: OperationId | None = None,
+    ) -> None:
+        scopes = {r[0] for r in self.db.execute(
+            "SELECT marketplace FROM number_exclusions WHERE number_id = ? AND service = ?",
+            (number_id, service),
+        ).fetchall()}  # fmt: skip
+        if EVERYWHERE in scopes or marketplace in scopes:
+            return
+        if marketplace == EVERYWHERE and scopes:
+            # The global row subsumes them: counts must subtract (number, service) once.
+            self.db.execute(
+                "DELETE FROM number_exclusions WHERE number_id = ? AND service = ?", (number_id, service)
+            )
         self.db.execute(
-            "UPDATE number_exclusions SET country = n.country, operator = n.operator,"
-            f" free = ({FREE}) FROM numbers n"
-            f" WHERE n.id = number_exclusions.number_id AND {which}",
-            (key,),
+            "INSERT INTO number_exclusions (number_id, service, marketplace, reason, created_at,"
+            " country, operator, free, counted_lane, operation_id, origin)"
+            f" SELECT n.id, ?, ?, ?, ?, n.country, n.operator, ({FREE}),"
+            f" CASE WHEN {COUNTED} THEN n.lane END, ?,"
+            " COALESCE((SELECT o.marketplace FROM operations o WHERE o.id = ?), '')"
+            " FROM numbers n WHERE n.id = ?",
+            (service, marketplace, reason, now, operation_id, operation_id, number_id),
         )
 
-    def exclude(self, number_id: NumberId, service: ServiceName, reason: str, now: Timestamp) -> None:
-        exists = self.db.execute(
-            "SELECT 1 FROM number_exclusions WHERE number_id = ? AND service = ?",
-            (number_id, service),
-        ).fetchone()
-        if exists is None:
-            self.db.execute(
-                "INSERT INTO number_exclusions (number_id, service, reason, created_at, country,"
-                f" operator, free) SELECT n.id, ?, ?, ?, n.country, n.operator, ({FREE})"
-                " FROM numbers n WHERE n.id = ?",
-                (service, reason, now, number_id),
-            )
-
-    def excluded_services(self, number_id: NumberId) -> set[ServiceName]:
+    def excluded_services(self, number_id: NumberId, marketplace: str | None = None) -> set[ServiceName]:
         rows = self.db.execute(
-            "SELECT service FROM number_exclusions WHERE number_id = ?", (number_id,)
+            "SELECT service FROM number_exclusions WHERE number_id = ? AND marketplace IN (?, ?)",
+            (number_id, EVERYWHERE, marketplace or EVERYWHERE),
         ).fetchall()
         return {ServiceName(row[0]) for row in rows}
 
@@ -242,23 +282,34 @@ class SqlNumbers:
             == 1
         )
 
-    def group_counts(self) -> list[GroupCount]:
-        # Two index-only scans (migration 0004): free numbers per group, and every group so
-        # that one with nothing free still gets its explicit zeros.
+    def group_counts(self, marketplace: str | None = None) -> list[GroupCount]:
+        # Two index-only scans (migrations 0004, 0005): counted numbers per group, and every
+        # group so that one with nothing free still gets its explicit zeros.
+        where, params = (FREE, ()) if marketplace is None else (f"{COUNTED} AND n.lane = ?", (marketplace,))
         free = {
             (r[0], r[1]): (int(r[2]), int(r[3]))
             for r in self.db.execute(
                 "SELECT n.country, n.operator, COUNT(*), SUM(CASE WHEN n.rentable THEN 1 ELSE 0 END)"
-                f" FROM numbers n WHERE {FREE} GROUP BY n.country, n.operator"
+                f" FROM numbers n WHERE {where} GROUP BY n.country, n.operator",
+                params,
             ).fetchall()
         }
         groups = self.db.execute("SELECT DISTINCT country, operator FROM numbers").fetchall()
         return [GroupCount(CountryName(c), OperatorName(o), *free.get((c, o), (0, 0))) for c, o in groups]
 
-    def excluded_counts(self) -> list[ExcludedCount]:
+    def excluded_counts(self, marketplace: str | None = None) -> list[ExcludedCount]:
+        # At most one row per (number, service) binds a marketplace (see exclude), so COUNT(*)
+        # subtracts each number once.
+        params: tuple[str, ...]
+        if marketplace is None:
+            where, params = "free AND marketplace = ?", (EVERYWHERE,)
+        else:
+            where = "counted_lane = ? AND marketplace IN (?, ?)"
+            params = (marketplace, EVERYWHERE, marketplace)
         rows = self.db.execute(
-            "SELECT country, operator, service, COUNT(*) FROM number_exclusions WHERE free"
-            " GROUP BY country, operator, service"
+            f"SELECT country, operator, service, COUNT(*) FROM number_exclusions WHERE {where}"
+            " GROUP BY country, operator, service",
+            params,
         ).fetchall()
         return [
             ExcludedCount(CountryName(r[0]), OperatorName(r[1]), ServiceName(r[2]), int(r[3])) for r in rows
@@ -293,7 +344,7 @@ class SqlNumbers:
 
 OPERATION_COLUMNS = (
     "id, marketplace, kind, number_id, phone, country, operator, service, offered_kopecks,"
-    " opened_at, finished_at, finish_status, final_kopecks"
+    " opened_at, finished_at, finish_status, final_kopecks, currency"
 )
 
 
@@ -312,6 +363,7 @@ def _operation(row: Row) -> Operation:
         finished_at=row[10],
         finish_status=row[11],
         final=None if row[12] is None else Kopecks(row[12]),
+        currency=row[13],
     )
 
 
@@ -323,7 +375,7 @@ class SqlOperations:
         try:
             row = self.db.execute(
                 "INSERT INTO operations (marketplace, kind, number_id, phone, country, operator,"
-                " service, offered_kopecks, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " service, offered_kopecks, opened_at, currency) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " RETURNING id",
                 (
                     marketplace,
@@ -335,6 +387,7 @@ class SqlOperations:
                     order.service,
                     order.offered,
                     now,
+                    order.currency,
                 ),
             ).fetchone()
         except self.db.IntegrityError as error:
@@ -353,6 +406,7 @@ class SqlOperations:
             service=order.service,
             offered=order.offered,
             opened_at=now,
+            currency=order.currency,
         )
 
     def get(self, operation_id: OperationId) -> Operation | None:
@@ -381,6 +435,24 @@ class SqlOperations:
             (operation_id,),
         )
 
+    def count_finished(self, number_id: NumberId, service: ServiceName, marketplace: str, status: int) -> int:
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM operations WHERE number_id = ? AND service = ? AND marketplace = ?"
+            " AND finish_status = ?",
+            (number_id, service, marketplace, status),
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+
+def sync_exclusions(db: Connection, which: str, *keys: object) -> None:
+    """See SqlNumbers._sync_exclusions; `which` selects numbers as `n`."""
+    db.execute(
+        "UPDATE number_exclusions SET country = n.country, operator = n.operator,"
+        f" free = ({FREE}), counted_lane = CASE WHEN {COUNTED} THEN n.lane END FROM numbers n"
+        f" WHERE n.id = number_exclusions.number_id AND {which}",
+        keys,
+    )
+
 
 class SqlUnitOfWork:
     def __init__(self, db: Connection, *, skip_locked: bool = False) -> None:
@@ -399,3 +471,6 @@ class SqlUnitOfWork:
         from simgate.storage.sessions import SqlSessions
 
         self.sessions = SqlSessions(db)
+        from simgate.storage.sql_lanes import SqlLanes
+
+        self.lanes = SqlLanes(db, skip_locked=skip_locked)

@@ -1,0 +1,230 @@
+"""Lanes: the one marketplace that counts and issues each free SIM (CONTRACT.md, "One SIM, one
+buyer at a time").
+
+Every marketplace over-reporting costs a block (30 minutes on Onlinesim and SMSHUB), so a free
+SIM is counted by exactly one marketplace: its lane. A SIM changes lane in two steps. First it
+is marked leaving: its old lane stops counting it in new answers but may still be issued it
+(its last answer counted it), and the new lane neither counts nor issues it. Then it joins the
+new lane once the old lane's marketplace has been answered a GET_SERVICES that no longer
+counted it, or once every answer that could have counted it is too old to act on.
+
+Pure planning: storage tallies the farm in LaneGroups, these functions say how many SIMs of
+each group go where, and storage carries the moves out with conditional updates.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from simgate.domain.model import Marketplace, Number
+from simgate.domain.types import CountryName, Timestamp
+
+CLOCK_SKEW = 1.0
+"""Seconds between two instances' clocks (NTP keeps them within milliseconds): a leave stamped
+on one host and a poll timed on another are compared with this much to spare."""
+
+SEPARATOR = "|"
+
+
+def parse_allowed(raw: str) -> frozenset[str]:
+    """The CSV's and the database's `onlinesim|smshub`; '' means every enabled marketplace."""
+    return frozenset(name for name in (part.strip() for part in raw.split(SEPARATOR)) if name)
+
+
+def format_allowed(names: Iterable[str]) -> str:
+    return SEPARATOR.join(sorted(set(names)))
+
+
+def may_sell(allowed: frozenset[str], marketplace: str) -> bool:
+    return not allowed or marketplace in allowed
+
+
+def lanes_for(allowed: frozenset[str], enabled: Iterable[str]) -> list[str]:
+    return sorted(name for name in enabled if may_sell(allowed, name))
+
+
+def counted_by(number: Number, marketplace: str) -> bool:
+    """Whether `marketplace`'s GET_SERVICES counts this SIM: free, in its lane, not leaving."""
+    return number.lane == marketplace and number.lane_target is None
+
+
+def joins_after_poll(number: Number, marketplace: str, asked_at: Timestamp) -> bool:
+    """A leaving SIM may join its new lane after this answer to its old lane's marketplace.
+
+    `lane_leaving_at` is stamped only after the leave mark committed, and `asked_at` was read
+    before the answer's snapshot began, so stamp < asked_at means the answer did not count it.
+    """
+    return (
+        number.lane == marketplace
+        and number.lane_target is not None
+        and number.lane_leaving_at is not None
+        and number.lane_leaving_at + CLOCK_SKEW < asked_at
+    )
+
+
+def joins_when_stale(number: Number, now: Timestamp, stale_seconds: float) -> bool:
+    """Every answer that counted this SIM was computed before its leave was stamped; once that
+    is `stale_seconds` old, no marketplace acts on such an answer any more."""
+    return (
+        number.lane_target is not None
+        and number.lane_leaving_at is not None
+        and number.lane_leaving_at < now - stale_seconds
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LaneGroup:
+    """SIMs of one country that share a lane, a pending move and the marketplaces allowed."""
+
+    country: CountryName
+    lane: str | None
+    target: str | None
+    allowed: frozenset[str]
+    size: int
+    """Every SIM of the group, busy, offline and disabled included: they come back."""
+    movable: int
+    """Free (enabled, online, no operation) and not leaving: may be moved now."""
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    country: CountryName
+    allowed: frozenset[str]
+    source: str | None
+    """None: unplaced SIMs, placed at once (no marketplace ever counted them)."""
+    target: str | None
+    """None: the SIM may be sold on no enabled marketplace; it leaves every lane."""
+    count: int
+
+
+Demand = Mapping[tuple[str, CountryName], int]
+"""GET_NUMBER orders per (marketplace, country) in the demand window."""
+
+
+def shares(marketplaces: Sequence[Marketplace], demand: Demand, country: CountryName) -> dict[str, float]:
+    """Each enabled marketplace's target share of a country's SIMs: weight x (1 + orders).
+
+    The 1 keeps a lane with no orders yet from starving: a marketplace that never got a SIM
+    could never order one and show its demand.
+    """
+    scores = {
+        m.name: max(0.0, m.weight) * (1 + demand.get((m.name, country), 0)) for m in marketplaces if m.enabled
+    }
+    total = sum(scores.values())
+    if total <= 0:
+        return {name: 1 / len(scores) for name in scores} if scores else {}
+    return {name: score / total for name, score in scores.items()}
+
+
+class _Country:
+    """One country's lanes while a plan is made: sizes follow every planned move."""
+
+    def __init__(self, groups: list[LaneGroup], share: dict[str, float]) -> None:
+        self.share = share
+        self.total = sum(g.size for g in groups)
+        self.size: dict[str, float] = defaultdict(float)
+        for g in groups:
+            lane = g.target or g.lane
+            if lane is not None:
+                self.size[lane] += g.size
+
+    def gap(self, lane: str) -> float:
+        """Positive: below its target by that many SIMs."""
+        return self.total * self.share.get(lane, 0.0) - self.size[lane]
+
+    def best(self, lanes: Iterable[str]) -> str | None:
+        candidates = [lane for lane in lanes if lane in self.share]
+        return max(candidates, key=lambda lane: (self.gap(lane), lane), default=None)
+
+
+def _by_country(groups: Iterable[LaneGroup]) -> dict[CountryName, list[LaneGroup]]:
+    found: dict[CountryName, list[LaneGroup]] = defaultdict(list)
+    for group in groups:
+        found[group.country].append(group)
+    return dict(sorted(found.items()))
+
+
+def _add(moves: dict[tuple[CountryName, frozenset[str], str | None, str | None], int], move: Move) -> None:
+    moves[(move.country, move.allowed, move.source, move.target)] += move.count
+
+
+def _flatten(moves: dict[tuple[CountryName, frozenset[str], str | None, str | None], int]) -> list[Move]:
+    return [Move(c, a, s, t, k) for (c, a, s, t), k in moves.items() if k > 0]
+
+
+def plan_placement(
+    groups: Iterable[LaneGroup], marketplaces: Sequence[Marketplace], demand: Demand
+) -> list[Move]:
+    """Place every unplaced SIM at once, each into the allowed lane furthest below its target."""
+    moves: dict[tuple[CountryName, frozenset[str], str | None, str | None], int] = defaultdict(int)
+    for country, members in _by_country(groups).items():
+        state = _Country(members, shares(marketplaces, demand, country))
+        for group in members:
+            if group.lane is not None:
+                continue
+            lanes = lanes_for(group.allowed, state.share)
+            for _ in range(group.size if lanes else 0):
+                lane = state.best(lanes)
+                assert lane is not None
+                state.size[lane] += 1
+                _add(moves, Move(country, group.allowed, None, lane, 1))
+    return _flatten(moves)
+
+
+def plan_moves(
+    groups: Iterable[LaneGroup], marketplaces: Sequence[Marketplace], demand: Demand, limit: int
+) -> list[Move]:
+    """At most `limit` free SIMs marked leaving, toward the lanes furthest below their targets.
+
+    First the SIMs whose lane the owner no longer allows (the CSV changed), then one SIM at a
+    time from the lane most above its target to the one most below, while both differ from
+    their targets by a whole SIM: a lane within one SIM of its target never flaps.
+    """
+    enabled = {m.name for m in marketplaces if m.enabled}
+    moves: dict[tuple[CountryName, frozenset[str], str | None, str | None], int] = defaultdict(int)
+    for country, members in _by_country(groups).items():
+        state = _Country(members, shares(marketplaces, demand, country))
+        left = {id(g): g.movable for g in members if g.lane in enabled and g.target is None}
+        for group in members:
+            if id(group) not in left or may_sell(group.allowed, str(group.lane)) or limit <= 0:
+                continue
+            count = min(left[id(group)], limit)
+            target = state.best(lanes_for(group.allowed, enabled))
+            _add(moves, Move(country, group.allowed, group.lane, target, count))
+            left[id(group)] -= count
+            limit -= count
+            state.size[str(group.lane)] -= count
+            if target is not None:
+                state.size[target] += count
+        while limit > 0:
+            move = _one_move(state, members, left, enabled)
+            if move is None:
+                break
+            _add(moves, move)
+            limit -= 1
+    return _flatten(moves)
+
+
+def _one_move(
+    state: _Country, members: list[LaneGroup], left: dict[int, int], enabled: set[str]
+) -> Move | None:
+    for target in sorted(enabled, key=lambda lane: (-state.gap(lane), lane)):
+        if state.gap(target) < 1:
+            return None
+        sources = [
+            g
+            for g in members
+            if left.get(id(g), 0) > 0
+            and g.lane != target
+            and may_sell(g.allowed, target)
+            and -state.gap(str(g.lane)) >= 1
+        ]
+        if sources:
+            source = max(sources, key=lambda g: (-state.gap(str(g.lane)), str(g.lane)))
+            left[id(source)] -= 1
+            state.size[str(source.lane)] -= 1
+            state.size[target] += 1
+            return Move(source.country, source.allowed, source.lane, target, 1)
+    return None

@@ -1,0 +1,159 @@
+"""Lanes as use cases: register the marketplaces at start, place new SIMs, rebalance toward demand.
+
+The policy (README, "Several marketplaces"): every SIM sits in one marketplace's lane; a
+country's SIMs are shared among the enabled marketplaces in proportion to weight x (1 +
+GET_NUMBER orders in the demand window); every round moves at most a bounded number of free
+SIMs, each in two steps (domain/lanes.py), so no marketplace ever holds a count for a SIM
+another one may issue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from simgate.domain import lanes
+from simgate.domain.lanes import Demand, LaneGroup
+from simgate.domain.model import Marketplace
+from simgate.domain.types import NumberId, Timestamp
+from simgate.storage.ports import Store, UnitOfWork
+
+log = logging.getLogger("simgate.lanes")
+
+
+@dataclass(frozen=True, slots=True)
+class LanePolicy:
+    rebalance_seconds: float = 60.0
+    """How often a round runs (SIMGATE_LANE_REBALANCE_SECONDS)."""
+    demand_seconds: float = 3600.0
+    """The window of GET_NUMBER orders that measures demand (SIMGATE_LANE_DEMAND_SECONDS)."""
+    stale_seconds: float = 600.0
+    """A leaving SIM joins its new lane at the latest this long after its leave was stamped
+    (SIMGATE_LANE_STALE_SECONDS): five times Onlinesim's 2-minute poll, so only a marketplace
+    that stopped polling is still acting on an answer that old."""
+    moves: int = 20
+    """Free SIMs marked leaving per round at most (SIMGATE_LANE_MOVES)."""
+
+
+def register_marketplaces(
+    uow: UnitOfWork,
+    enabled: Sequence[str],
+    now: Timestamp,
+    *,
+    weights: Mapping[str, float] | None = None,
+    policy: LanePolicy = LanePolicy(),
+) -> int:
+    """At start: exactly `enabled` sell now. SIMs of a marketplace no longer enabled leave its
+    lane at once (nobody acts on its counts), and unplaced SIMs are placed. Returns how many
+    SIMs were placed."""
+    weights = weights or {}
+    known = {m.name for m in uow.lanes.marketplaces()}
+    for name in sorted(known | set(enabled)):
+        uow.lanes.save_marketplace(name, name in enabled, weights.get(name), now)
+    return settle(uow, now, policy)
+
+
+def settle(uow: UnitOfWork, now: Timestamp, policy: LanePolicy = LanePolicy()) -> int:
+    """Release the lanes of disabled marketplaces and place every unplaced SIM (after an
+    import: a SIM that several marketplaces may sell waits for no round)."""
+    marketplaces = uow.lanes.marketplaces()
+    uow.lanes.release_disabled([m.name for m in marketplaces if m.enabled])
+    demand = uow.lanes.demand(now - policy.demand_seconds)
+    return sum(
+        uow.lanes.place(move) for move in lanes.plan_placement(uow.lanes.groups(), marketplaces, demand)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Survey:
+    """What a round decides from, read in one snapshot (no write lock held meanwhile)."""
+
+    marketplaces: list[Marketplace]
+    groups: list[LaneGroup]
+    demand: Demand
+    unstamped: list[NumberId]
+    """Leaves committed before this snapshot, so any clock read after it may stamp them."""
+
+
+def survey(uow: UnitOfWork, now: Timestamp, policy: LanePolicy) -> Survey:
+    return Survey(
+        uow.lanes.marketplaces(),
+        uow.lanes.groups(),
+        uow.lanes.demand(now - policy.demand_seconds),
+        uow.lanes.unstamped(),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RoundResult:
+    placed: int
+    joined: int
+    marked: list[NumberId]
+
+
+def move_lanes(uow: UnitOfWork, seen: Survey, now: Timestamp, policy: LanePolicy) -> RoundResult:
+    """One round's write: finish stale moves, place what is unplaced, mark the planned moves.
+
+    Planned on the survey, carried out with conditional updates: a SIM claimed or moved since
+    is simply passed over.
+    """
+    enabled = [m.name for m in seen.marketplaces if m.enabled]
+    uow.lanes.release_disabled(enabled)
+    joined = uow.lanes.join_stale(now - policy.stale_seconds)
+    placed = sum(
+        uow.lanes.place(m) for m in lanes.plan_placement(seen.groups, seen.marketplaces, seen.demand)
+    )
+    marked: list[NumberId] = []
+    for move in lanes.plan_moves(seen.groups, seen.marketplaces, seen.demand, policy.moves):
+        marked += uow.lanes.mark_leaving(move)
+    return RoundResult(placed, joined, marked)
+
+
+def stamp_leaves(uow: UnitOfWork, number_ids: Sequence[NumberId], now: Timestamp) -> int:
+    """`now` must be read after the leaves of `number_ids` committed: a GET_SERVICES timed
+    after it cannot have counted them, so record_poll may let them join (domain/lanes.py)."""
+    return uow.lanes.stamp(number_ids, now)
+
+
+async def rebalance(store: Store, clock: Callable[[], Timestamp], policy: LanePolicy) -> RoundResult:
+    """One round: survey (a read), move (a write), then stamp (a write, clock read after)."""
+    now = clock()
+    seen = await store.read(lambda uow: survey(uow, now, policy))
+    result = await store.transact(lambda uow: move_lanes(uow, seen, now, policy))
+    later = clock()
+    await store.transact(lambda uow: stamp_leaves(uow, [*seen.unstamped, *result.marked], later))
+    return result
+
+
+class LaneBalancer:
+    """The background task: a round every `policy.rebalance_seconds`, until stopped.
+
+    Safe beside other instances on PostgreSQL: every change is conditional (storage), so
+    two rounds at once can only move fewer SIMs than planned, never misplace one.
+    """
+
+    def __init__(self, store: Store, clock: Callable[[], Timestamp], policy: LanePolicy) -> None:
+        self.store, self.clock, self.policy = store, clock, policy
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                result = await rebalance(self.store, self.clock, self.policy)
+                if result.placed or result.joined or result.marked:
+                    log.info(
+                        "lanes: %d placed, %d joined, %d leaving",
+                        result.placed,
+                        result.joined,
+                        len(result.marked),
+                    )
+            except Exception:  # a failed round (database away) is retried next round
+                log.exception("lane rebalancing failed; retrying next round")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.policy.rebalance_seconds)
+
+    def stop(self) -> None:
+        self._stop.set()
