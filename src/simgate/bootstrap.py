@@ -26,9 +26,10 @@ from simgate.http.intake import Intake
 from simgate.marketplaces import plugin
 from simgate.marketplaces.base import Marketplace
 from simgate.services.alerts import CallLog
+from simgate.services.lanes import LaneBalancer, LanePolicy, register_marketplaces
 from simgate.services.sink import StoreSink
 from simgate.storage import schema
-from simgate.storage.ports import Store
+from simgate.storage.ports import Store, StoreUnavailable
 from simgate.storage.sqlite import SQLiteStore
 
 log = logging.getLogger("simgate.bootstrap")
@@ -60,6 +61,35 @@ def ensure_schema(settings: Settings) -> None:
 def enabled_marketplaces(settings: Settings) -> list[str]:
     """Names of the marketplaces whose key is set, in registry order."""
     return [name for name, table in settings.marketplaces.items() if table.enabled]
+
+
+def lane_policy(settings: Settings) -> LanePolicy:
+    return LanePolicy(
+        rebalance_seconds=settings.lane_rebalance_seconds,
+        demand_seconds=settings.lane_demand_seconds,
+        stale_seconds=settings.lane_stale_seconds,
+        moves=settings.lane_moves,
+    )
+
+
+def register_lanes(settings: Settings, store: Store, clock: Callable[[], Timestamp]) -> None:
+    """Tell storage which marketplaces sell now, placing SIMs whose lane changed; a database
+    away at start leaves it to the first rebalancing round."""
+    enabled, weights, policy = enabled_marketplaces(settings), settings.weights, lane_policy(settings)
+    try:
+        store.run(lambda uow: register_marketplaces(uow, enabled, clock(), weights=weights, policy=policy))
+    except StoreUnavailable as error:
+        log.warning("marketplaces not registered yet (%s); the lane balancer will retry", error)
+
+
+@asynccontextmanager
+async def balancing(balancer: LaneBalancer) -> AsyncIterator[None]:
+    task = asyncio.create_task(balancer.run())
+    try:
+        yield
+    finally:
+        balancer.stop()
+        await task
 
 
 def require_serving(settings: Settings) -> None:
@@ -214,6 +244,11 @@ def build_app(
     alerts = build_alerts(settings, store, clock, calls, drivers.heard)
     if alerts is not None:
         background.append(alerts)
+    register_lanes(settings, store, clock)
+    balancer = LaneBalancer(
+        store, clock, lane_policy(settings), enabled=enabled_marketplaces(settings), weights=settings.weights
+    )
+    background.append(lambda: balancing(balancer))
     deps = AppDeps(
         store=store,
         marketplaces=marketplaces,

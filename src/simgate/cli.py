@@ -188,20 +188,26 @@ def numbers_list(
                 "rent": n.rentable, "enabled": n.enabled, "file_enabled": n.file_enabled,
                 "operator_enabled": n.operator_enabled, "online": n.online, "state": n.state,
                 "operation_id": n.open_operation_id,
+                "lane": n.lane, "lane_target": n.lane_target, "marketplaces": sorted(n.marketplaces),
             }
             for n in rows
         ]  # fmt: skip
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
         return
     # Both switches: "csv" is the file's `enabled` column, "owner" the dashboard's and
-    # `simgate numbers disable`'s, which no re-import changes.
+    # `simgate numbers disable`'s, which no re-import changes. A busy SIM's lane is the
+    # marketplace of its open operation (it was issued from there).
     phone = Column("phone", no_wrap=True)  # a wrapped phone cannot be copied
-    table = Table(phone, "country", "operator", "port", "rent", "csv", "owner", "state", "operation")
+    table = Table(
+        phone, "country", "operator", "port", "rent", "csv", "owner", "state", "operation", "lane", "sells on"
+    )
     for n in rows:
         table.add_row(
             n.phone, n.country, n.operator or "-", n.port or "-", "yes" if n.rentable else "no",
             "on" if n.file_enabled else "off", "on" if n.operator_enabled else "off",
             n.state, str(n.open_operation_id or ""),
+            (n.lane or "-") + (f" -> {n.lane_target}" if n.lane_target else ""),
+            "|".join(sorted(n.marketplaces)) or "all",
         )  # fmt: skip
     console.print(table)
     console.print(f"{len(rows)} number(s)")

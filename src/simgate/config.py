@@ -66,6 +66,13 @@ class Settings(BaseModel):
     alert_marketplace_silent_minutes: float = Field(default=30.0, ge=0, le=10080)
     alert_sim_failures: int = Field(default=3, ge=0, le=1000)
     """0 turns a rule off (README "Alerts")."""
+    # Lanes (README, "Several marketplaces"): how free SIMs move between marketplaces.
+    lane_rebalance_seconds: float = Field(default=60.0, ge=1, le=86_400)
+    lane_demand_seconds: float = Field(default=3600.0, ge=60, le=30 * 86_400)
+    lane_stale_seconds: float = Field(default=600.0, ge=60, le=86_400)
+    lane_moves: int = Field(default=20, ge=0, le=100_000)
+    lane_weights: str | None = None
+    """`name=weight,...`, e.g. `smshub=2,onlinesim=1`; unnamed marketplaces weigh 1."""
 
     @field_validator("database_url")
     @classmethod
@@ -160,6 +167,29 @@ class Settings(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("lane_weights")
+    @classmethod
+    def _lane_weights(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        for item in value.split(","):
+            name, _, weight = item.partition("=")
+            try:
+                number = float(weight)
+            except ValueError:
+                raise ValueError(f"{item.strip()!r} is not name=weight") from None
+            if not name.strip() or not 0 <= number <= 1000:
+                raise ValueError(f"{item.strip()!r}: a name and a weight from 0 to 1000")
+        return value
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """SIMGATE_LANE_WEIGHTS as a mapping (names lower-case)."""
+        if self.lane_weights is None:
+            return {}
+        pairs = (item.partition("=") for item in self.lane_weights.split(","))
+        return {name.strip().lower(): float(weight) for name, _, weight in pairs}
 
     @property
     def is_sqlite(self) -> bool:

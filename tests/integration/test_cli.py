@@ -306,6 +306,9 @@ def test_numbers_list_shows_state(tmp_path: Path) -> None:
         "online": True,
         "state": "busy",
         "operation_id": operation.id,
+        "lane": "onlinesim",
+        "lane_target": None,
+        "marketplaces": [],
     }
     assert (rows[specs[1].phone]["state"], rows[specs[1].phone]["operator"]) == ("disabled", "")
     assert rows[specs[2].phone]["state"] == "free"

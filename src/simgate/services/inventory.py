@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from simgate import catalogue
+from simgate.domain import lanes
 from simgate.domain.errors import InvalidNumber
 from simgate.domain.model import NumberSpec
 from simgate.domain.rules import normalise_name
 from simgate.domain.types import ANY_OPERATOR, CountryName, OperatorName, Timestamp
+from simgate.services.lanes import settle
 from simgate.services.phones import normalise_phone
 from simgate.storage.ports import UnitOfWork
 
@@ -74,7 +76,23 @@ def parse_row(row: Mapping[str, str | None]) -> NumberSpec:
         port=port,
         rentable=_flag(row.get("rent"), "rent", True),
         enabled=_flag(row.get("enabled"), "enabled", True),
+        marketplaces=_marketplaces(row.get("marketplaces")),
     )
+
+
+KNOWN_MARKETPLACES = frozenset({"onlinesim", "smshub", "grizzly", "herosms"})
+"""The names CONTRACT.md lists; a misspelt one would quietly take the SIM off sale there."""
+
+
+def _marketplaces(value: str | None) -> frozenset[str]:
+    names = lanes.parse_allowed(normalise_name(value or ""))
+    unknown = sorted(names - KNOWN_MARKETPLACES)
+    if unknown:
+        raise InvalidNumber(
+            f"marketplaces: unknown {', '.join(map(repr, unknown))}"
+            f" (known: {', '.join(sorted(KNOWN_MARKETPLACES))}, separated by '|')"
+        )
+    return names
 
 
 def parse_csv(stream: TextIO) -> tuple[list[NumberSpec], list[Rejection]]:
@@ -118,4 +136,7 @@ def import_numbers(uow: UnitOfWork, specs: Iterable[NumberSpec], now: Timestamp)
     for spec in specs:
         outcome = uow.numbers.upsert(spec, now)
         setattr(report, outcome, getattr(report, outcome) + 1)
+    # New SIMs that several marketplaces may sell go into the lanes furthest below their
+    # targets now, not at the next rebalancing round.
+    settle(uow, now)
     return report

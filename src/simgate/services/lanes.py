@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from simgate.domain import lanes
 from simgate.domain.lanes import Demand, LaneGroup
@@ -135,13 +136,26 @@ class LaneBalancer:
     two rounds at once can only move fewer SIMs than planned, never misplace one.
     """
 
-    def __init__(self, store: Store, clock: Callable[[], Timestamp], policy: LanePolicy) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], Timestamp],
+        policy: LanePolicy,
+        *,
+        enabled: Sequence[str] | None = None,
+        weights: Mapping[str, float] | None = None,
+    ) -> None:
         self.store, self.clock, self.policy = store, clock, policy
+        self._register = None if enabled is None else (list(enabled), dict(weights or {}))
         self._stop = asyncio.Event()
 
     async def run(self) -> None:
         while not self._stop.is_set():
             try:
+                if self._register is not None:
+                    # Again, in case the database was away when bootstrap registered them.
+                    await self.store.transact(partial(self._registered, *self._register, self.clock()))
+                    self._register = None
                 result = await rebalance(self.store, self.clock, self.policy)
                 if result.placed or result.joined or result.marked:
                     log.info(
@@ -154,6 +168,11 @@ class LaneBalancer:
                 log.exception("lane rebalancing failed; retrying next round")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.policy.rebalance_seconds)
+
+    def _registered(
+        self, names: Sequence[str], weights: Mapping[str, float], now: Timestamp, uow: UnitOfWork
+    ) -> int:
+        return register_marketplaces(uow, names, now, weights=weights, policy=self.policy)
 
     def stop(self) -> None:
         self._stop.set()
