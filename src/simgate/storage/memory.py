@@ -35,7 +35,7 @@ from simgate.domain.types import (
     Timestamp,
 )
 from simgate.storage.memory_alerts import AlertState, MemoryAlerts
-from simgate.storage.memory_lanes import MemoryLanes
+from simgate.storage.memory_lanes import LaneState, MemoryLanes
 from simgate.storage.memory_outbox import MemoryMessages, MemoryOutbox, OutboxState
 from simgate.storage.memory_reports import MemoryReports
 from simgate.storage.ports import NumberFilter, UnitOfWork, UpsertOutcome
@@ -279,7 +279,7 @@ class MemoryUnitOfWork:
         self.reports = MemoryReports(state)
         self.alerts = MemoryAlerts(state.alerts)
         self.sessions = MemorySessions(state.sessions)
-        self.lanes = MemoryLanes(state)
+        self.lanes = MemoryLanes(LaneState(state.numbers, state.marketplaces, state.operations))
 
 
 class MemoryStore:

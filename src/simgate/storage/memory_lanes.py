@@ -4,20 +4,25 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
 
 from simgate.domain import lanes, rules
 from simgate.domain.lanes import Demand, LaneGroup, Move
-from simgate.domain.model import Marketplace, Number
-from simgate.domain.types import CountryName, NumberId, Timestamp
+from simgate.domain.model import Marketplace, Number, Operation
+from simgate.domain.types import CountryName, NumberId, OperationId, Timestamp
 
-if TYPE_CHECKING:
-    from simgate.storage.memory import MemoryState
+
+@dataclass
+class LaneState:
+    """The parts of the in-memory store's state that lanes read and change."""
+
+    numbers: dict[NumberId, Number]
+    marketplaces: dict[str, Marketplace]
+    operations: dict[OperationId, Operation]
 
 
 class MemoryLanes:
-    def __init__(self, state: MemoryState) -> None:
+    def __init__(self, state: LaneState) -> None:
         self.s = state
 
     def marketplaces(self) -> list[Marketplace]:

@@ -6,9 +6,6 @@ written as bare predicates (`AND enabled`) which both dialects read the same way
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
-
 from simgate.domain import lanes
 from simgate.domain.errors import ClaimConflict
 from simgate.domain.model import (
@@ -33,31 +30,10 @@ from simgate.domain.types import (
     Timestamp,
 )
 from simgate.storage.ports import NumberFilter, UpsertOutcome
+from simgate.storage.sql_base import COUNTED, FREE, Connection, Cursor, Row, sync_exclusions
 
-Row = Sequence[Any]
+__all__ = ["COUNTED", "FREE", "Connection", "Cursor", "Row", "SqlNumbers", "SqlOperations", "SqlUnitOfWork"]
 
-
-class Cursor(Protocol):
-    @property
-    def rowcount(self) -> int: ...
-
-    def fetchone(self) -> Row | None: ...
-
-    def fetchall(self) -> list[Row]: ...
-
-
-class Connection(Protocol):
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
-
-    @property
-    def IntegrityError(self) -> type[Exception]:
-        """The driver's constraint-violation error (DB-API extension on the connection)."""
-        ...
-
-
-FREE = "n.open_operation_id IS NULL AND n.enabled AND n.online"
-COUNTED = f"{FREE} AND n.lane_target IS NULL"
-"""Counted by its lane's GET_SERVICES (lanes.counted_by); the index of migration 0005 says the same."""
 INLINE_PREFIXES = 32
 
 NUMBER_COLUMNS = (
@@ -442,16 +418,6 @@ class SqlOperations:
             (number_id, service, marketplace, status),
         ).fetchone()
         return 0 if row is None else int(row[0])
-
-
-def sync_exclusions(db: Connection, which: str, *keys: object) -> None:
-    """See SqlNumbers._sync_exclusions; `which` selects numbers as `n`."""
-    db.execute(
-        "UPDATE number_exclusions SET country = n.country, operator = n.operator,"
-        f" free = ({FREE}), counted_lane = CASE WHEN {COUNTED} THEN n.lane END FROM numbers n"
-        f" WHERE n.id = number_exclusions.number_id AND {which}",
-        keys,
-    )
 
 
 class SqlUnitOfWork:

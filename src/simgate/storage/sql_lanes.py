@@ -14,7 +14,7 @@ from simgate.domain import lanes
 from simgate.domain.lanes import Demand, LaneGroup, Move
 from simgate.domain.model import Marketplace
 from simgate.domain.types import CountryName, NumberId, Timestamp
-from simgate.storage.sql import FREE, Connection, sync_exclusions
+from simgate.storage.sql_base import FREE, Connection, sync_exclusions
 
 CHUNK = 500
 """Ids per statement: far below SQLite's and PostgreSQL's parameter limits."""
