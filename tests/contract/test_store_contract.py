@@ -170,7 +170,7 @@ def test_an_operator_s_disable_and_block_survive_a_reimport(store: Store) -> Non
         False, True, False, "disabled",
     )  # fmt: skip
     assert store.run(lambda uow: uow.numbers.excluded_services(added.id)) == {TELEGRAM}
-    assert store.run(lambda uow: uow.numbers.find_free(make_order(kind=OperationKind.RENT))) is None
+    assert store.run(lambda uow: uow.numbers.find_free(make_order(kind=OperationKind.RENT), MARKET)) is None
 
 
 def test_a_number_is_sold_only_with_both_switches_on(store: Store) -> None:
