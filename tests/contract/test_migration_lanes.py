@@ -20,7 +20,7 @@ from simgate.storage.sqlite import SQLiteStore
 from tests.conftest import with_database
 from tests.factories import make_order
 
-BEFORE = "0006"
+BEFORE = "0007"
 """The head before lanes."""
 NOW = 1_700_000_000.0
 
