@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from simgate.domain.types import Timestamp
 
 if TYPE_CHECKING:
-    from simgate.storage.sql import Connection
+    from simgate.storage.sql_base import Connection
 
 
 class SqlSessions:
