@@ -140,7 +140,8 @@ def test_check_lists_every_problem_and_passes_a_good_setup(tmp_path: Path) -> No
     assert unserviceable.returncode == 1
     problems = [line for line in unserviceable.stderr.splitlines() if "warning" not in line]
     assert problems == [
-        "simgate: SIMGATE_ONLINESIM_KEY: required to serve and to push to Onlinesim",
+        "simgate: no marketplace is enabled: set SIMGATE_ONLINESIM_KEY or SIMGATE_SMSHUB_KEY"
+        " (a key enables its marketplace)",
         f"simgate: no database at {tmp_path / 'simgate.db'} (run `simgate migrate` to create it, "
         "or set SIMGATE_DATABASE_URL to the farm's database)",
     ]
