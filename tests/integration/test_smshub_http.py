@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -388,3 +389,23 @@ def test_onlinesim_cannot_finish_an_smshub_activation(sqlite_url: str, hub: Fake
             assert 'marketplace="smshub"' in metrics
     finally:
         live.stop()
+
+
+def test_each_call_is_logged_and_counted_under_smshub_without_the_key(
+    server: LiveServer, client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="simgate.requests")
+    add_numbers(server)
+    issued = order(client, service="wa")
+    lines = [r.getMessage() for r in caplog.records if r.name == "simgate.requests"]
+    assert any(
+        line.startswith("smshub GET_NUMBER action=GET_NUMBER country=russia operator=any service=wa sum=10")
+        and f"operation={issued['activationId']}" in line
+        for line in lines
+    ), lines
+    assert all(KEY not in line for line in lines)
+    metrics = client.get("/metrics").text
+    assert (
+        'simgate_marketplace_requests_total{call="GET_NUMBER",marketplace="smshub",status="SUCCESS"} 1.0'
+        in metrics
+    )
