@@ -137,6 +137,7 @@ def import_numbers(uow: UnitOfWork, specs: Iterable[NumberSpec], now: Timestamp)
         outcome = uow.numbers.upsert(spec, now)
         setattr(report, outcome, getattr(report, outcome) + 1)
     # New SIMs that several marketplaces may sell go into the lanes furthest below their
-    # targets now, not at the next rebalancing round.
-    settle(uow, now)
+    # targets now, not at the next rebalancing round (an unchanged file places nothing).
+    if report.added or report.updated:
+        settle(uow, now)
     return report
