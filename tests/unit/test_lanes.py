@@ -71,3 +71,11 @@ def test_allowed_names_round_trip() -> None:
     assert lanes.parse_allowed(" smshub|onlinesim |") == {OS, HUB}
     assert lanes.format_allowed({HUB, OS}) == "onlinesim|smshub"
     assert lanes.parse_allowed("") == frozenset()
+
+
+def test_countries_take_turns_in_a_bounded_round() -> None:
+    groups = [
+        LaneGroup(CountryName(c), OS, None, frozenset(), 10, 10) for c in ("germany", "poland", "russia")
+    ]
+    moves = lanes.plan_moves(groups, BOTH, {}, limit=3)
+    assert sorted((m.country, m.count) for m in moves) == [("germany", 1), ("poland", 1), ("russia", 1)]

@@ -180,13 +180,17 @@ def plan_moves(
 
     First the SIMs whose lane the owner no longer allows (the CSV changed), then one SIM at a
     time from the lane most above its target to the one most below, while both differ from
-    their targets by a whole SIM: a lane within one SIM of its target never flaps.
+    their targets by a whole SIM: a lane within one SIM of its target never flaps. Countries
+    take turns, so a bounded round serves every country, not the first ones in the alphabet.
     """
     enabled = {m.name for m in marketplaces if m.enabled}
     moves: dict[tuple[CountryName, frozenset[str], str | None, str | None], int] = defaultdict(int)
+    countries: list[tuple[_Country, list[LaneGroup]]] = []
+    left: dict[int, int] = {}
     for country, members in _by_country(groups).items():
         state = _Country(members, shares(marketplaces, demand, country))
-        left = {id(g): g.movable for g in members if g.lane in enabled and g.target is None}
+        countries.append((state, members))
+        left.update({id(g): g.movable for g in members if g.lane in enabled and g.target is None})
         for group in members:
             if id(group) not in left or may_sell(group.allowed, str(group.lane)) or limit <= 0:
                 continue
@@ -198,12 +202,15 @@ def plan_moves(
             state.size[str(group.lane)] -= count
             if target is not None:
                 state.size[target] += count
-        while limit > 0:
-            move = _one_move(state, members, left, enabled)
-            if move is None:
-                break
-            _add(moves, move)
-            limit -= 1
+    while limit > 0 and countries:
+        still: list[tuple[_Country, list[LaneGroup]]] = []
+        for state, members in countries:
+            move = _one_move(state, members, left, enabled) if limit > 0 else None
+            if move is not None:
+                _add(moves, move)
+                limit -= 1
+                still.append((state, members))
+        countries = still
     return _flatten(moves)
 
 
