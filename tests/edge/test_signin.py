@@ -8,8 +8,8 @@ import pytest
 
 from simgate import logsecrets
 from simgate.config import SettingsError, load_settings
+from simgate.domain.throttle import Throttle
 from simgate.logsecrets import MASK, SecretRedactor, short_secret_warning
-from simgate.throttle import Throttle
 from tests.conftest import ADMIN_TOKEN, INTAKE_TOKEN, KEY, LiveServer
 from tests.conftest import test_settings as settings_for
 

@@ -16,7 +16,7 @@ keep-alive's `num`, but only a number that no mapped line, no other unmapped lin
 other driver owns: else anyone who knows the shared password could take another SIM offline
 or inject SMS into it. Per-line passwords (`[hardware.goip.lines.goip1] password = ...`)
 with every line mapped is the safe set-up (docs/security.md). Wrong passwords count per
-source address (throttle.py): after 10, that address is ignored for a growing while.
+source address (domain/throttle.py): after 10, that address is ignored for a growing while.
 
 Keep-alives drive the SIM's online state: gsm_status LOGOUT, or no keep-alive for
 `offline_after` seconds, takes the number off sale (an offline SIM is not counted in
@@ -26,6 +26,7 @@ GET_SERVICES, so a buyer is never handed a number that cannot receive).
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
@@ -34,16 +35,14 @@ from typing import TYPE_CHECKING, Any
 
 from simgate.domain.errors import DomainError
 from simgate.domain.messages import IncomingMessage
+from simgate.domain.throttle import Throttle
 from simgate.domain.types import PhoneNumber, Timestamp
 from simgate.hardware.base import Background, Clock, Sink
 from simgate.hardware.feed import Feed
 from simgate.hardware.health import Health
 from simgate.hardware.settings_table import Table, phone_value
 from simgate.hardware.status import DriverStatus
-from simgate.http.body import same_secret
-from simgate.logsecrets import short_secret_warning
 from simgate.services.phones import normalise_phone
-from simgate.throttle import Throttle
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -73,7 +72,6 @@ class GoipConfig:
         host = table.string("host", "0.0.0.0") or "0.0.0.0"  # noqa: S104 - gateways are on the LAN
         port = table.integer("port", 44444, 1, 65535)
         password = table.required_string("password")
-        short_secret_warning(f"{table.path}.password", password)  # the device may limit its length
         lines: dict[str, PhoneNumber] = {}
         passwords: dict[str, str] = {}
         for line, entry in table.table("lines").raw.items():
@@ -239,7 +237,8 @@ class GoipDriver:
         line = head.get("id", "")
         supplied = head.get("pass", head.get("password", ""))
         expected = self.config.line_passwords.get(line, self.config.password)
-        if line and same_secret(supplied, expected):
+        # As bytes: the datagram was decoded with errors="replace", so this cannot raise.
+        if line and hmac.compare_digest(supplied.encode(), expected.encode()):
             return True
         # Unanswered on purpose: the documented server answers only known id/password pairs.
         wait = self.throttle.failed(addr[0], now)

@@ -1,7 +1,7 @@
 """Who may knock how often, and who may read /metrics.
 
 `AuthThrottle` wraps the whole app: every 401 answered on a guarded path counts as a failed
-attempt of that client address (throttle.py), and an address that must wait gets a 429 at
+attempt of that client address (domain/throttle.py), and an address that must wait gets a 429 at
 once, before its body is read or its secret checked. Realms are counted apart, so failed
 sign-ins do not slow the same address's SMS intake. Marketplace paths are not throttled: a
 marketplace's key is checked per call and its calls must never wait on someone's guessing.
@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from simgate.domain.throttle import Throttle
 from simgate.http.body import bearer, same_secret
-from simgate.throttle import Throttle
 
 REALMS = (
     ("/login", "console"),

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from simgate.domain.throttle import Throttle
 from simgate.http.access import AuthThrottle, metrics_refusal
 from simgate.http.body import BodyError, bearer, read_body
 from simgate.http.intake import Intake
@@ -26,7 +27,6 @@ from simgate.http.requestlog import log_call
 from simgate.marketplaces.base import Answer, Marketplace
 from simgate.services.alerts import CallLog
 from simgate.storage.ports import Store, StoreUnavailable
-from simgate.throttle import Throttle
 
 JSON = "application/json; charset=utf-8"
 _encode = msgspec.json.Encoder().encode
