@@ -38,9 +38,9 @@ KNOWN_CYCLES: tuple[frozenset[str], ...] = (
     frozenset({"simgate.storage.memory", "simgate.storage.memory_reports"}),
 )
 
-LEAVES = ("simgate.catalogue", "simgate.throttle")
+LEAVES = ("simgate.catalogue",)
 """Small modules over the standard library and domain types that the table does not place:
-the marketplace's names (catalogue.py) and the sign-in back-off (throttle.py, pure)."""
+the marketplace's names (catalogue.py). The sign-in back-off is pure: domain/throttle.py."""
 
 BELOW_THE_FACES = (
     "simgate.domain",
@@ -79,8 +79,6 @@ KNOWN_CROSSINGS: dict[tuple[str, str], str] = {
     ("simgate.hardware.cli", "simgate.config"): "`simgate intake gammu` loads the settings itself",
     ("simgate.hardware.android", "simgate.http.body"): "the one bounded body reader (webhooks)",
     ("simgate.hardware.ejoin", "simgate.http.body"): "the one bounded body reader (webhooks)",
-    ("simgate.hardware.goip", "simgate.http.body"): "same_secret, the one constant-time compare",
-    ("simgate.hardware.goip", "simgate.logsecrets"): "warns about a short line password",
     ("simgate.dashboard", "simgate.config"): "build_console still reads Settings (issue 15 item 4)",
     ("simgate.dashboard.api", "simgate.http.body"): "the one bounded body reader",
     ("simgate.dashboard.auth", "simgate.http.body"): "the one bounded body reader",
