@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from prometheus_client import CollectorRegistry
@@ -63,19 +63,22 @@ def enabled_marketplaces(settings: Settings) -> list[str]:
     return [name for name, table in settings.marketplaces.items() if table.enabled]
 
 
-def lane_policy(settings: Settings) -> LanePolicy:
+def lane_policy(settings: Settings, marketplaces: Sequence[Marketplace] = ()) -> LanePolicy:
     return LanePolicy(
         rebalance_seconds=settings.lane_rebalance_seconds,
         demand_seconds=settings.lane_demand_seconds,
         stale_seconds=settings.lane_stale_seconds,
         moves=settings.lane_moves,
+        countries={m.name: m.countries for m in marketplaces if m.countries is not None},
     )
 
 
-def register_lanes(settings: Settings, store: Store, clock: Callable[[], Timestamp]) -> None:
+def register_lanes(
+    settings: Settings, store: Store, clock: Callable[[], Timestamp], policy: LanePolicy
+) -> None:
     """Tell storage which marketplaces sell now, placing SIMs whose lane changed; a database
     away at start leaves it to the first rebalancing round."""
-    enabled, weights, policy = enabled_marketplaces(settings), settings.weights, lane_policy(settings)
+    enabled, weights = enabled_marketplaces(settings), settings.weights
     try:
         store.run(lambda uow: register_marketplaces(uow, enabled, clock(), weights=weights, policy=policy))
     except StoreUnavailable as error:
@@ -244,9 +247,10 @@ def build_app(
     alerts = build_alerts(settings, store, clock, calls, drivers.heard)
     if alerts is not None:
         background.append(alerts)
-    register_lanes(settings, store, clock)
+    policy = lane_policy(settings, marketplaces)
+    register_lanes(settings, store, clock, policy)
     balancer = LaneBalancer(
-        store, clock, lane_policy(settings), enabled=enabled_marketplaces(settings), weights=settings.weights
+        store, clock, policy, enabled=enabled_marketplaces(settings), weights=settings.weights
     )
     background.append(lambda: balancing(balancer))
     deps = AppDeps(

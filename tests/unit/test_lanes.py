@@ -79,3 +79,18 @@ def test_countries_take_turns_in_a_bounded_round() -> None:
     ]
     moves = lanes.plan_moves(groups, BOTH, {}, limit=3)
     assert sorted((m.country, m.count) for m in moves) == [("germany", 1), ("poland", 1), ("russia", 1)]
+
+
+def test_a_marketplace_gets_only_sims_of_countries_it_has_names_for() -> None:
+    russia_only = [Marketplace(OS, True), Marketplace(HUB, True, countries=frozenset({"russia"}))]
+    germany = CountryName("germany")
+    unplaced = [LaneGroup(germany, None, None, frozenset(), 4, 4), group(None, 4)]
+    moves = lanes.plan_placement(unplaced, russia_only, {})
+    assert sorted((m.country, m.target, m.count) for m in moves) == [
+        ("germany", OS, 4),
+        ("russia", OS, 2),
+        ("russia", HUB, 2),
+    ]
+    # One already in SMSHUB's lane (imported before SMSHUB's names were known) leaves it.
+    stranded = [LaneGroup(germany, HUB, None, frozenset(), 1, 1)]
+    assert lanes.plan_moves(stranded, russia_only, {}, limit=5) == [Move(germany, frozenset(), HUB, OS, 1)]

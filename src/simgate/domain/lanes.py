@@ -110,7 +110,9 @@ def shares(marketplaces: Sequence[Marketplace], demand: Demand, country: Country
     could never order one and show its demand.
     """
     scores = {
-        m.name: max(0.0, m.weight) * (1 + demand.get((m.name, country), 0)) for m in marketplaces if m.enabled
+        m.name: max(0.0, m.weight) * (1 + demand.get((m.name, country), 0))
+        for m in marketplaces
+        if m.enabled and (m.countries is None or country in m.countries)
     }
     total = sum(scores.values())
     if total <= 0:
@@ -192,10 +194,13 @@ def plan_moves(
         countries.append((state, members))
         left.update({id(g): g.movable for g in members if g.lane in enabled and g.target is None})
         for group in members:
-            if id(group) not in left or may_sell(group.allowed, str(group.lane)) or limit <= 0:
+            # A lane the owner no longer allows, or whose marketplace has no name for the
+            # country (it never advertises the SIM there): the SIM leaves first.
+            stays = may_sell(group.allowed, str(group.lane)) and group.lane in state.share
+            if id(group) not in left or stays or limit <= 0:
                 continue
             count = min(left[id(group)], limit)
-            target = state.best(lanes_for(group.allowed, enabled))
+            target = state.best(lanes_for(group.allowed, state.share))
             _add(moves, Move(country, group.allowed, group.lane, target, count))
             left[id(group)] -= count
             limit -= count
@@ -217,7 +222,7 @@ def plan_moves(
 def _one_move(
     state: _Country, members: list[LaneGroup], left: dict[int, int], enabled: set[str]
 ) -> Move | None:
-    for target in sorted(enabled, key=lambda lane: (-state.gap(lane), lane)):
+    for target in sorted(state.share, key=lambda lane: (-state.gap(lane), lane)):
         if state.gap(target) < 1:
             return None
         sources = [

@@ -119,6 +119,9 @@ class Marketplace:
     """The owner's thumb on the scale: a lane's target share is weight x (1 + demand)."""
     last_services_at: Timestamp | None = None
     """`asked_at` of the newest GET_SERVICES answer recorded for it."""
+    countries: frozenset[str] | None = None
+    """The countries it has a name for (None: every one); its plug-in says, storage does not
+    keep it. A SIM of another country in its lane would never be advertised."""
 
 
 @dataclass(frozen=True, slots=True)

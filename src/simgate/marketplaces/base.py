@@ -59,6 +59,8 @@ class Marketplace:
     horizon: Horizon | None = None
     """How long to keep retrying a push, when it differs from the default."""
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    countries: frozenset[str] | None = None
+    """simgate's countries it has a name for; None: every one. Lanes keep other SIMs away."""
 
 
 class MarketplaceSettings(BaseModel):

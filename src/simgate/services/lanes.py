@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 from simgate.domain import lanes
@@ -37,6 +37,12 @@ class LanePolicy:
     that stopped polling is still acting on an answer that old."""
     moves: int = 20
     """Free SIMs marked leaving per round at most (SIMGATE_LANE_MOVES)."""
+    countries: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Per marketplace, the countries it has names for (from its plug-in); absent: every one."""
+
+    def known(self, marketplaces: Sequence[Marketplace]) -> list[Marketplace]:
+        """`marketplaces` as storage keeps them, with what their plug-ins can sell."""
+        return [replace(m, countries=self.countries.get(m.name)) for m in marketplaces]
 
 
 def register_marketplaces(
@@ -60,7 +66,7 @@ def register_marketplaces(
 def settle(uow: UnitOfWork, now: Timestamp, policy: LanePolicy = LanePolicy()) -> int:
     """Release the lanes of disabled marketplaces and place every unplaced SIM (after an
     import: a SIM that several marketplaces may sell waits for no round)."""
-    marketplaces = uow.lanes.marketplaces()
+    marketplaces = policy.known(uow.lanes.marketplaces())
     uow.lanes.release_disabled([m.name for m in marketplaces if m.enabled])
     demand = uow.lanes.demand(now - policy.demand_seconds)
     return sum(
@@ -81,7 +87,7 @@ class Survey:
 
 def survey(uow: UnitOfWork, now: Timestamp, policy: LanePolicy) -> Survey:
     return Survey(
-        uow.lanes.marketplaces(),
+        policy.known(uow.lanes.marketplaces()),
         uow.lanes.groups(),
         uow.lanes.demand(now - policy.demand_seconds),
         uow.lanes.unstamped(),

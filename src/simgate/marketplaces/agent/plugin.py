@@ -43,6 +43,7 @@ def agent_plugin(name: str, settings: type[AgentSettings]) -> Plugin:
             push=push,
             horizon=HORIZON,
             secrets=tuple(config.secrets()),
+            countries=frozenset(names.countries),
         )
 
     return Plugin(name=name, settings=settings, build=build)
