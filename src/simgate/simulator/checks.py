@@ -240,12 +240,14 @@ class PartnerChecks:
     def offered_again(self, snapshot: Snapshot | None, services: Iterable[str]) -> None:
         """After every operation ended: each number not sold for a service is offered again."""
         check = self.report.check("numbers_offered_again")
-        if self.farm is None or snapshot is None:
+        if self.farm is None or snapshot is None or not check.active:
             return
         if self.ledger.held or self.ledger.unknown_outcomes:
             check.note("skipped: some operations' state is unknown")
             return
-        wanted = set(services)
+        # Only services the partner offered here at all: it names only some (spec multi 7).
+        seen = {key[2] for poll in self.ledger.polls for key in poll.counts}
+        wanted = set(services) & seen
         expected: Counter[tuple[str, str, str]] = Counter()
         end = float("inf")
         for card in self.farm.values():

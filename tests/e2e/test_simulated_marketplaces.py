@@ -1,0 +1,142 @@
+"""End to end: one simulated farm sold on Onlinesim and SMSHUB at once, through one server.
+
+The simulated SIM bank feeds simgate's intake; a simulated Onlinesim and a simulated SMSHUB
+buy from the same SIMs over their own protocols. A correct server gets a clean report; the
+sabotage tests break the server from here (a patched use case or sender, never an edit of
+src) and show the checks across marketplaces catch each break.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from simgate.delivery.sender import WebhookSender
+from simgate.domain.messages import PushRequest
+from simgate.simulator.farm import make_farm
+from simgate.simulator.market_config import for_marketplace
+from simgate.simulator.report import Report
+from simgate.simulator.run import Simulation
+from simgate.simulator.simbank import SimBankConfig
+from simgate.storage import schema
+from tests.conftest import INTAKE_TOKEN, KEY, LiveServer, free_port
+from tests.conftest import test_settings as settings_for
+from tests.e2e.test_simulated_farm import load_farm
+
+HUB_KEY = "hub-" + KEY
+
+
+async def run_both(
+    tmp_path: Path, *, numbers: int = 40, seconds: float = 4.0, speed: float = 60.0, seed: int = 1, **hub: Any
+) -> Report:
+    url = f"sqlite:///{tmp_path / 'both.db'}"
+    schema.upgrade(url)
+    cards = make_farm(numbers, seed=seed, countries=(("russia", 0.6), ("poland", 0.4)))
+    load_farm(url, cards)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    markets = [
+        for_marketplace("onlinesim", base, KEY, speed=speed, seed=seed),
+        for_marketplace("smshub", base, HUB_KEY, speed=speed, seed=seed + 1, **hub),
+    ]
+    bank = SimBankConfig(server_url=base, token=INTAKE_TOKEN, speed=speed, seed=seed + 2)
+    async with Simulation(markets, bank, cards, settle=3.0) as sim:
+        settings = settings_for(
+            url, onlinesim_push_url=sim.push_urls["onlinesim"], smshub_key=HUB_KEY,
+            smshub_push_url=sim.push_urls["smshub"],
+        )  # fmt: skip
+        server = LiveServer(settings, port=port)
+        await asyncio.to_thread(server.start)
+        try:
+            return await sim.run(seconds)
+        finally:
+            await asyncio.to_thread(server.stop)
+
+
+def section(report: Report, name: str) -> Report:
+    return next(part for part in report.sections if part.title == name)
+
+
+def _patch_issue_number(monkeypatch: pytest.MonkeyPatch, wrapper: Any) -> None:
+    """Wherever a marketplace module looks `issue_number` up (the seam's dispatch or a handler)."""
+    patched = 0
+    for name, module in list(sys.modules.items()):
+        if name.startswith("simgate.marketplaces") and hasattr(module, "issue_number"):
+            monkeypatch.setattr(module, "issue_number", wrapper(module.issue_number))
+            patched += 1
+    assert patched, "no marketplace module calls issue_number"
+
+
+async def test_a_server_that_issues_one_sim_to_both_marketplaces_is_caught(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Storage refuses a second open operation on one number, so the sabotage sits above it:
+    SMSHUB is handed the operation Onlinesim was issued last (a stale cross-marketplace cache)."""
+    onlinesim_ops: list[Any] = []
+
+    def wrapper(original: Any) -> Any:
+        def issuing_twice(uow: Any, marketplace: Any, *rest: Any, **kwargs: Any) -> Any:
+            operation = original(uow, marketplace, *rest, **kwargs)
+            if str(marketplace) == "onlinesim" and operation is not None:
+                onlinesim_ops.append(operation)
+            elif str(marketplace) == "smshub" and onlinesim_ops:
+                return onlinesim_ops[-1]
+            return operation
+
+        return issuing_twice
+
+    _patch_issue_number(monkeypatch, wrapper)
+    report = await run_both(tmp_path, seconds=3.0)
+
+    assert not report.ok
+    held = report.checks["no_sim_held_by_two_marketplaces"]
+    assert held.failures >= 1
+    assert "open together" in held.examples[0]
+
+
+async def test_a_server_that_pushes_to_the_wrong_marketplace_is_caught(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every SMS for an Onlinesim operation is also pushed, well formed, to SMSHUB."""
+    original = WebhookSender.send
+    simulations: list[Simulation] = []
+    sms_ids = iter(range(10**9, 2 * 10**9))
+
+    async def also_to_smshub(self: WebhookSender, request: PushRequest) -> Any:
+        reply = await original(self, request)
+        if "/v1/PUSH_SMS" in request.url and simulations:
+            pushed = msgspec.json.decode(request.body)
+            stray = {
+                "action": "PUSH_SMS", "key": HUB_KEY, "smsId": next(sms_ids), "phone": int(pushed["phone"]),
+                "phoneFrom": pushed["phoneFrom"], "text": pushed["text"],
+            }  # fmt: skip
+            headers = {"Content-Type": "application/json", "User-Agent": "sabotage/1"}
+            body = msgspec.json.encode(stray)
+            await original(
+                self,
+                dataclasses.replace(
+                    request, url=simulations[0].push_urls["smshub"], body=body, headers=headers
+                ),
+            )
+        return reply
+
+    monkeypatch.setattr(WebhookSender, "send", also_to_smshub)
+    original_init = Simulation.__init__
+
+    def remember(self: Simulation, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        simulations.append(self)
+
+    monkeypatch.setattr(Simulation, "__init__", remember)
+    report = await run_both(tmp_path, seconds=3.0)
+
+    assert not report.ok
+    wrong = report.checks["pushes_to_the_right_marketplace"]
+    assert wrong.failures >= 3
+    assert "pushed to smshub, routed to onlinesim's operation" in wrong.examples[0]
