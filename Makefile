@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DURATION ?=
 PORT ?=
+MARKETPLACES ?= onlinesim,smshub
 PYTEST_ARGS ?=
 
 .PHONY: demo test check bench install clean
@@ -20,7 +21,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/simgate demo $(if $(DURATION),--duration $(DURATION),) $(if $(PORT),--port $(PORT),)
+	$(BIN)/simgate demo --marketplaces $(MARKETPLACES) $(if $(DURATION),--duration $(DURATION),) $(if $(PORT),--port $(PORT),)
 
 # pytest exits 5 when it collected nothing; that must not pass as green, and it doesn't:
 # any non-zero status fails the target.

@@ -31,8 +31,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from simgate.simulator.farm import make_farm, save_csv
-from simgate.simulator.market_config import for_marketplace
+from simgate.simulator.farm import SimCard, dedicate, make_farm, save_csv
+from simgate.simulator.market_config import MarketplaceConfig, for_marketplace
 from simgate.simulator.protocol import PROTOCOLS
 from simgate.simulator.report import STATUS_WORDS, Report
 from simgate.simulator.run import Progress, Simulation, summary
@@ -43,8 +43,11 @@ DATABASE = FOLDER / "simgate-demo.db"
 FARM_CSV = FOLDER / "farm.csv"
 SERVER_LOG = FOLDER / "server.log"
 REPORT_JSON = FOLDER / "report.json"
+CONFIG_TOML = FOLDER / "simgate.toml"
 DEFAULT_PORT = 8080
 DEFAULT_MARKETPLACES = ("onlinesim",)
+DEDICATED = 0.15
+"""With several marketplaces: the share of SIMs each one sells alone (CSV `marketplaces`)."""
 LIVE_CALLS = frozenset(
     {"getNumber", "finishActivation", "getServices", "GET_NUMBER", "GET_SERVICES", "intake"}
 )
@@ -104,12 +107,44 @@ def parse_marketplaces(text: str) -> tuple[str, ...]:
     return names
 
 
+def name_tables(markets: Sequence[MarketplaceConfig], cards: Sequence[SimCard]) -> str:
+    """TOML: for each agent-protocol marketplace, its names for the farm's countries, operators
+    and services, as an owner copies them from the marketplace's lists (simgate ships only
+    the few the protocol documents confirm, and advertises nothing without a name)."""
+    lines: list[str] = []
+    for market in markets:
+        if market.protocol != "agent":
+            continue
+        names = market.names
+        tables: dict[str, dict[str, str]] = {
+            "services": {ours: names.own_service(ours) for ours in sorted(set(names.services.values()))},
+            "countries": {country: country for country in sorted({card.country for card in cards})},
+            "operators": {op: op for op in sorted({card.operator for card in cards if card.operator})},
+        }
+        for table, entries in tables.items():
+            lines.append(f"[marketplaces.{market.marketplace}.{table}]")
+            lines += [f'{ours} = "{theirs}"' for ours, theirs in entries.items()]
+            lines.append("")
+    return "\n".join(lines)
+
+
+def lane_pace(speed: float) -> dict[str, str]:
+    """Lanes rebalance every minute over an hour's demand (the defaults); the simulated world
+    runs `speed` times faster, so the lanes must too, within what the settings allow."""
+    return {
+        "SIMGATE_LANE_REBALANCE_SECONDS": f"{max(1.0, 60.0 / speed):g}",
+        "SIMGATE_LANE_DEMAND_SECONDS": f"{max(60.0, 3600.0 / speed):g}",
+        "SIMGATE_LANE_STALE_SECONDS": f"{max(60.0, 600.0 / speed):g}",
+    }
+
+
 def server_environment(
     *, keys: Mapping[str, str], push_urls: Mapping[str, str], intake: str, admin: str, speed: float
 ) -> dict[str, str]:
     """The demo's settings only: a SIMGATE_* variable or config file of the shell must not leak in.
 
-    Each simulated marketplace is enabled by its key, and its pushes go to its simulator.
+    Each simulated marketplace is enabled by its key, and its pushes go to its simulator; the
+    agent-protocol marketplaces' names are in the demo's own config file.
     """
     environ = {name: value for name, value in os.environ.items() if not name.startswith("SIMGATE_")}
     environ.update(
@@ -119,7 +154,10 @@ def server_environment(
         # Spec: resend a failed push after 10 s; accelerated like everything else.
         SIMGATE_PUSH_RETRY_SECONDS=f"{max(0.2, 10.0 / speed):g}",
         PYTHONUNBUFFERED="1",
+        **lane_pace(speed),
     )
+    if CONFIG_TOML.exists():
+        environ["SIMGATE_CONFIG"] = str(CONFIG_TOML.resolve())
     for name, key in keys.items():
         environ[f"SIMGATE_{name.upper()}_KEY"] = key
         environ[f"SIMGATE_{name.upper()}_PUSH_URL"] = push_urls[name]
@@ -269,11 +307,12 @@ async def _demo(
 ) -> Report:
     keys = {name: secrets.token_hex(12) for name in marketplaces}
     intake, admin = secrets.token_hex(12), secrets.token_hex(12)
-    cards = make_farm(numbers)
+    cards = dedicate(make_farm(numbers), marketplaces, DEDICATED)
     fresh_database()
     save_csv(cards, FARM_CSV)
     server_url = f"http://127.0.0.1:{port}"
     markets = [for_marketplace(name, server_url, keys[name], speed=speed) for name in marketplaces]
+    CONFIG_TOML.write_text(name_tables(markets, cards), encoding="utf-8")
     bank = SimBankConfig(server_url=server_url, token=intake, speed=speed)
     async with Simulation(markets, bank, cards) as sim:
         environ = server_environment(

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,8 +21,9 @@ import msgspec
 import pytest
 
 from simgate.delivery.sender import WebhookSender
+from simgate.demo import DEDICATED, lane_pace, name_tables
 from simgate.domain.messages import PushRequest
-from simgate.simulator.farm import make_farm
+from simgate.simulator.farm import dedicate, make_farm
 from simgate.simulator.market_config import for_marketplace
 from simgate.simulator.report import Report
 from simgate.simulator.run import Simulation
@@ -27,7 +31,7 @@ from simgate.simulator.simbank import SimBankConfig
 from simgate.storage import schema
 from tests.conftest import INTAKE_TOKEN, KEY, LiveServer, free_port
 from tests.conftest import test_settings as settings_for
-from tests.e2e.test_simulated_farm import load_farm
+from tests.e2e.test_simulated_farm import failing, load_farm
 
 HUB_KEY = "hub-" + KEY
 
@@ -37,7 +41,8 @@ async def run_both(
 ) -> Report:
     url = f"sqlite:///{tmp_path / 'both.db'}"
     schema.upgrade(url)
-    cards = make_farm(numbers, seed=seed, countries=(("russia", 0.6), ("poland", 0.4)))
+    farm = make_farm(numbers, seed=seed, countries=(("russia", 0.6), ("poland", 0.4)))
+    cards = dedicate(farm, ("onlinesim", "smshub"), DEDICATED, seed=seed)
     load_farm(url, cards)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -46,10 +51,13 @@ async def run_both(
         for_marketplace("smshub", base, HUB_KEY, speed=speed, seed=seed + 1, **hub),
     ]
     bank = SimBankConfig(server_url=base, token=INTAKE_TOKEN, speed=speed, seed=seed + 2)
+    pace = {name.removeprefix("SIMGATE_").lower(): value for name, value in lane_pace(speed).items()}
+    names = tmp_path / "names.toml"
+    names.write_text(name_tables(markets, cards), encoding="utf-8")
     async with Simulation(markets, bank, cards, settle=3.0) as sim:
         settings = settings_for(
             url, onlinesim_push_url=sim.push_urls["onlinesim"], smshub_key=HUB_KEY,
-            smshub_push_url=sim.push_urls["smshub"],
+            smshub_push_url=sim.push_urls["smshub"], config=str(names), **pace,
         )  # fmt: skip
         server = LiveServer(settings, port=port)
         await asyncio.to_thread(server.start)
@@ -61,6 +69,22 @@ async def run_both(
 
 def section(report: Report, name: str) -> Report:
     return next(part for part in report.sections if part.title == name)
+
+
+async def test_onlinesim_and_smshub_share_one_farm_cleanly(tmp_path: Path) -> None:
+    report = await run_both(tmp_path)
+
+    assert report.ok, {part.title: failing(part) for part in (report, *report.sections)}
+    onlinesim, smshub = section(report, "onlinesim").counts, section(report, "smshub").counts
+    assert onlinesim["activation.opened"] >= 10
+    assert onlinesim["activation.finished.3"] >= 3
+    assert smshub["activation.opened"] >= 10
+    assert smshub["activation.finished.3"] >= 3
+    assert onlinesim["activation.open"] == smshub["activation.open"] == 0
+    across = ("no_sim_held_by_two_marketplaces", "counts_within_free_sims", "pushes_to_the_right_marketplace")
+    for name in across:
+        assert report.checks[name].observed >= 10, name
+    assert report.checks["sms_pushed_exactly_once"].observed == report.counts["sms.routed"]
 
 
 def _patch_issue_number(monkeypatch: pytest.MonkeyPatch, wrapper: Any) -> None:
@@ -77,7 +101,7 @@ async def test_a_server_that_issues_one_sim_to_both_marketplaces_is_caught(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Storage refuses a second open operation on one number, so the sabotage sits above it:
-    SMSHUB is handed the operation Onlinesim was issued last (a stale cross-marketplace cache)."""
+    SMSHUB is handed an operation Onlinesim still holds (a stale cross-marketplace cache)."""
     onlinesim_ops: list[Any] = []
 
     def wrapper(original: Any) -> Any:
@@ -85,8 +109,11 @@ async def test_a_server_that_issues_one_sim_to_both_marketplaces_is_caught(
             operation = original(uow, marketplace, *rest, **kwargs)
             if str(marketplace) == "onlinesim" and operation is not None:
                 onlinesim_ops.append(operation)
-            elif str(marketplace) == "smshub" and onlinesim_ops:
-                return onlinesim_ops[-1]
+            elif str(marketplace) == "smshub":
+                for held in reversed(onlinesim_ops):
+                    current = uow.operations.get(held.id)
+                    if current is not None and current.is_open:
+                        return current
             return operation
 
         return issuing_twice
@@ -140,3 +167,22 @@ async def test_a_server_that_pushes_to_the_wrong_marketplace_is_caught(
     wrong = report.checks["pushes_to_the_right_marketplace"]
     assert wrong.failures >= 3
     assert "pushed to smshub, routed to onlinesim's operation" in wrong.examples[0]
+
+
+def test_the_demo_sells_on_onlinesim_and_smshub_and_ends_with_a_clean_report(tmp_path: Path) -> None:
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SIMGATE_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "simgate", "demo", "--duration", "5", "--numbers", "40", "--speed", "40",
+         "--port", str(port), "--marketplaces", "onlinesim,smshub"],
+        cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
+    assert "clean report" in done.stdout
+    report = json.loads((tmp_path / "demo-data" / "report.json").read_text())
+    assert report["ok"]
+    assert report["checks"]["no_sim_held_by_two_marketplaces"]["observed"] >= 10
+    for name in ("onlinesim", "smshub"):
+        assert report["marketplaces"][name]["counts"]["activation.opened"] >= 5, name
+    assert "[marketplaces.smshub.services]" in (tmp_path / "demo-data" / "simgate.toml").read_text()

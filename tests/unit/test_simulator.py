@@ -254,3 +254,26 @@ def test_the_demo_enables_each_simulated_marketplace_with_its_key_and_push_url()
     assert environ["SIMGATE_SMSHUB_KEY"] == "k2"
     assert environ["SIMGATE_SMSHUB_PUSH_URL"] == "http://127.0.0.1:2/agent/api/sms"
     assert environ["SIMGATE_PUSH_RETRY_SECONDS"] == "1"
+
+
+def test_dedicated_sims_are_written_to_the_csv_and_judged_per_marketplace() -> None:
+    from simgate.simulator.farm import dedicate
+    from simgate.simulator.ledger import MarketOp
+
+    cards = dedicate(make_farm(200, seed=2), ("onlinesim", "smshub"), 0.15, seed=3)
+    only = Counter(card.marketplaces for card in cards)
+    assert set(only) == {"", "onlinesim", "smshub"}
+    assert 15 <= only["smshub"] <= 50
+    text = io.StringIO()
+    write_csv(cards, text)
+    assert read_csv(io.StringIO(text.getvalue())) == cards
+    _, rejected = parse_csv(io.StringIO(text.getvalue()))
+    assert rejected == []
+
+    pinned = next(card for card in cards if card.marketplaces == "smshub")
+    market = MarketplaceSimulator(MarketplaceConfig(server_url="http://127.0.0.1:1", key=KEY), farm=cards)
+    op = MarketOp(1, "activation", pinned.country, "any", "telegram", pinned.phone, 100, 1.0, 1.1)
+    market.checks.issued(op, None)
+    check = market.report.checks["issued_matches_order"]
+    assert check.failures == 1
+    assert "its CSV row says smshub" in check.examples[0]

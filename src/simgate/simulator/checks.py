@@ -33,12 +33,14 @@ class PartnerChecks:
         crossed_grace: float,
         protocol: ProtocolName = "onlinesim",
         names: Names | None = None,
+        marketplace: str = "onlinesim",
     ) -> None:
         self.report = report
         self.ledger = ledger
         self.farm = farm
         self.protocol = protocol
         self.names = names or Names()
+        self.marketplace = marketplace
         self.crossed_grace = crossed_grace
         """A push this soon after our FINISH crossed it on the wire: not the partner's fault."""
 
@@ -230,6 +232,8 @@ class PartnerChecks:
             problem = f"{op.phone} rented although its rent flag is 0"
         elif not card.enabled:
             problem = f"{op.phone} issued although disabled"
+        elif not card.sold_on(self.marketplace):
+            problem = f"{op.phone} issued on {self.marketplace}, but its CSV row says {card.marketplaces}"
         if problem:
             check.fail(problem)
         else:

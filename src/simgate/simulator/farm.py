@@ -7,6 +7,7 @@ the CSV loads with `simgate numbers import` exactly as an operator's file would.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ DEFAULT_MIX: tuple[tuple[str, float], ...] = (
     ("germany", 0.2),
     ("poland", 0.2),
 )
-COLUMNS = ("phone", "country", "operator", "port", "rent", "enabled")
+COLUMNS = ("phone", "country", "operator", "port", "rent", "enabled", "marketplaces")
 PORTS_PER_BANK = 32
 
 
@@ -73,6 +74,11 @@ class SimCard:
     port: str = ""
     rentable: bool = True
     enabled: bool = True
+    marketplaces: str = ""
+    """`onlinesim|smshub`: where the SIM may be sold ('': every enabled marketplace)."""
+
+    def sold_on(self, marketplace: str) -> bool:
+        return not self.marketplaces or marketplace in self.marketplaces.split("|")
 
 
 def make_farm(
@@ -120,6 +126,26 @@ def make_farm(
     return cards
 
 
+def dedicate(
+    cards: Sequence[SimCard], marketplaces: Sequence[str], share: float, *, seed: int = 7
+) -> list[SimCard]:
+    """`share` of the SIMs for each marketplace sold there only; the rest anywhere.
+
+    A farm shared by lanes alone may leave a marketplace without SIMs until it shows demand,
+    which it cannot without SIMs; owners pin some SIMs, and the demo does as they do.
+    """
+    if len(marketplaces) < 2:
+        return list(cards)
+    rng = random.Random(seed)
+    dedicated: list[SimCard] = []
+    for card in cards:
+        roll = rng.random()
+        index = int(roll / share) if share > 0 else len(marketplaces)
+        only = marketplaces[index] if index < len(marketplaces) else ""
+        dedicated.append(dataclasses.replace(card, marketplaces=only))
+    return dedicated
+
+
 def write_csv(cards: Iterable[SimCard], stream: TextIO) -> int:
     """The inventory CSV of CONTRACT.md; returns the number of rows written."""
     writer = csv.writer(stream, lineterminator="\n")
@@ -127,8 +153,9 @@ def write_csv(cards: Iterable[SimCard], stream: TextIO) -> int:
     rows = 0
     for card in cards:
         writer.writerow(
-            (card.phone, card.country, card.operator, card.port, int(card.rentable), int(card.enabled))
-        )
+            (card.phone, card.country, card.operator, card.port, int(card.rentable), int(card.enabled),
+             card.marketplaces)
+        )  # fmt: skip
         rows += 1
     return rows
 
@@ -163,6 +190,7 @@ def read_csv(stream: TextIO) -> list[SimCard]:
                 port=(values.get("port") or "").strip(),
                 rentable=_flag(values.get("rent"), True),
                 enabled=_flag(values.get("enabled"), True),
+                marketplaces=(values.get("marketplaces") or "").strip().lower(),
             )
         )
     return cards

@@ -76,7 +76,7 @@ class MarketplaceSimulator:
         self.ledger = Ledger()
         self.checks = PartnerChecks(
             self.report, self.ledger, self.farm, crossed_grace=config.crossed_grace,
-            protocol=config.protocol, names=config.names,
+            protocol=config.protocol, names=config.names, marketplace=config.marketplace,
         )  # fmt: skip
         self.client = client_for(config, self.rng, self.report)
         self.receiver = PushReceiver(config, self.ledger, self.report, self.rng)
