@@ -22,8 +22,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench import machine
+from bench import machine, report_wrk
 from bench.delivery import DeliveryOptions, bench_delivery
+from bench.pairs_wrk import WrkPairsOptions, bench_pairs_wrk
 from bench.postgres import bench_pairs_postgres
 from bench.procs import ROOT
 from bench.report import print_report, verdicts
@@ -34,6 +35,7 @@ from bench.scenarios import (
     bench_pairs,
     bench_services,
 )
+from bench.wrk import find_wrk
 
 DEFAULT_JSON = ROOT / "bench" / "results" / "latest.json"
 
@@ -101,9 +103,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=("pairs", "pairs-pg", "services", "delivery"),
+        choices=("pairs", "pairs-pg", "services", "delivery", "pairs-python"),
         default=_env("BENCH_ONLY", "") or None,
-        help="run one of the two measurements (BENCH_ONLY)",
+        help="one measurement; pairs uses wrk if it can, pairs-python the Python generator (BENCH_ONLY)",
+    )
+    parser.add_argument(
+        "--wrk-numbers",
+        type=int,
+        default=int(_env("BENCH_WRK_NUMBERS", "20000")),
+        help="inventory for the wrk GET_NUMBER+FINISH farm (BENCH_WRK_NUMBERS; 20000)",
     )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"results file ({DEFAULT_JSON})")
     args = parser.parse_args(argv)
@@ -135,8 +143,19 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="simgate-bench-") as temp:
         folder = Path(temp)
         try:
+            wrk = find_wrk(say) if args.only in (None, "pairs") else None
+            if wrk is not None:
+                wrk_options = WrkPairsOptions(
+                    connections=args.clients, duration=args.duration, numbers=args.wrk_numbers
+                )
+                results["pairs_wrk"] = bench_pairs_wrk(folder, wrk, wrk_options, say)
+            elif args.only in (None, "pairs"):
+                say(
+                    "[yellow]wrk not found (apt-get install wrk): pairs measured with the Python "
+                    "generator, which needs a core of its own; its ceiling is the rig's[/yellow]"
+                )
             with baseline_server(folder) as baseline:
-                if args.only in (None, "pairs"):
+                if args.only == "pairs-python" or (args.only in (None, "pairs") and wrk is None):
                     results["pairs"] = bench_pairs(folder, pairs_options, baseline, say)
                 if args.only in (None, "pairs-pg"):
                     results["pairs_postgres"] = bench_pairs_postgres(folder, pairs_options, say)
@@ -154,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
     results["load_average_at_end"] = machine.load_average()
     results["verdicts"] = verdicts(results)
+    if "pairs_wrk" in results:
+        results["verdicts"].update(report_wrk.verdicts(results["pairs_wrk"]))
     results["seconds"] = time.perf_counter() - started
     print_report(console, results)
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench.report_wrk import pairs_wrk_table
 from bench.stats import ratio
 
 Result = dict[str, Any]
@@ -290,6 +291,8 @@ def print_report(console: Console, results: Result) -> None:
         f"Python {machine['python']}  SQLite {machine['sqlite']}  git {machine['git']}  "
         f"load average {machine['load_average_at_start']} -> {results.get('load_average_at_end')}"
     )
+    if "pairs_wrk" in results:
+        console.print(pairs_wrk_table(results["pairs_wrk"]))
     if "pairs" in results:
         console.print(pairs_table(results["pairs"]))
     if "delivery" in results:

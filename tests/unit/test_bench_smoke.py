@@ -6,6 +6,7 @@ No timing is asserted anywhere in tests/: the figures live in docs/benchmarks.md
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from bench import farm
@@ -79,4 +80,28 @@ def test_verdicts_compare_with_the_issue_targets() -> None:
         "pairs_per_second >= 2500": True,
         "request p99 < 25 ms": True,
         "GET_SERVICES p99 over 100000 numbers < 100 ms": False,
+    }
+
+
+def test_wrk_script_carries_the_orders_and_key_as_lua_literals(tmp_path: Path) -> None:
+    from bench.wrk import lua_script
+
+    script = lua_script(tmp_path, 'k"1', [b'{"action":"GET_NUMBER","key":"k\\"1"}'])
+    text = script.read_text()
+    assert text.startswith('bodies = {\n  "{\\"action\\":\\"GET_NUMBER\\",\\"key\\":\\"k\\\\\\"1\\"}",\n}')
+    assert 'key = "k\\"1"' in text
+    assert "function response(" in text
+    assert "BENCH_RESULT" in text
+
+
+def test_wrk_verdicts_read_the_tail_against_the_same_runs_median() -> None:
+    from bench.report_wrk import verdicts as wrk_verdicts
+
+    run = {"pairs_per_second": 2_600.0, "p50_ms": 10.0, "p99_ms": 31.0}
+    found = wrk_verdicts({"simgate": run, "ratio_requests": 0.31})
+    assert found == {
+        "wrk: pairs/s >= 2500": True,
+        "wrk: req/s >= 0.3x trivial app": True,
+        "wrk: p99 < 25 ms": False,
+        "wrk: p99 <= 3x p50": False,
     }

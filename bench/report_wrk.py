@@ -1,0 +1,86 @@
+"""The wrk scenarios' table and verdicts (issue 14): every figure beside the trivial app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+Result = dict[str, Any]
+
+TARGET_PAIRS = 2_500.0
+TARGET_RATIO = 0.3
+TARGET_P99_MS = 25.0
+TARGET_TAIL = 3.0
+"""p99 within this many times p50."""
+
+
+def verdicts(pairs: Result) -> dict[str, bool]:
+    ours = pairs["simgate"]
+    return {
+        "wrk: pairs/s >= 2500": ours["pairs_per_second"] >= TARGET_PAIRS,
+        "wrk: req/s >= 0.3x trivial app": pairs["ratio_requests"] >= TARGET_RATIO,
+        "wrk: p99 < 25 ms": ours["p99_ms"] < TARGET_P99_MS,
+        "wrk: p99 <= 3x p50": ours["p99_ms"] <= TARGET_TAIL * ours["p50_ms"],
+    }
+
+
+def _ok(ok: bool) -> str:
+    return "[green]meets[/green]" if ok else "[red]misses[/red]"
+
+
+def pairs_wrk_table(pairs: Result) -> Table:
+    ours, base = pairs["simgate"], pairs["baseline"]
+    pinned = "server on CPU 0, wrk on CPU 1" if pairs["pinned"] else "not pinned (one CPU or no taskset)"
+    table = Table(
+        title=(
+            f"GET_NUMBER + FINISH with wrk: {pairs['connections']} connections, {pairs['duration']:.0f} s, "
+            f"{pairs['farm']['shape']['numbers']:,} numbers, {pinned}\n"
+            "baseline = trivial Starlette app (reads the body, fixed JSON), same uvicorn, same run"
+        ),
+        title_justify="left",
+    )
+    for column in ("figure", "simgate", "baseline", "ratio", "target"):
+        table.add_column(column, justify="left" if column == "figure" else "right")
+    verdict = verdicts(pairs)
+    table.add_row(
+        "requests / s",
+        f"{ours['requests_per_second']:,.0f}",
+        f"{base['requests_per_second']:,.0f}",
+        f"x{pairs['ratio_requests']:.2f}",
+        f">= x0.3 {_ok(verdict['wrk: req/s >= 0.3x trivial app'])}",
+    )
+    table.add_row(
+        "pairs / s",
+        f"{ours['pairs_per_second']:,.0f}",
+        "",
+        "",
+        f">= 2,500 {_ok(verdict['wrk: pairs/s >= 2500'])}",
+    )
+    for name in ("p50", "p90", "p99", "p999", "max"):
+        mine, floor = ours[f"{name}_ms"], base[f"{name}_ms"]
+        target = ""
+        if name == "p99":
+            target = (
+                f"< 25 ms {_ok(verdict['wrk: p99 < 25 ms'])}; <= 3x p50 {_ok(verdict['wrk: p99 <= 3x p50'])}"
+            )
+        table.add_row(f"{name} latency", f"{mine:.1f} ms", f"{floor:.1f} ms", f"x{mine / floor:.1f}", target)
+    cpu, base_cpu = ours["server_cpu_percent"], base["server_cpu_percent"]
+    if cpu is not None and base_cpu is not None:
+        table.add_row("server CPU (% of one core)", f"{cpu:.0f} %", f"{base_cpu:.0f} %", "", "")
+    table.add_row(
+        "answers: GET_NUMBER · FINISH · NO_NUMBERS · failed · socket errors",
+        f"{ours['gets']:,} · {ours['finishes']:,} · {ours['no_numbers']} · {ours['failures']} · "
+        f"{ours['socket_errors']}",
+        f"{base['requests']:,}",
+        "",
+        "",
+    )
+    table.add_row(
+        "1-minute load average before the run",
+        str(ours["load_average"]),
+        str(base["load_average"]),
+        "",
+        "",
+    )
+    return table
