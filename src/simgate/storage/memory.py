@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TypeVar
 
 from simgate.domain import lanes, rules
@@ -17,7 +17,6 @@ from simgate.domain.errors import ClaimConflict
 from simgate.domain.model import (
     ExcludedCount,
     GroupCount,
-    Marketplace,
     Number,
     NumberSpec,
     Operation,
@@ -34,49 +33,15 @@ from simgate.domain.types import (
     ServiceName,
     Timestamp,
 )
-from simgate.storage.memory_alerts import AlertState, MemoryAlerts
+from simgate.storage.memory_alerts import MemoryAlerts
 from simgate.storage.memory_lanes import LaneState, MemoryLanes
-from simgate.storage.memory_outbox import MemoryMessages, MemoryOutbox, OutboxState
+from simgate.storage.memory_outbox import MemoryMessages, MemoryOutbox
 from simgate.storage.memory_reports import MemoryReports
+from simgate.storage.memory_state import MemoryState
 from simgate.storage.ports import NumberFilter, UnitOfWork, UpsertOutcome
-from simgate.storage.sessions import MemorySessions, SessionState
+from simgate.storage.sessions import MemorySessions
 
 T = TypeVar("T")
-
-
-def _fresh_marketplaces() -> dict[str, Marketplace]:
-    # What migration 0005 gives a fresh database: Onlinesim, the one seller before lanes.
-    return {"onlinesim": Marketplace("onlinesim", enabled=True)}
-
-
-@dataclass
-class MemoryState:
-    numbers: dict[NumberId, Number] = field(default_factory=dict)
-    exclusions: dict[NumberId, dict[tuple[ServiceName, str], str]] = field(default_factory=dict)
-    """Per number: (service, marketplace scope) -> reason."""
-    marketplaces: dict[str, Marketplace] = field(default_factory=_fresh_marketplaces)
-    operations: dict[OperationId, Operation] = field(default_factory=dict)
-    finish_requests: dict[OperationId, int] = field(default_factory=dict)
-    last_number_id: int = 0
-    last_operation_id: int = 0
-    outbox: OutboxState = field(default_factory=OutboxState)
-    alerts: AlertState = field(default_factory=AlertState)
-    sessions: SessionState = field(default_factory=SessionState)
-
-    def copy(self) -> MemoryState:
-        # Records are frozen, so copying the containers is a full snapshot.
-        return MemoryState(
-            numbers=dict(self.numbers),
-            exclusions={k: dict(v) for k, v in self.exclusions.items()},
-            operations=dict(self.operations),
-            finish_requests=dict(self.finish_requests),
-            marketplaces=dict(self.marketplaces),
-            last_number_id=self.last_number_id,
-            last_operation_id=self.last_operation_id,
-            outbox=self.outbox.copy(),
-            alerts=self.alerts.copy(),
-            sessions=self.sessions.copy(),
-        )
 
 
 def _matches_filter(number: Number, where: NumberFilter) -> bool:

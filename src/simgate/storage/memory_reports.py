@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from simgate.domain.messages import Attempt, DeliveryState, Message
 from simgate.domain.model import Number, Operation, OperationKind
@@ -36,9 +35,7 @@ from simgate.domain.reports import (
     streaks,
 )
 from simgate.domain.types import Kopecks, NumberId, OperationId, Timestamp
-
-if TYPE_CHECKING:
-    from simgate.storage.memory import MemoryState
+from simgate.storage.memory_state import MemoryState
 
 FAILED = (DeliveryState.REJECTED, DeliveryState.GIVEN_UP)
 

@@ -29,7 +29,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from simgate.domain.errors import ClaimConflict
 from simgate.storage.ports import StoreUnavailable, UnitOfWork
-from simgate.storage.sql import Cursor, SqlUnitOfWork
+from simgate.storage.sql_base import Cursor
+from simgate.storage.sql_unit import SqlUnitOfWork
 
 T = TypeVar("T")
 log = logging.getLogger("simgate.postgres")

@@ -32,7 +32,7 @@ from simgate.domain.types import (
 from simgate.storage.ports import NumberFilter, UpsertOutcome
 from simgate.storage.sql_base import COUNTED, FREE, Connection, Cursor, Row, sync_exclusions
 
-__all__ = ["COUNTED", "FREE", "Connection", "Cursor", "Row", "SqlNumbers", "SqlOperations", "SqlUnitOfWork"]
+__all__ = ["COUNTED", "FREE", "Connection", "Cursor", "Row", "SqlNumbers", "SqlOperations"]
 
 INLINE_PREFIXES = 32
 
@@ -418,25 +418,3 @@ class SqlOperations:
             (number_id, service, marketplace, status),
         ).fetchone()
         return 0 if row is None else int(row[0])
-
-
-class SqlUnitOfWork:
-    def __init__(self, db: Connection, *, skip_locked: bool = False) -> None:
-        from simgate.storage.sql_outbox import SqlMessages, SqlOutbox
-
-        self.numbers = SqlNumbers(db, skip_locked=skip_locked)
-        self.operations = SqlOperations(db)
-        self.messages = SqlMessages(db)
-        self.outbox = SqlOutbox(db, skip_locked=skip_locked)
-        from simgate.storage.reports import SqlReports
-
-        self.reports = SqlReports(db)
-        from simgate.storage.sql_alerts import SqlAlerts
-
-        self.alerts = SqlAlerts(db)
-        from simgate.storage.sessions import SqlSessions
-
-        self.sessions = SqlSessions(db)
-        from simgate.storage.sql_lanes import SqlLanes
-
-        self.lanes = SqlLanes(db, skip_locked=skip_locked)

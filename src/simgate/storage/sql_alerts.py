@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from simgate.domain.alerts import Event, Notice
 from simgate.domain.types import Timestamp
-from simgate.storage.sql import Connection, Row
+from simgate.storage.sql_base import Connection, Row
 
 NOTICE_COLUMNS = "id, key, rule, event, channel, text, created_at, attempts, sent_at, last_error"
 

@@ -14,7 +14,7 @@ from simgate.domain.messages import (
 from simgate.domain.model import OperationKind
 from simgate.domain.types import NumberId, OperationId, PhoneNumber, Timestamp
 from simgate.storage.ports import MessageFilter
-from simgate.storage.sql import Connection, Row
+from simgate.storage.sql_base import Connection, Row
 
 MESSAGE_COLUMNS = (
     "m.id, m.source, m.message_key, m.phone, m.number_id, m.sender, m.text, m.received_at,"

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from simgate.storage.ports import StoreUnavailable, UnitOfWork
-from simgate.storage.sql import SqlUnitOfWork
+from simgate.storage.sql_unit import SqlUnitOfWork
 
 T = TypeVar("T")
 Job = tuple[Callable[[UnitOfWork], Any], "Future[Any]"]

@@ -1,0 +1,27 @@
+"""The SQL unit of work: one connection, one transaction, every repository over it.
+
+Its own module so the repositories import the shared pieces (sql_base.py) and never the unit
+of work that builds them: no import cycle.
+"""
+
+from __future__ import annotations
+
+from simgate.storage.reports import SqlReports
+from simgate.storage.sessions import SqlSessions
+from simgate.storage.sql import SqlNumbers, SqlOperations
+from simgate.storage.sql_alerts import SqlAlerts
+from simgate.storage.sql_base import Connection
+from simgate.storage.sql_lanes import SqlLanes
+from simgate.storage.sql_outbox import SqlMessages, SqlOutbox
+
+
+class SqlUnitOfWork:
+    def __init__(self, db: Connection, *, skip_locked: bool = False) -> None:
+        self.numbers = SqlNumbers(db, skip_locked=skip_locked)
+        self.operations = SqlOperations(db)
+        self.messages = SqlMessages(db)
+        self.outbox = SqlOutbox(db, skip_locked=skip_locked)
+        self.reports = SqlReports(db)
+        self.alerts = SqlAlerts(db)
+        self.sessions = SqlSessions(db)
+        self.lanes = SqlLanes(db, skip_locked=skip_locked)
