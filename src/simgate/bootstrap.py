@@ -229,6 +229,8 @@ def build_app(
     background: list[Callable[[], AbstractAsyncContextManager[None]]] = []
     wake: Callable[[], None] = lambda: None  # noqa: E731
     marketplaces = build_marketplaces(settings, store, clock)
+    for market in marketplaces:
+        background.extend(market.background)  # their own health checks
     if worker:
         built = build_worker(settings, store, clock=clock, registry=registry, marketplaces=marketplaces)
         if built is not None:
@@ -265,7 +267,14 @@ def build_app(
         background=background,
         extra_routes=[
             *drivers.routes,
-            *build_console(settings, store, registry, clock, hardware=drivers),
+            *build_console(
+                settings,
+                store,
+                registry,
+                clock,
+                hardware=drivers,
+                health={m.name: m.health for m in marketplaces if m.health is not None},
+            ),
         ],
     )
     return create_app(deps)

@@ -8,7 +8,7 @@ comes in as an argument (`hardware`, i.e. `hardware.Drivers`), never from a glob
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from prometheus_client import CollectorRegistry
 from starlette.routing import BaseRoute
@@ -20,6 +20,7 @@ from simgate.dashboard.hardware import HardwareReport, HardwareSource
 from simgate.dashboard.metrics import FarmCollector
 from simgate.dashboard.views import dashboard_routes
 from simgate.domain.types import Timestamp
+from simgate.marketplaces.base import Health
 from simgate.storage.ports import Store
 
 log = logging.getLogger("simgate.console")
@@ -32,11 +33,12 @@ def build_console(
     clock: Callable[[], Timestamp],
     *,
     hardware: HardwareSource,
+    health: Mapping[str, Callable[[], Health]] | None = None,
 ) -> list[BaseRoute]:
     token = None if settings.admin_token is None else settings.admin_token.get_secret_value()
     if token is None:
         log.warning("SIMGATE_ADMIN_TOKEN is not set: the dashboard and /api/ answer 503")
     auth = ConsoleAuth(token, clock, store)
     registry.register(FarmCollector(store, clock))
-    report = HardwareReport(hardware, clock, started=clock())
+    report = HardwareReport(hardware, clock, started=clock(), health=health or {})
     return [*AdminApi(store, auth, clock, report).routes(), *dashboard_routes(auth)]

@@ -7,14 +7,15 @@ still reads "silent for 12 min" correctly.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from simgate.dashboard import schemas as s
 from simgate.domain.messages import ROUTING_GRACE_SECONDS
 from simgate.domain.types import Timestamp
 from simgate.hardware.status import DriverStatus, PortStatus, Unwatched
+from simgate.marketplaces.base import Health
 
 
 class HardwareSource(Protocol):
@@ -88,12 +89,22 @@ def driver_out(
     )
 
 
+def health_out(marketplace: str, h: Health, now: Timestamp) -> s.MarketplaceHealthOut:
+    return s.MarketplaceHealthOut(
+        marketplace=marketplace, check=h.check, url=h.url, every_seconds=h.every_seconds, ok=h.ok,
+        at=h.at, age_seconds=_age(now, h.at), latency_ms=h.latency_ms, error=h.error,
+        failures=h.failures,
+    )  # fmt: skip
+
+
 @dataclass
 class HardwareReport:
     source: HardwareSource
     clock: Callable[[], Timestamp]
     started: Timestamp
     silent_after: float = SILENT_AFTER
+    health: Mapping[str, Callable[[], Health]] = field(default_factory=dict)
+    """Marketplace name -> its health check's last result (bootstrap hands them in)."""
 
     def __call__(self) -> s.HardwareOut:
         now = self.clock()
@@ -104,4 +115,5 @@ class HardwareReport:
             unwatched=[
                 s.UnwatchedOut(name=u.name, enabled=u.enabled, note=u.note) for u in self.source.unwatched()
             ],
+            marketplaces=[health_out(name, last(), now) for name, last in self.health.items()],
         )

@@ -350,6 +350,23 @@ class UnwatchedOut(msgspec.Struct, kw_only=True):
     note: str
 
 
+class MarketplaceHealthOut(msgspec.Struct, kw_only=True):
+    """A marketplace's own health check (HeroSMS's ping): its last result."""
+
+    marketplace: str
+    check: str
+    url: str
+    every_seconds: float
+    ok: bool | None
+    """null: not checked yet."""
+    at: float | None
+    age_seconds: float | None
+    latency_ms: float | None
+    error: str | None
+    failures: int
+    """Failed checks in a row."""
+
+
 class HardwareOut(msgspec.Struct, kw_only=True):
     now: float
     silent_after_seconds: float
@@ -357,6 +374,8 @@ class HardwareOut(msgspec.Struct, kw_only=True):
     """Every running driver in settings-file order, then `http` (POST /intake/sms) while its
     token is set."""
     unwatched: list[UnwatchedOut]
+    marketplaces: list[MarketplaceHealthOut] = msgspec.field(default_factory=list)
+    """Enabled marketplaces that have a health check of their own."""
 
 
 RESPONSES: tuple[type, ...] = (

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 MARKETPLACES: dict[str, str] = {
     "onlinesim": "simgate.marketplaces.onlinesim.plugin",
     "smshub": "simgate.marketplaces.smshub.plugin",
+    "grizzly": "simgate.marketplaces.grizzly.plugin",
+    "herosms": "simgate.marketplaces.herosms.plugin",
 }
 
 

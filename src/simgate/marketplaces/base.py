@@ -8,6 +8,7 @@ they never name a marketplace (DESIGN.md, "Plug-ins").
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -31,6 +32,27 @@ class Answer:
     """Metric and log label: a bounded set per marketplace (an endpoint or an action)."""
     request: object | None = None
     """The decoded request (a msgspec Struct) or None: logged without decoding again."""
+
+
+Background = Callable[[], AbstractAsyncContextManager[None]]
+"""A task that runs while the app serves: entered at start-up, exited at shutdown."""
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """The last result of a marketplace's own health check (HeroSMS's ping), for the console."""
+
+    check: str
+    """What is checked, e.g. "ping"."""
+    url: str
+    every_seconds: float
+    ok: bool | None = None
+    """None: not checked yet."""
+    at: Timestamp | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+    failures: int = 0
+    """Failed checks in a row."""
 
 
 Handler = Callable[[str, bytes, Sequence[str | None]], Awaitable[Answer]]
@@ -61,6 +83,10 @@ class Marketplace:
     secrets: tuple[str, ...] = field(default=(), repr=False)
     countries: frozenset[str] | None = None
     """simgate's countries it has a name for; None: every one. Lanes keep other SIMs away."""
+    background: tuple[Background, ...] = ()
+    """Tasks bootstrap runs while the app serves (a periodic health check)."""
+    health: Callable[[], Health] | None = None
+    """The last health check's result, when the marketplace has one."""
 
 
 class MarketplaceSettings(BaseModel):

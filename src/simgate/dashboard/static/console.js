@@ -609,8 +609,24 @@
       );
     }
 
+    function healthRow(m) {
+      const result = m.ok === null ? badge("not checked yet", "idle")
+        : m.ok ? badge("ok", "ok")
+        : el("span", {}, badge(m.failures > 1 ? "failing ×" + m.failures : "failed", "warn"), " ", el("span", { class: "error" }, m.error || ""));
+      return el("tr", { dataset: { marketplace: m.marketplace } },
+        el("td", { "data-label": "Marketplace" }, el("strong", {}, m.marketplace)),
+        el("td", { "data-label": "Check" }, el("span", { title: m.url }, m.check + " every " + duration(m.every_seconds))),
+        el("td", { "data-label": "Last result" }, result),
+        el("td", { "data-label": "When" }, m.at === null ? "–" : el("span", { title: clock(m.at) }, since(m.age_seconds))),
+        el("td", { "data-label": "Latency", class: "num" }, m.latency_ms === null ? "–" : Math.round(m.latency_ms) + " ms"),
+      );
+    }
+
     async function refresh() {
       const h = await api("/api/hardware");
+      const health = h.marketplaces || [];
+      document.getElementById("market-health-box").hidden = health.length === 0;
+      document.querySelector("#market-health tbody").replaceChildren(...health.map(healthRow));
       document.getElementById("silent-after").textContent = duration(h.silent_after_seconds);
       // /intake/sms alone is no hardware: keep saying how to configure some.
       empty.hidden = h.drivers.some((d) => d.kind !== "http");

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from simgate.domain.types import Timestamp
 from simgate.marketplaces.agent.handlers import AgentProtocol
 from simgate.marketplaces.agent.names import NameMaps
+from simgate.marketplaces.agent.ping import Pinger, ping_url_for
 from simgate.marketplaces.agent.push import HORIZON, AgentPush
 from simgate.marketplaces.agent.settings import AgentSettings
 from simgate.marketplaces.base import Marketplace, Plugin
@@ -35,6 +36,10 @@ def agent_plugin(name: str, settings: type[AgentSettings]) -> Plugin:
         push = None
         if config.push_url is not None:
             push = AgentPush(url=config.push_url, key=config.key_value, user_agent=config.user_agent)
+        ping_url = config.ping_url or (config.push_url and ping_url_for(config.push_url))
+        pinger = None
+        if ping_url and config.ping_seconds > 0:
+            pinger = Pinger(name, ping_url, config.ping_seconds, config.user_agent, clock)
         return Marketplace(
             name=name,
             handle=protocol.handle,
@@ -44,6 +49,8 @@ def agent_plugin(name: str, settings: type[AgentSettings]) -> Plugin:
             horizon=HORIZON,
             secrets=tuple(config.secrets()),
             countries=frozenset(names.countries),
+            background=() if pinger is None else (pinger.running,),
+            health=None if pinger is None else pinger.health,
         )
 
     return Plugin(name=name, settings=settings, build=build)

@@ -13,7 +13,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from simgate import __version__, catalogue
 from simgate.domain.types import ServiceName
-from simgate.marketplaces.base import MarketplaceSettings
+from simgate.marketplaces.base import MarketplaceSettings, http_url
 
 OperatorMode = Literal["auto", "named", "any"]
 
@@ -40,6 +40,23 @@ class AgentSettings(MarketplaceSettings):
     """HTTP status of an ERROR answer: a 4xx naming the problem (our rule for bad input), or
     always 200 (the spec's guess); the body is the protocol's ERROR either way."""
     user_agent: str = f"simgate/{__version__}"
+    """Sent on every request to the marketplace; Grizzly requires one (spec grizzly 2)."""
+    ping_url: str | None = None
+    """GET health check; unset: next to the push URL (.../agent/api/ping, spec herosms 5.5)."""
+    ping_seconds: float = Field(default=0.0, ge=0, le=86400)
+    """How often to ping; 0: never (HeroSMS's plug-in turns it on)."""
+
+    @field_validator("user_agent")
+    @classmethod
+    def _user_agent(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty (the marketplace requires a User-Agent)")
+        return value.strip()
+
+    @field_validator("ping_url")
+    @classmethod
+    def _ping_url(cls, value: str | None) -> str | None:
+        return http_url(value)
 
     @model_validator(mode="before")
     @classmethod

@@ -1,6 +1,8 @@
-"""SMSHUB's agent protocol over real HTTP (spec/smshub-agent.md), with its seven acceptance
-tests of section 8 (test_acceptance_N_*) against simgate under uvicorn and a fake HUB that
-receives PUSH_SMS. SMSHUB is the only marketplace enabled: a farm may sell there alone.
+"""The agent protocol over real HTTP: SMSHUB, Grizzly and HeroSMS (spec/smshub-agent.md,
+grizzly.md, herosms.md), with SMSHUB's seven acceptance tests of section 8
+(test_acceptance_N_*), which the other two specs say to prepare for, run against each
+marketplace under uvicorn with a fake marketplace that receives PUSH_SMS. One marketplace is
+enabled at a time: a farm may sell there alone. What only one of them does is pinned to it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -19,22 +22,28 @@ import pytest
 from simgate.config import load_settings
 from simgate.domain.model import Number
 from simgate.storage.ports import UnitOfWork
-from tests.conftest import INTAKE_TOKEN, LiveServer
+from tests.conftest import ADMIN_TOKEN, INTAKE_TOKEN, LiveServer
 from tests.factories import make_spec
 from tests.fakes import FakeReceiver
 
 T = TypeVar("T")
-KEY = "smshub-protocol-key"
+KEY = "agent-protocol-key"
+MARKETS = ("smshub", "grizzly", "herosms")
+SERVICE = "wa"
+"""WhatsApp: every agent marketplace ships a name for it."""
+smshub_only = pytest.mark.parametrize("market", ["smshub"])
 RETRY = 0.2
 QUIET = 6 * RETRY
 ERROR_ANSWER = (200, {"status": "ERROR", "error": "try later"})
 
 
-def settings(database_url: str, push_url: str, **extra: str) -> Any:
+def settings(database_url: str, push_url: str, market: str = "smshub", **extra: str) -> Any:
     environ = {
         "SIMGATE_DATABASE_URL": database_url,
-        "SIMGATE_SMSHUB_KEY": KEY,
-        "SIMGATE_SMSHUB_PUSH_URL": push_url,
+        f"SIMGATE_{market.upper()}_KEY": KEY,
+        f"SIMGATE_{market.upper()}_PUSH_URL": push_url,
+        # HeroSMS's ping would reach the fake receiver too; its own test turns it on.
+        "SIMGATE_HEROSMS_PING_SECONDS": "0",
         "SIMGATE_INTAKE_TOKEN": INTAKE_TOKEN,
         "SIMGATE_PUSH_RETRY_SECONDS": str(RETRY),
     }
@@ -51,19 +60,39 @@ def hub() -> Iterator[FakeReceiver]:
         fake.stop()
 
 
+@pytest.fixture(params=MARKETS)
+def market(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
 @pytest.fixture
-def server(sqlite_url: str, hub: FakeReceiver) -> Iterator[LiveServer]:
-    live = LiveServer(settings(sqlite_url, hub.url + "/agent/api/sms")).start()
+def server(sqlite_url: str, hub: FakeReceiver, market: str) -> Iterator[LiveServer]:
+    live = LiveServer(settings(sqlite_url, hub.url + "/agent/api/sms", market)).start()
     try:
         yield live
     finally:
         live.stop()
 
 
+@dataclass
+class Agent:
+    """simgate as one agent marketplace calls it: POST /NAME with the key in the body."""
+
+    http: httpx.Client
+    name: str
+
+    def post(self, *args: Any, **kwargs: Any) -> httpx.Response:
+        return self.http.post(*args, **kwargs)
+
+    def get(self, *args: Any, **kwargs: Any) -> httpx.Response:
+        return self.http.get(*args, **kwargs)
+
+
 @pytest.fixture
-def client(server: LiveServer) -> Iterator[httpx.Client]:
+def client(server: LiveServer, market: str) -> Iterator[Agent]:
     with server.client() as http:
-        yield http
+        yield Agent(http, market)
 
 
 def run(server: LiveServer, work: Callable[[UnitOfWork], T]) -> T:
@@ -86,19 +115,19 @@ def add_numbers(server: LiveServer, count: int = 1, **overrides: Any) -> list[Nu
     return run(server, work)
 
 
-def call(client: httpx.Client, action: str, **fields: Any) -> httpx.Response:
-    return client.post("/smshub", json={"action": action, "key": KEY, **fields})
+def call(client: Agent, action: str, **fields: Any) -> httpx.Response:
+    return client.post(f"/{client.name}", json={"action": action, "key": KEY, **fields})
 
 
-def order(client: httpx.Client, **fields: Any) -> dict[str, Any]:
-    body = {"country": "russia", "operator": "any", "service": "vk", "sum": 10, "currency": 643}
+def order(client: Agent, **fields: Any) -> dict[str, Any]:
+    body = {"country": "russia", "operator": "any", "service": SERVICE, "sum": 10, "currency": 643}
     answer = call(client, "GET_NUMBER", **{**body, **fields})
     assert answer.status_code == 200, answer.text
     data: dict[str, Any] = answer.json()
     return data
 
 
-def services(client: httpx.Client) -> list[dict[str, Any]]:
+def services(client: Agent) -> list[dict[str, Any]]:
     answer = call(client, "GET_SERVICES")
     assert answer.status_code == 200, answer.text
     data = answer.json()
@@ -107,11 +136,11 @@ def services(client: httpx.Client) -> list[dict[str, Any]]:
     return listed
 
 
-def finish(client: httpx.Client, activation: Any, status: Any = 3) -> httpx.Response:
+def finish(client: Agent, activation: Any, status: Any = 3) -> httpx.Response:
     return call(client, "FINISH_ACTIVATION", activationId=activation, status=status)
 
 
-def post_sms(client: httpx.Client, phone: str, text: str, sender: str = "VK") -> None:
+def post_sms(client: Agent, phone: str, text: str, sender: str = "VK") -> None:
     answer = client.post(
         "/intake/sms",
         json={"phone": phone, "sender": sender, "text": text},
@@ -124,7 +153,7 @@ def post_sms(client: httpx.Client, phone: str, text: str, sender: str = "VK") ->
 
 
 def test_acceptance_1_a_repeated_finish_is_success_and_we_never_finish_ourselves(
-    server: LiveServer, client: httpx.Client
+    server: LiveServer, client: Agent
 ) -> None:
     add_numbers(server)
     issued = order(client)
@@ -140,7 +169,7 @@ def test_acceptance_1_a_repeated_finish_is_success_and_we_never_finish_ourselves
 
 
 def test_acceptance_2_push_retried_until_success_then_never_again(
-    server: LiveServer, client: httpx.Client, hub: FakeReceiver
+    server: LiveServer, client: Agent, hub: FakeReceiver
 ) -> None:
     hub.set_script([ERROR_ANSWER, (500, "busy")], default=(200, {"status": "SUCCESS"}))
     (number,) = add_numbers(server)
@@ -168,7 +197,7 @@ def test_acceptance_2_push_retried_until_success_then_never_again(
 
 
 def test_acceptance_2_each_sms_has_its_own_sms_id(
-    server: LiveServer, client: httpx.Client, hub: FakeReceiver
+    server: LiveServer, client: Agent, hub: FakeReceiver
 ) -> None:
     (number,) = add_numbers(server)
     order(client)
@@ -180,7 +209,7 @@ def test_acceptance_2_each_sms_has_its_own_sms_id(
 
 
 def test_acceptance_3_numeric_fields_are_json_numbers_both_ways(
-    server: LiveServer, client: httpx.Client, hub: FakeReceiver
+    server: LiveServer, client: Agent, hub: FakeReceiver
 ) -> None:
     (number,) = add_numbers(server)
     issued = order(client)
@@ -196,25 +225,23 @@ def test_acceptance_3_numeric_fields_are_json_numbers_both_ways(
     assert refused.json()["status"] == "ERROR"
     assert refused.json()["error"]
     as_text = call(
-        client, "GET_NUMBER", country="russia", operator="any", service="vk", sum=1, currency="643"
+        client, "GET_NUMBER", country="russia", operator="any", service=SERVICE, sum=1, currency="643"
     )
     assert (as_text.status_code, as_text.json()["status"]) == (400, "ERROR")
 
 
 def test_acceptance_4_numbers_carry_the_country_code(
-    server: LiveServer, client: httpx.Client, hub: FakeReceiver
+    server: LiveServer, client: Agent, hub: FakeReceiver
 ) -> None:
     add_numbers(server, phone="380501234567", country="ukraine", operator="life")
-    issued = order(client, country="ukraine", operator="life")
+    issued = order(client, country="ukraine")
     assert issued["number"] == 380501234567
     post_sms(client, "+380501234567", "code")
     (push,) = hub.wait_for(1, timeout=20)
     assert push.body["phone"] == 380501234567
 
 
-def test_acceptance_5_a_number_is_issued_well_within_three_seconds(
-    server: LiveServer, client: httpx.Client
-) -> None:
+def test_acceptance_5_a_number_is_issued_well_within_three_seconds(server: LiveServer, client: Agent) -> None:
     add_numbers(server, 50)
     slowest = 0.0
     for _ in range(20):
@@ -224,24 +251,25 @@ def test_acceptance_5_a_number_is_issued_well_within_three_seconds(
     assert slowest < 3.0
 
 
-def test_acceptance_6_every_advertised_unit_can_be_ordered(server: LiveServer, client: httpx.Client) -> None:
+def test_acceptance_6_every_advertised_unit_can_be_ordered(server: LiveServer, client: Agent) -> None:
     add_numbers(server, 5, operator="beeline")
-    add_numbers(server, 3, operator="mts")
+    add_numbers(server, 3, operator="megafon")
     listed = services(client)
     (russia,) = listed
-    advertised = {op: counts["vk"] for op, counts in russia["operatorMap"].items()}
-    assert advertised == {"beeline": 5, "mts": 3}
+    advertised = {op: counts[SERVICE] for op, counts in russia["operatorMap"].items()}
+    # Named where the marketplace has both names (SMSHUB, Grizzly), else all under `any`.
+    assert advertised in ({"beeline": 5, "megafon": 3}, {"any": 8})
     for operator, count in advertised.items():
         for _ in range(count):
             assert order(client, operator=operator)["status"] == "SUCCESS"
         assert order(client, operator=operator) == {"status": "NO_NUMBERS"}
     (russia,) = services(client)
-    assert all(counts["vk"] == 0 for counts in russia["operatorMap"].values())
+    assert all(counts[SERVICE] == 0 for counts in russia["operatorMap"].values())
 
 
 @pytest.mark.parametrize("as_numbers", [False, True], ids=["strings", "integers"])
 def test_acceptance_7_excluded_prefixes_are_never_issued(
-    server: LiveServer, client: httpx.Client, as_numbers: bool
+    server: LiveServer, client: Agent, as_numbers: bool
 ) -> None:
     phones = ["79181234567", "79281234500", "79283100000", "79990000001"]
     for phone in phones:
@@ -258,7 +286,8 @@ def test_acceptance_7_excluded_prefixes_are_never_issued(
 # --- names, the any rule, errors --------------------------------------------------------
 
 
-def test_only_names_the_marketplace_knows_are_advertised(server: LiveServer, client: httpx.Client) -> None:
+@smshub_only
+def test_only_names_the_marketplace_knows_are_advertised(server: LiveServer, client: Agent) -> None:
     add_numbers(server, 2)
     add_numbers(server, 1, phone="4915112345678", country="germany", operator="vodafone")
     (russia,) = services(client)  # germany has no SMSHUB name: not listed
@@ -271,8 +300,9 @@ def test_only_names_the_marketplace_knows_are_advertised(server: LiveServer, cli
     assert order(client, service="wa")["status"] == "SUCCESS"
 
 
+@smshub_only
 def test_a_country_with_an_unknown_operator_is_advertised_under_any_only(
-    server: LiveServer, client: httpx.Client
+    server: LiveServer, client: Agent
 ) -> None:
     add_numbers(server, 2, operator="beeline")
     add_numbers(server, 1, operator="")
@@ -294,7 +324,8 @@ def test_a_pinned_operator_mode_is_kept(sqlite_url: str, hub: FakeReceiver, tmp_
     live = LiveServer(settings(sqlite_url, hub.url, config=str(config))).start()
     try:
         add_numbers(live, 2, operator="beeline")
-        with live.client() as client:
+        with live.client() as http:
+            client = Agent(http, "smshub")
             (russia,) = services(client)
             assert russia["operatorMap"] == {"any": {"vk": 2, "wa": 2, "tg": 2}}
             wrong = client.post("/smshub", json={"action": "GET_SERVICES", "key": "nope"})
@@ -303,10 +334,10 @@ def test_a_pinned_operator_mode_is_kept(sqlite_url: str, hub: FakeReceiver, tmp_
         live.stop()
 
 
-MONEY = {"service": "vk", "sum": 1, "currency": 978}
+MONEY = {"service": SERVICE, "sum": 1, "currency": 978}
 
 
-def test_bad_requests_get_an_error_envelope_with_a_4xx(server: LiveServer, client: httpx.Client) -> None:
+def test_bad_requests_get_an_error_envelope_with_a_4xx(server: LiveServer, client: Agent) -> None:
     cases = [
         ({"action": "GET_SERVICES", "key": "wrong"}, 401),
         ({"action": "GET_SERVICES"}, 401),
@@ -318,19 +349,19 @@ def test_bad_requests_get_an_error_envelope_with_a_4xx(server: LiveServer, clien
         ({"action": "FINISH_ACTIVATION", "key": KEY, "status": 3}, 400),
     ]
     for body, status in cases:
-        answer = client.post("/smshub", json=body)
+        answer = client.post(f"/{client.name}", json=body)
         assert answer.status_code == status, (body, answer.text)
         assert answer.json()["status"] == "ERROR"
         assert answer.json()["error"]
-    not_json = client.post("/smshub", content=b"{nope")
+    not_json = client.post(f"/{client.name}", content=b"{nope")
     assert (not_json.status_code, not_json.json()["status"]) == (400, "ERROR")
-    wrong_method = client.get("/smshub")
+    wrong_method = client.get(f"/{client.name}")
     assert wrong_method.json()["status"] == "ERROR"
 
 
-def test_the_key_is_read_from_the_body_only(server: LiveServer, client: httpx.Client) -> None:
+def test_the_key_is_read_from_the_body_only(server: LiveServer, client: Agent) -> None:
     answer = client.post(
-        "/smshub", json={"action": "GET_SERVICES"}, headers={"Authorization": f"Bearer {KEY}"}
+        f"/{client.name}", json={"action": "GET_SERVICES"}, headers={"Authorization": f"Bearer {KEY}"}
     )
     assert answer.status_code == 401
 
@@ -349,7 +380,8 @@ def test_gzip_both_ways(sqlite_url: str, hub: FakeReceiver, tmp_path: Any) -> No
         for operator in ("beeline", "megafon", "mts"):
             add_numbers(live, 2, operator=operator)
         body = gzip.compress(json.dumps({"action": "GET_SERVICES", "key": KEY}).encode())
-        with live.client() as client:
+        with live.client() as http:
+            client = Agent(http, "smshub")
             answer = client.post(
                 "/smshub",
                 content=body,
@@ -362,12 +394,12 @@ def test_gzip_both_ways(sqlite_url: str, hub: FakeReceiver, tmp_path: Any) -> No
         live.stop()
 
 
-def test_an_order_records_sum_and_currency(server: LiveServer, client: httpx.Client) -> None:
+def test_an_order_records_sum_and_currency(server: LiveServer, client: Agent) -> None:
     add_numbers(server)
     issued = order(client, sum=0.0150, currency=840)
     operation = run(server, lambda uow: uow.operations.get(issued["activationId"]))
     assert operation is not None
-    assert operation.marketplace == "smshub"
+    assert operation.marketplace == client.name
     assert operation.offered == 2  # hundredths of a dollar, rounded half up
 
 
@@ -377,7 +409,8 @@ def test_onlinesim_cannot_finish_an_smshub_activation(sqlite_url: str, hub: Fake
         # Two marketplaces: a SIM sits in one lane; this one is SMSHUB's (README "Several
         # marketplaces on one farm").
         add_numbers(live, marketplaces=frozenset({"smshub"}))
-        with live.client() as client:
+        with live.client() as http:
+            client = Agent(http, "smshub")
             issued = order(client)
             other = client.post(
                 "/onlinesim/finishActivation",
@@ -391,21 +424,94 @@ def test_onlinesim_cannot_finish_an_smshub_activation(sqlite_url: str, hub: Fake
         live.stop()
 
 
-def test_each_call_is_logged_and_counted_under_smshub_without_the_key(
-    server: LiveServer, client: httpx.Client, caplog: pytest.LogCaptureFixture
+def test_each_call_is_logged_and_counted_under_its_marketplace_without_the_key(
+    server: LiveServer, client: Agent, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="simgate.requests")
     add_numbers(server)
     issued = order(client, service="wa")
     lines = [r.getMessage() for r in caplog.records if r.name == "simgate.requests"]
     assert any(
-        line.startswith("smshub GET_NUMBER action=GET_NUMBER country=russia operator=any service=wa sum=10")
+        line.startswith(
+            f"{client.name} GET_NUMBER action=GET_NUMBER country=russia operator=any service=wa sum=10"
+        )
         and f"operation={issued['activationId']}" in line
         for line in lines
     ), lines
     assert all(KEY not in line for line in lines)
     metrics = client.get("/metrics").text
-    assert (
-        'simgate_marketplace_requests_total{call="GET_NUMBER",marketplace="smshub",status="SUCCESS"} 1.0'
-        in metrics
+    labels = f'call="GET_NUMBER",marketplace="{client.name}",status="SUCCESS"'
+    assert f"simgate_marketplace_requests_total{{{labels}}} 1.0" in metrics
+
+
+# --- what each marketplace ships or adds -------------------------------------------------
+
+SHIPPED = {
+    "smshub": ({"vk", "ok", "wa"}, {"beeline"}),
+    "grizzly": ({"vk", "ok", "wa"}, {"beeline"}),
+    "herosms": ({"wa", "tg", "dr"}, {"any"}),  # no operator names known: `any` only
+}
+
+
+def test_each_marketplace_advertises_the_names_it_ships(server: LiveServer, client: Agent) -> None:
+    add_numbers(server, 2, operator="beeline")
+    add_numbers(server, 1, phone="4915112345678", country="germany", operator="vodafone")
+    (russia,) = services(client)  # germany has a name on none of them
+    services_named, operators = SHIPPED[client.name]
+    assert russia["country"] == "russia"
+    assert set(russia["operatorMap"]) == operators
+    assert all(set(counts) == services_named for counts in russia["operatorMap"].values())
+    assert all(counts[SERVICE] == 2 for counts in russia["operatorMap"].values())
+
+
+def test_herosms_pings_and_the_hardware_page_shows_the_last_result(
+    sqlite_url: str, hub: FakeReceiver
+) -> None:
+    hub.set_script([(503, "down")], default=(200, {"status": "SUCCESS"}))
+    environ = settings(
+        sqlite_url, hub.url + "/agent/api/sms", "herosms", herosms_ping_seconds="0.2", admin_token=ADMIN_TOKEN
     )
+    live = LiveServer(environ).start()
+
+    def health(http: httpx.Client, ok: bool) -> dict[str, Any]:
+        deadline = time.monotonic() + 20
+        while True:
+            answer = http.get("/api/hardware", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+            assert answer.status_code == 200, answer.text
+            (found,) = answer.json()["marketplaces"]
+            if found["ok"] is ok:
+                return dict(found)
+            assert time.monotonic() < deadline, found
+            time.sleep(0.1)
+
+    try:
+        with live.client() as http:
+            healthy = health(http, True)
+            assert healthy["marketplace"] == "herosms"
+            assert healthy["check"] == "ping"
+            assert healthy["url"] == hub.url + "/agent/api/ping"
+            assert (healthy["error"], healthy["failures"]) == (None, 0)
+            first, second = hub.wait_for(2, timeout=20)[:2]
+            assert first.path == second.path == "/agent/api/ping"
+            assert first.body is None  # no body, so no key (spec 5.5)
+            assert first.header("User-Agent")
+            hub.set_script([], default=ERROR_ANSWER)
+            failing = health(http, False)
+            assert "not SUCCESS" in failing["error"]
+            assert failing["failures"] >= 1
+    finally:
+        live.stop()
+
+
+@pytest.mark.parametrize(
+    ("market", "push_url", "pings"),
+    [
+        ("grizzly", "https://api.grizzlysms.com/agent/api/sms", False),
+        ("herosms", "https://api.partnersservices.net/agent/api/sms", True),
+    ],
+)
+def test_published_push_urls_are_the_defaults(market: str, push_url: str, pings: bool) -> None:
+    loaded = load_settings({f"SIMGATE_{market.upper()}_KEY": KEY}).marketplaces[market]
+    assert loaded.push_url == push_url
+    assert loaded.user_agent
+    assert (loaded.ping_seconds > 0) is pings

@@ -1,0 +1,1 @@
+"""HeroSMS: the agent protocol with HeroSMS's push URL, names and ping (spec/herosms.md)."""
