@@ -69,6 +69,7 @@ def lane_policy(settings: Settings, marketplaces: Sequence[Marketplace] = ()) ->
         demand_seconds=settings.lane_demand_seconds,
         stale_seconds=settings.lane_stale_seconds,
         moves=settings.lane_moves,
+        min_share=settings.lane_min_share,
         countries={m.name: m.countries for m in marketplaces if m.countries is not None},
     )
 

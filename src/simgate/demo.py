@@ -31,7 +31,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from simgate.simulator.farm import SimCard, dedicate, make_farm, save_csv
+from simgate.simulator.farm import SimCard, make_farm, save_csv
 from simgate.simulator.market_config import MarketplaceConfig, for_marketplace
 from simgate.simulator.protocol import PROTOCOLS
 from simgate.simulator.report import STATUS_WORDS, Report
@@ -46,8 +46,6 @@ REPORT_JSON = FOLDER / "report.json"
 CONFIG_TOML = FOLDER / "simgate.toml"
 DEFAULT_PORT = 8080
 DEFAULT_MARKETPLACES = ("onlinesim",)
-DEDICATED = 0.15
-"""With several marketplaces: the share of SIMs each one sells alone (CSV `marketplaces`)."""
 LIVE_CALLS = frozenset(
     {"getNumber", "finishActivation", "getServices", "GET_NUMBER", "GET_SERVICES", "intake"}
 )
@@ -307,7 +305,9 @@ async def _demo(
 ) -> Report:
     keys = {name: secrets.token_hex(12) for name in marketplaces}
     intake, admin = secrets.token_hex(12), secrets.token_hex(12)
-    cards = dedicate(make_farm(numbers), marketplaces, DEDICATED)
+    # No SIM is pinned to a marketplace: the lanes' floor (SIMGATE_LANE_MIN_SHARE) keeps
+    # every marketplace selling, whatever the other one orders.
+    cards = make_farm(numbers)
     fresh_database()
     save_csv(cards, FARM_CSV)
     server_url = f"http://127.0.0.1:{port}"

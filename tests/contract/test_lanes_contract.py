@@ -224,8 +224,29 @@ def test_demand_draws_sims_to_the_marketplace_that_orders(store: Store) -> None:
     seen = store.run(lambda uow: survey(uow, NOW + 10, policy))
     assert seen.demand == {(HUB, CountryName("russia")): 5}
     result = store.run(lambda uow: move_lanes(uow, seen, NOW + 10, policy))
-    # Targets: 10 x 6/7 = 8.6 for smshub, 1.4 for onlinesim: three SIMs move.
-    assert len(result.marked) == 3
+    # Targets: floors of 1 each, and 8 x 6/7 + 1 = 7.9 for smshub, 8 x 1/7 + 1 = 2.1 for
+    # onlinesim: two SIMs move (a third would leave smshub above its target).
+    assert len(result.marked) == 2
+
+
+def test_a_marketplace_that_never_ordered_keeps_its_floor(store: Store) -> None:
+    # SMSHUB's lane is empty (it was enabled after Onlinesim sold the whole farm a while):
+    # without a floor, Onlinesim's orders would keep it empty, and its buyers could never order.
+    register(store, OS)
+    load(store, 20)
+    for _ in range(30):
+        operation = issue(store, OS)
+        assert operation is not None
+        finish(store, operation, 5)
+    register(store, OS, HUB)
+    assert lanes_of(store) == {OS: 20}
+    starving = LanePolicy(moves=100, min_share=0.0)
+    seen = store.run(lambda uow: survey(uow, NOW + 10, starving))
+    assert store.run(lambda uow: move_lanes(uow, seen, NOW + 10, starving)).marked == []
+    policy = LanePolicy(moves=100, min_share=0.25)
+    seen = store.run(lambda uow: survey(uow, NOW + 10, policy))
+    result = store.run(lambda uow: move_lanes(uow, seen, NOW + 10, policy))
+    assert len(result.marked) == 5  # a quarter of the country's 20 SIMs
 
 
 def test_a_round_moves_sims_out_of_a_lane_the_owner_no_longer_allows(store: Store) -> None:

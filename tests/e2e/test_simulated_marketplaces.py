@@ -21,7 +21,7 @@ import msgspec
 import pytest
 
 from simgate.delivery.sender import WebhookSender
-from simgate.demo import DEDICATED, lane_pace, name_tables
+from simgate.demo import lane_pace, name_tables
 from simgate.domain.messages import PushRequest
 from simgate.simulator.farm import dedicate, make_farm
 from simgate.simulator.market_config import for_marketplace
@@ -34,6 +34,8 @@ from tests.conftest import test_settings as settings_for
 from tests.e2e.test_simulated_farm import failing, load_farm
 
 HUB_KEY = "hub-" + KEY
+DEDICATED = 0.15
+"""The share of SIMs each marketplace sells alone (CSV `marketplaces`), judged per marketplace."""
 
 
 async def run_both(

@@ -120,6 +120,8 @@ def test_simgate_config_names_the_file(tmp_path: Path) -> None:
         ("SIMGATE_ONLINESIM_PUSH_RENT_PATH", "PUSH_SMS_RENT"),
         ("SIMGATE_MAX_BODY_BYTES", "10"),
         ("SIMGATE_LOG_FORMAT", "xml"),
+        ("SIMGATE_LANE_MIN_SHARE", "1.5"),
+        ("SIMGATE_LANE_MIN_SHARE", "-0.1"),
     ],
 )
 def test_a_bad_value_names_its_setting(variable: str, value: str) -> None:

@@ -94,3 +94,33 @@ def test_a_marketplace_gets_only_sims_of_countries_it_has_names_for() -> None:
     # One already in SMSHUB's lane (imported before SMSHUB's names were known) leaves it.
     stranded = [LaneGroup(germany, HUB, None, frozenset(), 1, 1)]
     assert lanes.plan_moves(stranded, russia_only, {}, limit=5) == [Move(germany, frozenset(), HUB, OS, 1)]
+
+
+def test_a_marketplace_without_orders_keeps_its_floor() -> None:
+    # Onlinesim ordered a thousand times, SMSHUB never (its lane was empty): SMSHUB still gets
+    # a tenth of the country's SIMs, so its buyers can order and its demand can show.
+    demand = {(OS, RU): 1000}
+    share = lanes.shares(BOTH, demand, RU)
+    assert share[HUB] >= lanes.MIN_SHARE
+    assert abs(sum(share.values()) - 1) < 1e-9
+    moves = lanes.plan_moves([group(OS, 100), group(HUB, 0)], BOTH, demand, limit=50)
+    assert moves == [Move(RU, frozenset(), OS, HUB, 10)]
+    # Without the floor, demand alone starves it: less than one SIM of a hundred.
+    assert lanes.plan_moves([group(OS, 100), group(HUB, 0)], BOTH, demand, limit=50, min_share=0) == []
+
+
+def test_the_floor_is_tunable_and_never_exceeds_an_equal_split() -> None:
+    demand = {(OS, RU): 1000}
+    assert lanes.shares(BOTH, demand, RU, min_share=0.3)[HUB] >= 0.3
+    assert lanes.shares(BOTH, demand, RU, min_share=0.9) == {OS: 0.5, HUB: 0.5}
+
+
+def test_a_small_country_keeps_one_sim_in_each_lane() -> None:
+    # A tenth of five SIMs is half a SIM; the starving lane still gets a whole one.
+    moves = lanes.plan_moves([group(OS, 5), group(HUB, 0)], BOTH, {(OS, RU): 1000}, limit=5)
+    assert moves == [Move(RU, frozenset(), OS, HUB, 1)]
+
+
+def test_weight_zero_gets_no_floor() -> None:
+    markets = [Marketplace(OS, True, weight=0.0), Marketplace(HUB, True)]
+    assert lanes.shares(markets, {}, RU)[OS] == 0.0

@@ -15,6 +15,7 @@ from simgate.simulator.across import (
     no_push_after_success,
     no_resale_elsewhere,
     no_sim_held_twice,
+    offered_again_across,
     pushes_to_the_right_marketplace,
 )
 from simgate.simulator.farm import SimCard
@@ -161,3 +162,41 @@ def test_a_sale_on_one_marketplace_closes_the_service_on_the_others() -> None:
     _, failures, examples = judged(report, "no_resale_on_another_marketplace")
     assert failures == 1  # `tg` is SMSHUB's telegram; `wa` (whatsapp) was not sold
     assert f"{PHONE} issued for telegram on smshub after its sale on onlinesim" in examples[0]
+
+
+# ---------------------------------------------------------------------- offered again
+
+
+def offering(onlinesim: int, smshub: int) -> list[Snapshot]:
+    return [
+        poll(50.0, {("russia", "any", "telegram"): onlinesim}),
+        poll(50.0, {("russia", "any", "tg"): smshub}),
+    ]
+
+
+def test_numbers_are_offered_again_by_all_marketplaces_together() -> None:
+    onlinesim, smshub = sellers([], [])
+    onlinesim.ledger.polls.append(offering(2, 0)[0])
+    smshub.ledger.polls.append(offering(0, 2)[1])
+    # Lanes: one SIM in each marketplace's lane; neither offers both, together they do.
+    assert offered_again_across((onlinesim, smshub), CARDS, [offering(1, 1)]) == (1, [])
+    assert offered_again_across((onlinesim, smshub), CARDS, [offering(1, 0)]) == (
+        1,
+        ["russia/telegram: 1 offered in all, 2 free"],
+    )
+
+
+def test_a_sim_between_lanes_is_forgiven_on_a_later_round() -> None:
+    onlinesim, smshub = sellers([], [])
+    onlinesim.ledger.polls.append(offering(2, 0)[0])
+    smshub.ledger.polls.append(offering(0, 2)[1])
+    # Counted by neither while it leaves; the next round finds it in its new lane.
+    assert offered_again_across((onlinesim, smshub), CARDS, [offering(1, 0), offering(1, 1)]) == (1, [])
+
+
+def test_a_number_sold_anywhere_is_not_expected_again_for_that_service() -> None:
+    onlinesim, smshub = sellers([], [op(1, 10.0, 20.0, service="tg")])
+    smshub.ledger.sold[(PHONE, "tg")] = 20.0
+    onlinesim.ledger.polls.append(offering(2, 0)[0])
+    smshub.ledger.polls.append(offering(0, 2)[1])
+    assert offered_again_across((onlinesim, smshub), CARDS, [offering(1, 0)]) == (1, [])

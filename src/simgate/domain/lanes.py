@@ -102,30 +102,51 @@ class Move:
 Demand = Mapping[tuple[str, CountryName], int]
 """GET_NUMBER orders per (marketplace, country) in the demand window."""
 
+MIN_SHARE = 0.1
+"""Each enabled marketplace's floor, as a share of a country's SIMs (SIMGATE_LANE_MIN_SHARE).
 
-def shares(marketplaces: Sequence[Marketplace], demand: Demand, country: CountryName) -> dict[str, float]:
-    """Each enabled marketplace's target share of a country's SIMs: weight x (1 + orders).
+Demand is read from orders, and a marketplace orders only SIMs its lane holds: without a
+floor, a lane that fell near zero (the other marketplace ordered a thousand times in the
+window) could never show its own demand again. A tenth keeps even four marketplaces (the
+agent family plus Onlinesim) at 40 % of the farm in floors, so most SIMs still follow
+demand, while each lane holds enough SIMs for its buyers' orders to be seen within the
+demand window."""
 
-    The 1 keeps a lane with no orders yet from starving: a marketplace that never got a SIM
-    could never order one and show its demand.
+
+def shares(
+    marketplaces: Sequence[Marketplace],
+    demand: Demand,
+    country: CountryName,
+    min_share: float = MIN_SHARE,
+) -> dict[str, float]:
+    """Each enabled marketplace's target share of a country's SIMs: a floor of `min_share`,
+    and the rest in proportion to weight x (1 + orders).
+
+    The floor (and the 1) keep a lane with no orders from starving: a marketplace that holds
+    no SIM can never order one and show its demand. Weight 0 gets no floor: the owner asked
+    for that marketplace to sell only what nobody else may.
     """
-    scores = {
-        m.name: max(0.0, m.weight) * (1 + demand.get((m.name, country), 0))
-        for m in marketplaces
-        if m.enabled and (m.countries is None or country in m.countries)
-    }
+    eligible = [m for m in marketplaces if m.enabled and (m.countries is None or country in m.countries)]
+    scores = {m.name: max(0.0, m.weight) * (1 + demand.get((m.name, country), 0)) for m in eligible}
     total = sum(scores.values())
     if total <= 0:
         return {name: 1 / len(scores) for name in scores} if scores else {}
-    return {name: score / total for name, score in scores.items()}
+    floored = [name for name, score in scores.items() if score > 0]
+    floor = min(max(0.0, min_share), 1 / len(floored))
+    rest = 1 - floor * len(floored)
+    return {name: (floor if score > 0 else 0.0) + rest * score / total for name, score in scores.items()}
 
 
 class _Country:
     """One country's lanes while a plan is made: sizes follow every planned move."""
 
-    def __init__(self, groups: list[LaneGroup], share: dict[str, float]) -> None:
+    def __init__(self, groups: list[LaneGroup], share: dict[str, float], min_share: float) -> None:
         self.share = share
         self.total = sum(g.size for g in groups)
+        # With a floor, a lane keeps at least one SIM, where the country has one for each:
+        # a tenth of five SIMs rounds to none, and a lane holding none can never order.
+        floored = [lane for lane, part in share.items() if part > 0]
+        self.least = 1.0 if min_share > 0 and floored and self.total >= len(floored) else 0.0
         self.size: dict[str, float] = defaultdict(float)
         for g in groups:
             lane = g.target or g.lane
@@ -134,7 +155,9 @@ class _Country:
 
     def gap(self, lane: str) -> float:
         """Positive: below its target by that many SIMs."""
-        return self.total * self.share.get(lane, 0.0) - self.size[lane]
+        part = self.share.get(lane, 0.0)
+        target = max(self.total * part, self.least if part > 0 else 0.0)
+        return target - self.size[lane]
 
     def best(self, lanes: Iterable[str]) -> str | None:
         candidates = [lane for lane in lanes if lane in self.share]
@@ -157,12 +180,15 @@ def _flatten(moves: dict[tuple[CountryName, frozenset[str], str | None, str | No
 
 
 def plan_placement(
-    groups: Iterable[LaneGroup], marketplaces: Sequence[Marketplace], demand: Demand
+    groups: Iterable[LaneGroup],
+    marketplaces: Sequence[Marketplace],
+    demand: Demand,
+    min_share: float = MIN_SHARE,
 ) -> list[Move]:
     """Place every unplaced SIM at once, each into the allowed lane furthest below its target."""
     moves: dict[tuple[CountryName, frozenset[str], str | None, str | None], int] = defaultdict(int)
     for country, members in _by_country(groups).items():
-        state = _Country(members, shares(marketplaces, demand, country))
+        state = _Country(members, shares(marketplaces, demand, country, min_share), min_share)
         for group in members:
             if group.lane is not None:
                 continue
@@ -176,13 +202,18 @@ def plan_placement(
 
 
 def plan_moves(
-    groups: Iterable[LaneGroup], marketplaces: Sequence[Marketplace], demand: Demand, limit: int
+    groups: Iterable[LaneGroup],
+    marketplaces: Sequence[Marketplace],
+    demand: Demand,
+    limit: int,
+    min_share: float = MIN_SHARE,
 ) -> list[Move]:
     """At most `limit` free SIMs marked leaving, toward the lanes furthest below their targets.
 
     First the SIMs whose lane the owner no longer allows (the CSV changed), then one SIM at a
-    time from the lane most above its target to the one most below, while both differ from
-    their targets by a whole SIM: a lane within one SIM of its target never flaps. Countries
+    time from the lane most above its target to one at least a whole SIM below its own: the
+    source ends less than a whole SIM below its target, so no move ever undoes this one (no
+    flapping). Countries
     take turns, so a bounded round serves every country, not the first ones in the alphabet.
     """
     enabled = {m.name for m in marketplaces if m.enabled}
@@ -190,7 +221,7 @@ def plan_moves(
     countries: list[tuple[_Country, list[LaneGroup]]] = []
     left: dict[int, int] = {}
     for country, members in _by_country(groups).items():
-        state = _Country(members, shares(marketplaces, demand, country))
+        state = _Country(members, shares(marketplaces, demand, country, min_share), min_share)
         countries.append((state, members))
         left.update({id(g): g.movable for g in members if g.lane in enabled and g.target is None})
         for group in members:
@@ -231,7 +262,7 @@ def _one_move(
             if left.get(id(g), 0) > 0
             and g.lane != target
             and may_sell(g.allowed, target)
-            and -state.gap(str(g.lane)) >= 1
+            and state.gap(str(g.lane)) < 0
         ]
         if sources:
             source = max(sources, key=lambda g: (-state.gap(str(g.lane)), str(g.lane)))

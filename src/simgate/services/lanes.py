@@ -1,10 +1,10 @@
 """Lanes as use cases: register the marketplaces at start, place new SIMs, rebalance toward demand.
 
-The policy (README, "Several marketplaces"): every SIM sits in one marketplace's lane; a
-country's SIMs are shared among the enabled marketplaces in proportion to weight x (1 +
-GET_NUMBER orders in the demand window); every round moves at most a bounded number of free
-SIMs, each in two steps (domain/lanes.py), so no marketplace ever holds a count for a SIM
-another one may issue.
+The policy (README, "Several marketplaces"): every SIM sits in one marketplace's lane; each
+enabled marketplace keeps a floor of a country's SIMs (`min_share`) and the rest is shared in
+proportion to weight x (1 + GET_NUMBER orders in the demand window); every round moves at
+most a bounded number of free SIMs, each in two steps (domain/lanes.py), so no marketplace
+ever holds a count for a SIM another one may issue.
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ class LanePolicy:
     that stopped polling is still acting on an answer that old."""
     moves: int = 20
     """Free SIMs marked leaving per round at most (SIMGATE_LANE_MOVES)."""
+    min_share: float = lanes.MIN_SHARE
+    """Each marketplace's floor share of a country's SIMs (SIMGATE_LANE_MIN_SHARE): a lane
+    with no orders still holds SIMs to be ordered, so its demand can show (domain/lanes.py)."""
     countries: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """Per marketplace, the countries it has names for (from its plug-in); absent: every one."""
 
@@ -70,7 +73,8 @@ def settle(uow: UnitOfWork, now: Timestamp, policy: LanePolicy = LanePolicy()) -
     uow.lanes.release_disabled([m.name for m in marketplaces if m.enabled])
     demand = uow.lanes.demand(now - policy.demand_seconds)
     return sum(
-        uow.lanes.place(move) for move in lanes.plan_placement(uow.lanes.groups(), marketplaces, demand)
+        uow.lanes.place(move)
+        for move in lanes.plan_placement(uow.lanes.groups(), marketplaces, demand, policy.min_share)
     )
 
 
@@ -111,10 +115,12 @@ def move_lanes(uow: UnitOfWork, seen: Survey, now: Timestamp, policy: LanePolicy
     uow.lanes.release_disabled(enabled)
     joined = uow.lanes.join_stale(now - policy.stale_seconds)
     placed = sum(
-        uow.lanes.place(m) for m in lanes.plan_placement(seen.groups, seen.marketplaces, seen.demand)
+        uow.lanes.place(m)
+        for m in lanes.plan_placement(seen.groups, seen.marketplaces, seen.demand, policy.min_share)
     )
     marked: list[NumberId] = []
-    for move in lanes.plan_moves(seen.groups, seen.marketplaces, seen.demand, policy.moves):
+    plan = lanes.plan_moves(seen.groups, seen.marketplaces, seen.demand, policy.moves, policy.min_share)
+    for move in plan:
         marked += uow.lanes.mark_leaving(move)
     return RoundResult(placed, joined, marked)
 

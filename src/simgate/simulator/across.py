@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from simgate.simulator.farm import SimCard
-from simgate.simulator.ledger import Ledger, MarketOp, OrderRecord, country_totals
+from simgate.simulator.ledger import Ledger, MarketOp, OrderRecord, Snapshot, country_totals
 from simgate.simulator.protocol import Names
 from simgate.simulator.report import Report
 
@@ -38,6 +38,8 @@ class Seller:
     name: str
     ledger: Ledger
     names: Names
+    budget: int | None = None
+    """Status-4 cancellations after which a number is gone for a service here (agent: 4)."""
 
 
 @dataclass(frozen=True)
@@ -282,3 +284,49 @@ def no_resale_elsewhere(sellers: Sequence[Seller], report: Report) -> None:
                 )
             else:
                 check.ok()
+
+
+def offered_again_across(
+    sellers: Sequence[Seller], cards: Sequence[SimCard], rounds: Sequence[Sequence[Snapshot]]
+) -> tuple[int, list[str]]:
+    """After every operation ended: each number not gone for a service is offered for it by
+    some marketplace, so what all of them advertise together covers it (lanes: each free SIM
+    is counted by one marketplace at a time, so none alone offers them all).
+
+    `rounds` are final GET_SERVICES answers of every marketplace, polled a few times: a SIM
+    moving between lanes is counted by neither for a moment (it leaves, then joins after its
+    old marketplace's next answer), so each (country, service) is judged on its best round.
+    A SIM is expected only where nothing but its lane decides where it is offered: every
+    marketplace that may hold it (its CSV row, a name for its country) offers the service
+    and has not had the number cancelled away for it. Returns how many (country, service)
+    pairs were judged and what fell short.
+    """
+    end = math.inf
+    countries = {s.name: {s.names.country(k[0]) for p in s.ledger.polls for k in p.counts} for s in sellers}
+    services = {s.name: {s.names.service(k[2]) for p in s.ledger.polls for k in p.counts} for s in sellers}
+    sold = {(phone, s.names.service(service)) for s in sellers for (phone, service) in s.ledger.sold}
+    expected: Counter[tuple[str, str]] = Counter()
+    for card in cards:
+        holders = [s for s in sellers if card.sold_on(s.name) and card.country in countries[s.name]]
+        if not card.enabled or not holders:
+            continue
+        for service in set.intersection(*(services[s.name] for s in holders)):
+            if (card.phone, service) in sold:
+                continue
+            if any(
+                s.ledger.gone(card.phone, s.names.own_service(service), end, budget=s.budget) for s in holders
+            ):
+                continue
+            expected[(card.country, service)] += 1
+    best: Counter[tuple[str, str]] = Counter()
+    for snapshots in rounds:
+        advertised: Counter[tuple[str, str]] = Counter()
+        for seller, snapshot in zip(sellers, snapshots, strict=True):
+            advertised.update(_canonical(country_totals(snapshot.counts), seller.names))
+        best = Counter({key: max(best[key], advertised[key]) for key in best | advertised})
+    problems = [
+        f"{country}/{service}: {best[(country, service)]} offered in all, {count} free"
+        for (country, service), count in sorted(expected.items())
+        if best[(country, service)] < count
+    ]
+    return len(expected), problems

@@ -15,9 +15,10 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from simgate.simulator.across import STALE_AFTER, Routed, Seller, judge_across
+from simgate.simulator.across import STALE_AFTER, Routed, Seller, judge_across, offered_again_across
+from simgate.simulator.checks import CANCEL_BUDGET
 from simgate.simulator.farm import SimCard
-from simgate.simulator.ledger import MarketOp, Push
+from simgate.simulator.ledger import MarketOp, Push, Snapshot
 from simgate.simulator.market_config import MarketplaceConfig
 from simgate.simulator.marketplace import MarketplaceSimulator, market_checks
 from simgate.simulator.reconcile import reconcile
@@ -27,8 +28,14 @@ from simgate.simulator.simbank import SimBank, SimBankConfig
 FARM_CHECKS = ("sms_pushed_exactly_once", "sms_routed_to_open_operation", "sms_text_intact", "intake_answers")
 ACROSS_CHECKS = (
     "no_sim_held_by_two_marketplaces", "counts_within_free_sims", "pushes_to_the_right_marketplace",
-    "no_push_after_success_anywhere", "no_resale_on_another_marketplace",
+    "no_push_after_success_anywhere", "no_resale_on_another_marketplace", "numbers_offered_again",
 )  # fmt: skip
+FINAL_ROUNDS = 5
+"""Final GET_SERVICES rounds at most, with several marketplaces: a SIM changing lanes is
+counted by neither marketplace until its old one has been answered once more."""
+FINAL_GAP = 1.5
+"""Real seconds between final rounds: above the server's clock-skew allowance (1 s) that a
+leaving SIM waits out before it joins its new lane."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,8 @@ class Simulation:
         if several:
             self.report.sections = [market.report for market in self.markets]
             for market in self.markets:
-                # Lanes: each free SIM is offered by one marketplace, so none offers them all.
+                # Lanes: each free SIM is offered by one marketplace, so none offers them all;
+                # the check is made across them (_offered_again_across).
                 market.report.check("numbers_offered_again").active = False
         self.cards = list(cards)
         self.settle = settle
@@ -146,19 +154,56 @@ class Simulation:
             await asyncio.gather(background, return_exceptions=True)
         await self._wait_for_pushes()
         await asyncio.gather(*(market.close_all(self.close_timeout) for market in self.markets))
+        several = len(self.markets) > 1
+        if several:
+            await self._offered_again_across()
         for market in self.markets:
-            await market.final_poll()
+            if not several:
+                await market.final_poll()
             market.finalize(crossed=self._crossed)
         reconcile(self.markets, self.bank, self.report)
-        if len(self.markets) > 1:
+        if several:
             judge_across(
-                [Seller(m.name, m.ledger, m.config.names) for m in self.markets], self.cards,
-                self._routed(), self.report, stale_after=self.stale_after,
-            )  # fmt: skip
+                self._sellers(), self.cards, self._routed(), self.report, stale_after=self.stale_after
+            )
         self.report.real_seconds = time.monotonic() - self._started
         for section in self.report.sections:
             section.real_seconds = self.report.real_seconds
         return self.report
+
+    def _sellers(self) -> list[Seller]:
+        return [
+            Seller(m.name, m.ledger, m.config.names, CANCEL_BUDGET if m.config.protocol == "agent" else None)
+            for m in self.markets
+        ]
+
+    async def _offered_again_across(self) -> None:
+        """After every operation ended: what all marketplaces advertise covers every number
+        not gone for a service, on the best of a few final rounds (across.py)."""
+        check = self.report.check("numbers_offered_again")
+        if any(m.ledger.held or m.ledger.unknown_outcomes for m in self.markets):
+            check.note("skipped: some operations' state is unknown")
+            return
+        rounds: list[list[Snapshot]] = []
+        judged, problems = 0, ["no final answer"]
+        for attempt in range(FINAL_ROUNDS):
+            if attempt:
+                await asyncio.sleep(FINAL_GAP)
+            polled = [await m.poll(m.config.calls.services) for m in self.markets]
+            snapshots = [snapshot for snapshot in polled if snapshot is not None]
+            if len(snapshots) != len(polled):
+                continue
+            rounds.append(snapshots)
+            judged, problems = offered_again_across(self._sellers(), self.cards, rounds)
+            if not problems:
+                break
+        if not rounds:
+            check.note("skipped: a marketplace got no final answer")
+            return
+        for _ in range(judged - len(problems)):
+            check.ok()
+        for problem in problems:
+            check.fail(problem)
 
     def _routed(self) -> list[Routed]:
         return [
