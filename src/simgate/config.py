@@ -25,14 +25,11 @@ from pydantic import (
 
 from simgate import marketplaces as registry
 from simgate.domain.messages import MAX_CLOCK_SKEW_SECONDS
+from simgate.settings_error import SettingsError as SettingsError
 
 PREFIX = "SIMGATE_"
 MIN_OWNER_SECRET = 16
 """Tokens the owner chooses: 16 characters of `openssl rand -hex 16` is out of reach of guessing."""
-
-
-class SettingsError(ValueError):
-    pass
 
 
 class Settings(BaseModel):

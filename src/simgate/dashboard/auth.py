@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
+from simgate.credentials import bearer_token, same_secret
 from simgate.domain.types import Timestamp
-from simgate.http.body import bearer, same_secret
 from simgate.storage.ports import Store
 
 COOKIE = "simgate_session"
@@ -100,7 +100,7 @@ class ConsoleAuth:
 
     async def api_caller(self, request: Request) -> str | None:
         """'token' or 'session' when the request may use the API; None otherwise."""
-        if self.token_ok(bearer(request)):
+        if self.token_ok(bearer_token(request.headers.get("authorization", ""))):
             return "token"
         cookie = await self.session(request)
         if cookie is None:

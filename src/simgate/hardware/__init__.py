@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from simgate.config import SettingsError
 from simgate.domain.types import Timestamp
 from simgate.hardware.status import DriverStatus, PortStatus, Unwatched
+from simgate.settings_error import SettingsError
 
 if TYPE_CHECKING:  # the CLI imports this package on every start; keep that cheap
     from starlette.routing import BaseRoute

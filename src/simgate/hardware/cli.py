@@ -70,7 +70,6 @@ def gammu(
     Exits 0 once the server stored it (or already had it), non-zero otherwise.
     """
     _reserve_standard_fds()
-    from simgate.config import SettingsError
     from simgate.hardware.gammu import (
         GammuConfig,
         GammuError,
@@ -80,6 +79,7 @@ def gammu(
         read_environment,
     )
     from simgate.hardware.settings_table import Table
+    from simgate.settings_error import SettingsError
 
     current = _settings(ctx)
     try:

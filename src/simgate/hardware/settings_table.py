@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from simgate.config import SettingsError
 from simgate.domain.errors import InvalidNumber
 from simgate.domain.types import PhoneNumber
 from simgate.services.phones import normalise_phone
+from simgate.settings_error import SettingsError
 
 
 class Table:

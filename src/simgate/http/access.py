@@ -19,8 +19,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from simgate.credentials import same_secret
 from simgate.domain.throttle import Throttle
-from simgate.http.body import bearer, same_secret
+from simgate.http.body import bearer
 
 REALMS = (
     ("/login", "console"),

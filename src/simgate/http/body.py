@@ -7,12 +7,13 @@ check must come before any work (authentication included) that could be made to 
 
 from __future__ import annotations
 
-import hmac
 import re
 import zlib
 from itertools import accumulate
 
 from starlette.requests import ClientDisconnect, Request
+
+from simgate.credentials import bearer_token
 
 MAX_JSON_DEPTH = 64
 """Deeper than any protocol we speak (the deepest is 4); msgspec recurses once per level
@@ -88,17 +89,4 @@ def gunzip(data: bytes, limit: int) -> bytes:
 
 
 def bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
-
-
-def same_secret(supplied: str, expected: str) -> bool:
-    """Constant-time comparison that cannot raise.
-
-    As bytes: compare_digest raises TypeError on a str holding non-ASCII (a 500 from a
-    cookie); surrogates from a malformed header survive the encoding too.
-    """
-    return hmac.compare_digest(
-        supplied.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
-    )
+    return bearer_token(request.headers.get("authorization", ""))

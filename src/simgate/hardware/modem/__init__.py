@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from simgate.config import SettingsError
 from simgate.hardware.base import Background, Clock, Sink
 from simgate.hardware.feed import Feed
 from simgate.hardware.health import Health
 from simgate.hardware.modem.port import ModemConfig, ModemPort, PortConfig
 from simgate.hardware.settings_table import Table
 from simgate.hardware.status import DriverStatus
+from simgate.settings_error import SettingsError
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
