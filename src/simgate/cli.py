@@ -24,8 +24,8 @@ from simgate.commands.common import (
     require_database,
     settings,
 )
+from simgate.commands.intake import intake_app
 from simgate.config import SettingsError
-from simgate.hardware.cli import intake_app
 from simgate.simulator.cli import app as simulate_app
 
 __all__ = ["app", "fail", "main", "settings"]

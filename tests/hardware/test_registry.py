@@ -24,7 +24,7 @@ HEAVY = ("aiohttp", "serial", "serial_asyncio_fast", "smspdudecoder", "starlette
 def test_the_gammu_command_path_loads_no_driver_and_nothing_heavy() -> None:
     """`simgate intake gammu` runs for every SMS gammu-smsd receives: it must start fast."""
     probe = (
-        "import sys, simgate.hardware, simgate.hardware.cli, simgate.hardware.gammu;"
+        "import sys, simgate.hardware, simgate.commands.intake, simgate.hardware.gammu;"
         "print(' '.join(sorted(sys.modules)))"
     )
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

@@ -16,8 +16,8 @@ from starlette.routing import BaseRoute
 from simgate.config import Settings
 from simgate.dashboard.api import AdminApi
 from simgate.dashboard.auth import ConsoleAuth
+from simgate.dashboard.farm_gauges import FarmCollector
 from simgate.dashboard.hardware import HardwareReport, HardwareSource
-from simgate.dashboard.metrics import FarmCollector
 from simgate.dashboard.views import dashboard_routes
 from simgate.domain.types import Timestamp
 from simgate.marketplaces.base import Health

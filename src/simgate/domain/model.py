@@ -1,4 +1,9 @@
-"""Plain records of the farm's state. Immutable: a change is a new record from a rule."""
+"""Plain records of the farm's state, as a repository reads them.
+
+Frozen, so a record handed to a use case cannot drift from the row it came from. A change
+(a number claimed, an operation finished) is a repository method inside a unit of work
+(storage/ports.py); the rules in rules.py decide, the repositories write.
+"""
 
 from __future__ import annotations
 

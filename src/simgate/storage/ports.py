@@ -278,7 +278,7 @@ class OutboxRepository(Protocol):
 
 
 class ReportRepository(Protocol):
-    """Read-only queries for the operator's console (storage/reports.py, memory_reports.py)."""
+    """Read-only queries for the operator's console (storage/sql_reports.py, memory_reports.py)."""
 
     def numbers(self, query: NumberQuery) -> Page[NumberReport]: ...
 

@@ -6,13 +6,13 @@ of work that builds them: no import cycle.
 
 from __future__ import annotations
 
-from simgate.storage.reports import SqlReports
 from simgate.storage.sessions import SqlSessions
 from simgate.storage.sql import SqlNumbers, SqlOperations
 from simgate.storage.sql_alerts import SqlAlerts
 from simgate.storage.sql_base import Connection
 from simgate.storage.sql_lanes import SqlLanes
 from simgate.storage.sql_outbox import SqlMessages, SqlOutbox
+from simgate.storage.sql_reports import SqlReports
 
 
 class SqlUnitOfWork:
