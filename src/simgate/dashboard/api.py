@@ -1,16 +1,15 @@
 """The admin API under /api/: JSON listings and actions for the dashboard and for scripts.
 
 Reads go through `uow.reports` in a read-only snapshot; actions through the use cases in
-services/admin.py, one transaction each. Every answer is a msgspec Struct from schemas.py,
-and /api/openapi.json is generated from the same Structs.
+services/admin.py, one transaction each. Every answer is a msgspec Struct from schemas.py;
+query parameters are parsed in query_params.py, and /api/openapi.json (openapi.py) is
+generated from the same Structs.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import msgspec
@@ -18,9 +17,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from simgate.dashboard import query_params as param
 from simgate.dashboard import schemas as s
 from simgate.dashboard.auth import NOT_CONFIGURED, ConsoleAuth
 from simgate.dashboard.hardware import HardwareReport
+from simgate.dashboard.openapi import openapi_document
+from simgate.dashboard.query_params import DAY, MAX_LIMIT, BadParam, day_starts
 from simgate.domain.errors import DomainError
 from simgate.domain.reports import (
     DELIVERY_STATES,
@@ -41,15 +43,9 @@ from simgate.services.explain import plain
 from simgate.storage.ports import Store, UnitOfWork
 
 JSON = "application/json; charset=utf-8"
-DAY = 86400
-MAX_LIMIT = 500
 MAX_BODY = 4096
 
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-class BadParam(DomainError):
-    pass
 
 
 def reply(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Response:
@@ -63,81 +59,6 @@ def reply(status: int, payload: Any, headers: Mapping[str, str] | None = None) -
 
 def error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
     return reply(status, s.Error(message), headers)
-
-
-# -- query parameters ----------------------------------------------------------------------
-
-
-def _text(q: Mapping[str, str], name: str) -> str | None:
-    value = q.get(name, "").strip()
-    if len(value) > 200:
-        raise BadParam(f"{name} is longer than 200 characters")
-    if "\x00" in value:
-        raise BadParam(f"{name} contains a NUL character")  # PostgreSQL would raise DataError
-    return value or None
-
-
-def _int(q: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = q.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadParam(f"{name} must be an integer, not {raw!r}") from None
-    if not low <= value <= high:
-        raise BadParam(f"{name} must be between {low} and {high}")
-    return value
-
-
-def _optional_int(q: Mapping[str, str], name: str) -> int | None:
-    return _int(q, name, 0, 1, 2**62) if q.get(name, "").strip() else None
-
-
-def _float(q: Mapping[str, str], name: str) -> float | None:
-    raw = q.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BadParam(f"{name} must be seconds since the epoch, not {raw!r}") from None
-    if not math.isfinite(value):
-        raise BadParam(f"{name} must be a finite number")
-    return value
-
-
-def _choice(q: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str | None:
-    value = _text(q, name)
-    if value is not None and value not in choices:
-        raise BadParam(f"{name} must be one of {', '.join(choices)}")
-    return value
-
-
-def _bool(q: Mapping[str, str], name: str) -> bool | None:
-    value = _text(q, name)
-    if value is None:
-        return None
-    if value.lower() in ("1", "true", "yes"):
-        return True
-    if value.lower() in ("0", "false", "no"):
-        return False
-    raise BadParam(f"{name} must be true or false")
-
-
-def _page(q: Mapping[str, str]) -> tuple[int, int]:
-    return _int(q, "limit", 50, 1, MAX_LIMIT), _int(q, "offset", 0, 0, 2**31)
-
-
-def _tz(q: Mapping[str, str]) -> int:
-    """Minutes east of UTC for 'today' and day boundaries (the browser sends its own)."""
-    return _int(q, "tz", 0, -14 * 60, 14 * 60)
-
-
-def day_starts(now: Timestamp, days: int, tz_minutes: int) -> list[Timestamp]:
-    offset = tz_minutes * 60
-    today = math.floor((now + offset) / DAY) * DAY - offset
-    return [float(today - (days - 1 - i) * DAY) for i in range(days)]
 
 
 # -- the API -------------------------------------------------------------------------------
@@ -204,7 +125,7 @@ class AdminApi:
     # -- reads -----------------------------------------------------------------------------
 
     async def overview(self, request: Request) -> Response:
-        tz = _tz(request.query_params)
+        tz = param.tz(request.query_params)
         now = self.clock()
         starts = day_starts(now, 30, tz)
 
@@ -234,11 +155,11 @@ class AdminApi:
 
     async def numbers(self, request: Request) -> Response:
         q = request.query_params
-        limit, offset = _page(q)
+        limit, offset = param.page(q)
         query = NumberQuery(
-            state=_choice(q, "state", NUMBER_STATES), country=_text(q, "country"),
-            operator=_text(q, "operator"), port=_text(q, "port"), search=_text(q, "search"),
-            losing=bool(_bool(q, "losing")), streak_since=self.clock() - STREAK_WINDOW,
+            state=param.choice(q, "state", NUMBER_STATES), country=param.text(q, "country"),
+            operator=param.text(q, "operator"), port=param.text(q, "port"), search=param.text(q, "search"),
+            losing=bool(param.boolean(q, "losing")), streak_since=self.clock() - STREAK_WINDOW,
             limit=limit, offset=offset,
         )  # fmt: skip
         page = await self.store.read(lambda uow: uow.reports.numbers(query))
@@ -254,14 +175,14 @@ class AdminApi:
 
     async def operations(self, request: Request) -> Response:
         q = request.query_params
-        limit, offset = _page(q)
-        number_id = _optional_int(q, "number_id")
+        limit, offset = param.page(q)
+        number_id = param.optional_integer(q, "number_id")
         query = OperationQuery(
-            kind=_choice(q, "kind", ("activation", "rent")),
-            state=_choice(q, "state", ("open", "finished")), service=_text(q, "service"),
-            status=_choice(q, "status", OPERATION_STATUSES),
+            kind=param.choice(q, "kind", ("activation", "rent")),
+            state=param.choice(q, "state", ("open", "finished")), service=param.text(q, "service"),
+            status=param.choice(q, "status", OPERATION_STATUSES),
             number_id=None if number_id is None else NumberId(number_id),
-            search=_text(q, "search"), since=_float(q, "since"), until=_float(q, "until"),
+            search=param.text(q, "search"), since=param.epoch(q, "since"), until=param.epoch(q, "until"),
             limit=limit, offset=offset,
         )  # fmt: skip
         page = await self.store.read(lambda uow: uow.reports.operations(query))
@@ -292,13 +213,16 @@ class AdminApi:
 
     async def messages(self, request: Request) -> Response:
         q = request.query_params
-        limit, offset = _page(q)
-        number_id, operation_id = _optional_int(q, "number_id"), _optional_int(q, "operation_id")
+        limit, offset = param.page(q)
+        number_id, operation_id = (
+            param.optional_integer(q, "number_id"),
+            param.optional_integer(q, "operation_id"),
+        )
         query = MessageQuery(
             number_id=None if number_id is None else NumberId(number_id),
             operation_id=None if operation_id is None else OperationId(operation_id),
-            routed=_bool(q, "routed"), delivery_state=_choice(q, "delivery", DELIVERY_STATES),
-            search=_text(q, "search"), limit=limit, offset=offset,
+            routed=param.boolean(q, "routed"), delivery_state=param.choice(q, "delivery", DELIVERY_STATES),
+            search=param.text(q, "search"), limit=limit, offset=offset,
         )  # fmt: skip
         now = self.clock()
         page = await self.store.read(lambda uow: uow.reports.messages(query))
@@ -307,10 +231,10 @@ class AdminApi:
 
     async def deliveries(self, request: Request) -> Response:
         q = request.query_params
-        limit, offset = _page(q)
-        operation_id = _optional_int(q, "operation_id")
+        limit, offset = param.page(q)
+        operation_id = param.optional_integer(q, "operation_id")
         query = DeliveryQuery(
-            state=_choice(q, "state", DELIVERY_STATES),
+            state=param.choice(q, "state", DELIVERY_STATES),
             operation_id=None if operation_id is None else OperationId(operation_id),
             limit=limit, offset=offset,
         )  # fmt: skip
@@ -328,7 +252,11 @@ class AdminApi:
 
     async def stats(self, request: Request) -> Response:
         q = request.query_params
-        days, tz, top = _int(q, "days", 30, 1, 366), _tz(q), _int(q, "top", 20, 1, MAX_LIMIT)
+        days, tz, top = (
+            param.integer(q, "days", 30, 1, 366),
+            param.tz(q),
+            param.integer(q, "top", 20, 1, MAX_LIMIT),
+        )
         now = self.clock()
         starts = day_starts(now, days, tz)
 
@@ -404,109 +332,3 @@ class AdminApi:
 
     async def openapi(self, request: Request) -> Response:
         return Response(openapi_document(), media_type=JSON, headers={"Cache-Control": "no-cache"})
-
-
-# -- OpenAPI -------------------------------------------------------------------------------
-
-_PAGE = [("limit", "integer", "1 to 500, default 50"), ("offset", "integer", "default 0")]
-_TZ = [("tz", "integer", "minutes east of UTC for day boundaries, default 0")]
-_ID = [("id", "integer", "path")]
-
-ENDPOINTS: list[tuple[str, str, str, type, list[tuple[str, str, str]], type | None]] = [
-    ("get", "/api/overview", "The dashboard's overview", s.OverviewOut, _TZ, None),
-    ("get", "/api/numbers", "SIM numbers with their results", s.NumberPage, [
-        ("state", "string", "free, busy, offline or disabled"), ("country", "string", "exact"),
-        ("operator", "string", "exact"), ("port", "string", "substring"),
-        ("search", "string", "substring of the phone or the port"),
-        ("losing", "boolean", "only SIMs that lose money"), *_PAGE], None),
-    ("get", "/api/numbers/{id}", "One SIM number", s.NumberAction, _ID, None),
-    ("post", "/api/numbers/{id}/enable", "Offer this SIM again", s.NumberAction, _ID, None),
-    ("post", "/api/numbers/{id}/disable", "Stop offering this SIM (an open operation goes on)",
-     s.NumberAction, _ID, None),
-    ("post", "/api/numbers/{id}/blacklist", "Block a service on this SIM (activations only; rent ignores it)",
-     s.NumberAction, _ID, s.ServiceBody),
-    ("delete", "/api/numbers/{id}/blacklist/{service}", "Lift a block (a sale cannot be lifted)",
-     s.NumberAction, [*_ID, ("service", "string", "path")], None),
-    ("get", "/api/operations", "Activations and rents, newest first", s.OperationPage, [
-        ("kind", "string", "activation or rent"), ("state", "string", "open or finished"),
-        ("service", "string", "a service name, or rent"),
-        ("status", "string", "open, sold, cancelled, refunded, not_taken or other"),
-        ("number_id", "integer", "one SIM"), ("search", "string", "substring of the phone"),
-        ("since", "number", "opened at or after (epoch seconds)"),
-        ("until", "number", "opened before (epoch seconds)"), *_PAGE], None),
-    ("get", "/api/operations/{id}", "One operation with its SMS, push attempts and timeline",
-     s.OperationDetail, _ID, None),
-    ("get", "/api/sms", "Received SMS with their routing and every push attempt", s.MessagePage, [
-        ("number_id", "integer", "one SIM"), ("operation_id", "integer", "one operation"),
-        ("routed", "boolean", "true: reached an operation; false: had none"),
-        ("delivery", "string", "pending, delivered, rejected, given_up or failed"),
-        ("search", "string", "substring of the phone, the sender or the text"), *_PAGE], None),
-    ("get", "/api/deliveries", "Pushes to the marketplace", s.DeliveryPage, [
-        ("state", "string", "pending, delivered, rejected, given_up or failed (rejected + given_up)"),
-        ("operation_id", "integer", "one operation"), *_PAGE], None),
-    ("get", "/api/deliveries/{id}", "One push with every attempt", s.DeliveryAction, _ID, None),
-    ("post", "/api/deliveries/{id}/retry",
-     "Push a rejected or given-up SMS again (never an acknowledged one)", s.DeliveryAction, _ID, None),
-    ("get", "/api/stats", "Earnings and operations per day, service, country and SIM", s.StatsOut, [
-        ("days", "integer", "1 to 366, default 30"), *_TZ,
-        ("top", "integer", "how many SIMs in by_number, default 20")], None),
-    ("get", "/api/hardware", "Each SMS hardware driver: last contact, last error, counters and its SIMs",
-     s.HardwareOut, [], None),
-    ("get", "/api/services", "The service catalogue: the names a block accepts", s.ServicesOut, [], None),
-]  # fmt: skip
-
-
-@cache
-def openapi_document() -> bytes:
-    types = tuple(dict.fromkeys([s.Error, *(e[3] for e in ENDPOINTS), s.ServiceBody]))
-    schemas, components = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
-    ref = dict(zip(types, schemas, strict=True))
-    errors = {
-        code: {"description": text, "content": {"application/json": {"schema": ref[s.Error]}}}
-        for code, text in (
-            ("400", "bad parameter"), ("401", "missing or wrong admin token"),
-            ("403", "a session change without its CSRF token"), ("404", "not found"),
-            ("409", "refused by the farm's state"), ("503", "SIMGATE_ADMIN_TOKEN is not set"),
-        )
-    }  # fmt: skip
-    paths: dict[str, dict[str, Any]] = {}
-    for method, path, summary, answer, params, body in ENDPOINTS:
-        operation: dict[str, Any] = {
-            "summary": summary,
-            "parameters": [
-                {
-                    "name": name,
-                    "in": "path" if where == "path" else "query",
-                    "required": where == "path",
-                    "schema": {"type": kind},
-                    **({} if where == "path" else {"description": where}),
-                }
-                for name, kind, where in params
-            ],
-            "responses": {
-                "200": {"description": "OK", "content": {"application/json": {"schema": ref[answer]}}},
-                **errors,
-            },
-        }
-        if body is not None:
-            operation["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": ref[body]}},
-            }
-        paths.setdefault(path, {})[method] = operation
-    document = {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "simgate admin API",
-            "version": "1",
-            "description": "The farm owner's API: Authorization: Bearer $SIMGATE_ADMIN_TOKEN. "
-            "Money in kopecks (RUB hundredths); times in seconds since the epoch, UTC.",
-        },
-        "components": {
-            "schemas": components,
-            "securitySchemes": {"admin": {"type": "http", "scheme": "bearer"}},
-        },
-        "security": [{"admin": []}],
-        "paths": paths,
-    }
-    return msgspec.json.encode(document)
