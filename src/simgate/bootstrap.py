@@ -36,11 +36,15 @@ log = logging.getLogger("simgate.bootstrap")
 
 
 def open_store(settings: Settings) -> Store:
+    store: Store
     if settings.is_sqlite:
-        return SQLiteStore.from_url(settings.database_url)
-    from simgate.storage.postgres import PostgresStore
+        store = SQLiteStore.from_url(settings.database_url)
+    else:
+        from simgate.storage.postgres import PostgresStore
 
-    return PostgresStore(settings.database_url)
+        store = PostgresStore(settings.database_url)
+    store.ledger = settings.ledger
+    return store
 
 
 def prepare_schema(settings: Settings, *, migrate: bool) -> str:
@@ -226,6 +230,7 @@ def build_app(
     clock: Callable[[], Timestamp] = time.time,
 ) -> Starlette:
     logsecrets.install(logsecrets.secrets_of(settings))
+    store.ledger = settings.ledger  # a store opened elsewhere (tests) keeps the same rules
     registry = CollectorRegistry()
     background: list[Callable[[], AbstractAsyncContextManager[None]]] = []
     wake: Callable[[], None] = lambda: None  # noqa: E731

@@ -23,13 +23,73 @@ from pydantic import (
     model_validator,
 )
 
+from simgate import catalogue
 from simgate import marketplaces as registry
+from simgate.domain.ledger import ExclusionGroup, LedgerRules
 from simgate.domain.messages import MAX_CLOCK_SKEW_SECONDS
+from simgate.domain.types import CountryName, ServiceName
 from simgate.settings_error import SettingsError as SettingsError
 
 PREFIX = "SIMGATE_"
 MIN_OWNER_SECRET = 16
 """Tokens the owner chooses: 16 characters of `openssl rand -hex 16` is out of reach of guessing."""
+
+
+class ExclusionGroupSettings(BaseModel):
+    """One `[[exclusion_groups]]` table: services in simgate's catalogue names."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = ""
+    """Shown by `numbers why`; unset: the services joined by '+'."""
+    services: list[str]
+    countries: list[str] = Field(default_factory=list)
+    """Only numbers of these countries; empty: every country."""
+
+    @field_validator("services", "countries", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [item.strip().lower() if isinstance(item, str) else item for item in value]
+        return value
+
+    @field_validator("services")
+    @classmethod
+    def _services(cls, value: list[str]) -> list[str]:
+        if len(set(value)) < 2:
+            raise ValueError("a group needs at least two different services")
+        unknown = sorted(set(value) - set(catalogue.services()))
+        if unknown:
+            raise ValueError(f"not in the service catalogue: {', '.join(unknown)}")
+        return value
+
+    @field_validator("countries")
+    @classmethod
+    def _countries(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(catalogue.countries()))
+        if unknown:
+            raise ValueError(f"not in the country catalogue: {', '.join(unknown)}")
+        return value
+
+    def group(self) -> ExclusionGroup:
+        return ExclusionGroup(
+            self.name or "+".join(sorted(set(self.services))),
+            frozenset(ServiceName(s) for s in self.services),
+            frozenset(CountryName(c) for c in self.countries),
+        )
+
+
+HEROSMS_GROUPS = (
+    ExclusionGroupSettings(name="whatsapp+astropay", services=["whatsapp", "astropay"]),
+    ExclusionGroupSettings(name="uber+yandexgo", services=["uber", "yandexgo"], countries=["kazakhstan"]),
+    ExclusionGroupSettings(
+        name="novaposhta+viber", services=["novaposhta", "viber"], countries=["ukraine", "poland"]
+    ),
+    ExclusionGroupSettings(
+        name="whatsapp+whatsappbusiness", services=["whatsapp", "whatsappbusiness"], countries=["netherlands"]
+    ),
+)
+"""The conflicts HeroSMS's partner terms name (herosms.md §7.3), in simgate's catalogue names."""
 
 
 class Settings(BaseModel):
@@ -71,6 +131,8 @@ class Settings(BaseModel):
     lane_min_share: float = Field(default=0.1, ge=0, le=1)
     lane_weights: str | None = None
     """`name=weight,...`, e.g. `smshub=2,onlinesim=1`; unnamed marketplaces weigh 1."""
+    exclusion_groups: tuple[ExclusionGroupSettings, ...] = HEROSMS_GROUPS
+    """TOML `[[exclusion_groups]]`; set, it replaces the shipped groups (README)."""
 
     @field_validator("database_url")
     @classmethod
@@ -188,6 +250,12 @@ class Settings(BaseModel):
             return {}
         pairs = (item.partition("=") for item in self.lane_weights.split(","))
         return {name.strip().lower(): float(weight) for name, _, weight in pairs}
+
+    @property
+    def ledger(self) -> LedgerRules:
+        """The resale windows every registered marketplace's terms set, and the groups."""
+        resale = tuple(rule for name, table in self.marketplaces.items() for rule in table.resale_rules(name))
+        return LedgerRules(resale=resale, groups=tuple(g.group() for g in self.exclusion_groups))
 
     @property
     def is_sqlite(self) -> bool:

@@ -169,6 +169,19 @@ class Operation:
 
 
 @dataclass(frozen=True, slots=True)
+class ExclusionFact:
+    """One exclusion as stored: what it hides, where, why, since when, and what caused it."""
+
+    service: ServiceName
+    marketplace: str
+    """'*': every marketplace."""
+    reason: str
+    """sold, group, refused, retries (the marketplace's) or blocked (the operator's)."""
+    created_at: Timestamp
+    operation_id: OperationId | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class GroupCount:
     """Free numbers in one (country, operator) group, as storage tallies them."""
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from simgate import catalogue
+from simgate.domain.ledger import DAY, ResaleRule, ResaleScope
 from simgate.domain.messages import DueDelivery, Horizon, PushReply, PushRequest, Verdict
 from simgate.domain.types import ServiceName, Timestamp
 from simgate.storage.ports import Store
@@ -132,6 +133,29 @@ class MarketplaceSettings(BaseModel):
 
     def secrets(self) -> list[str]:
         return [] if self.key is None else [self.key.get_secret_value()]
+
+    def resale_rules(self, name: str) -> tuple[ResaleRule, ...]:
+        """This marketplace's anti-resale terms as ledger entries (domain/ledger.py); none by
+        default. Asked of every registered marketplace, enabled or not: a number sold there
+        last month stays bound after its key is unset."""
+        return ()
+
+
+class ResaleWindowSettings(MarketplaceSettings):
+    """Mixed into a plug-in's settings whose marketplace fines resale across platforms
+    (HeroSMS: `SIMGATE_HEROSMS_RESALE_DAYS`, `SIMGATE_HEROSMS_RESALE_SCOPE`)."""
+
+    resale_days: float = Field(default=60, ge=0, le=3650)
+    """A number sold there is offered nowhere else, and a number sold elsewhere is not
+    offered there, for this many days (0: no window)."""
+    resale_scope: Literal["number", "service"] = "number"
+    """`number`: the window binds every service of the number (the terms' literal reading);
+    `service`: only the service sold (a rent still binds them all)."""
+
+    def resale_rules(self, name: str) -> tuple[ResaleRule, ...]:
+        if self.resale_days <= 0:
+            return ()
+        return (ResaleRule(name, self.resale_days * DAY, ResaleScope(self.resale_scope)),)
 
 
 def http_url(value: str | None) -> str | None:

@@ -154,6 +154,7 @@ async def available(
         services=services,
         with_services=with_services,
         with_rent=with_rent,
+        now=asked_at,
     )
     countries = await store.read(work)
     await store.transact(lambda uow: record_poll(uow, marketplace, asked_at))

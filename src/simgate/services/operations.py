@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from enum import StrEnum
 
-from simgate.domain import rules
+from simgate.domain import ledger, rules
 from simgate.domain.model import CountryAvailability, FinishPolicy, Operation, OperationKind, Order
 from simgate.domain.types import EVERYWHERE, Kopecks, OperationId, ServiceName, Timestamp
 from simgate.storage.ports import UnitOfWork
@@ -24,6 +24,7 @@ def list_available(
     *,
     with_services: bool = True,
     with_rent: bool = False,
+    now: Timestamp | None = None,
 ) -> list[CountryAvailability]:
     """GET_SERVICES: what can be issued this instant, per country, operator and service.
 
@@ -31,10 +32,11 @@ def list_available(
     issuable when answered; over-reporting gets the farm blocked for 30 minutes (spec 5.1).
     Only the free SIMs in `marketplace`'s lane count, and not those leaving it: a SIM is
     advertised by one marketplace at a time, so all counts together never exceed the farm.
+    Nor the SIMs a resale window hides there at `now` (domain/ledger.py).
     """
     return rules.tally_availability(
-        uow.numbers.group_counts(marketplace),
-        uow.numbers.excluded_counts(marketplace),
+        uow.numbers.group_counts(marketplace, now),
+        uow.numbers.excluded_counts(marketplace, now),
         services,
         with_services=with_services,
         with_rent=with_rent,
@@ -47,7 +49,7 @@ def issue_number(uow: UnitOfWork, marketplace: str, order: Order, now: Timestamp
     Only from `marketplace`'s lane, leaving SIMs included (its last answer counted them);
     claiming a leaving SIM cancels its move. One unit: claimed and opened commit together.
     """
-    number = uow.numbers.find_free(order, marketplace)
+    number = uow.numbers.find_free(order, marketplace, now)
     if number is None:
         return None
     operation = uow.operations.open(marketplace, order, number, now)
@@ -114,6 +116,12 @@ def _remember_outcome(
         uow.numbers.exclude(
             number_id, service, "sold", now, marketplace=EVERYWHERE, operation_id=operation.id
         )
+        # Its exclusion groups' other services too, everywhere and forever: the accounts
+        # behind them conflict whichever marketplace sells next (HeroSMS §7.3, L5).
+        for other in ledger.conflicting(uow.ledger.groups, service, operation.country):
+            uow.numbers.exclude(
+                number_id, other, "group", now, marketplace=EVERYWHERE, operation_id=operation.id
+            )
     elif status in policy.refuse_statuses:
         # "Do not supply this number for this service again" (SMSHUB status 1), everywhere:
         # the likely reason, an earlier sale, holds on every marketplace (L7).

@@ -7,15 +7,18 @@ contract tests meaningful: the SQL must agree with the rules, not with a second 
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
 
-from simgate.domain import lanes, rules
+from simgate.domain import lanes, ledger, rules
 from simgate.domain.errors import ClaimConflict
+from simgate.domain.ledger import NO_RULES, LedgerRules
 from simgate.domain.model import (
     ExcludedCount,
+    ExclusionFact,
     GroupCount,
     Number,
     NumberSpec,
@@ -53,8 +56,9 @@ def _matches_filter(number: Number, where: NumberFilter) -> bool:
 
 
 class MemoryNumbers:
-    def __init__(self, state: MemoryState) -> None:
+    def __init__(self, state: MemoryState, ledger: LedgerRules = NO_RULES) -> None:
         self.s = state
+        self.ledger = ledger
 
     def upsert(self, spec: NumberSpec, now: Timestamp) -> UpsertOutcome:
         current = self.get_by_phone(spec.phone)
@@ -98,12 +102,23 @@ class MemoryNumbers:
         found.sort(key=lambda n: (n.country, n.operator, n.phone))
         return found[where.offset : where.offset + where.limit]
 
-    def find_free(self, order: Order, marketplace: str) -> Number | None:
+    def _held(
+        self, number: Number, marketplace: str, service: ServiceName | None, now: Timestamp | None
+    ) -> bool:
+        """A resale window hides it on `marketplace` (domain/ledger.py, the rule itself)."""
+        if not self.ledger.resale:
+            return False
+        sales = ledger.sales_of(o for o in self.s.operations.values() if o.number_id == number.id)
+        at = time.time() if now is None else now
+        return ledger.resale_hold(self.ledger, sales, marketplace, service, at) is not None
+
+    def find_free(self, order: Order, marketplace: str, now: Timestamp | None = None) -> Number | None:
         candidates = [
             n
             for n in self.s.numbers.values()
             if n.lane == marketplace
             and rules.matches_order(n, order, self.excluded_services(n.id, marketplace))
+            and not self._held(n, marketplace, order.service, now)
         ]
         return min(candidates, key=lambda n: (n.last_issued_at or 0, n.id), default=None)
 
@@ -137,7 +152,20 @@ class MemoryNumbers:
         if marketplace == EVERYWHERE:
             for scope in scopes:
                 del rows[(service, scope)]
+                self.s.exclusion_origins.pop((number_id, service, scope), None)
         rows[(service, marketplace)] = reason
+        self.s.exclusion_origins[(number_id, service, marketplace)] = (now, operation_id)
+
+    def exclusions(self, number_id: NumberId) -> list[ExclusionFact]:
+        return [
+            ExclusionFact(
+                service,
+                scope,
+                reason,
+                *self.s.exclusion_origins.get((number_id, service, scope), (0.0, None)),
+            )
+            for (service, scope), reason in sorted(self.s.exclusions.get(number_id, {}).items())
+        ]
 
     def excluded_services(self, number_id: NumberId, marketplace: str | None = None) -> set[ServiceName]:
         binding = {EVERYWHERE, marketplace or EVERYWHERE}
@@ -148,27 +176,32 @@ class MemoryNumbers:
         found = [key for key, why in rows.items() if key[0] == service and why == reason]
         for key in found:
             del rows[key]
+            self.s.exclusion_origins.pop((number_id, *key), None)
         return bool(found)
 
-    def _counted(self, number: Number, marketplace: str | None) -> bool:
+    def _counted(self, number: Number, marketplace: str | None, now: Timestamp | None) -> bool:
         if not rules.is_free(number):
             return False
-        return marketplace is None or lanes.counted_by(number, marketplace)
+        if marketplace is None:
+            return True
+        return lanes.counted_by(number, marketplace) and not self._held(number, marketplace, None, now)
 
-    def group_counts(self, marketplace: str | None = None) -> list[GroupCount]:
+    def group_counts(self, marketplace: str | None = None, now: Timestamp | None = None) -> list[GroupCount]:
         tallies: dict[tuple[CountryName, OperatorName], tuple[int, int]] = {}
         for n in self.s.numbers.values():
             free, rentable = tallies.get((n.country, n.operator), (0, 0))
-            if self._counted(n, marketplace):
+            if self._counted(n, marketplace, now):
                 free, rentable = free + 1, rentable + n.rentable
             tallies[(n.country, n.operator)] = (free, rentable)
         return [GroupCount(c, o, free, rent) for (c, o), (free, rent) in tallies.items()]
 
-    def excluded_counts(self, marketplace: str | None = None) -> list[ExcludedCount]:
+    def excluded_counts(
+        self, marketplace: str | None = None, now: Timestamp | None = None
+    ) -> list[ExcludedCount]:
         tally: dict[tuple[CountryName, OperatorName, ServiceName], int] = defaultdict(int)
         for number_id in self.s.exclusions:
             number = self.s.numbers[number_id]
-            if self._counted(number, marketplace):
+            if self._counted(number, marketplace, now):
                 for service in self.excluded_services(number_id, marketplace):
                     tally[(number.country, number.operator, service)] += 1
         return [ExcludedCount(c, o, s, k) for (c, o, s), k in tally.items()]
@@ -226,6 +259,9 @@ class MemoryOperations:
     def note_finish_request(self, operation_id: OperationId) -> None:
         self.s.finish_requests[operation_id] = self.s.finish_requests.get(operation_id, 0) + 1
 
+    def of_number(self, number_id: NumberId) -> list[Operation]:
+        return sorted((o for o in self.s.operations.values() if o.number_id == number_id), key=lambda o: o.id)
+
     def count_finished(self, number_id: NumberId, service: ServiceName, marketplace: str, status: int) -> int:
         return sum(
             1
@@ -236,8 +272,9 @@ class MemoryOperations:
 
 
 class MemoryUnitOfWork:
-    def __init__(self, state: MemoryState) -> None:
-        self.numbers = MemoryNumbers(state)
+    def __init__(self, state: MemoryState, ledger: LedgerRules = NO_RULES) -> None:
+        self.ledger = ledger
+        self.numbers = MemoryNumbers(state, ledger)
         self.operations = MemoryOperations(state)
         self.messages = MemoryMessages(state.outbox)
         self.outbox = MemoryOutbox(state.outbox, state.operations)
@@ -253,6 +290,8 @@ class MemoryStore:
         """What schema_revision() reports: the fake has no schema, so it claims what it is told."""
         self._state = MemoryState()
         self._lock = threading.RLock()
+        self.ledger: LedgerRules = NO_RULES
+        """The resale windows and exclusion groups (bootstrap sets them from the settings)."""
         self.write_error: str | None = None
         """Never set by the fake itself; a test sets it to play a failing database."""
 
@@ -260,7 +299,7 @@ class MemoryStore:
         with self._lock:
             snapshot = self._state.copy()
             try:
-                return work(MemoryUnitOfWork(self._state))
+                return work(MemoryUnitOfWork(self._state, self.ledger))
             except BaseException:
                 self._state = snapshot
                 raise
@@ -270,7 +309,7 @@ class MemoryStore:
 
     async def read(self, work: Callable[[UnitOfWork], T]) -> T:
         with self._lock:
-            return work(MemoryUnitOfWork(self._state.copy()))
+            return work(MemoryUnitOfWork(self._state.copy(), self.ledger))
 
     async def schema_revision(self) -> str | None:
         return self.revision

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from simgate.domain.model import Marketplace, Number, Operation
-from simgate.domain.types import NumberId, OperationId, ServiceName
+from simgate.domain.types import NumberId, OperationId, ServiceName, Timestamp
 from simgate.storage.memory_alerts import AlertState
 from simgate.storage.memory_outbox import OutboxState
 from simgate.storage.sessions import SessionState
@@ -25,6 +25,10 @@ class MemoryState:
     numbers: dict[NumberId, Number] = field(default_factory=dict)
     exclusions: dict[NumberId, dict[tuple[ServiceName, str], str]] = field(default_factory=dict)
     """Per number: (service, marketplace scope) -> reason."""
+    exclusion_origins: dict[tuple[NumberId, ServiceName, str], tuple[Timestamp, OperationId | None]] = field(
+        default_factory=dict
+    )
+    """When each exclusion was made, and by which operation (for `numbers why`)."""
     marketplaces: dict[str, Marketplace] = field(default_factory=_fresh_marketplaces)
     operations: dict[OperationId, Operation] = field(default_factory=dict)
     finish_requests: dict[OperationId, int] = field(default_factory=dict)
@@ -39,6 +43,7 @@ class MemoryState:
         return MemoryState(
             numbers=dict(self.numbers),
             exclusions={k: dict(v) for k, v in self.exclusions.items()},
+            exclusion_origins=dict(self.exclusion_origins),
             operations=dict(self.operations),
             finish_requests=dict(self.finish_requests),
             marketplaces=dict(self.marketplaces),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
 from simgate.domain.lanes import Demand, LaneGroup, Move
+from simgate.domain.ledger import LedgerRules
 from simgate.domain.messages import (
     Attempt,
     Delivery,
@@ -22,6 +23,7 @@ from simgate.domain.messages import (
 )
 from simgate.domain.model import (
     ExcludedCount,
+    ExclusionFact,
     GroupCount,
     Marketplace,
     Number,
@@ -85,9 +87,10 @@ class NumberRepository(Protocol):
 
     def search(self, where: NumberFilter | None = None) -> list[Number]: ...
 
-    def find_free(self, order: Order, marketplace: str) -> Number | None:
+    def find_free(self, order: Order, marketplace: str, now: Timestamp | None = None) -> Number | None:
         """The least recently issued number in `marketplace`'s lane (leaving or not) that
-        `rules.matches_order` accepts, minus exclusions binding `marketplace`, or None."""
+        `rules.matches_order` accepts, minus exclusions binding `marketplace` and numbers a
+        resale window hides there at `now` (None: this instant), or None."""
         ...
 
     def mark_busy(self, number_id: NumberId, operation_id: OperationId, now: Timestamp) -> None:
@@ -118,6 +121,10 @@ class NumberRepository(Protocol):
         """
         ...
 
+    def exclusions(self, number_id: NumberId) -> list[ExclusionFact]:
+        """Every exclusion of this number, with its scope, reason, time and cause."""
+        ...
+
     def excluded_services(self, number_id: NumberId, marketplace: str | None = None) -> set[ServiceName]:
         """Services this number must not be offered for on `marketplace` (None: everywhere)."""
         ...
@@ -126,12 +133,15 @@ class NumberRepository(Protocol):
         """Drop the exclusion if it has this reason (the operator's 'blocked', never 'sold')."""
         ...
 
-    def group_counts(self, marketplace: str | None = None) -> list[GroupCount]:
+    def group_counts(self, marketplace: str | None = None, now: Timestamp | None = None) -> list[GroupCount]:
         """Every (country, operator) group with its free numbers counted by `marketplace`
-        (`lanes.counted_by`); None: every free number of the farm."""
+        (`lanes.counted_by`, and no resale window hiding them there at `now`); None: every
+        free number of the farm."""
         ...
 
-    def excluded_counts(self, marketplace: str | None = None) -> list[ExcludedCount]:
+    def excluded_counts(
+        self, marketplace: str | None = None, now: Timestamp | None = None
+    ) -> list[ExcludedCount]:
         """Per group and service: the numbers group_counts(marketplace) counts that are
         excluded for that service on `marketplace` (None: excluded everywhere)."""
         ...
@@ -156,6 +166,10 @@ class OperationRepository(Protocol):
 
     def note_finish_request(self, operation_id: OperationId) -> None:
         """Count a FINISH request (repeats included), for the operator's view."""
+        ...
+
+    def of_number(self, number_id: NumberId) -> list[Operation]:
+        """Every operation of this number, oldest first (the ledger `numbers why` reads)."""
         ...
 
     def count_finished(self, number_id: NumberId, service: ServiceName, marketplace: str, status: int) -> int:
@@ -330,6 +344,11 @@ class SessionRepository(Protocol):
 
 class UnitOfWork(Protocol):
     @property
+    def ledger(self) -> LedgerRules:
+        """The resale windows and exclusion groups in force (the store's)."""
+        ...
+
+    @property
     def numbers(self) -> NumberRepository: ...
 
     @property
@@ -356,6 +375,10 @@ class UnitOfWork(Protocol):
 
 class Store(Protocol):
     """Runs units of work. Every method commits on return and rolls back on exception."""
+
+    ledger: LedgerRules
+    """The resale windows and exclusion groups every unit of work enforces (bootstrap sets
+    them from the settings and the plug-ins; a store starts with none)."""
 
     def run(self, work: Callable[[UnitOfWork], T]) -> T:
         """Synchronous: for the CLI and for tests."""

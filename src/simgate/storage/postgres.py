@@ -28,6 +28,7 @@ from psycopg import errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from simgate.domain.errors import ClaimConflict
+from simgate.domain.ledger import NO_RULES, LedgerRules
 from simgate.storage.ports import StoreUnavailable, UnitOfWork
 from simgate.storage.sql_base import Cursor
 from simgate.storage.sql_unit import SqlUnitOfWork
@@ -93,6 +94,8 @@ class PostgresStore:
         self._last_probe = 0.0
         self._probing = False
         self._down = False
+        self.ledger: LedgerRules = NO_RULES
+        """The resale windows and exclusion groups (bootstrap sets them from the settings)."""
         """The probe found the server gone: units fail at once instead of each waiting for
         the pool's timeout, until a probe finds it back."""
 
@@ -132,7 +135,7 @@ class PostgresStore:
                 with self.pool.connection() as conn, conn.transaction():
                     if read_only:
                         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    result = work(SqlUnitOfWork(PgConnection(conn), skip_locked=True))
+                    result = work(SqlUnitOfWork(PgConnection(conn), skip_locked=True, ledger=self.ledger))
                 if not read_only:
                     self._write_error = None
                 return result

@@ -6,10 +6,14 @@ written as bare predicates (`AND enabled`) which both dialects read the same way
 
 from __future__ import annotations
 
+import time
+
 from simgate.domain import lanes
 from simgate.domain.errors import ClaimConflict
+from simgate.domain.ledger import NO_RULES, LedgerRules
 from simgate.domain.model import (
     ExcludedCount,
+    ExclusionFact,
     GroupCount,
     Number,
     NumberSpec,
@@ -30,7 +34,15 @@ from simgate.domain.types import (
     Timestamp,
 )
 from simgate.storage.ports import NumberFilter, UpsertOutcome
-from simgate.storage.sql_base import COUNTED, FREE, Connection, Cursor, Row, sync_exclusions
+from simgate.storage.sql_base import (
+    COUNTED,
+    FREE,
+    Connection,
+    Cursor,
+    Row,
+    resale_filter,
+    sync_exclusions,
+)
 
 __all__ = ["COUNTED", "FREE", "Connection", "Cursor", "Row", "SqlNumbers", "SqlOperations"]
 
@@ -73,8 +85,9 @@ STATE_SQL = {
 
 
 class SqlNumbers:
-    def __init__(self, db: Connection, *, skip_locked: bool = False) -> None:
+    def __init__(self, db: Connection, *, skip_locked: bool = False, ledger: LedgerRules = NO_RULES) -> None:
         self.db = db
+        self.ledger = ledger
         # PostgreSQL: lock the chosen number, passing over ones other GET_NUMBERs hold.
         self.lock_clause = " FOR UPDATE OF n SKIP LOCKED" if skip_locked else ""
 
@@ -150,7 +163,7 @@ class SqlNumbers:
         rows = self.db.execute(sql, (*params, where.limit, where.offset)).fetchall()
         return [_number(row) for row in rows]
 
-    def find_free(self, order: Order, marketplace: str) -> Number | None:
+    def find_free(self, order: Order, marketplace: str, now: Timestamp | None = None) -> Number | None:
         # Mirrors rules.matches_order in one lane; the contract tests hold the two together.
         clauses: list[str] = [FREE, "n.lane = ?", "n.country = ?"]
         params: list[object] = [marketplace, order.country]
@@ -178,8 +191,10 @@ class SqlNumbers:
                 " AND x.marketplace IN (?, ?))"
             )
             params += [order.service, EVERYWHERE, marketplace]
+        resale, more = resale_filter(self.ledger, marketplace, _now(now), "n.id", order.service)
+        params += more
         sql = (
-            f"SELECT {NUMBER_COLUMNS} FROM numbers n WHERE {' AND '.join(clauses)}"
+            f"SELECT {NUMBER_COLUMNS} FROM numbers n WHERE {' AND '.join(clauses)}{resale}"
             f" ORDER BY n.last_issued_at, n.id LIMIT 1{self.lock_clause}"
         )
         row = self.db.execute(sql, params).fetchone()
@@ -242,6 +257,17 @@ class SqlNumbers:
             (service, marketplace, reason, now, operation_id, operation_id, number_id),
         )
 
+    def exclusions(self, number_id: NumberId) -> list[ExclusionFact]:
+        rows = self.db.execute(
+            "SELECT service, marketplace, reason, created_at, operation_id FROM number_exclusions"
+            " WHERE number_id = ? ORDER BY service, marketplace",
+            (number_id,),
+        ).fetchall()
+        return [
+            ExclusionFact(ServiceName(r[0]), r[1], r[2], r[3], None if r[4] is None else OperationId(r[4]))
+            for r in rows
+        ]
+
     def excluded_services(self, number_id: NumberId, marketplace: str | None = None) -> set[ServiceName]:
         rows = self.db.execute(
             "SELECT service FROM number_exclusions WHERE number_id = ? AND marketplace IN (?, ?)",
@@ -258,10 +284,14 @@ class SqlNumbers:
             == 1
         )
 
-    def group_counts(self, marketplace: str | None = None) -> list[GroupCount]:
+    def group_counts(self, marketplace: str | None = None, now: Timestamp | None = None) -> list[GroupCount]:
         # Two index-only scans (migrations 0004, 0005): counted numbers per group, and every
-        # group so that one with nothing free still gets its explicit zeros.
-        where, params = (FREE, ()) if marketplace is None else (f"{COUNTED} AND n.lane = ?", (marketplace,))
+        # group so that one with nothing free still gets its explicit zeros. A resale window
+        # adds one probe per counted number (migration 0010's index), only when one binds.
+        where, params = FREE, []
+        if marketplace is not None:
+            resale, more = resale_filter(self.ledger, marketplace, _now(now), "n.id")
+            where, params = f"{COUNTED} AND n.lane = ?{resale}", [marketplace, *more]
         free = {
             (r[0], r[1]): (int(r[2]), int(r[3]))
             for r in self.db.execute(
@@ -273,15 +303,18 @@ class SqlNumbers:
         groups = self.db.execute("SELECT DISTINCT country, operator FROM numbers").fetchall()
         return [GroupCount(CountryName(c), OperatorName(o), *free.get((c, o), (0, 0))) for c, o in groups]
 
-    def excluded_counts(self, marketplace: str | None = None) -> list[ExcludedCount]:
+    def excluded_counts(
+        self, marketplace: str | None = None, now: Timestamp | None = None
+    ) -> list[ExcludedCount]:
         # At most one row per (number, service) binds a marketplace (see exclude), so COUNT(*)
-        # subtracts each number once.
-        params: tuple[str, ...]
+        # subtracts each number once; numbers group_counts leaves out (a resale window) too.
+        params: list[object]
         if marketplace is None:
-            where, params = "free AND marketplace = ?", (EVERYWHERE,)
+            where, params = "free AND marketplace = ?", [EVERYWHERE]
         else:
-            where = "counted_lane = ? AND marketplace IN (?, ?)"
-            params = (marketplace, EVERYWHERE, marketplace)
+            resale, more = resale_filter(self.ledger, marketplace, _now(now), "number_exclusions.number_id")
+            where = f"counted_lane = ? AND marketplace IN (?, ?){resale}"
+            params = [marketplace, EVERYWHERE, marketplace, *more]
         rows = self.db.execute(
             f"SELECT country, operator, service, COUNT(*) FROM number_exclusions WHERE {where}"
             " GROUP BY country, operator, service",
@@ -316,6 +349,11 @@ class SqlNumbers:
             return False
         self._sync_exclusions(which, key)
         return True
+
+
+def _now(now: Timestamp | None) -> Timestamp:
+    """Callers that pass no time (the console's counts) ask about this instant."""
+    return time.time() if now is None else now
 
 
 OPERATION_COLUMNS = (
@@ -410,6 +448,12 @@ class SqlOperations:
             "UPDATE operations SET finish_requests = finish_requests + 1 WHERE id = ?",
             (operation_id,),
         )
+
+    def of_number(self, number_id: NumberId) -> list[Operation]:
+        rows = self.db.execute(
+            f"SELECT {OPERATION_COLUMNS} FROM operations WHERE number_id = ? ORDER BY id", (number_id,)
+        ).fetchall()
+        return [_operation(row) for row in rows]
 
     def count_finished(self, number_id: NumberId, service: ServiceName, marketplace: str, status: int) -> int:
         row = self.db.execute(

@@ -8,6 +8,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from simgate.domain import ledger
+from simgate.domain.ledger import LedgerRules
+from simgate.domain.types import Timestamp
+
 Row = Sequence[Any]
 
 
@@ -42,3 +46,31 @@ def sync_exclusions(db: Connection, which: str, *keys: object) -> None:
         f" WHERE n.id = number_exclusions.number_id AND {which}",
         keys,
     )
+
+
+def resale_filter(
+    rules: LedgerRules, marketplace: str, now: Timestamp, number: str, service: str | None = None
+) -> tuple[str, list[Any]]:
+    """`AND NOT EXISTS (...)`: no sale in a resale window binding `marketplace` now
+    (ledger.window_clauses; the in-memory store asks ledger.resale_hold). `number` is the SQL
+    expression of the number's id; `service` None asks about the whole number (a count, a
+    rent). Empty when no window binds: a farm without such terms pays nothing for them."""
+    parts: list[str] = []
+    params: list[Any] = []
+    for window in ledger.window_clauses(rules, marketplace, now):
+        part = f"o.marketplace {'<>' if window.elsewhere else '='} ? AND o.finished_at > ?"
+        params += [window.sold_on, window.since]
+        if not window.number_wide:
+            if service is None:
+                part += " AND o.kind = 'rent'"
+            else:
+                part += " AND (o.kind = 'rent' OR o.service = ?)"
+                params.append(service)
+        parts.append(f"({part})")
+    if not parts:
+        return "", []
+    sql = (
+        f" AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.number_id = {number}"
+        f" AND o.finish_status = 3 AND ({' OR '.join(parts)}))"
+    )
+    return sql, params

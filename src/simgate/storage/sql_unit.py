@@ -6,6 +6,7 @@ of work that builds them: no import cycle.
 
 from __future__ import annotations
 
+from simgate.domain.ledger import NO_RULES, LedgerRules
 from simgate.storage.sessions import SqlSessions
 from simgate.storage.sql import SqlNumbers, SqlOperations
 from simgate.storage.sql_alerts import SqlAlerts
@@ -16,8 +17,9 @@ from simgate.storage.sql_reports import SqlReports
 
 
 class SqlUnitOfWork:
-    def __init__(self, db: Connection, *, skip_locked: bool = False) -> None:
-        self.numbers = SqlNumbers(db, skip_locked=skip_locked)
+    def __init__(self, db: Connection, *, skip_locked: bool = False, ledger: LedgerRules = NO_RULES) -> None:
+        self.ledger = ledger
+        self.numbers = SqlNumbers(db, skip_locked=skip_locked, ledger=ledger)
         self.operations = SqlOperations(db)
         self.messages = SqlMessages(db)
         self.outbox = SqlOutbox(db, skip_locked=skip_locked)

@@ -31,6 +31,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from simgate.domain.ledger import NO_RULES, LedgerRules
 from simgate.storage.ports import StoreUnavailable, UnitOfWork
 from simgate.storage.sql_unit import SqlUnitOfWork
 
@@ -88,6 +89,8 @@ class SQLiteStore:
         self._writer.start()
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="sqlite-reader")
         self._closed = False
+        self.ledger: LedgerRules = NO_RULES
+        """The resale windows and exclusion groups (bootstrap sets them from the settings)."""
 
     @classmethod
     def from_url(cls, database_url: str) -> SQLiteStore:
@@ -214,7 +217,7 @@ class SQLiteStore:
             return [(False, failure)] * len(works)
         outcomes: list[tuple[bool, Any]] = []
         faulted = False
-        uow = SqlUnitOfWork(conn)
+        uow = SqlUnitOfWork(conn, ledger=self.ledger)
         for work in works:
             conn.execute("SAVEPOINT unit")
             try:
@@ -271,7 +274,7 @@ class SQLiteStore:
             conn = self._connection()
             conn.execute("BEGIN")
             try:
-                return work(SqlUnitOfWork(conn))
+                return work(SqlUnitOfWork(conn, ledger=self.ledger))
             finally:
                 self._abandon()  # never left holding an old snapshot, never raising here
         except sqlite3.Error as error:

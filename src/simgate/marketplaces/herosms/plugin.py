@@ -6,9 +6,12 @@ from typing import ClassVar
 
 from simgate.marketplaces.agent.plugin import agent_plugin
 from simgate.marketplaces.agent.settings import AgentSettings
+from simgate.marketplaces.base import ResaleWindowSettings
 
 
-class HerosmsSettings(AgentSettings):
+class HerosmsSettings(AgentSettings, ResaleWindowSettings):
+    # Its anti-resale terms (spec 7.2) are one ledger entry: SIMGATE_HEROSMS_RESALE_DAYS and
+    # SIMGATE_HEROSMS_RESALE_SCOPE (ResaleWindowSettings, domain/ledger.py).
     # Service codes are the sms-activate ones HeroSMS's terms and buyer API use (spec 5.1,
     # [guess]). Country names follow SMSHUB's ([R5-derived] guess): a farm told to use
     # sms-activate's numeric ids sets [marketplaces.herosms.countries] russia = "0".
