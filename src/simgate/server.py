@@ -52,7 +52,7 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def run_server(settings: Settings, *, host: str, port: int, worker: bool, migrate: bool) -> None:
-    logs.configure(settings.log_format)
+    logs.configure(settings.log_format, queued=True)
     require_serving(settings)  # before touching the database: a missing key changes nothing
     sock = listen(host, port)
     try:

@@ -41,3 +41,22 @@ def test_tracebacks_keep_their_lines(captured: Callable[[], str]) -> None:
     err = captured()
     assert "Traceback" in err
     assert len(err.splitlines()) > 2
+
+
+def test_queued_lines_are_escaped_and_keep_their_traceback(captured: Callable[[], str]) -> None:
+    # The server logs through a queue (logs.configure(queued=True)): the filters still run
+    # where the line is logged, and the JSON line still carries the traceback apart.
+    logs.configure("json", queued=True)
+    try:
+        logging.getLogger("simgate.test").warning("call %s", "a\nb")
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logging.getLogger("simgate.test").exception("failed")
+        logs.flush()
+        lines = [json.loads(line) for line in captured().splitlines()]
+    finally:
+        logs.configure("text")
+    assert lines[0]["message"] == "call a\\nb"
+    assert lines[1]["message"] == "failed"
+    assert "ValueError: boom" in lines[1]["error"]

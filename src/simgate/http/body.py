@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import AsyncIterator
 from itertools import accumulate
 
 from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive
 
 from simgate.credentials import bearer_token
 
@@ -35,13 +37,37 @@ async def read_body(request: Request, limit: int, *, json: bool = True) -> bytes
 
     `json=False` for form posts: skips the nesting check, keeps the size and UTF-8 ones.
     """
-    declared = request.headers.get("content-length", "")
+    headers = request.headers
+    return await read_stream(
+        request.stream(),
+        headers.get("content-length", ""),
+        headers.get("content-encoding", "identity"),
+        limit,
+        json=json,
+    )
+
+
+async def receive_chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """The body's chunks straight from ASGI `receive` (the marketplace routes, http/fastpath.py)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+
+
+async def read_stream(
+    stream: AsyncIterator[bytes], declared: str, encoding: str, limit: int, *, json: bool = True
+) -> bytes:
+    """`read_body` over any chunk stream, given the Content-Length and Content-Encoding headers."""
     if declared.isdigit() and int(declared) > limit:
         raise BodyError(413, f"body is larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     try:
-        async for chunk in request.stream():
+        async for chunk in stream:
             size += len(chunk)
             if size > limit:
                 raise BodyError(413, f"body is larger than {limit} bytes")
@@ -50,7 +76,7 @@ async def read_body(request: Request, limit: int, *, json: bool = True) -> bytes
         # Nobody reads the answer; a 400 keeps it out of the 500s and their tracebacks.
         raise BodyError(400, "client disconnected before sending the whole body") from None
     body = b"".join(chunks)
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    encoding = encoding.strip().lower()
     if encoding in ("gzip", "x-gzip"):
         body = gunzip(body, limit)
     elif encoding not in ("", "identity"):
