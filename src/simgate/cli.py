@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Column, Table
@@ -27,6 +28,11 @@ from simgate.commands.common import (
 from simgate.commands.intake import intake_app
 from simgate.config import SettingsError
 from simgate.simulator.cli import app as simulate_app
+
+if TYPE_CHECKING:  # the storage layer loads only for commands that open a database
+    from simgate.domain.model import Number
+    from simgate.domain.types import NumberId
+    from simgate.storage.ports import UnitOfWork
 
 __all__ = ["app", "fail", "main", "settings"]
 
@@ -169,6 +175,16 @@ def numbers_import(
         fail(f"{len(total.rejected)} row(s) rejected; the others were loaded")
 
 
+def open_marketplaces(uow: UnitOfWork, numbers: Sequence[Number]) -> dict[NumberId, str]:
+    """The marketplace of each busy SIM's open operation (a few rows: only the busy ones)."""
+    found: dict[NumberId, str] = {}
+    for n in numbers:
+        operation = uow.operations.get(n.open_operation_id) if n.open_operation_id else None
+        if operation is not None:
+            found[n.id] = operation.marketplace
+    return found
+
+
 @numbers_app.command("list")
 def numbers_list(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON array on stdout")] = False,
@@ -181,6 +197,7 @@ def numbers_list(
         fail("--state must be free, busy, offline or disabled", 2)
     with database() as store:
         rows = store.run(lambda uow: uow.numbers.search(NumberFilter(state=state, limit=10**9)))
+        sold_on = store.run(lambda uow: open_marketplaces(uow, rows))
     if as_json:
         payload = [
             {
@@ -188,6 +205,7 @@ def numbers_list(
                 "rent": n.rentable, "enabled": n.enabled, "file_enabled": n.file_enabled,
                 "operator_enabled": n.operator_enabled, "online": n.online, "state": n.state,
                 "operation_id": n.open_operation_id,
+                "operation_marketplace": sold_on.get(n.id),
                 "lane": n.lane, "lane_target": n.lane_target, "marketplaces": sorted(n.marketplaces),
             }
             for n in rows
@@ -196,7 +214,7 @@ def numbers_list(
         return
     # Both switches: "csv" is the file's `enabled` column, "owner" the dashboard's and
     # `simgate numbers disable`'s, which no re-import changes. A busy SIM's lane is the
-    # marketplace of its open operation (it was issued from there).
+    # marketplace of its open operation (it was issued from there), shown beside its id.
     phone = Column("phone", no_wrap=True)  # a wrapped phone cannot be copied
     table = Table(
         phone, "country", "operator", "port", "rent", "csv", "owner", "state", "operation", "lane", "sells on"
@@ -205,7 +223,8 @@ def numbers_list(
         table.add_row(
             n.phone, n.country, n.operator or "-", n.port or "-", "yes" if n.rentable else "no",
             "on" if n.file_enabled else "off", "on" if n.operator_enabled else "off",
-            n.state, str(n.open_operation_id or ""),
+            n.state,
+            f"{n.open_operation_id} ({sold_on.get(n.id, '?')})" if n.open_operation_id else "",
             (n.lane or "-") + (f" -> {n.lane_target}" if n.lane_target else ""),
             "|".join(sorted(n.marketplaces)) or "all",
         )  # fmt: skip

@@ -456,3 +456,49 @@ def test_reports_on_an_empty_store(store: Store) -> None:
     assert (summary.pending, summary.oldest_pending_at, summary.oldest_age(T)) == (0, None, None)
     assert read(store, lambda r: r.earnings()).earnings == 0
     assert [d.opened for d in read(store, lambda r: r.stats([DAY0, DAY0 + DAY])).days] == [0, 0]
+
+
+# -- several marketplaces -----------------------------------------------------------------
+
+
+def test_marketplaces_and_currencies_are_reported_apart(store: Store) -> None:
+    from simgate.domain.reports import MarketplaceStats
+    from simgate.services.inventory import import_numbers
+    from simgate.services.lanes import register_marketplaces
+
+    hub = "smshub"
+    store.run(lambda uow: register_marketplaces(uow, [MARKET, hub], T - 200))
+    specs = [make_spec(phone=PhoneNumber(f"7999000000{i}")) for i in range(4)]
+    store.run(lambda uow: import_numbers(uow, specs, T - 100))
+
+    def work(uow: UnitOfWork) -> Operation:
+        sold_here = issue_number(uow, MARKET, make_order(offered=Kopecks(1000)), T)
+        sold_there = issue_number(uow, hub, make_order(offered=Kopecks(30), currency="USD"), T + 1)
+        held = issue_number(uow, hub, make_order(offered=Kopecks(50), currency="USD"), T + 2)
+        assert sold_here is not None
+        assert sold_there is not None
+        assert held is not None
+        finish_operation(uow, MARKET, sold_here.id, 3, None, T + 10)
+        finish_operation(uow, hub, sold_there.id, 3, None, T + 20)
+        return held
+
+    held = store.run(work)
+    # RUB and USD are never added up: one row per marketplace and currency.
+    assert read(store, lambda r: r.marketplace_stats(DAY0, T - DAY)) == [
+        MarketplaceStats(MARKET, "RUB", open=0, opened=1, sold_today=1, earnings_today=1000, sold=1,
+                         earnings=1000),
+        MarketplaceStats(hub, "USD", open=1, opened=2, sold_today=1, earnings_today=30, sold=1, earnings=30),
+    ]  # fmt: skip
+    # A later day: only what is open now, and what the window still holds.
+    assert read(store, lambda r: r.marketplace_stats(DAY0 + DAY, T + 15)) == [
+        MarketplaceStats(hub, "USD", open=1, sold=1, earnings=30),
+    ]
+    assert read(store, lambda r: r.open_by_marketplace()) == {hub: 1}
+    assert read(store, lambda r: r.free_by_lane()) == {MARKET: 2, hub: 1}
+    report = read(store, lambda r: r.number(held.number_id))
+    assert report is not None
+    assert report.open_marketplace == hub
+    assert read(store, lambda r: r.numbers(NumberQuery(state="free"))).items[0].open_marketplace is None
+    on_hub = read(store, lambda r: r.operations(OperationQuery(marketplace=hub)))
+    assert on_hub.total == 2
+    assert {o.operation.marketplace for o in on_hub.items} == {hub}

@@ -176,6 +176,8 @@ def test_numbers_listing(client: httpx.Client, farm: Farm) -> None:
     assert a["last_sms_at"] is not None
     assert a["port"] == "goip1/1"
     assert (b["state"], b["rent_no_sms_streak"], b["success_rate"]) == ("free", 3, 0.0)
+    assert (a["lane"], a["lane_target"], a["marketplaces"]) == ("onlinesim", None, [])
+    assert (a["open_operation_marketplace"], b["open_operation_marketplace"]) == ("onlinesim", None)
     assert "3 rents in a row got no SMS" in b["losing"][0]
     assert rows[D]["state"] == "disabled"
     assert rows[C]["last_sms_at"] is not None
@@ -322,6 +324,8 @@ def test_a_misspelt_service_is_refused_naming_the_closest(client: httpx.Client, 
         ({"status": "open"}, 1),
         ({"search": A}, 2),
         ({"since": "0", "until": "1"}, 0),
+        ({"marketplace": "onlinesim"}, 5),
+        ({"marketplace": "smshub"}, 0),
     ],
 )
 def test_operations_filters(client: httpx.Client, farm: Farm, params: dict[str, str], count: int) -> None:
@@ -342,7 +346,12 @@ def test_operations_listing_fields_and_refusals(client: httpx.Client, farm: Farm
     )
     money = (sold["finish_status"], sold["offered_kopecks"], sold["final_kopecks"], sold["earned_kopecks"])
     assert money == (3, 1000, 1250, 1250)
-    assert (sold["sms"], sold["finish_requests"]) == (1, 1)
+    assert (sold["sms"], sold["finish_requests"], sold["marketplace"], sold["currency"]) == (
+        1,
+        1,
+        "onlinesim",
+        "RUB",
+    )
     for params in ({"kind": "lease"}, {"status": "won"}, {"since": "yesterday"}, {"number_id": "0"}):
         assert client.get("/api/operations", params=params, headers=ADMIN).status_code == 400, params
 
@@ -495,6 +504,13 @@ def test_overview(client: httpx.Client, farm: Farm) -> None:
     assert o["earnings_30d"][-1]["earnings_kopecks"] == 1250
     assert o["losing_total"] == 1
     assert o["losing"][0]["phone"] == B
+    assert o["by_marketplace"] == [
+        {
+            "marketplace": "onlinesim", "free_sims": 2, "open": 1, "opened_24h": 5,
+            "money": [{"currency": "RUB", "sold_today": 1, "earnings_today": 1250,
+                       "sold_30d": 1, "earnings_30d": 1250}],
+        }
+    ]  # fmt: skip
 
 
 # -- OpenAPI ---------------------------------------------------------------------------------------
@@ -508,6 +524,8 @@ def test_openapi_document_is_generated_from_the_response_schemas(client: httpx.C
     schemas = doc["components"]["schemas"]
     for name in (
         "NumberOut",
+        "MarketplaceOut",
+        "MoneyOut",
         "NumberPage",
         "OperationDetail",
         "DeliveryOut",
@@ -520,6 +538,13 @@ def test_openapi_document_is_generated_from_the_response_schemas(client: httpx.C
     ):
         assert name in schemas, name
     assert set(schemas["NumberOut"]["required"]) >= {"phone", "state", "earnings_kopecks", "losing"}
+    assert {"lane", "lane_target", "marketplaces", "open_operation_marketplace"} <= set(
+        schemas["NumberOut"]["properties"]
+    )
+    assert "by_marketplace" in schemas["OverviewOut"]["properties"]
+    assert "currency" in schemas["OperationOut"]["properties"]
+    listing = doc["paths"]["/api/operations"]["get"]["parameters"]
+    assert "marketplace" in {p["name"] for p in listing}
     expected = {
         "/api/numbers", "/api/numbers/{id}/disable", "/api/numbers/{id}/blacklist",
         "/api/numbers/{id}/blacklist/{service}", "/api/operations/{id}", "/api/sms",
@@ -560,6 +585,11 @@ def test_metrics_read_the_farm_from_the_database(client: httpx.Client, farm: Far
     assert metric(text, "simgate_outbox_pending") == 0
     assert metric(text, 'simgate_outbox_deliveries{state="rejected"}') == 1
     assert metric(text, "simgate_farm_scrape_ok") == 1
+    # By marketplace: free SIMs per lane, open operations, money per currency.
+    assert metric(text, 'simgate_lane_free_numbers{lane="onlinesim"}') == 2
+    assert metric(text, 'simgate_open_operations{marketplace="onlinesim"}') == 1
+    assert metric(text, 'simgate_marketplace_earnings_total{currency="RUB",marketplace="onlinesim"}') == 12.5
+    assert metric(text, 'simgate_marketplace_sales_total{marketplace="onlinesim"}') == 1
     assert (
         'simgate_marketplace_requests_total{call="getNumber",marketplace="onlinesim",status="SUCCESS"}'
         in text

@@ -306,16 +306,20 @@ def test_numbers_list_shows_state(tmp_path: Path) -> None:
         "online": True,
         "state": "busy",
         "operation_id": operation.id,
+        "operation_marketplace": "onlinesim",
         "lane": "onlinesim",
         "lane_target": None,
         "marketplaces": [],
     }
     assert (rows[specs[1].phone]["state"], rows[specs[1].phone]["operator"]) == ("disabled", "")
     assert rows[specs[2].phone]["state"] == "free"
+    assert rows[specs[2].phone]["operation_marketplace"] is None
 
     table = run(tmp_path, "numbers", "list")
     assert table.returncode == 0, table.stderr
     assert "3 number(s)" in table.stdout
+    wide = run(tmp_path, "numbers", "list", env={"COLUMNS": "250"})
+    assert f"{operation.id} (onlinesim)" in wide.stdout
     assert specs[0].phone in table.stdout
 
 

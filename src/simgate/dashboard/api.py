@@ -138,6 +138,11 @@ class AdminApi:
                 by_status[c.status] += c.count
             today = r.earnings(starts[-1])
             losing = r.numbers(NumberQuery(losing=True, streak_since=now - STREAK_WINDOW, limit=10))
+            markets = s.marketplaces_out(
+                r.marketplace_stats(starts[-1], now - DAY),
+                r.marketplace_stats(starts[-1], starts[0]),
+                r.free_by_lane(),
+            )
             return s.OverviewOut(
                 now=now,
                 numbers=s.NumberStatesOut(**states, total=sum(states.values())),
@@ -149,6 +154,7 @@ class AdminApi:
                 earnings_30d=[s.day_out(d, tz) for d in r.stats(starts, groups=False).days],
                 losing_total=losing.total,
                 losing=[s.number_out(n) for n in losing.items],
+                by_marketplace=markets,
             )
 
         return reply(200, await self.store.read(work))
@@ -180,7 +186,7 @@ class AdminApi:
         query = OperationQuery(
             kind=param.choice(q, "kind", ("activation", "rent")),
             state=param.choice(q, "state", ("open", "finished")), service=param.text(q, "service"),
-            status=param.choice(q, "status", OPERATION_STATUSES),
+            status=param.choice(q, "status", OPERATION_STATUSES), marketplace=param.text(q, "marketplace"),
             number_id=None if number_id is None else NumberId(number_id),
             search=param.text(q, "search"), since=param.epoch(q, "since"), until=param.epoch(q, "until"),
             limit=limit, offset=offset,

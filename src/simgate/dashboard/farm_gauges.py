@@ -9,17 +9,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from simgate.domain.reports import NUMBER_STATES, Earnings, OutboxSummary, StatusCount
+from simgate.domain.reports import NUMBER_STATES, MarketplaceStats, OutboxSummary, StatusCount
 from simgate.domain.types import Timestamp
 from simgate.storage.ports import Store, UnitOfWork
 
 log = logging.getLogger("simgate.metrics")
 
-Snapshot = tuple[dict[str, int], list[StatusCount], Earnings, OutboxSummary]
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    states: dict[str, int]
+    statuses: list[StatusCount]
+    markets: list[MarketplaceStats]
+    """All time, per marketplace and currency."""
+    outbox: OutboxSummary
+    free_by_lane: dict[str, int]
 
 
 def _families() -> dict[str, GaugeMetricFamily | CounterMetricFamily]:
@@ -32,9 +41,26 @@ def _families() -> dict[str, GaugeMetricFamily | CounterMetricFamily]:
             "simgate_operations", "Operations in the database by kind and status", labels=["kind", "status"]
         ),
         "earnings": CounterMetricFamily(
-            "simgate_earnings_rub", "Money earned by sales (FINISH status 3), in RUB"
+            "simgate_earnings_rub", "Money earned by sales (FINISH status 3) paid in RUB, in RUB"
         ),
         "sales": CounterMetricFamily("simgate_sales", "Operations finished as sold (status 3)"),
+        "market_earnings": CounterMetricFamily(
+            "simgate_marketplace_earnings",
+            "Money earned by sales, in units of its currency (never added across currencies)",
+            labels=["marketplace", "currency"],
+        ),
+        "market_sales": CounterMetricFamily(
+            "simgate_marketplace_sales", "Operations finished as sold, by marketplace", labels=["marketplace"]
+        ),
+        "open": GaugeMetricFamily(
+            "simgate_open_operations", "Operations open now, by marketplace", labels=["marketplace"]
+        ),
+        "lanes": GaugeMetricFamily(
+            "simgate_lane_free_numbers",
+            "Free SIMs by lane: the marketplace that counts and issues them ('none': no enabled"
+            " marketplace may sell them); a leaving SIM still counts in its old lane",
+            labels=["lane"],
+        ),
         "pending": GaugeMetricFamily("simgate_outbox_pending", "SMS pushes not yet acknowledged"),
         "oldest": GaugeMetricFamily(
             "simgate_outbox_oldest_pending_seconds",
@@ -55,26 +81,40 @@ class FarmCollector(Collector):
 
     def _read(self, uow: UnitOfWork) -> Snapshot:
         r = uow.reports
-        return r.number_states(), r.operation_statuses(), r.earnings(), r.outbox()
+        # Epoch 0 as both starts: every operation ever, per marketplace and currency.
+        markets = r.marketplace_stats(0.0, 0.0)
+        return Snapshot(r.number_states(), r.operation_statuses(), markets, r.outbox(), r.free_by_lane())
 
     def collect(self) -> Iterator[Metric]:
         f = _families()
         try:
             # Synchronous: prometheus_client renders on the caller's thread. A scrape holds
             # the request for the few milliseconds these aggregate queries take.
-            states, statuses, earnings, outbox = self.store.run(self._read)
+            snap = self.store.run(self._read)
         except Exception:
             log.exception("reading farm gauges for /metrics failed")
             f["up"].add_metric([], 0)
             yield f["up"]
             return
         f["up"].add_metric([], 1)
+        outbox = snap.outbox
         for state in NUMBER_STATES:
-            f["numbers"].add_metric([state], states.get(state, 0))
-        for count in statuses:
+            f["numbers"].add_metric([state], snap.states.get(state, 0))
+        for count in snap.statuses:
             f["operations"].add_metric([count.kind.value, count.status], count.count)
-        f["earnings"].add_metric([], earnings.earnings / 100)
-        f["sales"].add_metric([], earnings.sold)
+        f["earnings"].add_metric([], sum(m.earnings for m in snap.markets if m.currency == "RUB") / 100)
+        f["sales"].add_metric([], sum(m.sold for m in snap.markets))
+        sales: dict[str, int] = {}
+        held: dict[str, int] = {}
+        for m in snap.markets:
+            f["market_earnings"].add_metric([m.marketplace, m.currency], m.earnings / 100)
+            sales[m.marketplace] = sales.get(m.marketplace, 0) + m.sold
+            held[m.marketplace] = held.get(m.marketplace, 0) + m.open
+        for marketplace in sorted(sales):
+            f["market_sales"].add_metric([marketplace], sales[marketplace])
+            f["open"].add_metric([marketplace], held[marketplace])
+        for lane, free in sorted(snap.free_by_lane.items()):
+            f["lanes"].add_metric([lane], free)
         f["pending"].add_metric([], outbox.pending)
         f["oldest"].add_metric([], outbox.oldest_age(self.clock()) or 0.0)
         for state, value in (

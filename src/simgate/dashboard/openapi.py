@@ -32,6 +32,7 @@ ENDPOINTS: list[tuple[str, str, str, type, list[tuple[str, str, str]], type | No
         ("kind", "string", "activation or rent"), ("state", "string", "open or finished"),
         ("service", "string", "a service name, or rent"),
         ("status", "string", "open, sold, cancelled, refunded, not_taken or other"),
+        ("marketplace", "string", "one marketplace: onlinesim, smshub, ..."),
         ("number_id", "integer", "one SIM"), ("search", "string", "substring of the phone"),
         ("since", "number", "opened at or after (epoch seconds)"),
         ("until", "number", "opened before (epoch seconds)"), *_PAGE], None),

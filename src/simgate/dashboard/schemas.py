@@ -19,6 +19,7 @@ from simgate.domain.reports import (
     DayStats,
     DeliveryReport,
     GroupStats,
+    MarketplaceStats,
     MessageReport,
     NumberReport,
     OperationReport,
@@ -68,6 +69,14 @@ class NumberOut(msgspec.Struct, kw_only=True):
     activation_no_sms_streak: int
     losing: list[str]
     """Why this SIM loses money; empty when it does not."""
+    lane: str | None = None
+    """The marketplace that counts and issues this SIM while it is free (null: none may)."""
+    lane_target: str | None = None
+    """A pending move: the lane it joins once `lane`'s marketplace was answered without it."""
+    marketplaces: list[str] = msgspec.field(default_factory=list)
+    """The CSV's `marketplaces`: where it may be sold; empty means every enabled one."""
+    open_operation_marketplace: str | None = None
+    """The marketplace of its open operation."""
 
 
 class NumberPage(msgspec.Struct, kw_only=True):
@@ -100,6 +109,9 @@ class OperationOut(msgspec.Struct, kw_only=True):
     sms: int
     last_sms_at: float | None
     finish_requests: int
+    currency: str = "RUB"
+    """What offered_kopecks, final_kopecks and earned_kopecks are hundredths of (the names
+    keep kopecks from when only RUB was sold)."""
 
 
 class OperationPage(msgspec.Struct, kw_only=True):
@@ -248,6 +260,28 @@ class NumberStatesOut(msgspec.Struct, kw_only=True):
     total: int
 
 
+class MoneyOut(msgspec.Struct, kw_only=True):
+    """Sales in one currency: amounts in hundredths of `currency`."""
+
+    currency: str
+    sold_today: int
+    earnings_today: int
+    sold_30d: int
+    earnings_30d: int
+
+
+class MarketplaceOut(msgspec.Struct, kw_only=True):
+    """One marketplace on the overview; its money per currency (never added across them)."""
+
+    marketplace: str
+    free_sims: int
+    """Free SIMs in its lane now (a leaving one still counts in its old lane)."""
+    open: int
+    """Operations open now."""
+    opened_24h: int
+    money: list[MoneyOut]
+
+
 class OverviewOut(msgspec.Struct, kw_only=True):
     now: float
     numbers: NumberStatesOut
@@ -261,6 +295,8 @@ class OverviewOut(msgspec.Struct, kw_only=True):
     losing_total: int
     losing: list[NumberOut]
     """The first SIMs that lose money, to disable in one click."""
+    by_marketplace: list[MarketplaceOut] = msgspec.field(default_factory=list)
+    """Per marketplace and currency; the totals above add up every currency as if RUB."""
 
 
 class ServicesOut(msgspec.Struct, kw_only=True):
@@ -400,6 +436,8 @@ def number_out(r: NumberReport) -> NumberOut:
         sold_services=[e.service for e in r.exclusions if e.reason == SOLD],
         rent_no_sms_streak=r.rent_no_sms_streak,
         activation_no_sms_streak=r.activation_no_sms_streak, losing=list(r.loss_reasons),
+        lane=n.lane, lane_target=n.lane_target, marketplaces=sorted(n.marketplaces),
+        open_operation_marketplace=r.open_marketplace,
     )  # fmt: skip
 
 
@@ -411,7 +449,7 @@ def operation_out(r: OperationReport) -> OperationOut:
         state="open" if o.is_open else "finished", status=r.status,
         finish_status=o.finish_status, offered_kopecks=o.offered, final_kopecks=o.final,
         earned_kopecks=r.earned, opened_at=o.opened_at, finished_at=o.finished_at, sms=r.sms,
-        last_sms_at=r.last_sms_at, finish_requests=r.finish_requests,
+        last_sms_at=r.last_sms_at, finish_requests=r.finish_requests, currency=o.currency,
     )  # fmt: skip
 
 
@@ -470,6 +508,37 @@ def timeline_out(events: Sequence[TimelineEvent]) -> list[TimelineOut]:
         TimelineOut(at=e.at, kind=e.kind, text=e.text, message_id=e.message_id, delivery_id=e.delivery_id)
         for e in events
     ]
+
+
+def marketplaces_out(
+    today: Sequence[MarketplaceStats], month: Sequence[MarketplaceStats], free: dict[str, int]
+) -> list[MarketplaceOut]:
+    """`today`: read with a 24-hour window; `month`: with 30 days; `free`: SIMs per lane."""
+    names = sorted({m.marketplace for m in [*today, *month]} | (free.keys() - {"none"}))
+    rows = []
+    for name in names:
+        day = [m for m in today if m.marketplace == name]
+        money = {
+            currency: MoneyOut(currency=currency, sold_today=0, earnings_today=0, sold_30d=0, earnings_30d=0)
+            for currency in sorted({m.currency for m in [*day, *month] if m.marketplace == name})
+        }
+        for m in day:
+            money[m.currency].sold_today += m.sold_today
+            money[m.currency].earnings_today += m.earnings_today
+        for m in month:
+            if m.marketplace == name:
+                money[m.currency].sold_30d += m.sold
+                money[m.currency].earnings_30d += m.earnings
+        rows.append(
+            MarketplaceOut(
+                marketplace=name,
+                free_sims=free.get(name, 0),
+                open=sum(m.open for m in day),
+                opened_24h=sum(m.opened for m in day),
+                money=[row for row in money.values() if row.sold_30d or row.sold_today],
+            )
+        )
+    return rows
 
 
 def outbox_out(s: OutboxSummary, now: Timestamp) -> OutboxOut:

@@ -154,6 +154,8 @@ class NumberReport:
     last_sms_at: Timestamp | None = None
     rent_no_sms_streak: int = 0
     activation_no_sms_streak: int = 0
+    open_marketplace: str | None = None
+    """The marketplace of its open operation (it was issued from that lane)."""
 
     @property
     def success_rate(self) -> float | None:
@@ -173,6 +175,7 @@ class OperationQuery:
     service: str | None = None
     status: str | None = None
     """A `status_name`: open, sold, cancelled, refunded, not_taken, other."""
+    marketplace: str | None = None
     number_id: NumberId | None = None
     search: str | None = None
     """Substring of the phone."""
@@ -266,6 +269,46 @@ class Earnings:
     sold: int
     finished: int
     earnings: Kopecks
+
+
+@dataclass(frozen=True, slots=True)
+class MarketplaceStats:
+    """One marketplace's operations and money in one currency: money is never added up across
+    currencies (an SMSHUB sale may be paid in another currency than an Onlinesim one)."""
+
+    marketplace: str
+    currency: str
+    open: int = 0
+    """Operations open now."""
+    opened: int = 0
+    """Opened since the window's start."""
+    sold_today: int = 0
+    earnings_today: int = 0
+    """Hundredths of `currency`, paid by sales finished since the day's start."""
+    sold: int = 0
+    earnings: int = 0
+    """Hundredths of `currency`, paid by sales finished since the window's start."""
+
+
+def marketplace_stats(
+    operations: Iterable[Operation], day_start: Timestamp, since: Timestamp
+) -> list[MarketplaceStats]:
+    """Per (marketplace, currency): open now, opened and sold since `since`, sold today. The
+    in-memory reference for the SQL; sorted by marketplace, then currency."""
+    tallies: dict[tuple[str, str], list[int]] = {}
+    for o in operations:
+        tally = tallies.setdefault((o.marketplace, o.currency), [0] * 6)
+        tally[0] += o.finished_at is None
+        tally[1] += o.opened_at >= since
+        paid = earned(o)
+        sold = o.finished_at is not None and o.finish_status == FinishStatus.SOLD
+        if sold and o.finished_at is not None and o.finished_at >= day_start:
+            tally[2] += 1
+            tally[3] += paid
+        if sold and o.finished_at is not None and o.finished_at >= since:
+            tally[4] += 1
+            tally[5] += paid
+    return [MarketplaceStats(m, c, *t) for (m, c), t in sorted(tallies.items()) if any(t)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from simgate.domain.reports import (
     DeliveryReport,
     Earnings,
     Exclusion,
+    MarketplaceStats,
     MessageQuery,
     MessageReport,
     NumberQuery,
@@ -31,6 +32,7 @@ from simgate.domain.reports import (
     day_index,
     earned,
     group_stats,
+    marketplace_stats,
     status_name,
     streaks,
 )
@@ -70,6 +72,7 @@ class MemoryReports:
             last_sms_at=max((m.stored_at for m in messages), default=None),
             rent_no_sms_streak=rent,
             activation_no_sms_streak=activation,
+            open_marketplace=next((o.marketplace for o in operations if o.finished_at is None), None),
         )
 
     def numbers(self, query: NumberQuery) -> Page[NumberReport]:
@@ -114,6 +117,7 @@ class MemoryReports:
                 and (query.state != "finished" or o.finished_at is not None)
                 and (not query.service or (o.service or "rent") == query.service)
                 and (not query.status or status == query.status)
+                and (not query.marketplace or o.marketplace == query.marketplace)
                 and (query.number_id is None or o.number_id == query.number_id)
                 and (not query.search or query.search in o.phone)
                 and (query.since is None or o.opened_at >= query.since)
@@ -261,3 +265,20 @@ class MemoryReports:
             by_country=group_stats(operations, since, "country"),
             by_number=group_stats(operations, since, "number", top),
         )
+
+    def marketplace_stats(self, day_start: Timestamp, since: Timestamp) -> list[MarketplaceStats]:
+        return marketplace_stats(self.s.operations.values(), day_start, since)
+
+    def free_by_lane(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for n in self.s.numbers.values():
+            if n.state == "free":
+                found[n.lane or "none"] = found.get(n.lane or "none", 0) + 1
+        return found
+
+    def open_by_marketplace(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for o in self.s.operations.values():
+            if o.finished_at is None:
+                found[o.marketplace] = found.get(o.marketplace, 0) + 1
+        return found

@@ -35,6 +35,7 @@ from simgate.domain.reports import (
     DeliveryQuery,
     DeliveryReport,
     Earnings,
+    MarketplaceStats,
     MessageQuery,
     MessageReport,
     NumberQuery,
@@ -327,6 +328,18 @@ class ReportRepository(Protocol):
     def stats(self, day_starts: Sequence[Timestamp], top: int = 20, *, groups: bool = True) -> Stats:
         """Per day of `day_starts` (ascending, 86400 s apart) and, with `groups`, per service,
         country and number (the `top` earners) since the first day."""
+        ...
+
+    def marketplace_stats(self, day_start: Timestamp, since: Timestamp) -> list[MarketplaceStats]:
+        """Per marketplace and currency (domain/reports.marketplace_stats)."""
+        ...
+
+    def free_by_lane(self) -> dict[str, int]:
+        """Free SIMs per lane ('none': in no lane), a leaving SIM still in its old one."""
+        ...
+
+    def open_by_marketplace(self) -> dict[str, int]:
+        """Open operations per marketplace."""
         ...
 
 

@@ -21,6 +21,7 @@ from simgate.domain.reports import (
     Earnings,
     Exclusion,
     GroupStats,
+    MarketplaceStats,
     MessageQuery,
     MessageReport,
     NumberQuery,
@@ -46,6 +47,7 @@ from simgate.storage.sql import (
     _number,
     _operation,
 )
+from simgate.storage.sql_base import FREE
 from simgate.storage.sql_outbox import DELIVERY_COLUMNS, FAILED, MESSAGE_COLUMNS, _delivery, _message
 
 SOLD_SQL = "o.finished_at IS NOT NULL AND o.finish_status = 3"
@@ -165,6 +167,15 @@ class SqlReports:
             ids,
         ).fetchall():
             sms[NumberId(number_id)] = (_int(count), float(last))
+        # Through the partial index on open operations: at most one per SIM.
+        open_in = {
+            NumberId(number_id): str(marketplace)
+            for number_id, marketplace in self.db.execute(
+                "SELECT o.number_id, o.marketplace FROM operations o"
+                f" WHERE o.finished_at IS NULL AND o.number_id IN ({marks})",
+                ids,
+            ).fetchall()
+        }
         # With a window, one pass over its recent range beats each SIM's whole history.
         streak = self._streaks(None if streak_since is not None else ids, streak_since)
         reports = []
@@ -184,6 +195,7 @@ class SqlReports:
                     last_sms_at=last,
                     rent_no_sms_streak=rent,
                     activation_no_sms_streak=activation,
+                    open_marketplace=open_in.get(n.id),
                 )
             )
         return reports
@@ -218,6 +230,9 @@ class SqlReports:
                     "o.finished_at IS NOT NULL"
                     " AND (o.finish_status IS NULL OR o.finish_status NOT IN (1, 3, 4, 5))"
                 )
+        if query.marketplace:
+            clauses.append("o.marketplace = ?")
+            params.append(query.marketplace)
         if query.number_id is not None:
             clauses.append("o.number_id = ?")
             params.append(query.number_id)
@@ -460,6 +475,38 @@ class SqlReports:
             by_country=self._groups("o.country", since, None),
             by_number=self._groups("o.phone", since, top),
         )
+
+    def marketplace_stats(self, day_start: Timestamp, since: Timestamp) -> list[MarketplaceStats]:
+        tally: dict[tuple[str, str], list[int]] = {}
+        # Open ones through the partial index on open operations; the window through the
+        # opened_at and finished_at indexes (the shape of _groups).
+        for marketplace, currency, count in self.db.execute(
+            "SELECT o.marketplace, o.currency, COUNT(*) FROM operations o"
+            " WHERE o.finished_at IS NULL GROUP BY o.marketplace, o.currency"
+        ).fetchall():
+            tally.setdefault((marketplace, currency), [0] * 6)[0] = _int(count)
+        for row in self.db.execute(
+            "SELECT o.marketplace, o.currency, SUM(CASE WHEN o.opened_at >= ? THEN 1 ELSE 0 END),"
+            f" SUM(CASE WHEN o.finished_at >= ? AND {SOLD_SQL} THEN 1 ELSE 0 END),"
+            f" SUM(CASE WHEN o.finished_at >= ? THEN {EARNED_SQL} ELSE 0 END),"
+            f" SUM(CASE WHEN o.finished_at >= ? AND {SOLD_SQL} THEN 1 ELSE 0 END),"
+            f" SUM(CASE WHEN o.finished_at >= ? THEN {EARNED_SQL} ELSE 0 END)"
+            " FROM operations o WHERE o.opened_at >= ? OR o.finished_at >= ?"
+            " GROUP BY o.marketplace, o.currency",
+            [since, day_start, day_start, since, since, since, min(since, day_start)],
+        ).fetchall():
+            tally.setdefault((row[0], row[1]), [0] * 6)[1:] = [_int(v) for v in row[2:]]
+        return [MarketplaceStats(m, c, *t) for (m, c), t in sorted(tally.items()) if any(t)]
+
+    def free_by_lane(self) -> dict[str, int]:
+        rows = self.db.execute(f"SELECT n.lane, COUNT(*) FROM numbers n WHERE {FREE} GROUP BY n.lane")
+        return {lane or "none": _int(count) for lane, count in rows.fetchall()}
+
+    def open_by_marketplace(self) -> dict[str, int]:
+        rows = self.db.execute(
+            "SELECT o.marketplace, COUNT(*) FROM operations o WHERE o.finished_at IS NULL GROUP BY 1"
+        )
+        return {marketplace: _int(count) for marketplace, count in rows.fetchall()}
 
     def _groups(self, key: str, since: Timestamp, limit: int | None) -> list[GroupStats]:
         rows = self.db.execute(
