@@ -127,6 +127,12 @@ def build_marketplaces(
     ]
 
 
+def protect_logs(settings: Settings) -> None:
+    """Redact every secret from the logs and say which issued ones are short: once per process."""
+    logsecrets.install(logsecrets.secrets_of(settings))
+    logsecrets.warn_short_secrets(settings)
+
+
 def build_worker(
     settings: Settings,
     store: Store,
@@ -135,8 +141,10 @@ def build_worker(
     registry: CollectorRegistry | None = None,
     marketplaces: list[Marketplace] | None = None,
 ) -> tuple[DeliveryWorker, WebhookSender] | None:
-    """The delivery worker and its sender, or None when there is nowhere to push to."""
-    logsecrets.install(logsecrets.secrets_of(settings))
+    """The delivery worker and its sender, or None when there is nowhere to push to.
+
+    The caller has protected the logs (protect_logs): build_app does, and so does `simgate worker`.
+    """
     if marketplaces is None:
         marketplaces = build_marketplaces(settings, store, clock)
     for warning in push_warnings(settings):
@@ -229,7 +237,7 @@ def build_app(
     worker: bool = True,
     clock: Callable[[], Timestamp] = time.time,
 ) -> Starlette:
-    logsecrets.install(logsecrets.secrets_of(settings))
+    protect_logs(settings)
     store.ledger = settings.ledger  # a store opened elsewhere (tests) keeps the same rules
     registry = CollectorRegistry()
     background: list[Callable[[], AbstractAsyncContextManager[None]]] = []

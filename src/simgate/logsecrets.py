@@ -72,14 +72,26 @@ def secrets_of(settings: Settings) -> list[str]:
         settings.metrics_token,
     )
     found = [value.get_secret_value() for value in tokens if value is not None]
-    for name, table in settings.marketplaces.items():
-        for secret in table.secrets():
-            short_secret_warning(f"[marketplaces.{name}] key", secret)
-            found.append(secret)
-    for name, secret in hardware_secrets(settings.hardware, "hardware"):
+    return found + [secret for _, secret in issued_secrets(settings)]
+
+
+def issued_secrets(settings: Settings) -> list[tuple[str, str]]:
+    """(name, value) of the secrets someone else issues: marketplace keys, device passwords.
+
+    The owner's own tokens are held to MIN_OWNER_SECRET by config.py; these are taken as given.
+    """
+    found = [
+        (f"[marketplaces.{name}] key", secret)
+        for name, table in settings.marketplaces.items()
+        for secret in table.secrets()
+    ]
+    return found + hardware_secrets(settings.hardware, "hardware")
+
+
+def warn_short_secrets(settings: Settings) -> None:
+    """Once per process, at start (bootstrap.protect_logs)."""
+    for name, secret in issued_secrets(settings):
         short_secret_warning(name, secret)
-        found.append(secret)
-    return found
 
 
 HARDWARE_SECRET_KEYS = frozenset({"password", "token", "signing_key"})
@@ -103,13 +115,9 @@ def hardware_secrets(table: object, path: str) -> list[tuple[str, str]]:
     return found
 
 
-_warned: set[str] = set()
-
-
 def short_secret_warning(name: str, value: str) -> None:
-    """For secrets someone else issues (CONTRACT.md): taken as given, but said once at start."""
-    if len(value) < SHORT_SECRET and name not in _warned:
-        _warned.add(name)
+    """For secrets someone else issues (CONTRACT.md): taken as given, but said at start."""
+    if len(value) < SHORT_SECRET:
         log.warning(
             "%s is only %d characters: it is easy to guess and is masked in the logs only where"
             " it stands as a whole word; ask its issuer for a longer one",

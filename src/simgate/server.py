@@ -74,11 +74,12 @@ def run_worker(settings: Settings) -> None:
     import asyncio
     import signal
 
-    from simgate.bootstrap import build_worker, running
+    from simgate.bootstrap import build_worker, protect_logs, running
     from simgate.storage import schema
 
     logs.configure(settings.log_format)
     schema.check_current(settings.database_url)
+    protect_logs(settings)
     store = open_store(settings)
     built = build_worker(settings, store)
     if built is None:

@@ -120,10 +120,7 @@ def test_a_client_error_is_not_a_failure(live_server: LiveServer) -> None:
         assert client.post("/intake/sms", json={}, headers=INTAKE).status_code == 400
 
 
-def test_device_secrets_are_redacted_and_short_ones_warned(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(logsecrets, "_warned", set())  # warned once per process: start afresh
+def test_device_secrets_are_redacted_and_short_ones_warned(caplog: pytest.LogCaptureFixture) -> None:
     line = {"phone": "79281234567", "password": "line-two-secret"}
     tables = {
         "goip": {"password": "pw", "lines": {"goip2": line}},
@@ -133,6 +130,19 @@ def test_device_secrets_are_redacted_and_short_ones_warned(
     settings = load_settings({}).model_copy(update={"hardware": tables})
     with caplog.at_level(logging.WARNING):
         found = logsecrets.secrets_of(settings)
+        logsecrets.warn_short_secrets(settings)
     assert {"pw", "line-two-secret", "ejoin-device-token", "k"} <= set(found)
     assert "hardware.goip.password is only 2 characters" in caplog.text
     assert "hardware.android.devices.pixel.signing_key is only 1 characters" in caplog.text
+
+
+def test_serving_with_the_worker_warns_about_a_short_key_once(caplog: pytest.LogCaptureFixture) -> None:
+    """build_app protects the logs and builds the worker, which leaves that to its caller."""
+    from simgate.bootstrap import build_worker, protect_logs
+    from simgate.storage.memory import MemoryStore
+
+    settings = load_settings({"SIMGATE_ONLINESIM_KEY": "k1"})
+    with caplog.at_level(logging.WARNING):
+        protect_logs(settings)
+        build_worker(settings, MemoryStore())
+    assert caplog.text.count("[marketplaces.onlinesim] key is only 2 characters") == 1
