@@ -122,6 +122,10 @@ def test_overview_shows_the_farm_and_is_saved_as_a_screenshot(page: Any, farm: F
     assert page.inner_text("#push-failed") == "1"
     assert page.inner_text("#losing-total") == "1"
     assert B in page.inner_text("#losing")
+    market = page.locator("#by-marketplace tbody tr[data-marketplace='onlinesim'] td")
+    expect(market.nth(1)).to_have_text("2")  # free SIMs in its lane
+    assert market.nth(2).inner_text() == "1"  # open
+    assert "12.50 ₽ · 1 sold" in market.nth(4).inner_text()
     page.wait_for_selector("#earnings-chart canvas")
     page.wait_for_selector("#ops-24h tbody tr")
     ARTIFACTS.mkdir(exist_ok=True)
@@ -150,12 +154,16 @@ def test_find_a_sim_and_open_an_operation_with_its_sms_and_attempts(page: Any, f
     row.wait_for()
     expect(page.locator("#sims tbody tr")).to_have_count(1)
     assert "busy" in row.inner_text()
-    assert "telegram" not in row.locator("td").nth(8).inner_text()  # sold, not blocked
+    assert "telegram" not in row.locator("td").nth(9).inner_text()  # sold, not blocked
+    # Its lane and where it may be sold; busy: the marketplace of its open operation.
+    assert row.locator("td").nth(2).inner_text().split("\n") == ["onlinesim", "sells on all"]
+    assert "on onlinesim" in row.locator("td").nth(1).inner_text()
     row.locator("a", has_text=A).click()
     page.wait_for_url(f"**/operations?number_id={farm.ids[A]}")
     sold = page.locator(f"#operations tbody tr[data-id='{farm.sold}']")
     sold.wait_for()
     assert "sold" in sold.inner_text()
+    assert "onlinesim" in sold.inner_text()
     sold.click()
     page.wait_for_url(f"**/operations/{farm.sold}")
     block = page.locator(".sms-block").first
@@ -169,6 +177,7 @@ def test_find_a_sim_and_open_an_operation_with_its_sms_and_attempts(page: Any, f
     assert "GET_NUMBER activation for telegram" in timeline
     assert "FINISH status 3 (sold), 12.50 RUB" in timeline
     assert page.inner_text("#op-status") == "sold"
+    assert "onlinesim (sells on all)" in page.inner_text("#facts")
     shoot(page, "operation.png")
 
 
@@ -410,3 +419,11 @@ def test_blocks_are_picked_from_the_service_catalogue(page: Any, farm: Farm) -> 
     expect(row.locator(".chip")).to_contain_text("whatsapp")
     # Blocked now, so no longer offered in its picker.
     expect(row.locator("select.block-picker option[value='whatsapp']")).to_have_count(0)
+
+
+def test_operations_filter_by_marketplace(page: Any, farm: Farm) -> None:
+    sign_in(page, "/operations?marketplace=smshub")
+    expect(page.locator("#operations tbody td.empty")).to_have_text("No operation matches.")
+    page.select_option("select[name=marketplace]", "onlinesim")
+    page.locator(f"#operations tbody tr[data-id='{farm.sold}']").wait_for()
+    assert "marketplace=onlinesim" in page.url

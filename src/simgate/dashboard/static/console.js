@@ -52,6 +52,16 @@
     kopecks === null || kopecks === undefined
       ? "–"
       : (kopecks / 100).toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 }) + " ₽";
+  // Money in hundredths of its currency; RUB keeps its sign, others their ISO letters.
+  const money = (amount, currency) =>
+    !currency || currency === "RUB"
+      ? rub(amount)
+      : amount === null || amount === undefined
+        ? "–"
+        : (amount / 100).toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 }) + " " + currency;
+  // A SIM's lane: the one marketplace that counts and issues it while free; "a → b" while it moves.
+  const lane = (n) => (n.lane || "none") + (n.lane_target ? " → " + n.lane_target : "");
+  const sellsOn = (n) => (n.marketplaces.length ? n.marketplaces.join(", ") : "all");
   const pct = (rate) => (rate === null || rate === undefined ? "–" : Math.round(rate * 100) + "%");
 
   function duration(seconds) {
@@ -322,6 +332,23 @@
         5,
         "None: every SIM that worked recently got its SMS.",
       );
+      const perCurrency = (m, sold, earned) =>
+        m.money.length ? m.money.map((c) => el("div", {}, money(c[earned], c.currency) + " · " + c[sold] + " sold")) : "–";
+      fill(
+        document.querySelector("#by-marketplace tbody"),
+        o.by_marketplace.map((m) =>
+          el("tr", { dataset: { marketplace: m.marketplace } },
+            el("td", {}, el("a", { href: "/operations?marketplace=" + encodeURIComponent(m.marketplace) }, m.marketplace)),
+            el("td", { class: "num" }, m.free_sims),
+            el("td", { class: "num" }, m.open),
+            el("td", { class: "num" }, m.opened_24h),
+            el("td", { class: "num" }, perCurrency(m, "sold_today", "earnings_today")),
+            el("td", { class: "num" }, perCurrency(m, "sold_30d", "earnings_30d")),
+          ),
+        ),
+        6,
+        "No marketplace has sold or holds SIMs yet.",
+      );
       draw(o.earnings_30d);
     }
     const tick = every(5000, refresh);
@@ -373,7 +400,11 @@
           return el("tr", { dataset: { id: n.id, phone: n.phone } },
             el("td", {}, el("a", { href: "/operations?number_id=" + n.id, title: "Operations of this SIM" }, n.phone),
               n.losing.map((why) => el("span", { class: "flag" }, "⚠ " + why))),
-            el("td", {}, badge(n.state)),
+            el("td", {}, badge(n.state),
+              n.open_operation_marketplace
+                ? el("a", { class: "muted", href: "/operations/" + n.open_operation_id }, " on " + n.open_operation_marketplace)
+                : null),
+            el("td", {}, lane(n), el("div", { class: "muted" }, "sells on " + sellsOn(n))),
             el("td", {}, n.country + " / " + (n.operator || "any")),
             el("td", {}, n.port || "–"),
             el("td", {}, n.last_sms_at ? el("a", { href: "/sms?number_id=" + n.id }, ago(n.last_sms_at)) : "never"),
@@ -384,7 +415,7 @@
             el("td", {}, toggle),
           );
         }),
-        10,
+        11,
         "No SIM matches.",
       );
       return body;
@@ -403,15 +434,16 @@
           el("tr", { class: "clickable", dataset: { id: o.id }, onclick: () => (location.href = "/operations/" + o.id) },
             el("td", {}, el("a", { href: "/operations/" + o.id }, o.id)),
             el("td", {}, clock(o.opened_at)),
+            el("td", {}, o.marketplace),
             el("td", {}, o.kind),
             el("td", {}, o.service || "rent"),
             el("td", {}, o.phone),
             el("td", {}, badge(o.status)),
             el("td", { class: "num" }, o.sms),
-            el("td", { class: "num" }, rub(o.status === "sold" ? o.earned_kopecks : o.offered_kopecks)),
+            el("td", { class: "num" }, money(o.status === "sold" ? o.earned_kopecks : o.offered_kopecks, o.currency)),
           ),
         ),
-        8,
+        9,
         "No operation matches.",
       );
       return body;
@@ -447,10 +479,12 @@
       const facts = [
         ["Kind", o.kind], ["Service", o.service || "rent (any sender)"], ["Phone", o.phone],
         ["SIM", d.number ? (d.number.port || "–") + " · " + d.number.state : "–"],
+        ["SIM lane", d.number ? lane(d.number) + " (sells on " + sellsOn(d.number) + ")" : "–"],
         ["Country / operator", o.country + " / " + o.operator],
         ["Opened", clock(o.opened_at)], ["Finished", o.finished_at ? clock(o.finished_at) : "still open"],
         ["FINISH status", o.finish_status === null ? "–" : o.finish_status + " (" + o.status + ")"],
-        ["Offered", rub(o.offered_kopecks)], ["Paid", rub(o.final_kopecks)], ["Earned", rub(o.earned_kopecks)],
+        ["Offered", money(o.offered_kopecks, o.currency)], ["Paid", money(o.final_kopecks, o.currency)],
+        ["Earned", money(o.earned_kopecks, o.currency)],
         ["FINISH requests", o.finish_requests], ["Marketplace", o.marketplace],
       ];
       document.getElementById("facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
