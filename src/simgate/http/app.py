@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +22,7 @@ from starlette.types import ASGIApp
 from simgate.domain.throttle import Throttle
 from simgate.http.access import AuthThrottle, metrics_refusal
 from simgate.http.body import BodyError, bearer, read_body
-from simgate.http.fastpath import MarketplaceRoutes
+from simgate.http.fastpath import Call, MarketplaceRoutes
 from simgate.http.intake import Intake
 from simgate.http.metrics import Metrics
 from simgate.http.requestlog import log_call
@@ -31,6 +31,8 @@ from simgate.services.alerts import CallLog
 from simgate.storage.ports import Store, StoreUnavailable
 
 JSON = "application/json; charset=utf-8"
+Endpoint = Callable[[Request], Awaitable[Response]]
+ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 _encode = msgspec.json.Encoder().encode
 
 
@@ -70,13 +72,36 @@ class SimgateApp(Starlette):
 
 
 def create_app(deps: AppDeps) -> Starlette:
-    metrics = Metrics(deps.registry)
-    roots = {m.name: [p.split("/{", 1)[0] for p in m.paths] for m in deps.marketplaces}
+    call = marketplace_call(deps, Metrics(deps.registry))
+    routes: list[BaseRoute] = [
+        *(
+            Route(path, marketplace_endpoint(market, call, deps.max_body_bytes), methods=["POST"])
+            for market in deps.marketplaces
+            for path in market.paths
+        ),
+        Route("/intake/sms", intake_endpoint(deps), methods=["POST"]),
+        *probe_routes(deps),
+        *deps.extra_routes,
+    ]
+    return SimgateApp(
+        MarketplaceRoutes.wrapping(deps.marketplaces, call, deps.max_body_bytes),
+        routes=routes,
+        # Level 1: a 100,000-number GET_SERVICES answer gzips in ~1 ms instead of ~20 ms at
+        # Starlette's default 9, for a slightly larger body (docs/benchmarks.md).
+        middleware=[
+            Middleware(AuthThrottle, throttle=deps.throttle),
+            Middleware(GZipMiddleware, minimum_size=500, compresslevel=1),
+        ],
+        exception_handlers=exception_handlers(deps.marketplaces),
+        lifespan=lifespan_of(deps.background),
+    )
 
+
+def marketplace_call(deps: AppDeps, metrics: Metrics) -> Call:
     async def call(
         market: Marketplace, path: str, body: bytes | BodyError, credentials: list[str | None], started: float
     ) -> Answer:
-        """One marketplace call: answered, logged, counted (both routes below use it)."""
+        """One marketplace call: answered, logged, counted (both routes use it)."""
         if isinstance(body, BodyError):
             status, payload = market.envelope(body.status, str(body))
             answer = Answer(status, payload, "unknown")
@@ -95,37 +120,28 @@ def create_app(deps: AppDeps) -> Starlette:
         metrics.observe(market.name, answer.call, answer.payload, time.perf_counter() - started)
         return answer
 
-    def serve(market: Marketplace) -> Callable[[Request], Awaitable[Response]]:
-        # Reached only when the raw route (http/fastpath.py) passes a request on; kept so
-        # that the marketplace paths stay declared routes (405s, the console's route list).
-        async def endpoint(request: Request) -> Response:
-            started = time.perf_counter()
-            body: bytes | BodyError
-            try:
-                body = await read_body(request, deps.max_body_bytes)
-            except BodyError as problem:
-                body = problem
-            credentials = [bearer(request), request.query_params.get("apikey")]
-            path = request.path_params.get("endpoint", "")
-            answer = await call(market, path, body, credentials, started)
-            return json_response(answer.status, answer.payload)
+    return call
 
-        return endpoint
 
-    def owner(request: Request) -> Marketplace | None:
-        """The marketplace whose paths the request is on: its errors use its envelope."""
-        path = request.url.path
-        for market in deps.marketplaces:
-            if any(path == root or path.startswith(root + "/") for root in roots[market.name]):
-                return market
-        return None
+def marketplace_endpoint(market: Marketplace, call: Call, max_body: int) -> Endpoint:
+    # Reached only when the raw route (http/fastpath.py) passes a request on; kept so
+    # that the marketplace paths stay declared routes (405s, the console's route list).
+    async def endpoint(request: Request) -> Response:
+        started = time.perf_counter()
+        body: bytes | BodyError
+        try:
+            body = await read_body(request, max_body)
+        except BodyError as problem:
+            body = problem
+        credentials = [bearer(request), request.query_params.get("apikey")]
+        path = request.path_params.get("endpoint", "")
+        answer = await call(market, path, body, credentials, started)
+        return json_response(answer.status, answer.payload)
 
-    def error_response(request: Request, status: int, message: str) -> Response:
-        market = owner(request)
-        if market is None:
-            return json_response(status, {"error": message})
-        return json_response(*market.envelope(status, message))
+    return endpoint
 
+
+def intake_endpoint(deps: AppDeps) -> Endpoint:
     async def intake_sms(request: Request) -> Response:
         try:
             body = await read_body(request, deps.max_body_bytes)
@@ -133,6 +149,12 @@ def create_app(deps: AppDeps) -> Starlette:
             return json_response(problem.status, {"error": str(problem)})
         status, payload = await deps.intake.handle(body, bearer(request))
         return json_response(status, payload)
+
+    return intake_sms
+
+
+def probe_routes(deps: AppDeps) -> list[BaseRoute]:
+    """/healthz, /readyz and /metrics: what a supervisor and a scraper ask."""
 
     async def healthz(request: Request) -> Response:
         return json_response(200, {"status": "ok"})
@@ -160,6 +182,31 @@ def create_app(deps: AppDeps) -> Starlette:
             return refused
         return Response(generate_latest(deps.registry), media_type=CONTENT_TYPE_LATEST)
 
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+
+
+def exception_handlers(marketplaces: Sequence[Marketplace]) -> dict[Any, ExceptionHandler]:
+    """JSON errors everywhere; on a marketplace's paths, in that marketplace's envelope."""
+    roots = {m.name: [p.split("/{", 1)[0] for p in m.paths] for m in marketplaces}
+
+    def owner(request: Request) -> Marketplace | None:
+        """The marketplace whose paths the request is on: its errors use its envelope."""
+        path = request.url.path
+        for market in marketplaces:
+            if any(path == root or path.startswith(root + "/") for root in roots[market.name]):
+                return market
+        return None
+
+    def error_response(request: Request, status: int, message: str) -> Response:
+        market = owner(request)
+        if market is None:
+            return json_response(status, {"error": message})
+        return json_response(*market.envelope(status, message))
+
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
@@ -174,9 +221,17 @@ def create_app(deps: AppDeps) -> Starlette:
         # Never a traceback on the wire; the log has it (Starlette logs unhandled errors).
         return error_response(request, 500, "internal error")
 
+    return {HTTPException: http_error, StoreUnavailable: unavailable, 500: server_error}
+
+
+def lifespan_of(
+    background: Sequence[Callable[[], AbstractAsyncContextManager[None]]],
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """Start the background tasks with the app, stop them in reverse order with it."""
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        managers = [start() for start in deps.background]
+        managers = [start() for start in background]
         for manager in managers:
             await manager.__aenter__()
         try:
@@ -185,31 +240,4 @@ def create_app(deps: AppDeps) -> Starlette:
             for manager in reversed(managers):
                 await manager.__aexit__(None, None, None)
 
-    routes: list[BaseRoute] = [
-        *(
-            Route(path, serve(market), methods=["POST"])
-            for market in deps.marketplaces
-            for path in market.paths
-        ),
-        Route("/intake/sms", intake_sms, methods=["POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
-        *deps.extra_routes,
-    ]
-    return SimgateApp(
-        MarketplaceRoutes.wrapping(deps.marketplaces, call, deps.max_body_bytes),
-        routes=routes,
-        # Level 1: a 100,000-number GET_SERVICES answer gzips in ~1 ms instead of ~20 ms at
-        # Starlette's default 9, for a slightly larger body (docs/benchmarks.md).
-        middleware=[
-            Middleware(AuthThrottle, throttle=deps.throttle),
-            Middleware(GZipMiddleware, minimum_size=500, compresslevel=1),
-        ],
-        exception_handlers={
-            HTTPException: http_error,
-            StoreUnavailable: unavailable,
-            500: server_error,
-        },
-        lifespan=lifespan,
-    )
+    return lifespan
