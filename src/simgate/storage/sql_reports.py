@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Protocol
 
 from simgate.domain.messages import Attempt, Verdict
 from simgate.domain.model import Number, OperationKind
@@ -47,7 +48,7 @@ from simgate.storage.sql import (
     _number,
     _operation,
 )
-from simgate.storage.sql_base import FREE
+from simgate.storage.sql_base import FREE, Row
 from simgate.storage.sql_outbox import DELIVERY_COLUMNS, FAILED, MESSAGE_COLUMNS, _delivery, _message
 
 SOLD_SQL = "o.finished_at IS NOT NULL AND o.finish_status = 3"
@@ -70,9 +71,42 @@ def _int(value: object) -> int:
     return 0 if value is None else int(value)  # type: ignore[call-overload]
 
 
+DELIVERY_REPORT_COLUMNS = f"{DELIVERY_COLUMNS}, {MESSAGE_COLUMNS}, o.kind, o.service, d.claimed_by"
+DELIVERY_SOURCE = (
+    "FROM deliveries d JOIN messages m ON m.id = d.message_id JOIN operations o ON o.id = d.operation_id"
+)
+"""Every delivery has its message and its operation (foreign keys): the joins keep the count."""
+
+
+class Paged(Protocol):
+    @property
+    def limit(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+
 class SqlReports:
     def __init__(self, db: Connection) -> None:
         self.db = db
+
+    def _page(
+        self,
+        columns: str,
+        source: str,
+        clauses: Sequence[str],
+        params: Sequence[object],
+        order: str,
+        query: Paged,
+    ) -> tuple[list[Row], int]:
+        """One page of a listing and the count of all its rows: how every listing pages."""
+        where = " AND ".join(clauses)
+        total = self.db.execute(f"SELECT COUNT(*) {source} WHERE {where}", params).fetchone()
+        rows = self.db.execute(
+            f"SELECT {columns} {source} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+            (*params, query.limit, query.offset),
+        ).fetchall()
+        return rows, _int(total[0] if total else 0)
 
     # -- numbers ---------------------------------------------------------------------------
 
@@ -121,15 +155,11 @@ class SqlReports:
             losing = [n for n, (r, a) in found.items() if loss_reasons(r, a)]
             clauses.append(f"n.id IN ({_marks(losing)})" if losing else "1 = 0")
             params += losing
-        where = " AND ".join(clauses)
-        total = self.db.execute(f"SELECT COUNT(*) FROM numbers n WHERE {where}", params).fetchone()
-        rows = self.db.execute(
-            f"SELECT {NUMBER_COLUMNS} FROM numbers n WHERE {where}"
-            " ORDER BY n.country, n.operator, n.phone LIMIT ? OFFSET ?",
-            (*params, query.limit, query.offset),
-        ).fetchall()
+        rows, total = self._page(
+            NUMBER_COLUMNS, "FROM numbers n", clauses, params, "n.country, n.operator, n.phone", query
+        )
         numbers = [_number(row) for row in rows]
-        return Page(self._number_reports(numbers, query.streak_since), _int(total[0] if total else 0))
+        return Page(self._number_reports(numbers, query.streak_since), total)
 
     def number(self, number_id: NumberId, streak_since: Timestamp | None = None) -> NumberReport | None:
         row = self.db.execute(
@@ -245,14 +275,15 @@ class SqlReports:
         if query.until is not None:
             clauses.append("o.opened_at < ?")
             params.append(query.until)
-        where = " AND ".join(clauses)
-        total = self.db.execute(f"SELECT COUNT(*) FROM operations o WHERE {where}", params).fetchone()
-        rows = self.db.execute(
-            f"SELECT {OPERATION_COLUMNS_O}, o.finish_requests FROM operations o WHERE {where}"
-            " ORDER BY o.id DESC LIMIT ? OFFSET ?",
-            (*params, query.limit, query.offset),
-        ).fetchall()
-        return Page(self._operation_reports(rows), _int(total[0] if total else 0))
+        rows, total = self._page(
+            f"{OPERATION_COLUMNS_O}, o.finish_requests",
+            "FROM operations o",
+            clauses,
+            params,
+            "o.id DESC",
+            query,
+        )
+        return Page(self._operation_reports(rows), total)
 
     def operation(self, operation_id: OperationId) -> OperationReport | None:
         row = self.db.execute(
@@ -316,20 +347,16 @@ class SqlReports:
         if query.search:
             clauses.append("(m.phone LIKE ? OR m.sender LIKE ? OR m.text LIKE ?)")
             params += [_like(query.search)] * 3
-        where = " AND ".join(clauses)
         joined = "FROM messages m LEFT JOIN deliveries d ON d.message_id = m.id"
-        total = self.db.execute(f"SELECT COUNT(*) {joined} WHERE {where}", params).fetchone()
-        rows = self.db.execute(
-            f"SELECT {MESSAGE_COLUMNS}, {DELIVERY_COLUMNS} {joined} WHERE {where}"
-            " ORDER BY m.id DESC LIMIT ? OFFSET ?",
-            (*params, query.limit, query.offset),
-        ).fetchall()
+        rows, total = self._page(
+            f"{MESSAGE_COLUMNS}, {DELIVERY_COLUMNS}", joined, clauses, params, "m.id DESC", query
+        )
         pairs = [(_message(r[:10]), None if r[10] is None else _delivery(r[10:])) for r in rows]
         attempts = self._attempts([d.id for _, d in pairs if d is not None])
         items = [
             MessageReport(m, d, tuple(attempts.get(d.id, ())) if d is not None else ()) for m, d in pairs
         ]
-        return Page(items, _int(total[0] if total else 0))
+        return Page(items, total)
 
     def deliveries(self, query: DeliveryQuery) -> Page[DeliveryReport]:
         clauses: list[str] = ["1 = 1"]
@@ -343,24 +370,19 @@ class SqlReports:
         if query.operation_id is not None:
             clauses.append("d.operation_id = ?")
             params.append(query.operation_id)
-        where = " AND ".join(clauses)
-        total = self.db.execute(f"SELECT COUNT(*) FROM deliveries d WHERE {where}", params).fetchone()
-        rows = self._delivery_rows(
-            f"WHERE {where} ORDER BY d.id DESC LIMIT ? OFFSET ?", [*params, query.limit, query.offset]
+        rows, total = self._page(
+            DELIVERY_REPORT_COLUMNS, DELIVERY_SOURCE, clauses, params, "d.id DESC", query
         )
-        return Page(rows, _int(total[0] if total else 0))
+        return Page(self._delivery_reports(rows), total)
 
     def delivery(self, delivery_id: int) -> DeliveryReport | None:
-        rows = self._delivery_rows("WHERE d.id = ?", [delivery_id])
-        return rows[0] if rows else None
-
-    def _delivery_rows(self, tail: str, params: list[object]) -> list[DeliveryReport]:
         rows = self.db.execute(
-            f"SELECT {DELIVERY_COLUMNS}, {MESSAGE_COLUMNS}, o.kind, o.service, d.claimed_by"
-            " FROM deliveries d JOIN messages m ON m.id = d.message_id"
-            f" JOIN operations o ON o.id = d.operation_id {tail}",
-            params,
+            f"SELECT {DELIVERY_REPORT_COLUMNS} {DELIVERY_SOURCE} WHERE d.id = ?", (delivery_id,)
         ).fetchall()
+        found = self._delivery_reports(rows)
+        return found[0] if found else None
+
+    def _delivery_reports(self, rows: Sequence[Row]) -> list[DeliveryReport]:
         attempts = self._attempts([r[0] for r in rows])
         return [
             DeliveryReport(
