@@ -24,6 +24,7 @@ from rich.console import Console
 
 from bench import machine, report_wrk
 from bench.delivery import DeliveryOptions, bench_delivery
+from bench.memory import MemoryOptions, bench_memory
 from bench.pairs_wrk import WrkPairsOptions, bench_pairs_wrk
 from bench.postgres import bench_pairs_postgres
 from bench.procs import ROOT
@@ -103,9 +104,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=("pairs", "pairs-pg", "services", "delivery", "pairs-python"),
+        choices=("pairs", "pairs-pg", "services", "delivery", "pairs-python", "memory"),
         default=_env("BENCH_ONLY", "") or None,
         help="one measurement; pairs uses wrk if it can, pairs-python the Python generator (BENCH_ONLY)",
+    )
+    parser.add_argument(
+        "--memory-seconds",
+        type=float,
+        default=float(_env("BENCH_MEMORY_SECONDS", "120")),
+        help="mixed load before reading the server's RSS, --only memory (BENCH_MEMORY_SECONDS; 120)",
     )
     parser.add_argument(
         "--wrk-numbers",
@@ -143,7 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="simgate-bench-") as temp:
         folder = Path(temp)
         try:
-            wrk = find_wrk(say) if args.only in (None, "pairs") else None
+            wrk = find_wrk(say) if args.only in (None, "pairs", "memory") else None
+            if args.only == "memory":
+                if wrk is None:
+                    raise SystemExit("--only memory needs wrk (apt-get install wrk)")
+                memory_options = MemoryOptions(seconds=args.memory_seconds)
+                results["memory"] = bench_memory(folder, wrk, memory_options, say)
+                wrk = None
             if wrk is not None:
                 wrk_options = WrkPairsOptions(
                     connections=args.clients, duration=args.duration, numbers=args.wrk_numbers
@@ -177,6 +190,15 @@ def main(argv: list[str] | None = None) -> int:
         results["verdicts"].update(report_wrk.verdicts(results["pairs_wrk"]))
     results["seconds"] = time.perf_counter() - started
     print_report(console, results)
+    if "memory" in results:
+        memory = results["memory"]
+        console.print(
+            f"memory: {memory['numbers']:,} numbers, {memory['seconds']:.0f} s of mixed load "
+            f"({memory['pairs']:,} pairs, {memory['get_services_calls']} GET_SERVICES, "
+            f"{memory['get_services_failed']} failed): RSS {memory['rss_mib_at_start']:.0f} MiB at start, "
+            f"{memory['rss_mib_max']:.0f} MiB at most, {memory['rss_mib_at_end']:.0f} MiB at the end "
+            f"(target < 200 MB)"
+        )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     say(f"results written to {args.json} ({results['seconds']:.0f} s in all)")
