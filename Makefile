@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DURATION ?=
 PORT ?=
-MARKETPLACES ?= onlinesim,smshub
+MARKETPLACES ?= onlinesim,smshub,grizzly,herosms
 PYTEST_ARGS ?=
 
 .PHONY: demo test check bench install clean

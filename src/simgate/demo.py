@@ -34,7 +34,7 @@ from rich.text import Text
 from simgate.simulator.farm import SimCard, make_farm, save_csv
 from simgate.simulator.market_config import MarketplaceConfig, for_marketplace
 from simgate.simulator.protocol import PROTOCOLS
-from simgate.simulator.report import STATUS_WORDS, Report
+from simgate.simulator.report import STATUS_WORDS, Report, earnings_text
 from simgate.simulator.run import Progress, Simulation, summary
 from simgate.simulator.simbank import SimBankConfig
 
@@ -116,9 +116,12 @@ def name_tables(markets: Sequence[MarketplaceConfig], cards: Sequence[SimCard]) 
         names = market.names
         tables: dict[str, dict[str, str]] = {
             "services": {ours: names.own_service(ours) for ours in sorted(set(names.services.values()))},
-            "countries": {country: country for country in sorted({card.country for card in cards})},
-            "operators": {op: op for op in sorted({card.operator for card in cards if card.operator})},
+            "countries": {c: names.own_country(c) for c in sorted({card.country for card in cards})},
         }
+        if market.named_operators:  # else the shipped (none): everything under `any`
+            tables["operators"] = {
+                op: op for op in sorted({card.operator for card in cards if card.operator})
+            }
         for table, entries in tables.items():
             lines.append(f"[marketplaces.{market.marketplace}.{table}]")
             lines += [f'{ours} = "{theirs}"' for ours, theirs in entries.items()]
@@ -159,6 +162,9 @@ def server_environment(
     for name, key in keys.items():
         environ[f"SIMGATE_{name.upper()}_KEY"] = key
         environ[f"SIMGATE_{name.upper()}_PUSH_URL"] = push_urls[name]
+    if "herosms" in keys:
+        # Its ping goes next to the push URL, to the simulator; often enough to be seen.
+        environ["SIMGATE_HEROSMS_PING_SECONDS"] = "5"
     return environ
 
 
@@ -277,7 +283,7 @@ def live_view(progress: Progress, duration: float | None, port: int) -> Renderab
         f"(+{sum(m.get('push.ignored', 0) for m in markets)} ignored, "
         f"{sum(m.get('push.no_operation', 0) for m in markets)} late); pending {progress.pending_pushes}",
     )
-    table.add_row("earnings", f"{progress.earnings_rub:,.2f} RUB")
+    table.add_row("earnings", earnings_text(progress.earnings))
     latency = "  ".join(
         f"{call} {figures['p50_ms']:.0f}/{figures['p99_ms']:.0f}"
         for call, figures in progress.latencies.items()

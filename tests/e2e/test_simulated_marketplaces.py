@@ -1,8 +1,9 @@
-"""End to end: one simulated farm sold on Onlinesim and SMSHUB at once, through one server.
+"""End to end: one simulated farm sold on Onlinesim and SMSHUB at once (and on all four
+marketplaces: Grizzly and HeroSMS too), through one server.
 
-The simulated SIM bank feeds simgate's intake; a simulated Onlinesim and a simulated SMSHUB
-buy from the same SIMs over their own protocols. A correct server gets a clean report; the
-sabotage tests break the server from here (a patched use case or sender, never an edit of
+The simulated SIM bank feeds simgate's intake; a simulated Onlinesim and simulated agent
+marketplaces buy from the same SIMs over their own protocols. A correct server gets a clean
+report; the sabotage tests break the server from here (a patched use case or sender, never an edit of
 src) and show the checks across marketplaces catch each break.
 """
 
@@ -36,30 +37,45 @@ from tests.e2e.test_simulated_farm import failing, load_farm
 HUB_KEY = "hub-" + KEY
 DEDICATED = 0.15
 """The share of SIMs each marketplace sells alone (CSV `marketplaces`), judged per marketplace."""
+KEYS = {"onlinesim": KEY, "smshub": HUB_KEY, "grizzly": "gz-" + KEY, "herosms": "hs-" + KEY}
+ALL_FOUR = ("onlinesim", "smshub", "grizzly", "herosms")
 
 
 async def run_both(
-    tmp_path: Path, *, numbers: int = 40, seconds: float = 4.0, speed: float = 60.0, seed: int = 1, **hub: Any
+    tmp_path: Path,
+    *,
+    numbers: int = 40,
+    seconds: float = 4.0,
+    speed: float = 60.0,
+    seed: int = 1,
+    marketplaces: tuple[str, ...] = ("onlinesim", "smshub"),
+    **hub: Any,
 ) -> Report:
+    """A farm sold on `marketplaces` (Onlinesim first); `hub` overrides SMSHUB's habits."""
     url = f"sqlite:///{tmp_path / 'both.db'}"
     schema.upgrade(url)
     farm = make_farm(numbers, seed=seed, countries=(("russia", 0.6), ("poland", 0.4)))
-    cards = dedicate(farm, ("onlinesim", "smshub"), DEDICATED, seed=seed)
+    cards = dedicate(farm, marketplaces, DEDICATED, seed=seed)
     load_farm(url, cards)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     markets = [
-        for_marketplace("onlinesim", base, KEY, speed=speed, seed=seed),
-        for_marketplace("smshub", base, HUB_KEY, speed=speed, seed=seed + 1, **hub),
+        for_marketplace(
+            name, base, KEYS[name], speed=speed, seed=seed + i, **(hub if name == "smshub" else {})
+        )
+        for i, name in enumerate(marketplaces)
     ]
-    bank = SimBankConfig(server_url=base, token=INTAKE_TOKEN, speed=speed, seed=seed + 2)
+    bank = SimBankConfig(server_url=base, token=INTAKE_TOKEN, speed=speed, seed=seed + 10)
     pace = {name.removeprefix("SIMGATE_").lower(): value for name, value in lane_pace(speed).items()}
     names = tmp_path / "names.toml"
     names.write_text(name_tables(markets, cards), encoding="utf-8")
     async with Simulation(markets, bank, cards, settle=3.0) as sim:
+        agents: dict[str, str] = {}
+        for name in marketplaces[1:]:
+            agents |= {f"{name}_key": KEYS[name], f"{name}_push_url": sim.push_urls[name]}
         settings = settings_for(
-            url, onlinesim_push_url=sim.push_urls["onlinesim"], smshub_key=HUB_KEY,
-            smshub_push_url=sim.push_urls["smshub"], config=str(names), **pace,
+            url, onlinesim_push_url=sim.push_urls["onlinesim"], config=str(names),
+            herosms_ping_seconds="0.5", **agents, **pace,
         )  # fmt: skip
         server = LiveServer(settings, port=port)
         await asyncio.to_thread(server.start)
@@ -87,6 +103,22 @@ async def test_onlinesim_and_smshub_share_one_farm_cleanly(tmp_path: Path) -> No
     for name in across:
         assert report.checks[name].observed >= 10, name
     assert report.checks["sms_pushed_exactly_once"].observed == report.counts["sms.routed"]
+
+
+async def test_all_four_marketplaces_share_one_farm_cleanly(tmp_path: Path) -> None:
+    report = await run_both(tmp_path, numbers=60, seconds=6.0, marketplaces=ALL_FOUR)
+
+    assert report.ok, {part.title: failing(part) for part in (report, *report.sections)}
+    for name in ALL_FOUR:
+        counts = section(report, name).counts
+        assert counts["activation.opened"] >= 5, name
+        assert counts["activation.finished.3"] >= 1, name
+        assert counts["activation.open"] == 0, name
+    assert section(report, "herosms").checks["pings_well_formed"].observed >= 1
+    resale = report.checks["resale_window_kept"]
+    assert resale.active
+    assert resale.observed >= 20
+    assert set(report.earnings) == {"RUB", "USD"}  # HeroSMS pays in dollars, never added to roubles
 
 
 def _patch_issue_number(monkeypatch: pytest.MonkeyPatch, wrapper: Any) -> None:
@@ -171,12 +203,15 @@ async def test_a_server_that_pushes_to_the_wrong_marketplace_is_caught(
     assert "pushed to smshub, routed to onlinesim's operation" in wrong.examples[0]
 
 
-def test_the_demo_sells_on_onlinesim_and_smshub_and_ends_with_a_clean_report(tmp_path: Path) -> None:
+@pytest.mark.parametrize("marketplaces", [("onlinesim", "smshub"), ALL_FOUR], ids=["two", "four"])
+def test_the_demo_sells_on_several_marketplaces_and_ends_with_a_clean_report(
+    tmp_path: Path, marketplaces: tuple[str, ...]
+) -> None:
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("SIMGATE_")}
     done = subprocess.run(
         [sys.executable, "-m", "simgate", "demo", "--duration", "5", "--numbers", "40", "--speed", "40",
-         "--port", str(port), "--marketplaces", "onlinesim,smshub"],
+         "--port", str(port), "--marketplaces", ",".join(marketplaces)],
         cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=90,
     )  # fmt: skip
 
@@ -185,6 +220,12 @@ def test_the_demo_sells_on_onlinesim_and_smshub_and_ends_with_a_clean_report(tmp
     report = json.loads((tmp_path / "demo-data" / "report.json").read_text())
     assert report["ok"]
     assert report["checks"]["no_sim_held_by_two_marketplaces"]["observed"] >= 10
-    for name in ("onlinesim", "smshub"):
-        assert report["marketplaces"][name]["counts"]["activation.opened"] >= 5, name
-    assert "[marketplaces.smshub.services]" in (tmp_path / "demo-data" / "simgate.toml").read_text()
+    for name in marketplaces:
+        assert report["marketplaces"][name]["counts"]["activation.opened"] >= 3, name
+    config = (tmp_path / "demo-data" / "simgate.toml").read_text()
+    for name in marketplaces[1:]:
+        assert f"[marketplaces.{name}.services]" in config
+    if "herosms" in marketplaces:
+        assert report["checks"]["resale_window_kept"]["observed"] >= 10
+        assert '[marketplaces.herosms.countries]\nkazakhstan = "2"' in config or 'russia = "0"' in config
+        assert "[marketplaces.herosms.operators]" not in config  # no names: `any` only

@@ -17,6 +17,7 @@ from simgate.simulator.across import (
     no_sim_held_twice,
     offered_again_across,
     pushes_to_the_right_marketplace,
+    resale_window_kept,
 )
 from simgate.simulator.farm import SimCard
 from simgate.simulator.ledger import Ledger, MarketOp, Push, Snapshot
@@ -200,3 +201,51 @@ def test_a_number_sold_anywhere_is_not_expected_again_for_that_service() -> None
     onlinesim.ledger.polls.append(offering(2, 0)[0])
     smshub.ledger.polls.append(offering(0, 2)[1])
     assert offered_again_across((onlinesim, smshub), CARDS, [offering(1, 0)]) == (1, [])
+
+
+# ---------------------------------------------------------------------- HeroSMS's resale window
+
+
+def sold(operation: MarketOp) -> MarketOp:
+    operation.status, operation.confirmed = 3, True
+    return operation
+
+
+def market(name: str, *ops: MarketOp) -> Seller:
+    seller = Seller(name, Ledger(), AGENT_NAMES)
+    for operation in ops:
+        seller.ledger.record_issue(operation)
+    return seller
+
+
+def test_a_number_sold_on_herosms_and_issued_elsewhere_inside_the_window_is_caught() -> None:
+    report = Report()
+    pair = [market("herosms", sold(op(1, 10.0, 20.0))), market("grizzly", op(2, 30.0, 40.0, service="vk"))]
+    resale_window_kept(pair, report, window=100.0)
+    _, failures, examples = judged(report, "resale_window_kept")
+    assert failures == 1
+    assert "issued on grizzly for vkcom after its sale on herosms for telegram" in examples[0]
+
+
+def test_a_number_sold_elsewhere_and_issued_on_herosms_inside_the_window_is_caught() -> None:
+    report = Report()
+    pair = [market("smshub", sold(op(1, 10.0, 20.0))), market("herosms", op(2, 30.0, None, service="wa"))]
+    resale_window_kept(pair, report, window=100.0)
+    assert judged(report, "resale_window_kept")[1] == 1
+
+
+def test_outside_the_window_between_others_or_in_the_other_scope_is_allowed() -> None:
+    report = Report()
+    after = [market("herosms", sold(op(1, 10.0, 20.0))), market("smshub", op(2, 200.0, None, service="wa"))]
+    resale_window_kept(after, report, window=100.0)
+    others = [market("smshub", sold(op(1, 10.0, 20.0))), market("grizzly", op(2, 30.0, None, service="wa"))]
+    resale_window_kept(others, report, window=100.0)
+    # Scope `service`: another service of the number may be sold elsewhere.
+    service = [market("herosms", sold(op(1, 10.0, 20.0))), market("smshub", op(2, 30.0, None, service="wa"))]
+    resale_window_kept(service, report, window=100.0, scope="service")
+    # An unconfirmed FINISH 3, or an order sent before the sale was confirmed: no evidence.
+    unconfirmed = op(1, 10.0, 20.0)
+    unconfirmed.status = 3
+    racing = [market("herosms", unconfirmed, sold(op(3, 40.0, 50.0))), market("smshub", op(2, 45.0, None))]
+    resale_window_kept(racing, report, window=100.0)
+    assert judged(report, "resale_window_kept")[:2] == (9, 0)  # one per operation

@@ -25,6 +25,12 @@ from simgate.simulator.ledger import Ledger, MarketOp, OrderRecord, Snapshot, co
 from simgate.simulator.protocol import Names
 from simgate.simulator.report import Report
 
+RESALE_GUARDED = "herosms"
+"""The marketplace whose terms fine resale across platforms (CONTRACT.md, "Marketplace rules
+beyond one operation"): 60 days by default, scope `number`."""
+RESALE_DAYS = 60.0
+DAY = 86_400.0
+
 STALE_AFTER = 30.0
 """Real seconds after which a marketplace's last GET_SERVICES answer no longer binds the
 partner: it may move those SIMs to another marketplace's lane (CONTRACT.md). The demo's
@@ -58,12 +64,17 @@ def judge_across(
     report: Report,
     *,
     stale_after: float = STALE_AFTER,
+    speed: float = 1.0,
+    resale_days: float = RESALE_DAYS,
+    resale_scope: str = "number",
 ) -> None:
     no_sim_held_twice(sellers, report)
     counts_within_free_sims(sellers, cards, report, stale_after=stale_after)
     pushes_to_the_right_marketplace(sellers, routed, report)
     no_push_after_success(sellers, report)
     no_resale_elsewhere(sellers, report)
+    if any(seller.name == RESALE_GUARDED for seller in sellers):
+        resale_window_kept(sellers, report, window=resale_days * DAY / speed, scope=resale_scope)
 
 
 def _surely_overlap(a: MarketOp, b: MarketOp) -> bool:
@@ -330,3 +341,40 @@ def offered_again_across(
         if best[(country, service)] < count
     ]
     return len(expected), problems
+
+
+def resale_window_kept(
+    sellers: Sequence[Seller], report: Report, *, window: float, scope: str = "number"
+) -> None:
+    """A number sold on HeroSMS is issued on no other marketplace inside the window, and a
+    number sold elsewhere is not issued on HeroSMS inside it (`window` in real seconds, the
+    simulated days divided by the speed). Scope `number`: any service; `service`: only the
+    one sold (a rent binds them all).
+
+    Seen from the buyers, "offered" is "issued": a count names no number. Conservative on
+    races: a sale counts from its confirmed FINISH, and only orders sent after it are judged.
+    """
+    check = report.check("resale_window_kept")
+    sales: dict[str, list[tuple[float, str, MarketOp]]] = {}
+    for seller in sellers:
+        for op in seller.ledger.ops.values():
+            if op.status == 3 and op.confirmed and op.closed_at is not None:
+                sales.setdefault(op.phone, []).append((op.closed_at, seller.name, op))
+    for seller in sellers:
+        for op in seller.ledger.ops.values():
+            bound = [
+                (name, sale)
+                for at, name, sale in sales.get(op.phone, ())
+                if name != seller.name
+                and RESALE_GUARDED in (name, seller.name)
+                and at < op.requested_at <= at + window
+                and (scope == "number" or sale.canonical is None or sale.canonical == op.canonical)
+            ]
+            if bound:
+                name, sale = bound[0]
+                check.fail(
+                    f"{op.phone} issued on {seller.name} for {op.canonical or 'rent'} after its sale on "
+                    f"{name} for {sale.canonical or 'rent'}, inside the resale window"
+                )
+            else:
+                check.ok()

@@ -63,7 +63,9 @@ class Demand:
     def price(self, country: str, service: str) -> float:
         names = self.config.names
         base = PRICES_RUB.get(names.service(service), 15.0) * COUNTRY_FACTOR.get(names.country(country), 1.0)
-        return round(min(60.0, max(5.0, base * self.rng.uniform(0.8, 1.2))), 2)
+        roubles = min(60.0, max(5.0, base * self.rng.uniform(0.8, 1.2)))
+        # At least one hundredth: simgate stores hundredths, and a sale must earn something.
+        return max(0.01, round(roubles * self.config.price_factor, self.config.price_decimals))
 
     def exceptions(self, country: str) -> list[int | str] | None:
         if self.rng.random() >= self.config.p_exception:

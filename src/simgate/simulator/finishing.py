@@ -59,6 +59,7 @@ class Finisher:
         confirmed = await self._send(op, endpoint, payload)
         op.closed_at = time.monotonic()
         op.status = status
+        op.confirmed = confirmed
         counts = self.report.counts
         counts[f"{op.kind}.open"] -= 1
         counts[f"{op.kind}.finished.{status}"] += 1

@@ -81,6 +81,8 @@ class MarketOp:
     finish_sent_at: float | None = None
     closed_at: float | None = None
     status: int | None = None
+    confirmed: bool = False
+    """The partner answered SUCCESS to our FINISH (so its outcome surely took effect)."""
     code_at: float | None = None
     code_event: asyncio.Event = field(default_factory=asyncio.Event)
     pushes: int = 0

@@ -13,9 +13,12 @@ from typing import Any
 
 from simgate.simulator.protocol import (
     AGENT_CALLS,
+    AGENT_FLAVOURS,
     AGENT_NAMES,
+    CURRENCY_LETTERS,
     ONLINESIM_CALLS,
     PROTOCOLS,
+    RUB,
     Calls,
     Names,
     ProtocolName,
@@ -53,7 +56,16 @@ class MarketplaceConfig:
     names: Names = field(default_factory=Names)
     """The marketplace's names that differ from simgate's (see `for_marketplace`)."""
     push_path: str = "/agent/api/sms"
-    """Agent protocol: where PUSH_SMS arrives (the path of SMSHUB's published push URL)."""
+    """Agent protocol: where PUSH_SMS arrives (the path of every published agent push URL)."""
+    ping_path: str | None = None
+    """Agent protocol: a GET health check the marketplace answers (HeroSMS)."""
+    currency: int = RUB
+    """ISO 4217 code of the prices; the agent protocol sends it with `sum`."""
+    price_factor: float = 1.0
+    """Prices in `currency` per rouble of PRICES_RUB."""
+    price_decimals: int = 2
+    named_operators: bool = True
+    """Whether the owner names this marketplace's operators (the demo's config file does)."""
     push_host: str = "127.0.0.1"
     push_port: int = 0
     """0: any free port (see MarketplaceSimulator.push_url once started)."""
@@ -121,6 +133,10 @@ class MarketplaceConfig:
         return ONLINESIM_CALLS if self.protocol == "onlinesim" else AGENT_CALLS
 
     @property
+    def currency_letters(self) -> str:
+        return CURRENCY_LETTERS.get(self.currency, str(self.currency))
+
+    @property
     def rents(self) -> bool:
         """Whether the protocol knows rents (the agent protocol does not)."""
         return self.calls.services_rent is not None
@@ -131,12 +147,17 @@ def for_marketplace(marketplace: str, server_url: str, key: str, **settings: Any
 
     The agent protocol has no rent; SMSHUB polls every 10-20 s, gzips its requests, sends
     prefixes as strings, uses its own short service names and fails an issue slower than
-    3 s (spec smshub-agent 5-8).
+    3 s (spec smshub-agent 5-8). Grizzly and HeroSMS do the same, each with its own names,
+    currency and extras (protocol.AGENT_FLAVOURS).
     """
     config = MarketplaceConfig(server_url=server_url, key=key, marketplace=marketplace)
     if config.protocol == "agent":
+        flavour = AGENT_FLAVOURS[marketplace]
+        mix = tuple((flavour.names.own_service(name), weight) for name, weight in DEFAULT_SERVICE_MIX)
         config = dataclasses.replace(
-            config, poll_interval=15.0, rent_rate=0.0, services=AGENT_SERVICE_MIX, names=AGENT_NAMES,
-            p_exception_ints=0.0, p_gzip=0.5, deadline=3.0,
+            config, poll_interval=15.0, rent_rate=0.0, services=mix, names=flavour.names,
+            p_exception_ints=0.0, p_gzip=0.5, deadline=3.0, ping_path=flavour.ping_path,
+            currency=flavour.currency, price_factor=flavour.price_factor,
+            price_decimals=flavour.price_decimals, named_operators=flavour.named_operators,
         )  # fmt: skip
     return dataclasses.replace(config, **settings)

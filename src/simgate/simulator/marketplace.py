@@ -32,7 +32,6 @@ from simgate.simulator.farm import SimCard
 from simgate.simulator.finishing import Finisher
 from simgate.simulator.ledger import Kind, Ledger, MarketOp, OperationEvent, OperationListener, Push, Snapshot
 from simgate.simulator.market_config import MarketplaceConfig
-from simgate.simulator.protocol import RUB
 from simgate.simulator.pushes import PushReceiver
 from simgate.simulator.report import Report
 
@@ -48,7 +47,7 @@ def market_checks(config: MarketplaceConfig) -> list[str]:
         "exclusions_honoured", "issued_matches_order", "no_reissue_after_sale",
         "answers_well_formed", "finish_answered_success", "answers_within_deadline", "answers_fast",
         "pushes_well_formed", "no_duplicate_push", *(("sms_id_stable",) if agent else ()),
-        "no_push_for_closed_or_unknown",
+        "no_push_for_closed_or_unknown", *(("pings_well_formed",) if config.ping_path else ()),
     ]  # fmt: skip
 
 
@@ -67,7 +66,9 @@ class MarketplaceSimulator:
             raise ValueError("speed must be > 0")
         self.config = config
         self.rng = random.Random(config.seed)
-        self.report = report or Report(title="marketplace", speed=config.speed)
+        self.report = report or Report(
+            title="marketplace", speed=config.speed, currency=config.currency_letters
+        )
         self.report.speed = config.speed
         self.listeners = list(listeners)
         self.farm: dict[str, SimCard] | None = (
@@ -257,7 +258,7 @@ class MarketplaceSimulator:
             "key": self.config.key,
         }
         if self.config.protocol == "agent":
-            payload["currency"] = RUB  # `sum` with its currency (spec smshub-agent 5.2)
+            payload["currency"] = self.config.currency  # `sum` with its currency (spec 5.2)
         if exceptions is not None:
             payload["exceptionPhoneSet"] = exceptions
         requested = time.monotonic()

@@ -46,7 +46,8 @@ ONLINESIM_CALLS = Calls(
 )
 AGENT_CALLS = Calls(services="GET_SERVICES", number="GET_NUMBER", finish="FINISH_ACTIVATION")
 RUB = 643
-"""ISO 4217 numeric code the agent protocol sends with every `sum` (spec 5.2)."""
+"""ISO 4217 numeric codes the agent protocol sends with every `sum` (spec 5.2)."""
+USD = 840
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,17 @@ class Names:
 
     def own_service(self, simgate_name: str) -> str:
         """The marketplace's name for one of simgate's services."""
-        for own, canonical in self.services.items():
-            if canonical == simgate_name:
-                return own
-        return simgate_name
+        return _own(self.services, simgate_name)
+
+    def own_country(self, simgate_name: str) -> str:
+        return _own(self.countries, simgate_name)
+
+
+def _own(names: Mapping[str, str], simgate_name: str) -> str:
+    for own, canonical in names.items():
+        if canonical == simgate_name:
+            return own
+    return simgate_name
 
 
 AGENT_SERVICE_NAMES: dict[str, str] = {
@@ -90,3 +98,48 @@ AGENT_SERVICE_NAMES: dict[str, str] = {
 the public copies of SMSHUB's list do not confirm (spec multi-marketplace 7)."""
 
 AGENT_NAMES = Names(services=AGENT_SERVICE_NAMES)
+
+
+SMS_ACTIVATE_COUNTRIES: dict[str, str] = {
+    "0": "russia", "1": "ukraine", "2": "kazakhstan", "15": "poland", "43": "germany",
+}  # fmt: skip
+"""sms-activate's numeric country ids, which HeroSMS's buyer API uses (spec herosms 5.1)."""
+
+
+@dataclass(frozen=True)
+class AgentFlavour:
+    """What one marketplace of the agent family does its own way, as far as its spec says.
+
+    The spec marks most of these as guesses; the simulator plays the guess, and simgate's
+    settings (name maps, push and ping URLs) are what lets an owner follow the real thing.
+    """
+
+    names: Names
+    currency: int = RUB
+    """ISO 4217 code sent with `sum`, and the currency of the prices."""
+    price_factor: float = 1.0
+    """Prices in that currency per rouble of the simulator's price list."""
+    price_decimals: int = 2
+    named_operators: bool = True
+    """False: the owner has no operator names for it, so simgate advertises `any` only."""
+    ping_path: str | None = None
+    """A health-check URL the marketplace answers (GET, no key)."""
+
+
+AGENT_FLAVOURS: dict[str, AgentFlavour] = {
+    # SMSHUB: its own short names, RUB in the examples (spec smshub-agent 5).
+    "smshub": AgentFlavour(names=AGENT_NAMES),
+    # Grizzly copies SMSHUB's text and examples (spec grizzly 5.1); its `cur` has 2 decimals.
+    "grizzly": AgentFlavour(names=AGENT_NAMES),
+    # HeroSMS: sms-activate codes (services and numeric countries, the guess its spec
+    # names), prices in USD (spec 5.2, 9), no operator names known, and a ping (spec 5.5).
+    "herosms": AgentFlavour(
+        names=Names(services=AGENT_SERVICE_NAMES, countries=SMS_ACTIVATE_COUNTRIES),
+        currency=USD,
+        price_factor=0.011,
+        price_decimals=4,
+        named_operators=False,
+        ping_path="/agent/api/ping",
+    ),
+}
+CURRENCY_LETTERS = {RUB: "RUB", USD: "USD"}

@@ -54,6 +54,8 @@ class PushReceiver:
         app = web.Application(client_max_size=1_048_576)
         if self.agent:
             app.router.add_post(self.config.push_path, self._push_activation)
+            if self.config.ping_path is not None:
+                app.router.add_get(self.config.ping_path, self._ping)
         else:
             app.router.add_post("/v1/PUSH_SMS", self._push_activation)
             app.router.add_post("/v1/PUSH_SMS_RENT", self._push_rent)
@@ -82,6 +84,20 @@ class PushReceiver:
 
     async def _push_rent(self, request: web.Request) -> web.Response:
         return await self._push(request, rent_path=True)
+
+    async def _ping(self, request: web.Request) -> web.Response:
+        """HeroSMS's health check (spec herosms 5.5): a GET with no body and no key, and the
+        User-Agent every request to the marketplace carries."""
+        self.report.counts["ping.received"] += 1
+        check = self.report.check("pings_well_formed")
+        problems = [] if request.headers.get("User-Agent") else ["no User-Agent"]
+        if await request.read():
+            problems.append("a body")
+        if problems:
+            check.fail(f"ping: {'; '.join(problems)}")
+        else:
+            check.ok()
+        return _answer(200, "SUCCESS")
 
     async def _push_elsewhere(self, request: web.Request) -> web.Response:
         self.report.check("pushes_well_formed").fail(f"{request.method} {request.path}: not a push endpoint")

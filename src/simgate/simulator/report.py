@@ -126,6 +126,8 @@ class Report:
     speed: float = 1.0
     counts: Counter[str] = field(default_factory=Counter)
     earnings_kopecks: int = 0
+    """In hundredths of `currency`."""
+    currency: str = "RUB"
     latencies: Latencies = field(default_factory=Latencies)
     checks: dict[str, Check] = field(default_factory=dict)
     sections: list[Report] = field(default_factory=list)
@@ -145,8 +147,16 @@ class Report:
             self.check(name)
 
     @property
+    def earnings(self) -> dict[str, float]:
+        """Per currency, this report's and its sections': amounts in two currencies never add."""
+        totals: Counter[str] = Counter()
+        for part in (self, *self.sections):
+            totals[part.currency] += part.earnings_kopecks
+        return {currency: hundredths / 100 for currency, hundredths in sorted(totals.items()) if hundredths}
+
+    @property
     def earnings_rub(self) -> float:
-        return (self.earnings_kopecks + sum(s.earnings_kopecks for s in self.sections)) / 100
+        return self.earnings.get("RUB", 0.0)
 
     @property
     def ok(self) -> bool:
@@ -167,6 +177,7 @@ class Report:
             "simulated_seconds": round(self.real_seconds * self.speed, 1),
             "counts": dict(sorted(self.counts.items())),
             "earnings_rub": round(self.earnings_rub, 2),
+            "earnings": {currency: round(amount, 2) for currency, amount in self.earnings.items()},
             "latency": {call: self.latencies.summary(call) for call in self.latencies.calls()},
             "checks": {name: check.to_dict() for name, check in self.checks.items()},
             **({"marketplaces": {s.title: s.to_dict() for s in self.sections}} if self.sections else {}),
@@ -227,11 +238,15 @@ def activity_table(report: Report) -> Table:
         )
     if buying:
         _buyer_rows(table, counts)
-    table.add_row("earnings", f"{report.earnings_rub:,.2f} RUB")
+    table.add_row("earnings", earnings_text(report.earnings))
     if counts["simulator.errors"]:
         errors = counts["simulator.errors"]
         table.add_row("simulator", Text(f"{errors} internal error(s): see the log", "red"))
     return table
+
+
+def earnings_text(earnings: dict[str, float]) -> str:
+    return " · ".join(f"{amount:,.2f} {currency}" for currency, amount in earnings.items()) or "0.00"
 
 
 def _buyer_rows(table: Table, counts: Counter[str]) -> None:
@@ -271,6 +286,7 @@ _register("pushes_well_formed", "PUSH_SMS payloads well-formed (fields, types, k
 _register("no_duplicate_push", "no SMS pushed twice (same operation, same text)")
 _register("no_push_for_closed_or_unknown", "no push for a closed or unknown operation")
 _register("sms_id_stable", "smsId: one per SMS, the same on every retry (agent protocol)")
+_register("pings_well_formed", "health-check pings well-formed (GET, no body, a User-Agent)")
 _register("sms_pushed_exactly_once", "every SMS for an open operation pushed exactly once")
 _register("sms_routed_to_open_operation", "SMS routed to the number's open operation, never a closed one")
 _register("sms_text_intact", "pushed text identical to the SMS received (Cyrillic, emoji, long)")
@@ -280,6 +296,10 @@ _register("counts_within_free_sims", "all marketplaces' counts together never ab
 _register("pushes_to_the_right_marketplace", "every SMS pushed to the marketplace holding the number only")
 _register("no_push_after_success_anywhere", "no SMS pushed anywhere after a SUCCESS")
 _register("no_resale_on_another_marketplace", "a number sold for a service is not issued for it elsewhere")
+_register(
+    "resale_window_kept",
+    "no number sold on HeroSMS issued elsewhere inside the resale window, nor one sold elsewhere on HeroSMS",
+)
 
 
 STATUS_WORDS = {"1": "not taken (1)", "3": "sold (3)", "4": "cancelled (4)", "5": "refunded (5)"}

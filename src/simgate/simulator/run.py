@@ -15,7 +15,14 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from simgate.simulator.across import STALE_AFTER, Routed, Seller, judge_across, offered_again_across
+from simgate.simulator.across import (
+    RESALE_GUARDED,
+    STALE_AFTER,
+    Routed,
+    Seller,
+    judge_across,
+    offered_again_across,
+)
 from simgate.simulator.checks import CANCEL_BUDGET
 from simgate.simulator.farm import SimCard
 from simgate.simulator.ledger import MarketOp, Push, Snapshot
@@ -50,6 +57,8 @@ class Progress:
     """Each marketplace's counts, by name."""
     pending_pushes: int
     earnings_rub: float
+    earnings: dict[str, float]
+    """Per currency (HeroSMS pays in USD)."""
     latencies: dict[str, dict[str, float]]
     failures: dict[str, int]
     ending: bool
@@ -78,8 +87,12 @@ class Simulation:
         if not configs or len(set(names)) != len(names):
             raise ValueError(f"one simulated buyer per marketplace, at least one: {names}")
         several = len(configs) > 1
-        self.report = Report(title="simulated farm", speed=configs[0].speed)
+        self.report = Report(
+            title="simulated farm", speed=configs[0].speed, currency=configs[0].currency_letters
+        )
         wanted = {*FARM_CHECKS, *(ACROSS_CHECKS if several else market_checks(configs[0]))}
+        if several and RESALE_GUARDED in names:
+            wanted.add("resale_window_kept")
         self.report.prepare([name for name in CATALOGUE if name in wanted])
         self.bank = SimBank(bank, cards, report=self.report, is_idle=self._idle)
         self.markets = [
@@ -102,7 +115,9 @@ class Simulation:
         self._started = time.monotonic()
 
     def _report_for(self, config: MarketplaceConfig, several: bool) -> Report:
-        return Report(title=config.marketplace, speed=config.speed) if several else self.report
+        if not several:
+            return self.report
+        return Report(title=config.marketplace, speed=config.speed, currency=config.currency_letters)
 
     async def __aenter__(self) -> Simulation:
         for market in self.markets:
@@ -164,7 +179,12 @@ class Simulation:
         reconcile(self.markets, self.bank, self.report)
         if several:
             judge_across(
-                self._sellers(), self.cards, self._routed(), self.report, stale_after=self.stale_after
+                self._sellers(),
+                self.cards,
+                self._routed(),
+                self.report,
+                stale_after=self.stale_after,
+                speed=self.report.speed,
             )
         self.report.real_seconds = time.monotonic() - self._started
         for section in self.report.sections:
@@ -257,6 +277,7 @@ class Simulation:
             markets={market.name: dict(market.report.counts) for market in self.markets},
             pending_pushes=self.pending_pushes(),
             earnings_rub=report.earnings_rub,
+            earnings=report.earnings,
             latencies=latencies,
             failures=failures,
             ending=self.ending,
