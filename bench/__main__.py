@@ -19,10 +19,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
-from bench import machine, report_wrk
+from bench import machine, report_wrk, two_marketplaces
 from bench.delivery import DeliveryOptions, bench_delivery
 from bench.memory import MemoryOptions, bench_memory
 from bench.pairs_wrk import WrkPairsOptions, bench_pairs_wrk
@@ -36,6 +37,7 @@ from bench.scenarios import (
     bench_pairs,
     bench_services,
 )
+from bench.two_marketplaces import TwoMarketplacesOptions, bench_two_marketplaces
 from bench.wrk import find_wrk
 
 DEFAULT_JSON = ROOT / "bench" / "results" / "latest.json"
@@ -104,7 +106,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=("pairs", "pairs-pg", "services", "delivery", "pairs-python", "memory"),
+        choices=("pairs", "pairs-pg", "services", "delivery", "pairs-python", "memory", "two-marketplaces"),
         default=_env("BENCH_ONLY", "") or None,
         help="one measurement; pairs uses wrk if it can, pairs-python the Python generator (BENCH_ONLY)",
     )
@@ -147,10 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         sizes=args.sizes, services=args.services, calls=args.calls, max_seconds=args.call_seconds
     )
     results: dict[str, object] = {"machine": machine.describe()}
+    two_result: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="simgate-bench-") as temp:
         folder = Path(temp)
         try:
-            wrk = find_wrk(say) if args.only in (None, "pairs", "memory") else None
+            wrk = find_wrk(say) if args.only in (None, "pairs", "memory", "two-marketplaces") else None
             if args.only == "memory":
                 if wrk is None:
                     raise SystemExit("--only memory needs wrk (apt-get install wrk)")
@@ -161,8 +164,15 @@ def main(argv: list[str] | None = None) -> int:
                 wrk_options = WrkPairsOptions(
                     connections=args.clients, duration=args.duration, numbers=args.wrk_numbers
                 )
-                results["pairs_wrk"] = bench_pairs_wrk(folder, wrk, wrk_options, say)
-            elif args.only in (None, "pairs"):
+                if args.only in (None, "pairs"):
+                    results["pairs_wrk"] = bench_pairs_wrk(folder, wrk, wrk_options, say)
+                if args.only in (None, "two-marketplaces"):
+                    two = TwoMarketplacesOptions(
+                        connections=args.clients, duration=args.duration, numbers=args.wrk_numbers
+                    )
+                    two_result = bench_two_marketplaces(folder, wrk, two, say)
+                    results["two_marketplaces"] = two_result
+            elif args.only in (None, "pairs", "two-marketplaces"):
                 say(
                     "[yellow]wrk not found (apt-get install wrk): pairs measured with the Python "
                     "generator, which needs a core of its own; its ceiling is the rig's[/yellow]"
@@ -188,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     results["verdicts"] = verdicts(results)
     if "pairs_wrk" in results:
         results["verdicts"].update(report_wrk.verdicts(results["pairs_wrk"]))
+    if two_result is not None:
+        results["verdicts"].update(two_marketplaces.verdicts(two_result))
     results["seconds"] = time.perf_counter() - started
     print_report(console, results)
     if "memory" in results:
@@ -199,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{memory['rss_mib_max']:.0f} MiB at most, {memory['rss_mib_at_end']:.0f} MiB at the end "
             f"(target < 200 MB)"
         )
+    if two_result is not None:
+        console.print(two_marketplaces.table(two_result))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     say(f"results written to {args.json} ({results['seconds']:.0f} s in all)")
