@@ -6,6 +6,7 @@ from pathlib import Path
 
 from bench import farm
 from bench.two_marketplaces import agent_script, build_farm, names_toml, verdicts
+
 from simgate import catalogue
 from simgate.config import load_settings
 from simgate.storage.sqlite import SQLiteStore
