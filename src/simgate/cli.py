@@ -14,7 +14,7 @@ import typer
 from rich.table import Column, Table
 
 from simgate import __version__, catalogue
-from simgate.commands import farm, owner
+from simgate.commands import farm, owner, why
 from simgate.commands.common import (
     DatabaseMissing,
     State,
@@ -49,6 +49,7 @@ operations_app = typer.Typer(no_args_is_help=True, help="Activations and rents."
 app.add_typer(operations_app, name="operations")
 for action in (farm.enable, farm.disable, farm.block, farm.unblock):
     numbers_app.command()(action)
+numbers_app.command()(why.why)
 operations_app.command("list")(farm.operations_list)
 IMPORT_BATCH = 1000
 
