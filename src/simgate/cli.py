@@ -192,12 +192,12 @@ def numbers_list(
     state: Annotated[str | None, typer.Option(help="free, busy, offline or disabled")] = None,
 ) -> None:
     """List numbers with their state."""
-    from simgate.storage.ports import NumberFilter
+    from simgate.domain.reports import NumberQuery
 
     if state is not None and state not in ("free", "busy", "offline", "disabled"):
         fail("--state must be free, busy, offline or disabled", 2)
     with database() as store:
-        rows = store.run(lambda uow: uow.numbers.search(NumberFilter(state=state, limit=10**9)))
+        rows = store.run(lambda uow: uow.numbers.search(NumberQuery(state=state, limit=10**9)))
         sold_on = store.run(lambda uow: open_marketplaces(uow, rows))
     if as_json:
         payload = [
@@ -242,7 +242,7 @@ def sms_list(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON array on stdout")] = False,
 ) -> None:
     """List received SMS with their routing and push state."""
-    from simgate.storage.ports import MessageFilter
+    from simgate.domain.reports import MessageQuery
 
     if unrouted + pending + failed > 1:
         fail("choose one of --unrouted, --pending, --failed", 2)
@@ -250,7 +250,7 @@ def sms_list(
     with database() as store:
         rows = store.run(
             lambda uow: uow.messages.search(
-                MessageFilter(unrouted=unrouted, delivery_state=state, limit=limit)
+                MessageQuery(routed=False if unrouted else None, delivery_state=state, limit=limit)
             )
         )
     records = [

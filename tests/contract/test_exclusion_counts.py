@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 
 from simgate.domain import rules
 from simgate.domain.model import FinishStatus
+from simgate.domain.reports import NumberQuery
 from simgate.domain.types import OperatorName, ServiceName
 from simgate.services.operations import finish_operation, issue_number
-from simgate.storage.ports import NumberFilter, Store, UnitOfWork
+from simgate.storage.ports import Store, UnitOfWork
 from tests.factories import make_order, make_spec
 
 SERVICES = [ServiceName(s) for s in ("telegram", "vkcom", "whatsapp")]
@@ -37,7 +38,7 @@ steps = st.lists(
 def expected(uow: UnitOfWork) -> tuple[Counter[tuple[str, str, str]], Counter[tuple[str, str]]]:
     excluded: Counter[tuple[str, str, str]] = Counter()
     free: Counter[tuple[str, str]] = Counter()
-    for number in uow.numbers.search(NumberFilter(limit=10_000)):
+    for number in uow.numbers.search(NumberQuery(limit=10_000)):
         free[(number.country, number.operator)] += rules.is_free(number)
         if rules.is_free(number):
             for service in uow.numbers.excluded_services(number.id):

@@ -10,11 +10,12 @@ from collections import Counter
 import pytest
 
 from simgate.domain.model import NumberSpec
+from simgate.domain.reports import NumberQuery
 from simgate.domain.types import CountryName, OperatorName, PhoneNumber
 from simgate.services.inventory import import_numbers
 from simgate.services.lanes import LanePolicy, move_lanes, register_marketplaces, stamp_leaves, survey
 from simgate.services.operations import issue_number, record_poll
-from simgate.storage.ports import NumberFilter, UnitOfWork
+from simgate.storage.ports import UnitOfWork
 from simgate.storage.postgres import PostgresStore
 from tests.factories import make_order, recent_operations
 
@@ -42,7 +43,7 @@ def buyer(url: str, market: str) -> int:
             if operation is not None:
                 issued += 1
                 continue
-            free = store.run(lambda uow: uow.numbers.search(NumberFilter(state="free", limit=1)))
+            free = store.run(lambda uow: uow.numbers.search(NumberQuery(state="free", limit=1)))
             if not free:
                 return issued
             time.sleep(0.005)  # its SIMs are in the other lane or on their way: wait for a move
@@ -104,7 +105,7 @@ def test_two_marketplaces_in_several_processes_never_share_a_number(postgres_url
         by_market = Counter(o.marketplace for o in operations)
         assert set(by_market) == set(MARKETS), by_market
         # Each was issued from its lane: a busy SIM's lane is its operation's marketplace.
-        numbers = {n.id: n for n in store.run(lambda uow: uow.numbers.search(NumberFilter(limit=SIMS * 2)))}
+        numbers = {n.id: n for n in store.run(lambda uow: uow.numbers.search(NumberQuery(limit=SIMS * 2)))}
         assert all(numbers[o.number_id].lane == o.marketplace for o in operations)
     finally:
         store.close()

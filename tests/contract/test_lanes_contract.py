@@ -13,11 +13,12 @@ import pytest
 
 from simgate.domain.lanes import Move
 from simgate.domain.model import FinishPolicy, Number, NumberSpec, Operation
+from simgate.domain.reports import NumberQuery
 from simgate.domain.types import EVERYWHERE, CountryName, NumberId, OperationId, PhoneNumber, ServiceName
 from simgate.services.inventory import import_numbers
 from simgate.services.lanes import LanePolicy, move_lanes, register_marketplaces, stamp_leaves, survey
 from simgate.services.operations import finish_operation, issue_number, list_available, record_poll
-from simgate.storage.ports import NumberFilter, Store, UnitOfWork
+from simgate.storage.ports import Store, UnitOfWork
 from tests.factories import make_order, make_spec
 
 NOW = 1_700_000_000.0
@@ -62,7 +63,7 @@ def finish(store: Store, operation: Operation, status: int, policy: FinishPolicy
 
 def lanes_of(store: Store) -> dict[str | None, int]:
     found: dict[str | None, int] = {}
-    for n in store.run(lambda uow: uow.numbers.search(NumberFilter(limit=10_000))):
+    for n in store.run(lambda uow: uow.numbers.search(NumberQuery(limit=10_000))):
         found[n.lane] = found.get(n.lane, 0) + 1
     return found
 

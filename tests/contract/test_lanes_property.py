@@ -22,11 +22,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simgate.domain.model import FinishPolicy, NumberSpec, Operation, OperationKind, Order
+from simgate.domain.reports import NumberQuery
 from simgate.domain.types import ANY_OPERATOR, CountryName, OperatorName, PhoneNumber, ServiceName
 from simgate.services.inventory import import_numbers
 from simgate.services.lanes import LanePolicy, move_lanes, register_marketplaces, stamp_leaves, survey
 from simgate.services.operations import finish_operation, issue_number, list_available, record_poll
-from simgate.storage.ports import NumberFilter, Store, UnitOfWork
+from simgate.storage.ports import Store, UnitOfWork
 
 OS, HUB, GRIZZLY = "onlinesim", "smshub", "grizzly"
 AGENT = FinishPolicy(refuse_statuses=frozenset({1}), retry_budget_status=4, retry_budget=3)
@@ -119,7 +120,7 @@ class World:
 
     def free_for(self, service: ServiceName) -> int:
         def work(uow: UnitOfWork) -> int:
-            numbers = uow.numbers.search(NumberFilter(state="free", limit=100_000))
+            numbers = uow.numbers.search(NumberQuery(state="free", limit=100_000))
             return sum(
                 1
                 for n in numbers

@@ -17,16 +17,12 @@ from simgate.domain.messages import (
     Verdict,
 )
 from simgate.domain.model import Number, Operation, OperationKind
+from simgate.domain.reports import MessageQuery
 from simgate.domain.types import OperationId, PhoneNumber
 from simgate.services.intake import Accepted, InvalidMessage, UnknownNumber, accept_sms
 from simgate.services.operations import finish_operation, issue_number
 from simgate.services.outbox import RetryRefused, retry_delivery
-from simgate.storage.ports import (
-    MessageFilter,
-    OutboxRepository,
-    Store,
-    UnitOfWork,
-)
+from simgate.storage.ports import OutboxRepository, Store, UnitOfWork
 from tests.factories import make_order, make_spec
 
 T0 = 1_800_000_000.0
@@ -77,8 +73,8 @@ def accept(store: Store, incoming: IncomingMessage, now: float = T0) -> Accepted
     return store.run(lambda uow: accept_sms(uow, incoming, now))
 
 
-def messages(store: Store, where: MessageFilter | None = None) -> list[tuple[Message, Delivery | None]]:
-    return store.run(lambda uow: uow.messages.search(where or MessageFilter(limit=10_000)))
+def messages(store: Store, where: MessageQuery | None = None) -> list[tuple[Message, Delivery | None]]:
+    return store.run(lambda uow: uow.messages.search(where or MessageQuery(limit=10_000)))
 
 
 def delivery_of(store: Store, message_id: int) -> Delivery | None:
@@ -304,7 +300,7 @@ def test_an_sms_without_an_open_operation_is_kept_unrouted_and_not_queued(store:
     assert accepted.message.operation_id is None
     assert delivery_of(store, accepted.message.id) is None
     assert claim(store, "w1", T0 + 3600) == []
-    unrouted = messages(store, MessageFilter(unrouted=True))
+    unrouted = messages(store, MessageQuery(routed=False))
     assert [m.id for m, _ in unrouted] == [accepted.message.id]
 
 
@@ -616,7 +612,7 @@ def test_the_outbox_summary_counts_pending_and_ages_the_oldest(store: Store) -> 
     assert age == pytest.approx(10.0)
 
 
-# --- MessageFilter ---------------------------------------------------------------------
+# --- searching messages ---------------------------------------------------------------------
 
 
 def test_messages_can_be_filtered_by_routing_and_push_state(store: Store) -> None:
@@ -631,11 +627,11 @@ def test_messages_can_be_filtered_by_routing_and_push_state(store: Store) -> Non
     record(store, gone.delivery_id, "given_up", T0, status=500, reason="operation finished")
 
     def ids(**where: Any) -> list[int]:
-        return [m.id for m, _ in messages(store, MessageFilter(**where))]
+        return [m.id for m, _ in messages(store, MessageQuery(**where))]
 
     everything = [unrouted.id, gone.message.id, rejected.message.id, delivered.message.id, pending.message.id]
     assert ids() == everything  # newest first
-    assert ids(unrouted=True) == [unrouted.id]
+    assert ids(routed=False) == [unrouted.id]
     assert ids(delivery_state="pending") == [pending.message.id]
     assert ids(delivery_state="delivered") == [delivered.message.id]
     assert ids(delivery_state="failed") == [gone.message.id, rejected.message.id]
@@ -659,6 +655,6 @@ def test_messages_of_one_operation(store: Store) -> None:
     for i in range(3):
         accept(store, sms(number, f"code {i}"), T0 + i)
     queue_one(store, "elsewhere")
-    rows = messages(store, MessageFilter(operation_id=rent.id))
+    rows = messages(store, MessageQuery(operation_id=rent.id))
     assert [m.text for m, _ in rows] == ["code 2", "code 1", "code 0"]
     assert all(d is not None and d.operation_id == rent.id for _, d in rows)

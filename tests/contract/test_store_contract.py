@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from simgate.domain import rules
 from simgate.domain.errors import ClaimConflict
 from simgate.domain.model import Number, NumberSpec, Operation, OperationKind, Order
+from simgate.domain.reports import NumberQuery
 from simgate.domain.types import (
     ANY_OPERATOR,
     RENT_SERVICE,
@@ -32,7 +33,7 @@ from simgate.domain.types import (
 )
 from simgate.services.operations import FinishOutcome, finish_operation, issue_number, list_available
 from simgate.storage import schema
-from simgate.storage.ports import NumberFilter, Store, UnitOfWork
+from simgate.storage.ports import Store, UnitOfWork
 from tests.factories import make_order, make_spec, recent_operations
 
 NOW = 1_700_000_000.0
@@ -210,20 +211,32 @@ def test_search_filters_by_state_country_and_substring(store: Store) -> None:
     )
     store.run(lambda uow: uow.numbers.mark_busy(busy.id, operation.id, NOW))
 
-    def phones(where: NumberFilter) -> set[str]:
+    def phones(where: NumberQuery) -> set[str]:
         return {n.phone for n in store.run(lambda uow: uow.numbers.search(where))}
 
-    assert phones(NumberFilter(state="free")) == {free.phone, german.phone}
-    assert phones(NumberFilter(state="busy")) == {busy.phone}
-    assert phones(NumberFilter(state="offline")) == {offline.phone}
-    assert phones(NumberFilter(state="disabled")) == {disabled.phone}
-    assert phones(NumberFilter(country="germany")) == {german.phone}
-    assert phones(NumberFilter(search="bank-b")) == {offline.phone, disabled.phone}
-    assert phones(NumberFilter(search=free.phone[2:])) == {free.phone}
-    assert len(phones(NumberFilter(limit=2))) == 2
+    assert phones(NumberQuery(state="free")) == {free.phone, german.phone}
+    assert phones(NumberQuery(state="busy")) == {busy.phone}
+    assert phones(NumberQuery(state="offline")) == {offline.phone}
+    assert phones(NumberQuery(state="disabled")) == {disabled.phone}
+    assert phones(NumberQuery(country="germany")) == {german.phone}
+    assert phones(NumberQuery(search="bank-b")) == {offline.phone, disabled.phone}
+    assert phones(NumberQuery(search=free.phone[2:])) == {free.phone}
+    assert len(phones(NumberQuery(limit=2))) == 2
     everything = [n.phone for n in store.run(lambda uow: uow.numbers.search())]
-    paged = [n.phone for n in store.run(lambda uow: uow.numbers.search(NumberFilter(limit=2, offset=3)))]
+    paged = [n.phone for n in store.run(lambda uow: uow.numbers.search(NumberQuery(limit=2, offset=3)))]
     assert paged == everything[3:5]
+
+    # One vocabulary: the CLI's search and the console's listing take the same query and agree.
+    for where in (
+        NumberQuery(state="free"),
+        NumberQuery(port="bank-b"),
+        NumberQuery(operator=german.operator, country="germany"),
+        NumberQuery(search="bank-a", limit=1, offset=1),
+    ):
+        listed = store.run(lambda uow, w=where: uow.reports.numbers(w)).items  # type: ignore[misc]
+        assert phones(where) == {r.number.phone for r in listed}
+    with pytest.raises(ValueError, match=r"reports\.numbers"):
+        store.run(lambda uow: uow.numbers.search(NumberQuery(losing=True)))
 
 
 # --- find_free --------------------------------------------------------------------------------

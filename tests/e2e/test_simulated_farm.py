@@ -25,6 +25,7 @@ from simgate.delivery.sender import WebhookSender
 from simgate.domain import rules
 from simgate.domain.messages import PushRequest
 from simgate.domain.model import GroupCount
+from simgate.domain.reports import NumberQuery
 from simgate.marketplaces import dispatch
 from simgate.marketplaces.onlinesim import handlers
 from simgate.marketplaces.onlinesim.handlers import Onlinesim
@@ -40,7 +41,6 @@ from simgate.simulator.report import Report
 from simgate.simulator.run import Simulation
 from simgate.simulator.simbank import RemoteBank, SimBank, SimBankConfig
 from simgate.storage import schema
-from simgate.storage.ports import NumberFilter
 from simgate.storage.sqlite import SQLiteStore
 from tests.conftest import INTAKE_TOKEN, KEY, LiveServer, free_port
 from tests.conftest import test_settings as settings_for
@@ -170,7 +170,7 @@ async def test_a_server_that_counts_busy_numbers_is_caught(
         uow: Any, *_: Any, services: Any, with_services: bool = True, with_rent: bool = False, **__: Any
     ) -> Any:
         busy: dict[tuple[str, str], list[Any]] = {}
-        for number in uow.numbers.search(NumberFilter(state="busy", limit=10**6)):
+        for number in uow.numbers.search(NumberQuery(state="busy", limit=10**6)):
             busy.setdefault((number.country, number.operator), []).append(number)
         groups = {(g.country, g.operator): g for g in uow.numbers.group_counts()}
         inflated = []

@@ -15,11 +15,12 @@ import pytest
 
 from simgate.config import Settings, load_settings
 from simgate.domain.messages import Delivery, Message
+from simgate.domain.reports import MessageQuery
 from simgate.domain.types import OperationId, PhoneNumber
 from simgate.services.inventory import import_numbers
 from simgate.services.sink import StoreSink
 from simgate.storage import schema
-from simgate.storage.ports import MessageFilter, Store
+from simgate.storage.ports import Store
 from simgate.storage.sqlite import SQLiteStore
 from tests.conftest import ADMIN_TOKEN, INTAKE_TOKEN, KEY, LiveServer
 from tests.factories import make_order, make_spec
@@ -61,7 +62,7 @@ def open_operation(store: Store, phone: PhoneNumber) -> OperationId:
 
 
 def stored(store: Store) -> list[tuple[Message, Delivery | None]]:
-    return store.run(lambda uow: uow.messages.search(MessageFilter(limit=1000)))
+    return store.run(lambda uow: uow.messages.search(MessageQuery(limit=1000)))
 
 
 def online(store: Store, phone: PhoneNumber) -> bool:

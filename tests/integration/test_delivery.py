@@ -33,11 +33,12 @@ from simgate.delivery.sender import WebhookSender
 from simgate.delivery.worker import DeliveryWorker
 from simgate.domain.messages import Attempt, Delivery, DeliveryState, IncomingMessage, Message, Verdict
 from simgate.domain.model import Number
+from simgate.domain.reports import MessageQuery
 from simgate.marketplaces.onlinesim import MARKETPLACE
 from simgate.marketplaces.onlinesim.push import OnlinesimPush
 from simgate.services.intake import accept_sms
 from simgate.services.operations import issue_number
-from simgate.storage.ports import MessageFilter, Store, UnitOfWork
+from simgate.storage.ports import Store, UnitOfWork
 from simgate.storage.sqlite import SQLiteStore
 from tests.conftest import INTAKE_TOKEN, KEY, LiveServer
 from tests.conftest import test_settings as settings_for
@@ -134,7 +135,7 @@ def post_sms(
 
 
 def all_messages(server: LiveServer, **where: Any) -> list[tuple[Message, Delivery | None]]:
-    return run(server, lambda uow: uow.messages.search(MessageFilter(limit=10_000, **where)))
+    return run(server, lambda uow: uow.messages.search(MessageQuery(limit=10_000, **where)))
 
 
 def delivery_for(server: LiveServer, message_id: int) -> Delivery:
@@ -370,7 +371,7 @@ def test_an_sms_without_an_operation_is_kept_and_not_pushed(
     assert answer.json()["operation_id"] is None
     time.sleep(QUIET)
     assert receiver.requests == []
-    ((message, delivery),) = all_messages(server, unrouted=True)
+    ((message, delivery),) = all_messages(server, routed=False)
     assert message.text == "nobody ordered this"
     assert delivery is None
 

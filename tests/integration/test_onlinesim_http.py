@@ -21,10 +21,11 @@ import pytest
 
 from simgate import catalogue
 from simgate.domain.model import Number, NumberSpec, Operation
+from simgate.domain.reports import NumberQuery
 from simgate.domain.types import CountryName, OperatorName, PhoneNumber, ServiceName
 from simgate.services.inventory import import_numbers
 from simgate.storage import schema
-from simgate.storage.ports import NumberFilter, UnitOfWork
+from simgate.storage.ports import UnitOfWork
 from tests.conftest import KEY, LiveServer
 from tests.conftest import test_settings as settings_for
 from tests.factories import recent_operations
@@ -57,7 +58,7 @@ def snapshot(server: LiveServer) -> tuple[list[Number], list[Operation], dict[st
     assert server.store is not None
 
     def work(uow: UnitOfWork) -> tuple[list[Number], list[Operation], dict[str, set[ServiceName]]]:
-        numbers = uow.numbers.search(NumberFilter(limit=100_000))
+        numbers = uow.numbers.search(NumberQuery(limit=100_000))
         sold = {str(n.phone): uow.numbers.excluded_services(n.id) for n in numbers}
         return numbers, recent_operations(uow), sold
 

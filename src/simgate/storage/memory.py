@@ -25,6 +25,7 @@ from simgate.domain.model import (
     Operation,
     Order,
 )
+from simgate.domain.reports import NumberQuery
 from simgate.domain.types import (
     EVERYWHERE,
     CountryName,
@@ -37,22 +38,15 @@ from simgate.domain.types import (
     Timestamp,
 )
 from simgate.storage.memory_alerts import MemoryAlerts
+from simgate.storage.memory_filters import number_matches
 from simgate.storage.memory_lanes import LaneState, MemoryLanes
 from simgate.storage.memory_outbox import MemoryMessages, MemoryOutbox
 from simgate.storage.memory_reports import MemoryReports
 from simgate.storage.memory_state import MemoryState
-from simgate.storage.ports import NumberFilter, UnitOfWork, UpsertOutcome
+from simgate.storage.ports import UnitOfWork, UpsertOutcome
 from simgate.storage.sessions import MemorySessions
 
 T = TypeVar("T")
-
-
-def _matches_filter(number: Number, where: NumberFilter) -> bool:
-    if where.state and number.state != where.state:
-        return False
-    if where.country and number.country != where.country:
-        return False
-    return not where.search or where.search in number.phone or where.search in number.port
 
 
 class MemoryNumbers:
@@ -96,9 +90,11 @@ class MemoryNumbers:
     def get_by_phone(self, phone: PhoneNumber) -> Number | None:
         return next((n for n in self.s.numbers.values() if n.phone == phone), None)
 
-    def search(self, where: NumberFilter | None = None) -> list[Number]:
-        where = where or NumberFilter()
-        found = [n for n in self.s.numbers.values() if _matches_filter(n, where)]
+    def search(self, where: NumberQuery | None = None) -> list[Number]:
+        where = where or NumberQuery(limit=1000)
+        if where.losing:
+            raise ValueError("losing is the console's read model's filter (reports.numbers)")
+        found = [n for n in self.s.numbers.values() if number_matches(n, where)]
         found.sort(key=lambda n: (n.country, n.operator, n.phone))
         return found[where.offset : where.offset + where.limit]
 

@@ -13,10 +13,9 @@ from simgate.domain.messages import (
     Message,
 )
 from simgate.domain.model import Operation
+from simgate.domain.reports import MessageQuery
 from simgate.domain.types import NumberId, OperationId, Timestamp
-from simgate.storage.ports import MessageFilter
-
-FAILED = (DeliveryState.REJECTED, DeliveryState.GIVEN_UP)
+from simgate.storage.memory_filters import FAILED, message_matches
 
 
 @dataclass
@@ -72,21 +71,13 @@ class MemoryMessages:
     def get(self, message_id: int) -> Message | None:
         return self.s.messages.get(message_id)
 
-    def search(self, where: MessageFilter) -> list[tuple[Message, Delivery | None]]:
+    def search(self, where: MessageQuery) -> list[tuple[Message, Delivery | None]]:
         by_message = {d.message_id: d for d in self.s.deliveries.values()}
-        found = []
-        for message in sorted(self.s.messages.values(), key=lambda m: -m.id):
-            delivery = by_message.get(message.id)
-            if where.unrouted and message.operation_id is not None:
-                continue
-            if where.operation_id is not None and message.operation_id != where.operation_id:
-                continue
-            if where.delivery_state == "failed":
-                if delivery is None or delivery.state not in FAILED:
-                    continue
-            elif where.delivery_state and (delivery is None or delivery.state != where.delivery_state):
-                continue
-            found.append((message, delivery))
+        found = [
+            (message, by_message.get(message.id))
+            for message in sorted(self.s.messages.values(), key=lambda m: -m.id)
+            if message_matches(message, by_message.get(message.id), where)
+        ]
         return found[where.offset : where.offset + where.limit]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from simgate.domain.messages import Attempt, DeliveryState, Message
+from simgate.domain.messages import Attempt, DeliveryState
 from simgate.domain.model import Number, Operation, OperationKind
 from simgate.domain.reports import (
     NUMBER_STATES,
@@ -37,9 +37,8 @@ from simgate.domain.reports import (
     streaks,
 )
 from simgate.domain.types import Kopecks, NumberId, OperationId, Timestamp
+from simgate.storage.memory_filters import FAILED, message_matches, number_matches
 from simgate.storage.memory_state import MemoryState
-
-FAILED = (DeliveryState.REJECTED, DeliveryState.GIVEN_UP)
 
 
 class MemoryReports:
@@ -76,17 +75,9 @@ class MemoryReports:
         )
 
     def numbers(self, query: NumberQuery) -> Page[NumberReport]:
-        def keep(n: Number) -> bool:
-            return (
-                (not query.state or n.state == query.state)
-                and (not query.country or n.country == query.country)
-                and (not query.operator or n.operator == query.operator)
-                and (not query.port or query.port in n.port)
-                and (not query.search or query.search in n.phone or query.search in n.port)
-            )
-
         found = sorted(
-            (n for n in self.s.numbers.values() if keep(n)), key=lambda n: (n.country, n.operator, n.phone)
+            (n for n in self.s.numbers.values() if number_matches(n, query)),
+            key=lambda n: (n.country, n.operator, n.phone),
         )
         reports = [self._report(n, query.streak_since) for n in found]
         if query.losing:
@@ -137,24 +128,10 @@ class MemoryReports:
     def messages(self, query: MessageQuery) -> Page[MessageReport]:
         by_message = {d.message_id: d for d in self.s.outbox.deliveries.values()}
 
-        def keep(m: Message) -> bool:
-            delivery = by_message.get(m.id)
-            if query.delivery_state == "failed":
-                state_ok = delivery is not None and delivery.state in FAILED
-            elif query.delivery_state:
-                state_ok = delivery is not None and delivery.state == query.delivery_state
-            else:
-                state_ok = True
-            needle = query.search
-            return (
-                state_ok
-                and (query.number_id is None or m.number_id == query.number_id)
-                and (query.operation_id is None or m.operation_id == query.operation_id)
-                and (query.routed is None or (m.operation_id is not None) == query.routed)
-                and (not needle or needle in m.phone or needle in m.sender or needle in m.text)
-            )
-
-        found = sorted((m for m in self.s.outbox.messages.values() if keep(m)), key=lambda m: -m.id)
+        found = sorted(
+            (m for m in self.s.outbox.messages.values() if message_matches(m, by_message.get(m.id), query)),
+            key=lambda m: -m.id,
+        )
         items = []
         for m in found[query.offset : query.offset + query.limit]:
             delivery = by_message.get(m.id)

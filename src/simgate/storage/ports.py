@@ -9,7 +9,6 @@ claimed and its operation opened commit together or not at all.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
 from simgate.domain.lanes import Demand, LaneGroup, Move
@@ -68,17 +67,6 @@ class StoreUnavailable(RuntimeError):
 UpsertOutcome = Literal["added", "updated", "unchanged"]
 
 
-@dataclass(frozen=True, slots=True)
-class NumberFilter:
-    state: str | None = None
-    """free, busy, offline or disabled."""
-    country: str | None = None
-    search: str | None = None
-    """Substring of the phone or the port."""
-    limit: int = 1000
-    offset: int = 0
-
-
 class NumberRepository(Protocol):
     def upsert(self, spec: NumberSpec, now: Timestamp) -> UpsertOutcome: ...
 
@@ -86,7 +74,10 @@ class NumberRepository(Protocol):
 
     def get_by_phone(self, phone: PhoneNumber) -> Number | None: ...
 
-    def search(self, where: NumberFilter | None = None) -> list[Number]: ...
+    def search(self, where: NumberQuery | None = None) -> list[Number]:
+        """The console's number listing without its reports (None: the first 1,000); `losing`
+        needs the operations and is refused: ask reports.numbers."""
+        ...
 
     def find_free(self, order: Order, marketplace: str, now: Timestamp | None = None) -> Number | None:
         """The least recently issued number in `marketplace`'s lane (leaving or not) that
@@ -225,17 +216,6 @@ class LaneRepository(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class MessageFilter:
-    unrouted: bool = False
-    """Only SMS that reached a number with no open operation."""
-    delivery_state: str | None = None
-    """pending, delivered, rejected or given_up; 'failed' means rejected or given_up."""
-    operation_id: OperationId | None = None
-    limit: int = 100
-    offset: int = 0
-
-
 class MessageRepository(Protocol):
     def find(self, source: str, message_key: str) -> Message | None: ...
 
@@ -251,7 +231,9 @@ class MessageRepository(Protocol):
 
     def get(self, message_id: int) -> Message | None: ...
 
-    def search(self, where: MessageFilter) -> list[tuple[Message, Delivery | None]]: ...
+    def search(self, where: MessageQuery) -> list[tuple[Message, Delivery | None]]:
+        """The console's SMS listing without push attempts or a total."""
+        ...
 
 
 class OutboxRepository(Protocol):

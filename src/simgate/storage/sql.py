@@ -21,6 +21,7 @@ from simgate.domain.model import (
     OperationKind,
     Order,
 )
+from simgate.domain.reports import NumberQuery
 from simgate.domain.types import (
     ANY_OPERATOR,
     EVERYWHERE,
@@ -33,7 +34,7 @@ from simgate.domain.types import (
     ServiceName,
     Timestamp,
 )
-from simgate.storage.ports import NumberFilter, UpsertOutcome
+from simgate.storage.ports import UpsertOutcome
 from simgate.storage.sql_base import (
     COUNTED,
     FREE,
@@ -43,6 +44,7 @@ from simgate.storage.sql_base import (
     resale_filter,
     sync_exclusions,
 )
+from simgate.storage.sql_filters import number_clauses
 
 __all__ = ["COUNTED", "FREE", "Connection", "Cursor", "Row", "SqlNumbers", "SqlOperations"]
 
@@ -74,14 +76,6 @@ def _number(row: Row) -> Number:
         lane_target=row[14],
         lane_leaving_at=row[15],
     )
-
-
-STATE_SQL = {
-    "disabled": "NOT n.enabled",
-    "offline": "n.enabled AND NOT n.online",
-    "busy": "n.enabled AND n.online AND n.open_operation_id IS NOT NULL",
-    "free": f"{FREE}",
-}
 
 
 class SqlNumbers:
@@ -143,24 +137,16 @@ class SqlNumbers:
         ).fetchone()
         return None if row is None else _number(row)
 
-    def search(self, where: NumberFilter | None = None) -> list[Number]:
-        where = where or NumberFilter()
-        clauses: list[str] = ["1 = 1"]
-        params: list[object] = []
-        if where.state:
-            clauses.append(STATE_SQL[where.state])
-        if where.country:
-            clauses.append("n.country = ?")
-            params.append(where.country)
-        if where.search:
-            clauses.append("(n.phone LIKE ? OR n.port LIKE ?)")
-            needle = "%" + where.search.replace("%", "").replace("_", "") + "%"
-            params += [needle, needle]
+    def search(self, where: NumberQuery | None = None) -> list[Number]:
+        query = where or NumberQuery(limit=1000)
+        if query.losing:
+            raise ValueError("losing is the console's read model's filter (reports.numbers)")
+        clauses, params = number_clauses(query)
         sql = (
             f"SELECT {NUMBER_COLUMNS} FROM numbers n WHERE {' AND '.join(clauses)}"
             " ORDER BY n.country, n.operator, n.phone LIMIT ? OFFSET ?"
         )
-        rows = self.db.execute(sql, (*params, where.limit, where.offset)).fetchall()
+        rows = self.db.execute(sql, (*params, query.limit, query.offset)).fetchall()
         return [_number(row) for row in rows]
 
     def find_free(self, order: Order, marketplace: str, now: Timestamp | None = None) -> Number | None:

@@ -12,9 +12,10 @@ from simgate.domain.messages import (
     Verdict,
 )
 from simgate.domain.model import OperationKind
+from simgate.domain.reports import MessageQuery
 from simgate.domain.types import NumberId, OperationId, PhoneNumber, Timestamp
-from simgate.storage.ports import MessageFilter
 from simgate.storage.sql_base import Connection, Row
+from simgate.storage.sql_filters import FAILED, message_clauses
 
 MESSAGE_COLUMNS = (
     "m.id, m.source, m.message_key, m.phone, m.number_id, m.sender, m.text, m.received_at,"
@@ -24,7 +25,6 @@ DELIVERY_COLUMNS = (
     "d.id, d.message_id, d.operation_id, d.marketplace, d.state, d.attempts, d.next_attempt_at,"
     " d.created_at, d.finished_at, d.reason"
 )
-FAILED = (DeliveryState.REJECTED.value, DeliveryState.GIVEN_UP.value)
 
 
 def _message(row: Row) -> Message:
@@ -85,20 +85,8 @@ class SqlMessages:
         ).fetchone()
         return None if row is None else _message(row)
 
-    def search(self, where: MessageFilter) -> list[tuple[Message, Delivery | None]]:
-        clauses: list[str] = ["1 = 1"]
-        params: list[object] = []
-        if where.unrouted:
-            clauses.append("m.operation_id IS NULL")
-        if where.operation_id is not None:
-            clauses.append("m.operation_id = ?")
-            params.append(where.operation_id)
-        if where.delivery_state == "failed":
-            clauses.append("d.state IN (?, ?)")
-            params += list(FAILED)
-        elif where.delivery_state:
-            clauses.append("d.state = ?")
-            params.append(where.delivery_state)
+    def search(self, where: MessageQuery) -> list[tuple[Message, Delivery | None]]:
+        clauses, params = message_clauses(where)
         rows = self.db.execute(
             f"SELECT {MESSAGE_COLUMNS}, {DELIVERY_COLUMNS} FROM messages m"
             " LEFT JOIN deliveries d ON d.message_id = m.id"

@@ -43,23 +43,19 @@ from simgate.domain.types import Kopecks, NumberId, OperationId, ServiceName, Ti
 from simgate.storage.sql import (
     NUMBER_COLUMNS,
     OPERATION_COLUMNS,
-    STATE_SQL,
     Connection,
     _number,
     _operation,
 )
 from simgate.storage.sql_base import FREE, Row
-from simgate.storage.sql_outbox import DELIVERY_COLUMNS, FAILED, MESSAGE_COLUMNS, _delivery, _message
+from simgate.storage.sql_filters import FAILED, STATE_SQL, like, message_clauses, number_clauses
+from simgate.storage.sql_outbox import DELIVERY_COLUMNS, MESSAGE_COLUMNS, _delivery, _message
 
 SOLD_SQL = "o.finished_at IS NOT NULL AND o.finish_status = 3"
 EARNED_SQL = f"CASE WHEN {SOLD_SQL} THEN COALESCE(o.final_kopecks, o.offered_kopecks, 0) ELSE 0 END"
 
 
 OPERATION_COLUMNS_O = ", ".join("o." + c.strip() for c in OPERATION_COLUMNS.split(","))
-
-
-def _like(text: str) -> str:
-    return "%" + text.replace("%", "").replace("_", "") + "%"
 
 
 def _marks(values: Sequence[object]) -> str:
@@ -134,22 +130,7 @@ class SqlReports:
         return streaks((NumberId(r[1]), OperationKind(r[2]), bool(r[3])) for r in rows)
 
     def numbers(self, query: NumberQuery) -> Page[NumberReport]:
-        clauses: list[str] = ["1 = 1"]
-        params: list[object] = []
-        if query.state:
-            clauses.append(STATE_SQL[query.state])
-        if query.country:
-            clauses.append("n.country = ?")
-            params.append(query.country)
-        if query.operator:
-            clauses.append("n.operator = ?")
-            params.append(query.operator)
-        if query.port:
-            clauses.append("n.port LIKE ?")
-            params.append(_like(query.port))
-        if query.search:
-            clauses.append("(n.phone LIKE ? OR n.port LIKE ?)")
-            params += [_like(query.search)] * 2
+        clauses, params = number_clauses(query)
         if query.losing:
             found = self._streaks(None, query.streak_since)
             losing = [n for n, (r, a) in found.items() if loss_reasons(r, a)]
@@ -268,7 +249,7 @@ class SqlReports:
             params.append(query.number_id)
         if query.search:
             clauses.append("o.phone LIKE ?")
-            params.append(_like(query.search))
+            params.append(like(query.search))
         if query.since is not None:
             clauses.append("o.opened_at >= ?")
             params.append(query.since)
@@ -326,27 +307,7 @@ class SqlReports:
         return found
 
     def messages(self, query: MessageQuery) -> Page[MessageReport]:
-        clauses: list[str] = ["1 = 1"]
-        params: list[object] = []
-        if query.number_id is not None:
-            clauses.append("m.number_id = ?")
-            params.append(query.number_id)
-        if query.operation_id is not None:
-            clauses.append("m.operation_id = ?")
-            params.append(query.operation_id)
-        if query.routed is True:
-            clauses.append("m.operation_id IS NOT NULL")
-        elif query.routed is False:
-            clauses.append("m.operation_id IS NULL")
-        if query.delivery_state == "failed":
-            clauses.append("d.state IN (?, ?)")
-            params += list(FAILED)
-        elif query.delivery_state:
-            clauses.append("d.state = ?")
-            params.append(query.delivery_state)
-        if query.search:
-            clauses.append("(m.phone LIKE ? OR m.sender LIKE ? OR m.text LIKE ?)")
-            params += [_like(query.search)] * 3
+        clauses, params = message_clauses(query)
         joined = "FROM messages m LEFT JOIN deliveries d ON d.message_id = m.id"
         rows, total = self._page(
             f"{MESSAGE_COLUMNS}, {DELIVERY_COLUMNS}", joined, clauses, params, "m.id DESC", query
