@@ -18,11 +18,12 @@ from hypothesis import strategies as st
 from simgate.domain import lanes
 from simgate.domain.ledger import DAY, ExclusionGroup, LedgerRules, ResaleRule
 from simgate.domain.model import FinishPolicy, NumberSpec, Operation, OperationKind, Order
+from simgate.domain.reports import NumberQuery
 from simgate.domain.types import ANY_OPERATOR, CountryName, OperatorName, PhoneNumber, ServiceName
 from simgate.services.inventory import import_numbers
 from simgate.services.lanes import LanePolicy, move_lanes, register_marketplaces, stamp_leaves, survey
 from simgate.services.operations import finish_operation, issue_number, list_available, record_poll
-from simgate.storage.ports import NumberFilter, Store, UnitOfWork
+from simgate.storage.ports import Store, UnitOfWork
 
 OS, HUB, GRIZZLY, HERO = "onlinesim", "smshub", "grizzly", "herosms"
 FOUR = (OS, HUB, GRIZZLY, HERO)
@@ -70,7 +71,7 @@ class World:
         told = next((c.operator_map.get("any", {}) for c in answer if c.country == self.country), {})
 
         def offerable(uow: UnitOfWork) -> dict[ServiceName, int]:
-            free = uow.numbers.search(NumberFilter(state="free", country=self.country, limit=10_000))
+            free = uow.numbers.search(NumberQuery(state="free", country=self.country, limit=10_000))
             counted = [n for n in free if lanes.counted_by(n, market)]
             return {
                 s: sum(1 for n in counted if self.forbidden(n.phone, market, s) is None) for s in SERVICES
