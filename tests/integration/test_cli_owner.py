@@ -74,8 +74,8 @@ def test_earnings_per_day_and_by_group(tmp_path: Path) -> None:
     by_market = list(
         csv.DictReader(io.StringIO(run(tmp_path, "earnings", "--by", "marketplace", "--csv").stdout))
     )
-    assert [(r["marketplace"], r["sold"], r["earnings_rub"]) for r in by_market] == [
-        ("onlinesim", "1", "12.50")
+    assert [(r["marketplace"], r["currency"], r["sold"], r["earnings"]) for r in by_market] == [
+        ("onlinesim", "RUB", "1", "12.50")
     ]
     by_sim = run(tmp_path, "earnings", "--by", "sim", "--csv").stdout
     assert by_sim.startswith("sim,opened,finished,sold,earnings_rub\n")

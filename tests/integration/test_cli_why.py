@@ -1,7 +1,9 @@
-"""`simgate numbers why PHONE` through the real console script."""
+"""`simgate numbers why PHONE` and `earnings --by marketplace` through the real console script."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import time
 from pathlib import Path
@@ -10,7 +12,7 @@ import pytest
 
 from simgate.config import load_settings
 from simgate.domain.model import FinishPolicy
-from simgate.domain.types import ServiceName
+from simgate.domain.types import Kopecks, ServiceName
 from simgate.services.inventory import import_numbers
 from simgate.services.lanes import register_marketplaces
 from simgate.services.operations import finish_operation, issue_number
@@ -59,3 +61,35 @@ def test_why_names_the_group_the_resale_window_and_the_lane(tmp_path: Path) -> N
     missing = run(tmp_path, "numbers", "why", "+79990000000")
     assert missing.returncode == 1
     assert "is not in the inventory" in missing.stderr
+
+
+def test_earnings_by_marketplace_are_side_by_side_per_currency(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'simgate.db'}"
+    schema.upgrade(url)
+    store = SQLiteStore.from_url(url)
+    try:
+        now = time.time()
+        store.run(lambda uow: register_marketplaces(uow, ["onlinesim", "smshub"], now))
+        specs = [
+            make_spec(marketplaces=frozenset({"onlinesim"})),
+            make_spec(marketplaces=frozenset({"smshub"})),
+        ]
+        store.run(lambda uow: import_numbers(uow, specs, now))
+        for market, order in (
+            ("onlinesim", make_order(offered=Kopecks(1250))),
+            ("smshub", make_order(offered=Kopecks(35), currency="USD")),
+        ):
+            sold = store.run(lambda uow, m=market, o=order: issue_number(uow, m, o, now))  # type: ignore[misc]
+            assert sold is not None
+            store.run(
+                lambda uow, m=market, s=sold: finish_operation(uow, m, s.id, 3, None, now, FinishPolicy())
+            )  # type: ignore[misc]
+    finally:
+        store.close()
+    rows = list(csv.DictReader(io.StringIO(run(tmp_path, "earnings", "--by", "marketplace", "--csv").stdout)))
+    assert [(r["marketplace"], r["currency"], r["sold"], r["earnings"]) for r in rows] == [
+        ("onlinesim", "RUB", "1", "12.50"),
+        ("smshub", "USD", "1", "0.35"),
+    ]
+    table = run(tmp_path, "earnings", "--by", "marketplace", env={"COLUMNS": "120"}).stdout
+    assert "12.50 RUB, 0.35 USD from 2 sale(s) in 7 day(s)" in table

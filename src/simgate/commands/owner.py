@@ -136,12 +136,21 @@ def _ago(seconds: float) -> str:
 # --- earnings ---------------------------------------------------------------------------------
 
 
+def marketplace_rows(uow: UnitOfWork, since: Timestamp) -> list[tuple[str, GroupStats]]:
+    """Per marketplace and currency, side by side: (currency, its row), never added across
+    currencies (SMSHUB may pay in USD what Onlinesim pays in RUB). Sorted by marketplace."""
+    # Operations opened before the window may finish (and pay) inside it: read them all.
+    operations = [r.operation for r in uow.reports.operations(OperationQuery(limit=10**9)).items]
+    rows = [
+        (currency, row)
+        for currency in sorted({o.currency for o in operations})
+        for row in group_stats([o for o in operations if o.currency == currency], since, "marketplace")
+    ]
+    return sorted(rows, key=lambda pair: (pair[1].key, pair[0]))
+
+
 def earnings_rows(uow: UnitOfWork, starts: Sequence[Timestamp], by: str | None) -> list[GroupStats]:
-    """Per day (key: the date), or per SIM, service or marketplace over the whole window."""
-    if by == "marketplace":
-        # Operations opened before the window may finish (and pay) inside it: read them all.
-        operations = [r.operation for r in uow.reports.operations(OperationQuery(limit=10**9)).items]
-        return group_stats(operations, starts[0], "marketplace")
+    """Per day (key: the date), or per SIM or service over the whole window."""
     stats: Stats = uow.reports.stats(starts, top=10**9, groups=by is not None)
     if by == "sim":
         return stats.by_number
@@ -166,6 +175,11 @@ def earnings(
     if by is not None and by not in BY:
         fail("--by must be sim, service or marketplace", 2)
     starts = day_starts(days, time.time())
+    if by == "marketplace":
+        with database() as store:
+            per_currency = store.run(lambda uow: marketplace_rows(uow, starts[0]))
+        _print_marketplaces(per_currency, days, as_csv)
+        return
     with database() as store:
         rows = store.run(lambda uow: earnings_rows(uow, starts, by))
     key = by or "day"
@@ -184,6 +198,26 @@ def earnings(
     console.print(table)
     total = sum(r.earnings for r in rows)
     console.print(f"{rubles(total)} RUB from {sum(r.sold for r in rows)} sale(s) in {days} day(s)")
+
+
+def _print_marketplaces(rows: list[tuple[str, GroupStats]], days: int, as_csv: bool) -> None:
+    if as_csv:
+        out = csv.writer(sys.stdout, lineterminator="\n")
+        out.writerow(["marketplace", "currency", "opened", "finished", "sold", "earnings"])
+        for currency, r in rows:
+            out.writerow([r.key, currency, r.opened, r.finished, r.sold, rubles(r.earnings)])
+        return
+    names = ("opened", "finished", "sold", "success", "earned")
+    table = Table("marketplace", "currency", *(Column(name, justify="right") for name in names))
+    for currency, r in rows:
+        rate = "-" if r.success_rate is None else f"{r.success_rate:.0%}"
+        table.add_row(r.key, currency, str(r.opened), str(r.finished), str(r.sold), rate, rubles(r.earnings))
+    console.print(table)
+    totals: Counter[str] = Counter()
+    for currency, r in rows:
+        totals[currency] += r.earnings
+    money = ", ".join(f"{rubles(totals[c])} {c}" for c in sorted(totals)) or "0.00 RUB"
+    console.print(f"{money} from {sum(r.sold for _, r in rows)} sale(s) in {days} day(s)")
 
 
 # --- backup -----------------------------------------------------------------------------------
