@@ -32,8 +32,9 @@ def small_disk(where: Path, size: str) -> Iterator[Path]:
 
 def fill_disk(path: Path) -> None:
     """Write `path` until the disk refuses another byte."""
-    with path.open("wb") as filler, contextlib.suppress(OSError):
+    # Unbuffered: a buffered file would hold the bytes the disk refused and raise again
+    # when it is closed, outside the suppress.
+    with contextlib.suppress(OSError), path.open("wb", buffering=0) as filler:
         while True:
             filler.write(b"\0" * 65536)
-            filler.flush()
             os.fsync(filler.fileno())
