@@ -12,7 +12,7 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -20,11 +20,9 @@ import httpx
 import pytest
 
 from simgate.config import load_settings
-from simgate.domain.model import Number
-from simgate.storage.ports import UnitOfWork
 from tests.conftest import ADMIN_TOKEN, INTAKE_TOKEN, LiveServer
-from tests.factories import make_spec
 from tests.fakes import FakeReceiver
+from tests.integration.test_delivery import add_numbers, run
 
 T = TypeVar("T")
 KEY = "agent-protocol-key"
@@ -93,26 +91,6 @@ class Agent:
 def client(server: LiveServer, market: str) -> Iterator[Agent]:
     with server.client() as http:
         yield Agent(http, market)
-
-
-def run(server: LiveServer, work: Callable[[UnitOfWork], T]) -> T:
-    assert server.store is not None
-    return server.store.run(work)
-
-
-def add_numbers(server: LiveServer, count: int = 1, **overrides: Any) -> list[Number]:
-    specs = [make_spec(**overrides) for _ in range(count)]
-
-    def work(uow: UnitOfWork) -> list[Number]:
-        found = []
-        for spec in specs:
-            uow.numbers.upsert(spec, time.time())
-            number = uow.numbers.get_by_phone(spec.phone)
-            assert number is not None
-            found.append(number)
-        return found
-
-    return run(server, work)
 
 
 def call(client: Agent, action: str, **fields: Any) -> httpx.Response:
