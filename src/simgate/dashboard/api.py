@@ -36,10 +36,12 @@ from simgate.domain.reports import (
     OperationQuery,
     timeline,
 )
-from simgate.domain.types import MAX_ID, Kopecks, NumberId, OperationId, Timestamp
+from simgate.domain.rules import normalise_name
+from simgate.domain.types import MAX_ID, Kopecks, NumberId, OperationId, ServiceName, Timestamp
 from simgate.http.body import BodyError, read_body
 from simgate.services import admin
 from simgate.services.explain import plain
+from simgate.services.why import why_not_offered
 from simgate.storage.ports import Store, UnitOfWork
 
 JSON = "application/json; charset=utf-8"
@@ -78,6 +80,7 @@ class AdminApi:
             Route("/api/overview", g(self.overview), methods=["GET"]),
             Route("/api/numbers", g(self.numbers), methods=["GET"]),
             Route("/api/numbers/{id:int}", g(self.number), methods=["GET"]),
+            Route("/api/numbers/{id:int}/why", g(self.why), methods=["GET"]),
             Route("/api/numbers/{id:int}/enable", g(self.enable), methods=["POST"]),
             Route("/api/numbers/{id:int}/disable", g(self.disable), methods=["POST"]),
             Route("/api/numbers/{id:int}/blacklist", g(self.block), methods=["POST"]),
@@ -178,6 +181,42 @@ class AdminApi:
         if found is None:
             return error(404, f"no number {number_id}")
         return reply(200, s.NumberAction(number=s.number_out(found)))
+
+    async def why(self, request: Request) -> Response:
+        number_id, now = NumberId(request.path_params["id"]), self.clock()
+        market, wanted = (
+            param.text(request.query_params, "marketplace"),
+            param.text(request.query_params, "service"),
+        )
+        service = None if wanted is None else ServiceName(normalise_name(wanted))
+
+        def work(uow: UnitOfWork) -> s.WhyOut | str | None:
+            number = uow.numbers.get(number_id)
+            known = {m.name for m in uow.lanes.marketplaces()}
+            if number is None:
+                return None
+            if market is not None and market.lower() not in known:
+                return f"marketplace {market!r} is not one this farm knows ({', '.join(sorted(known))})"
+            answer = why_not_offered(
+                uow, number_id, None if market is None else [market.lower()], service, now
+            )
+            assert answer is not None
+            return s.WhyOut(
+                number_id=number_id, phone=number.phone, service=service,
+                marketplaces=[
+                    s.MarketplaceWhyOut(marketplace=name, offered=not reasons, reasons=[
+                        s.ReasonOut(rule=r.rule, text=r.text, until=r.until) for r in reasons
+                    ])
+                    for name, reasons in answer.items()
+                ],
+            )  # fmt: skip
+
+        found = await self.store.read(work)
+        if found is None:
+            return error(404, f"no number {number_id}")
+        if isinstance(found, str):
+            return error(400, found)
+        return reply(200, found)
 
     async def operations(self, request: Request) -> Response:
         q = request.query_params

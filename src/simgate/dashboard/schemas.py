@@ -308,6 +308,30 @@ class NumberAction(msgspec.Struct, kw_only=True):
     number: NumberOut
 
 
+class ReasonOut(msgspec.Struct, kw_only=True):
+    rule: str
+    """disabled, offline, busy, not_enabled, not_allowed, lane, leaving, resale, sold, group,
+    refused, retries or blocked."""
+    text: str
+    until: float | None = None
+    """When it stops binding by itself (a resale window), epoch seconds."""
+
+
+class MarketplaceWhyOut(msgspec.Struct, kw_only=True):
+    marketplace: str
+    offered: bool
+    reasons: list[ReasonOut]
+
+
+class WhyOut(msgspec.Struct, kw_only=True):
+    """`simgate numbers why`: each rule keeping the SIM from each marketplace, with its time."""
+
+    number_id: int
+    phone: str
+    service: str | None
+    marketplaces: list[MarketplaceWhyOut]
+
+
 class DeliveryAction(msgspec.Struct, kw_only=True):
     delivery: DeliveryOut
 

@@ -130,6 +130,23 @@
       } }, "Disable");
   }
 
+  // "Why not offered?": the rules that keep the SIM off each marketplace, with their times
+  // (GET /api/numbers/{id}/why, the same answer as `simgate numbers why`).
+  function whyButton(n) {
+    const out = el("ul", { class: "why muted", dataset: { id: n.id } });
+    const button = el("button", { class: "link", type: "button", title: "Why is this SIM not offered?",
+      onclick: async () => {
+        button.disabled = true;
+        try {
+          const body = await api("/api/numbers/" + n.id + "/why");
+          out.replaceChildren(...body.marketplaces.map((m) =>
+            el("li", { dataset: { marketplace: m.marketplace } }, m.marketplace + ": " +
+              (m.offered ? "offered" : m.reasons.map((r) => r.text).join("; ")))));
+        } catch (error) { say(error.message, true); } finally { button.disabled = false; }
+      } }, "why not offered?");
+    return el("div", {}, button, out);
+  }
+
   // The block picker offers the catalogue's names only, so a typo cannot block nothing.
   let catalogue = null;
   function services() {
@@ -404,7 +421,7 @@
               n.open_operation_marketplace
                 ? el("a", { class: "muted", href: "/operations/" + n.open_operation_id }, " on " + n.open_operation_marketplace)
                 : null),
-            el("td", {}, lane(n), el("div", { class: "muted" }, "sells on " + sellsOn(n))),
+            el("td", {}, lane(n), el("div", { class: "muted" }, "sells on " + sellsOn(n)), whyButton(n)),
             el("td", {}, n.country + " / " + (n.operator || "any")),
             el("td", {}, n.port || "–"),
             el("td", {}, n.last_sms_at ? el("a", { href: "/sms?number_id=" + n.id }, ago(n.last_sms_at)) : "never"),
