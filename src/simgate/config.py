@@ -29,6 +29,7 @@ from simgate.domain.ledger import ExclusionGroup, LedgerRules
 from simgate.domain.messages import MAX_CLOCK_SKEW_SECONDS
 from simgate.domain.types import CountryName, ServiceName
 from simgate.settings_error import SettingsError as SettingsError
+from simgate.storage.database_url import DatabaseUrl
 
 PREFIX = "SIMGATE_"
 MIN_OWNER_SECRET = 16
@@ -137,11 +138,8 @@ class Settings(BaseModel):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
-        if value.startswith("sqlite:///") and len(value) > len("sqlite:///"):
-            return value
-        if value.startswith(("postgresql://", "postgres://")):
-            return value
-        raise ValueError("must be sqlite:///PATH or postgresql://USER@HOST/DB")
+        DatabaseUrl.parse(value)  # raises ValueError naming the two shapes
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -258,8 +256,12 @@ class Settings(BaseModel):
         return LedgerRules(resale=resale, groups=tuple(g.group() for g in self.exclusion_groups))
 
     @property
+    def database(self) -> DatabaseUrl:
+        return DatabaseUrl.parse(self.database_url)
+
+    @property
     def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite:")
+        return self.database.is_sqlite
 
 
 def load_settings(

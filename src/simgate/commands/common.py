@@ -92,9 +92,7 @@ def database_label(current: Settings) -> str:
 
 
 def sqlite_file(current: Settings) -> Path:
-    from simgate.storage.sqlite import sqlite_path
-
-    return Path(sqlite_path(current.database_url)).resolve()
+    return Path(current.database.sqlite_path()).resolve()
 
 
 def hide_password(url: str) -> str:

@@ -10,14 +10,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 
+from simgate.storage.database_url import DatabaseUrl
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def sqlalchemy_url(database_url: str) -> str:
-    """Our URLs name the database; SQLAlchemy also wants the driver (psycopg 3, not psycopg2)."""
-    if database_url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + database_url.split("://", 1)[1]
-    return database_url
+    return DatabaseUrl.parse(database_url).sqlalchemy
 
 
 def _config(database_url: str) -> Config:
@@ -28,7 +27,7 @@ def _config(database_url: str) -> Config:
 
 
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(_config("sqlite://")).get_current_head()
+    head = ScriptDirectory.from_config(_config("sqlite:///:memory:")).get_current_head()
     assert head is not None
     return head
 
@@ -47,7 +46,7 @@ class SchemaMismatch(RuntimeError):
 
 
 def known_revisions() -> set[str]:
-    script = ScriptDirectory.from_config(_config("sqlite://"))
+    script = ScriptDirectory.from_config(_config("sqlite:///:memory:"))
     return {rev.revision for rev in script.walk_revisions()}
 
 

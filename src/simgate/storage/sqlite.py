@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from simgate.domain.ledger import NO_RULES, LedgerRules
+from simgate.storage.database_url import DatabaseUrl
 from simgate.storage.ports import StoreUnavailable, UnitOfWork
 from simgate.storage.sql_unit import SqlUnitOfWork
 
@@ -65,13 +66,11 @@ def storage_fault(error: BaseException) -> str | None:
 
 
 def sqlite_path(database_url: str) -> str:
-    """`sqlite:///relative/or/./path.db` or `sqlite:////absolute/path.db`."""
-    if not database_url.startswith("sqlite:///"):
-        raise ValueError("a SQLite URL looks like sqlite:///PATH")
-    path = database_url.removeprefix("sqlite:///")
-    if not path or path == ":memory:":
-        raise ValueError("SQLite needs a file path: the writer and readers share it")
-    return path
+    try:
+        url = DatabaseUrl.parse(database_url)
+    except ValueError:
+        raise ValueError("a SQLite URL looks like sqlite:///PATH") from None
+    return url.sqlite_path()
 
 
 class SQLiteStore:
