@@ -21,6 +21,7 @@ as soon as space returns, without a restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -37,8 +38,41 @@ from simgate.storage.ports import StoreUnavailable, UnitOfWork
 from simgate.storage.sql_unit import SqlUnitOfWork
 
 T = TypeVar("T")
-Job = tuple[Callable[[UnitOfWork], Any], "Future[Any]"]
 log = logging.getLogger("simgate.sqlite")
+
+
+class LoopWaiter:
+    """An awaiting coroutine's future, settled on its own loop after the group's commit.
+
+    `asyncio.wrap_future` cost each unit a concurrent Future (a lock and a condition) and a
+    thread-safe wake-up of the loop of its own (~6 % of a GET_NUMBER's samples): the writer
+    now wakes each loop once per group, with every result of that group.
+    """
+
+    __slots__ = ("future", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]) -> None:
+        self.loop, self.future = loop, future
+
+    def set_running_or_notify_cancel(self) -> bool:
+        # Read on the writer thread: a caller that gave up before its unit started is skipped;
+        # one that gives up just after this check still has its unit committed, exactly as a
+        # caller cancelled once its unit started always had.
+        return not self.future.cancelled()
+
+
+def _settle(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    """On the loop: hand each awaiting caller its unit's outcome (unless it gave up)."""
+    for future, ok, value in results:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+Job = tuple[Callable[[UnitOfWork], Any], "Future[Any] | LoopWaiter"]
 
 MAX_GROUP = 256
 """Units committed together at most; bounds how long the first one waits for the fsync."""
@@ -200,11 +234,17 @@ class SQLiteStore:
             self._abandon()
             failure = self._fail(f"unexpected {type(error).__name__}: {error}")
             outcomes = [(False, failure)] * len(group)
-        for (_, future), (ok, value) in zip(group, outcomes, strict=True):
-            if ok:
-                future.set_result(value)
+        settle: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for (_, waiter), (ok, value) in zip(group, outcomes, strict=True):
+            if isinstance(waiter, LoopWaiter):
+                settle.setdefault(waiter.loop, []).append((waiter.future, ok, value))
+            elif ok:
+                waiter.set_result(value)
             else:
-                future.set_exception(value)
+                waiter.set_exception(value)
+        for loop, results in settle.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody awaits these
+                loop.call_soon_threadsafe(_settle, results)
 
     def _run_group(self, works: list[Callable[[UnitOfWork], Any]]) -> list[tuple[bool, Any]]:
         conn = self._connection()
@@ -288,7 +328,12 @@ class SQLiteStore:
     async def transact(self, work: Callable[[UnitOfWork], T]) -> T:
         # Once started, the work commits even if the awaiting request is cancelled: a number
         # claimed for a caller that hung up stays busy until FINISH, as the spec requires (8.1).
-        return await asyncio.wrap_future(self._submit(work))
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((work, LoopWaiter(loop, future)))
+        return await future
 
     async def read(self, work: Callable[[UnitOfWork], T]) -> T:
         return await asyncio.wrap_future(self._readers.submit(self._read, work))

@@ -1,0 +1,67 @@
+"""The SQLite writer hands each group's results back to the loop at once (storage/sqlite.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+
+from simgate.storage.ports import UnitOfWork
+from simgate.storage.sqlite import SQLiteStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SQLiteStore:
+    opened = SQLiteStore(str(tmp_path / "handoff.db"))
+    yield opened  # type: ignore[misc]
+    opened.close()
+
+
+def test_every_caller_of_a_group_gets_its_own_outcome(store: SQLiteStore) -> None:
+    def unit(index: int) -> object:
+        def work(uow: UnitOfWork) -> int:
+            if index % 7 == 0:
+                raise ValueError(f"unit {index}")
+            return index
+
+        return work
+
+    async def main() -> list[object]:
+        return await asyncio.gather(*(store.transact(unit(i)) for i in range(300)), return_exceptions=True)
+
+    outcomes = asyncio.run(main())
+    for index, outcome in enumerate(outcomes):
+        if index % 7 == 0:
+            assert isinstance(outcome, ValueError)
+            assert str(outcome) == f"unit {index}"
+        else:
+            assert outcome == index
+
+
+def test_a_caller_that_gives_up_before_its_unit_starts_changes_nothing(store: SQLiteStore) -> None:
+    started, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def blocker(uow: UnitOfWork) -> None:
+        started.set()
+        release.wait(10)
+
+    def abandoned(uow: UnitOfWork) -> None:
+        ran.append("abandoned")
+
+    async def main() -> None:
+        first = asyncio.ensure_future(store.transact(blocker))
+        await asyncio.get_running_loop().run_in_executor(None, started.wait, 10)
+        second = asyncio.ensure_future(store.transact(abandoned))
+        await asyncio.sleep(0)  # queued behind the blocker
+        second.cancel()
+        release.set()
+        await first
+        with pytest.raises(asyncio.CancelledError):
+            await second
+        await store.transact(lambda uow: None)  # the writer has passed the abandoned unit
+
+    asyncio.run(main())
+    assert ran == []
