@@ -493,6 +493,13 @@ def test_marketplaces_and_currencies_are_reported_apart(store: Store) -> None:
     assert read(store, lambda r: r.marketplace_stats(DAY0 + DAY, T + 15)) == [
         MarketplaceStats(hub, "USD", open=1, sold=1, earnings=30),
     ]
+    # The console's kopeck figures are roubles: the USD sale is in none of them.
+    assert read(store, lambda r: r.earnings()).earnings == 1000
+    days = read(store, lambda r: r.stats([DAY0], groups=True))
+    assert days.days[0].earnings == 1000
+    assert [(g.key, g.sold, g.earnings) for g in days.by_service] == [("telegram", 2, 1000)]
+    sims = read(store, lambda r: r.numbers(NumberQuery(limit=10))).items
+    assert sorted(n.earnings for n in sims) == [0, 0, 0, 1000]
     assert read(store, lambda r: r.open_by_marketplace()) == {hub: 1}
     assert read(store, lambda r: r.free_by_lane()) == {MARKET: 2, hub: 1}
     report = read(store, lambda r: r.number(held.number_id))

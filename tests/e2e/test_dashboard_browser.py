@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +21,9 @@ from typing import Any
 
 import pytest
 
+from simgate.domain.types import Kopecks, PhoneNumber
 from tests.conftest import ADMIN_TOKEN, LiveServer
+from tests.conftest import test_settings as settings_for
 from tests.console import ADMIN, A, B, C, Farm, seed_farm, services
 from tests.hardware.conftest import PHONES
 from tests.hardware.farm import STRANGER, HardwareFarm, start_farm
@@ -427,3 +430,67 @@ def test_operations_filter_by_marketplace(page: Any, farm: Farm) -> None:
     page.select_option("select[name=marketplace]", "onlinesim")
     page.locator(f"#operations tbody tr[data-id='{farm.sold}']").wait_for()
     assert "marketplace=onlinesim" in page.url
+
+
+def _two_marketplace_farm(url: str) -> None:
+    """Four SIMs in two lanes; a sale on each marketplace, SMSHUB's paid in USD, one open."""
+    from simgate.services.inventory import import_numbers
+    from simgate.services.lanes import register_marketplaces
+    from simgate.services.operations import finish_operation, issue_number
+    from simgate.storage.sqlite import SQLiteStore
+    from tests.factories import make_order, make_spec
+
+    store = SQLiteStore.from_url(url)
+    now = time.time()
+    specs = [make_spec(phone=PhoneNumber(f"7928555000{i}"), port=f"goip3/{i}") for i in range(4)]
+
+    def work(uow: Any) -> None:
+        register_marketplaces(uow, ["onlinesim", "smshub"], now)
+        import_numbers(uow, specs, now)
+        here = issue_number(uow, "onlinesim", make_order(offered=Kopecks(1000)), now)
+        there = issue_number(uow, "smshub", make_order(offered=Kopecks(30), currency="USD"), now)
+        assert here is not None
+        assert there is not None
+        finish_operation(uow, "onlinesim", here.id, 3, None, now + 1)
+        finish_operation(uow, "smshub", there.id, 3, None, now + 2)
+        assert issue_number(uow, "smshub", make_order(offered=Kopecks(50), currency="USD"), now + 3)
+
+    try:
+        store.run(work)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+def test_two_marketplaces_and_two_currencies_are_shown_apart(
+    browser: Any, sqlite_url: str, width: int
+) -> None:
+    _two_marketplace_farm(sqlite_url)
+    server = LiveServer(
+        settings_for(sqlite_url, smshub_key="hub-key-for-the-console", smshub_push_url="http://127.0.0.1:9/")
+    ).start()
+    try:
+        with tab_on(browser, server.url) as page:
+            page.set_viewport_size({"width": width, "height": 812 if width < 600 else 900})
+            sign_in(page)
+            hub = page.locator("#by-marketplace tbody tr[data-marketplace='smshub'] td")
+            expect(hub.nth(4)).to_contain_text("0.30 USD · 1 sold")
+            here = page.locator("#by-marketplace tbody tr[data-marketplace='onlinesim'] td")
+            assert "10.00 ₽ · 1 sold" in here.nth(4).inner_text()
+            assert hub.nth(2).inner_text() == "1"  # its open operation
+            # The cards add up each currency apart, never roubles and dollars together.
+            assert page.inner_text("#earned-today") == "10.00 ₽ + 0.30 USD"
+            assert page.inner_text("#sold-today") == "2"
+            shoot(page, f"overview-two-marketplaces-{width}.png")
+            assert page.evaluate(FITS) == [], "overview"
+            page.goto("/sims")
+            page.wait_for_selector("#sims tbody tr[data-id]")
+            assert "on smshub" in page.inner_text("#sims")
+            shoot(page, f"sims-two-marketplaces-{width}.png")
+            assert page.evaluate(FITS) == [], "sims"
+            page.goto("/operations?marketplace=smshub")
+            expect(page.locator("#operations tbody tr[data-id]")).to_have_count(2)
+            assert "0.50 USD" in page.inner_text("#operations")
+            shoot(page, f"operations-two-marketplaces-{width}.png")
+    finally:
+        server.stop()

@@ -59,6 +59,8 @@ class NumberOut(msgspec.Struct, kw_only=True):
     finished: int
     sold: int
     earnings_kopecks: int
+    """Sales paid in RUB only (a sale in another currency is never added as roubles; see the
+    overview's by_marketplace)."""
     success_rate: float | None
     """sold / finished; null before the first FINISH."""
     blocked_services: list[str]
@@ -296,7 +298,7 @@ class OverviewOut(msgspec.Struct, kw_only=True):
     losing: list[NumberOut]
     """The first SIMs that lose money, to disable in one click."""
     by_marketplace: list[MarketplaceOut] = msgspec.field(default_factory=list)
-    """Per marketplace and currency; the totals above add up every currency as if RUB."""
+    """Per marketplace, its money per currency; the kopeck figures above count RUB sales only."""
 
 
 class ServicesOut(msgspec.Struct, kw_only=True):

@@ -78,6 +78,17 @@ def earned(operation: Operation) -> Kopecks:
     return Kopecks(operation.final if operation.final is not None else operation.offered or 0)
 
 
+RUB = "RUB"
+"""The currency of the console's kopeck figures (a SIM's, a day's, a service's earnings): a
+sale paid in another currency is left out of them, never added as if it were roubles, and
+shown per currency by marketplace instead (MarketplaceStats)."""
+
+
+def earned_rub(operation: Operation) -> Kopecks:
+    """`earned`, for the figures kept in roubles: 0 for a sale paid in another currency."""
+    return earned(operation) if operation.currency == RUB else Kopecks(0)
+
+
 def loss_reasons(rent_streak: int, activation_streak: int) -> tuple[str, ...]:
     """Why a SIM is losing money, from its latest finished operations that got no SMS."""
     reasons: list[str] = []
@@ -364,7 +375,7 @@ def group_stats(
         if finished:
             tally[1] += 1
             tally[2] += o.finish_status == FinishStatus.SOLD
-            tally[3] += earned(o)
+            tally[3] += earned_rub(o)
     rows = [GroupStats(k, t[0], t[1], t[2], Kopecks(t[3])) for k, t in tallies.items()]
     return sort_groups(rows, limit)
 

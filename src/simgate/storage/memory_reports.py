@@ -30,7 +30,7 @@ from simgate.domain.reports import (
     Stats,
     StatusCount,
     day_index,
-    earned,
+    earned_rub,
     group_stats,
     marketplace_stats,
     status_name,
@@ -66,7 +66,7 @@ class MemoryReports:
             operations=len(operations),
             finished=len(finished),
             sold=sum(1 for o in finished if status_name(o.finished_at, o.finish_status) == "sold"),
-            earnings=Kopecks(sum(earned(o) for o in operations)),
+            earnings=Kopecks(sum(earned_rub(o) for o in operations)),
             sms=len(messages),
             last_sms_at=max((m.stored_at for m in messages), default=None),
             rent_no_sms_streak=rent,
@@ -214,7 +214,7 @@ class MemoryReports:
             if o.finished_at is not None and (since is None or o.finished_at >= since)
         ]
         sold = [o for o in finished if status_name(o.finished_at, o.finish_status) == "sold"]
-        return Earnings(len(sold), len(finished), Kopecks(sum(earned(o) for o in finished)))
+        return Earnings(len(sold), len(finished), Kopecks(sum(earned_rub(o) for o in finished)))
 
     def stats(self, day_starts: Sequence[Timestamp], top: int = 20, *, groups: bool = True) -> Stats:
         if not day_starts:
@@ -231,7 +231,7 @@ class MemoryReports:
                 sold = status_name(o.finished_at, o.finish_status) == "sold"
                 days[closed] = replace(
                     day, finished=day.finished + 1, sold=day.sold + sold,
-                    earnings=Kopecks(day.earnings + earned(o)),
+                    earnings=Kopecks(day.earnings + earned_rub(o)),
                 )  # fmt: skip
         since = day_starts[0]
         if not groups:

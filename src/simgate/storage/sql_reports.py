@@ -53,6 +53,9 @@ from simgate.storage.sql_outbox import DELIVERY_COLUMNS, MESSAGE_COLUMNS, _deliv
 
 SOLD_SQL = "o.finished_at IS NOT NULL AND o.finish_status = 3"
 EARNED_SQL = f"CASE WHEN {SOLD_SQL} THEN COALESCE(o.final_kopecks, o.offered_kopecks, 0) ELSE 0 END"
+# The console's kopeck figures are roubles: a sale paid in another currency is not added to
+# them (domain/reports.earned_rub); marketplace_stats keeps each currency apart instead.
+EARNED_RUB_SQL = f"CASE WHEN o.currency = 'RUB' THEN {EARNED_SQL} ELSE 0 END"
 
 
 OPERATION_COLUMNS_O = ", ".join("o." + c.strip() for c in OPERATION_COLUMNS.split(","))
@@ -166,7 +169,7 @@ class SqlReports:
         for number_id, opened, finished, sold, money in self.db.execute(
             "SELECT o.number_id, COUNT(*),"
             " SUM(CASE WHEN o.finished_at IS NOT NULL THEN 1 ELSE 0 END),"
-            f" SUM(CASE WHEN {SOLD_SQL} THEN 1 ELSE 0 END), SUM({EARNED_SQL})"
+            f" SUM(CASE WHEN {SOLD_SQL} THEN 1 ELSE 0 END), SUM({EARNED_RUB_SQL})"
             f" FROM operations o WHERE o.number_id IN ({marks}) GROUP BY o.number_id",
             ids,
         ).fetchall():
@@ -412,7 +415,7 @@ class SqlReports:
     def earnings(self, since: Timestamp | None = None) -> Earnings:
         where, params = ("AND o.finished_at >= ?", [since]) if since is not None else ("", [])
         row = self.db.execute(
-            f"SELECT SUM(CASE WHEN {SOLD_SQL} THEN 1 ELSE 0 END), COUNT(*), SUM({EARNED_SQL})"
+            f"SELECT SUM(CASE WHEN {SOLD_SQL} THEN 1 ELSE 0 END), COUNT(*), SUM({EARNED_RUB_SQL})"
             f" FROM operations o WHERE o.finished_at IS NOT NULL {where}",
             params,
         ).fetchone()
@@ -442,7 +445,7 @@ class SqlReports:
         finished_case, finished_params = bucket("finished_at")
         for index, finished, sold, money in self.db.execute(
             f"SELECT {finished_case}, COUNT(*), SUM(CASE WHEN {SOLD_SQL} THEN 1 ELSE 0 END),"
-            f" SUM({EARNED_SQL}) FROM operations o WHERE o.finished_at >= ? AND o.finished_at < ?"
+            f" SUM({EARNED_RUB_SQL}) FROM operations o WHERE o.finished_at >= ? AND o.finished_at < ?"
             " GROUP BY 1",
             [*finished_params, since, until],
         ).fetchall():
@@ -496,7 +499,7 @@ class SqlReports:
             f"SELECT {key}, SUM(CASE WHEN o.opened_at >= ? THEN 1 ELSE 0 END),"
             " SUM(CASE WHEN o.finished_at >= ? THEN 1 ELSE 0 END),"
             f" SUM(CASE WHEN o.finished_at >= ? AND {SOLD_SQL} THEN 1 ELSE 0 END),"
-            f" SUM(CASE WHEN o.finished_at >= ? THEN {EARNED_SQL} ELSE 0 END)"
+            f" SUM(CASE WHEN o.finished_at >= ? THEN {EARNED_RUB_SQL} ELSE 0 END)"
             " FROM operations o WHERE o.opened_at >= ? OR o.finished_at >= ? GROUP BY 1",
             [since] * 6,
         ).fetchall()

@@ -314,10 +314,29 @@
       set("sims-offline", o.numbers.offline);
       set("sims-disabled", o.numbers.disabled);
       set("sims-total", o.numbers.total);
-      set("earned-today", rub(o.earnings_today_kopecks));
-      set("sold-today", o.sold_today);
-      set("earned-30d", rub(o.earnings_30d.reduce((sum, d) => sum + d.earnings_kopecks, 0)));
-      set("sold-30d", o.earnings_30d.reduce((sum, d) => sum + d.sold, 0));
+      // Per currency, added up over the marketplaces that paid in it; never across currencies.
+      const earned = (amountKey, soldKey) => {
+        const by = new Map();
+        for (const m of o.by_marketplace) {
+          for (const c of m.money) {
+            const t = by.get(c.currency) || { amount: 0, sold: 0 };
+            t.amount += c[amountKey];
+            t.sold += c[soldKey];
+            by.set(c.currency, t);
+          }
+        }
+        const parts = [...by.entries()].sort(([a], [b]) => (a === "RUB" ? -1 : b === "RUB" ? 1 : a.localeCompare(b)));
+        return {
+          text: parts.length ? parts.map(([currency, t]) => money(t.amount, currency)).join(" + ") : rub(0),
+          sold: parts.reduce((sum, [, t]) => sum + t.sold, 0),
+        };
+      };
+      const today = earned("earnings_today", "sold_today");
+      const month = earned("earnings_30d", "sold_30d");
+      set("earned-today", today.text);
+      set("sold-today", today.sold);
+      set("earned-30d", month.text);
+      set("sold-30d", month.sold);
       document.getElementById("first-run").hidden = o.numbers.total > 0;
       set("push-pending", o.pushes.pending);
       set("push-oldest", o.pushes.oldest_pending_age_seconds === null ? "none" : duration(o.pushes.oldest_pending_age_seconds));
