@@ -43,7 +43,7 @@ class AgentSettings(MarketplaceSettings):
     """Sent on every request to the marketplace; Grizzly requires one (spec grizzly 2)."""
     ping_url: str | None = None
     """GET health check; unset: next to the push URL (.../agent/api/ping, spec herosms 5.5)."""
-    ping_seconds: float = Field(default=0.0, ge=0, le=86400)
+    ping_seconds: float = 0.0
     """How often to ping; 0: never (HeroSMS's plug-in turns it on)."""
 
     @field_validator("user_agent")
@@ -52,6 +52,14 @@ class AgentSettings(MarketplaceSettings):
         if not value.strip():
             raise ValueError("must not be empty (the marketplace requires a User-Agent)")
         return value.strip()
+
+    @field_validator("ping_seconds")
+    @classmethod
+    def _ping_seconds(cls, value: float) -> float:
+        # Checked here, not by Field bounds: a plug-in that changes the default keeps them.
+        if not 0 <= value <= 86400:
+            raise ValueError("must be 0 (off) to 86400 seconds")
+        return value
 
     @field_validator("ping_url")
     @classmethod
