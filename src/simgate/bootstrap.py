@@ -47,10 +47,15 @@ def open_store(settings: Settings) -> Store:
     return store
 
 
+def migrate_schema(settings: Settings) -> tuple[str | None, str]:
+    """`simgate migrate`: apply pending migrations; the revisions before and after."""
+    return schema.upgrade(settings.database_url)
+
+
 def prepare_schema(settings: Settings, *, migrate: bool) -> str:
     """Apply pending migrations, or (with migrate=False) insist the schema is current."""
     if migrate:
-        schema.upgrade(settings.database_url)
+        migrate_schema(settings)
     else:
         schema.check_current(settings.database_url)
     return schema.head_revision()

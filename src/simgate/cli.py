@@ -119,10 +119,9 @@ def worker() -> None:
 @app.command()
 def migrate() -> None:
     """Apply pending database migrations and exit."""
-    from simgate.storage import schema
+    from simgate.bootstrap import migrate_schema
 
-    current = settings()
-    before, after = schema.upgrade(current.database_url)
+    before, after = migrate_schema(settings())
     if before == after:
         typer.echo(f"schema is current (revision {after})")
     else:

@@ -88,11 +88,10 @@ def run_worker(settings: Settings) -> None:
     import asyncio
     import signal
 
-    from simgate.bootstrap import build_worker, protect_logs, running
-    from simgate.storage import schema
+    from simgate.bootstrap import build_worker, ensure_schema, protect_logs, running
 
     logs.configure(settings.log_format)
-    schema.check_current(settings.database_url)
+    ensure_schema(settings)
     protect_logs(settings)
     store = open_store(settings)
     built = build_worker(settings, store)

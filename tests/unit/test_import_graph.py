@@ -257,3 +257,18 @@ def test_the_known_exceptions_only_shrink() -> None:
     assert gone == [], f"these cycles are gone: delete them from KNOWN_CYCLES: {gone}"
     stale = sorted(set(KNOWN_CROSSINGS) - crossings())
     assert stale == [], f"these imports no longer cross: delete them from KNOWN_CROSSINGS: {stale}"
+
+
+def test_only_bootstrap_touches_the_schema() -> None:
+    """Migrating and checking the schema is composition (bootstrap.py), not a face's business."""
+    calls = sorted(
+        module
+        for module, path in modules().items()
+        if not within(module, ["simgate.storage", "simgate.bootstrap"])
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "schema"
+        and node.attr in ("upgrade", "check_current", "current_revision")
+    )
+    assert calls == []

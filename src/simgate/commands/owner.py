@@ -266,9 +266,9 @@ def problems_of(current: Settings) -> tuple[list[str], list[str]]:
     """(problems, notes): what stops `serve`, and what it would warn about."""
     import os
 
-    from simgate.bootstrap import push_warnings, require_serving
+    from simgate.bootstrap import ensure_schema, push_warnings, require_serving
     from simgate.hardware import build_drivers
-    from simgate.storage import schema
+    from simgate.storage.schema import SchemaMismatch
 
     problems: list[str] = list(misspelt_variables(os.environ))
     notes: list[str] = []
@@ -285,8 +285,8 @@ def problems_of(current: Settings) -> tuple[list[str], list[str]]:
         notes.append("SIMGATE_INTAKE_TOKEN is not set: POST /intake/sms answers 503")
     try:
         require_database(current)
-        schema.check_current(current.database_url)
-    except (DatabaseMissing, schema.SchemaMismatch) as error:
+        ensure_schema(current)
+    except (DatabaseMissing, SchemaMismatch) as error:
         problems.append(str(error))
     except Exception as error:  # unreachable, refused, not a database: one line each
         problems.append(describe_error(error))
