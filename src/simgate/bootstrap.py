@@ -287,7 +287,7 @@ def build_app(
         extra_routes=[
             *drivers.routes,
             *build_console(
-                settings,
+                None if settings.admin_token is None else settings.admin_token.get_secret_value(),
                 store,
                 registry,
                 clock,

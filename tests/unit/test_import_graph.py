@@ -63,7 +63,6 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
 KNOWN_CROSSINGS: dict[tuple[str, str], str] = {
     ("simgate.hardware.android", "simgate.http.body"): "the one bounded body reader (webhooks)",
     ("simgate.hardware.ejoin", "simgate.http.body"): "the one bounded body reader (webhooks)",
-    ("simgate.dashboard", "simgate.config"): "build_console still reads Settings (issue 15 item 4)",
     ("simgate.dashboard.api", "simgate.http.body"): "the one bounded body reader",
     ("simgate.dashboard.views", "simgate.http.body"): "the one bounded body reader",
 }

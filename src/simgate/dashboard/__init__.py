@@ -1,8 +1,8 @@
 """The operator's console: the dashboard at /, the admin API at /api/, farm gauges for /metrics.
 
 `build_console` is the one entry point bootstrap calls; it returns the routes to mount and
-registers the farm collector on the app's Prometheus registry. The hardware drivers' status
-comes in as an argument (`hardware`, i.e. `hardware.Drivers`), never from a global.
+registers the farm collector on the app's Prometheus registry. It receives what it needs (the
+admin token, the store, the drivers' status as `hardware`), never the whole Settings.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from prometheus_client import CollectorRegistry
 from starlette.routing import BaseRoute
 
-from simgate.config import Settings
 from simgate.dashboard.api import AdminApi
 from simgate.dashboard.auth import ConsoleAuth
 from simgate.dashboard.farm_gauges import FarmCollector
@@ -27,7 +26,7 @@ log = logging.getLogger("simgate.console")
 
 
 def build_console(
-    settings: Settings,
+    admin_token: str | None,
     store: Store,
     registry: CollectorRegistry,
     clock: Callable[[], Timestamp],
@@ -35,10 +34,10 @@ def build_console(
     hardware: HardwareSource,
     health: Mapping[str, Callable[[], Health]] | None = None,
 ) -> list[BaseRoute]:
-    token = None if settings.admin_token is None else settings.admin_token.get_secret_value()
-    if token is None:
+    """`admin_token` is SIMGATE_ADMIN_TOKEN's value; None leaves the console closed (503)."""
+    if admin_token is None:
         log.warning("SIMGATE_ADMIN_TOKEN is not set: the dashboard and /api/ answer 503")
-    auth = ConsoleAuth(token, clock, store)
+    auth = ConsoleAuth(admin_token, clock, store)
     registry.register(FarmCollector(store, clock))
     report = HardwareReport(hardware, clock, started=clock(), health=health or {})
     return [*AdminApi(store, auth, clock, report).routes(), *dashboard_routes(auth)]
