@@ -53,14 +53,16 @@ def sell(store: Store, market: str, service: ServiceName, at: Timestamp, status:
 
 
 def move(store: Store, number: Number, target: str, at: Timestamp) -> None:
-    """Into `target`'s lane by the two-step move (leave, stamp, join once stale)."""
+    """Into `target`'s lane by the two-step move (leave, stamp, join once stale), even where a
+    window forbids it (the balancer never does that: told a time past every window): the
+    state of a farm upgraded with SIMs already there, which the count and the claim hold."""
 
     def work(uow: UnitOfWork) -> None:
         current = uow.numbers.get(number.id)
         assert current is not None
         assert current.lane is not None
         step = Move(current.country, current.marketplaces, current.lane, target, 1)
-        marked = uow.lanes.mark_leaving(step)
+        marked = uow.lanes.mark_leaving(step, at + 1000 * DAY)
         assert marked == [number.id]
         uow.lanes.stamp(marked, at)
         assert uow.lanes.join_stale(at + 1) == 1
@@ -181,3 +183,32 @@ def test_the_ledger_lists_a_numbers_operations_oldest_first(store: Store) -> Non
     sell(store, HUB, TELEGRAM, NOW + 5, status=4)
     history = store.run(lambda uow: uow.operations.of_number(sim.id))
     assert [(o.service, o.finish_status) for o in history] == [(VK, 3), (TELEGRAM, 4)]
+
+
+def test_the_balancer_never_moves_a_sim_into_a_lane_a_window_forbids(store: Store) -> None:
+    held, other = farm(store, LedgerRules(resale=(HERO_TERMS,)), HERO, HERO)
+    sell(store, HERO, VK, NOW)  # the first SIM (least recently issued, lowest id)
+    for sim in (held, other):
+        repin(store, sim)
+    allowed = frozenset[str]()
+    leaving = store.run(
+        lambda uow: uow.lanes.mark_leaving(Move(held.country, allowed, HERO, HUB, 2), NOW + DAY)
+    )
+    assert leaving == [other.id]  # the sold one stays: passed over, the move does less
+    after = store.run(
+        lambda uow: uow.lanes.mark_leaving(Move(held.country, allowed, HERO, HUB, 1), NOW + 61 * DAY)
+    )
+    assert after == [held.id]  # the window is over
+
+
+def test_an_unplaced_sim_is_not_placed_where_a_window_forbids(store: Store) -> None:
+    (sim,) = farm(store, LedgerRules(resale=(HERO_TERMS,)), HUB)
+    sell(store, HUB, VK, NOW)
+    repin(store, sim)
+    store.run(lambda uow: uow.lanes.release_disabled([OS, GRIZZLY, HERO]))  # SMSHUB's key unset
+    assert store.run(lambda uow: uow.numbers.get(sim.id)).lane is None  # type: ignore[union-attr]
+    allowed = frozenset[str]()
+    assert store.run(lambda uow: uow.lanes.place(Move(sim.country, allowed, None, HERO, 1), NOW + DAY)) == 0
+    assert (
+        store.run(lambda uow: uow.lanes.place(Move(sim.country, allowed, None, GRIZZLY, 1), NOW + DAY)) == 1
+    )

@@ -73,7 +73,7 @@ def settle(uow: UnitOfWork, now: Timestamp, policy: LanePolicy = LanePolicy()) -
     uow.lanes.release_disabled([m.name for m in marketplaces if m.enabled])
     demand = uow.lanes.demand(now - policy.demand_seconds)
     return sum(
-        uow.lanes.place(move)
+        uow.lanes.place(move, now)
         for move in lanes.plan_placement(uow.lanes.groups(), marketplaces, demand, policy.min_share)
     )
 
@@ -115,13 +115,13 @@ def move_lanes(uow: UnitOfWork, seen: Survey, now: Timestamp, policy: LanePolicy
     uow.lanes.release_disabled(enabled)
     joined = uow.lanes.join_stale(now - policy.stale_seconds)
     placed = sum(
-        uow.lanes.place(m)
+        uow.lanes.place(m, now)
         for m in lanes.plan_placement(seen.groups, seen.marketplaces, seen.demand, policy.min_share)
     )
     marked: list[NumberId] = []
     plan = lanes.plan_moves(seen.groups, seen.marketplaces, seen.demand, policy.moves, policy.min_share)
     for move in plan:
-        marked += uow.lanes.mark_leaving(move)
+        marked += uow.lanes.mark_leaving(move, now)
     return RoundResult(placed, joined, marked)
 
 

@@ -277,7 +277,7 @@ class MemoryUnitOfWork:
         self.reports = MemoryReports(state)
         self.alerts = MemoryAlerts(state.alerts)
         self.sessions = MemorySessions(state.sessions)
-        self.lanes = MemoryLanes(LaneState(state.numbers, state.marketplaces, state.operations))
+        self.lanes = MemoryLanes(LaneState(state.numbers, state.marketplaces, state.operations), ledger)
 
 
 class MemoryStore:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from simgate.domain import lanes, rules
+from simgate.domain import lanes, ledger, rules
 from simgate.domain.lanes import Demand, LaneGroup, Move
+from simgate.domain.ledger import NO_RULES, LedgerRules
 from simgate.domain.model import Marketplace, Number, Operation
 from simgate.domain.types import CountryName, NumberId, OperationId, Timestamp
 
@@ -22,8 +24,9 @@ class LaneState:
 
 
 class MemoryLanes:
-    def __init__(self, state: LaneState) -> None:
+    def __init__(self, state: LaneState, rules: LedgerRules = NO_RULES) -> None:
         self.s = state
+        self.rules = rules
 
     def marketplaces(self) -> list[Marketplace]:
         return sorted(self.s.marketplaces.values(), key=lambda m: m.name)
@@ -65,23 +68,34 @@ class MemoryLanes:
                 found[(o.marketplace, o.country)] += 1
         return dict(found)
 
-    def _pick(self, move: Move, keep: Callable[[Number], bool]) -> list[Number]:
+    def _pick(self, move: Move, now: Timestamp | None, keep: Callable[[Number], bool]) -> list[Number]:
         found = [
             n
             for n in sorted(self.s.numbers.values(), key=lambda n: n.id)
-            if n.country == move.country and n.marketplaces == move.allowed and keep(n)
+            if n.country == move.country
+            and n.marketplaces == move.allowed
+            and keep(n)
+            and not self._held(n, move.target, now)
         ]
         return found[: move.count]
 
-    def place(self, move: Move) -> int:
-        chosen = self._pick(move, lambda n: n.lane is None)
+    def _held(self, number: Number, target: str | None, now: Timestamp | None) -> bool:
+        """A resale window forbids `target` this SIM (domain/ledger.py)."""
+        if target is None or not self.rules.resale:
+            return False
+        sales = ledger.sales_of(o for o in self.s.operations.values() if o.number_id == number.id)
+        at = time.time() if now is None else now
+        return ledger.resale_hold(self.rules, sales, target, None, at) is not None
+
+    def place(self, move: Move, now: Timestamp | None = None) -> int:
+        chosen = self._pick(move, now, lambda n: n.lane is None)
         for n in chosen:
             self.s.numbers[n.id] = replace(n, lane=move.target)
         return len(chosen)
 
-    def mark_leaving(self, move: Move) -> list[NumberId]:
+    def mark_leaving(self, move: Move, now: Timestamp | None = None) -> list[NumberId]:
         chosen = self._pick(
-            move, lambda n: n.lane == move.source and n.lane_target is None and rules.is_free(n)
+            move, now, lambda n: n.lane == move.source and n.lane_target is None and rules.is_free(n)
         )
         for n in chosen:
             if move.target is None:

@@ -189,13 +189,15 @@ class LaneRepository(Protocol):
         """GET_NUMBER orders that opened an operation since `since`, per marketplace and country."""
         ...
 
-    def place(self, move: Move) -> int:
-        """Put up to `move.count` unplaced SIMs of the group into `move.target` at once."""
+    def place(self, move: Move, now: Timestamp | None = None) -> int:
+        """Put up to `move.count` unplaced SIMs of the group into `move.target` at once, none
+        that a resale window keeps from it at `now` (None: this instant)."""
         ...
 
-    def mark_leaving(self, move: Move) -> list[NumberId]:
+    def mark_leaving(self, move: Move, now: Timestamp | None = None) -> list[NumberId]:
         """Mark up to `move.count` free, not leaving SIMs of the group as leaving for
-        `move.target` (unstamped), or unplace them when the target is None."""
+        `move.target` (unstamped), none that a resale window keeps from it at `now`; or
+        unplace them when the target is None."""
         ...
 
     def unstamped(self) -> list[NumberId]:

@@ -8,21 +8,24 @@ move do less, never let two marketplaces count or issue one SIM.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from simgate.domain import lanes
 from simgate.domain.lanes import Demand, LaneGroup, Move
+from simgate.domain.ledger import NO_RULES, LedgerRules
 from simgate.domain.model import Marketplace
 from simgate.domain.types import CountryName, NumberId, Timestamp
-from simgate.storage.sql_base import FREE, Connection, sync_exclusions
+from simgate.storage.sql_base import FREE, Connection, resale_filter, sync_exclusions
 
 CHUNK = 500
 """Ids per statement: far below SQLite's and PostgreSQL's parameter limits."""
 
 
 class SqlLanes:
-    def __init__(self, db: Connection, *, skip_locked: bool = False) -> None:
+    def __init__(self, db: Connection, *, skip_locked: bool = False, ledger: LedgerRules = NO_RULES) -> None:
         self.db = db
+        self.ledger = ledger
         self.lock_clause = " FOR UPDATE SKIP LOCKED" if skip_locked else ""
 
     def marketplaces(self) -> list[Marketplace]:
@@ -90,16 +93,23 @@ class SqlLanes:
         ).fetchall()
         return {(r[0], CountryName(r[1])): int(r[2]) for r in rows}
 
-    def _pick(self, move: Move, where: str, *params: object) -> list[NumberId]:
+    def _pick(self, move: Move, now: Timestamp | None, where: str, *params: object) -> list[NumberId]:
+        # Never into a lane a resale window forbids (domain/ledger.py): the planner counts
+        # groups, not ledgers, so the pick passes over held SIMs and the move does less.
+        held, more = (
+            ("", [])
+            if move.target is None
+            else resale_filter(self.ledger, move.target, time.time() if now is None else now, "n.id")
+        )
         rows = self.db.execute(
-            f"SELECT n.id FROM numbers n WHERE n.country = ? AND n.marketplaces = ? AND {where}"
+            f"SELECT n.id FROM numbers n WHERE n.country = ? AND n.marketplaces = ? AND {where}{held}"
             f" ORDER BY n.id LIMIT ?{self.lock_clause}",
-            (move.country, lanes.format_allowed(move.allowed), *params, move.count),
+            (move.country, lanes.format_allowed(move.allowed), *params, *more, move.count),
         ).fetchall()
         return [NumberId(r[0]) for r in rows]
 
-    def place(self, move: Move) -> int:
-        ids = self._pick(move, "n.lane IS NULL")
+    def place(self, move: Move, now: Timestamp | None = None) -> int:
+        ids = self._pick(move, now, "n.lane IS NULL")
         placed = 0
         for chunk in _chunks(ids):
             marks = ", ".join("?" for _ in chunk)
@@ -109,8 +119,8 @@ class SqlLanes:
             sync_exclusions(self.db, f"n.id IN ({marks})", *chunk)
         return placed
 
-    def mark_leaving(self, move: Move) -> list[NumberId]:
-        ids = self._pick(move, f"n.lane = ? AND n.lane_target IS NULL AND {FREE}", move.source)
+    def mark_leaving(self, move: Move, now: Timestamp | None = None) -> list[NumberId]:
+        ids = self._pick(move, now, f"n.lane = ? AND n.lane_target IS NULL AND {FREE}", move.source)
         # An unplaced SIM leaves at once: nothing may sell it where it is.
         assignment = "lane = NULL" if move.target is None else "lane_target = ?, lane_leaving_at = NULL"
         values = () if move.target is None else (move.target,)

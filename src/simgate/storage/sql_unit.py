@@ -26,4 +26,4 @@ class SqlUnitOfWork:
         self.reports = SqlReports(db)
         self.alerts = SqlAlerts(db)
         self.sessions = SqlSessions(db)
-        self.lanes = SqlLanes(db, skip_locked=skip_locked)
+        self.lanes = SqlLanes(db, skip_locked=skip_locked, ledger=ledger)
