@@ -34,7 +34,7 @@ from simgate.commands.common import (
 )
 from simgate.config import Settings, SettingsError, load_settings
 from simgate.domain.alerts import GATEWAY_SILENT
-from simgate.domain.reports import GroupStats, OperationQuery, Stats, group_stats
+from simgate.domain.reports import GroupStats, MarketplaceStats, OperationQuery, Stats
 from simgate.domain.types import Timestamp
 from simgate.storage.ports import UnitOfWork
 
@@ -136,17 +136,10 @@ def _ago(seconds: float) -> str:
 # --- earnings ---------------------------------------------------------------------------------
 
 
-def marketplace_rows(uow: UnitOfWork, since: Timestamp) -> list[tuple[str, GroupStats]]:
-    """Per marketplace and currency, side by side: (currency, its row), never added across
-    currencies (SMSHUB may pay in USD what Onlinesim pays in RUB). Sorted by marketplace."""
-    # Operations opened before the window may finish (and pay) inside it: read them all.
-    operations = [r.operation for r in uow.reports.operations(OperationQuery(limit=10**9)).items]
-    rows = [
-        (currency, row)
-        for currency in sorted({o.currency for o in operations})
-        for row in group_stats([o for o in operations if o.currency == currency], since, "marketplace")
-    ]
-    return sorted(rows, key=lambda pair: (pair[1].key, pair[0]))
+def marketplace_rows(uow: UnitOfWork, since: Timestamp) -> list[MarketplaceStats]:
+    """Per marketplace and currency, side by side, never added across currencies (SMSHUB may
+    pay in USD what Onlinesim pays in RUB). Sorted by marketplace, then currency."""
+    return uow.reports.marketplace_stats(since, since)
 
 
 def earnings_rows(uow: UnitOfWork, starts: Sequence[Timestamp], by: str | None) -> list[GroupStats]:
@@ -200,24 +193,23 @@ def earnings(
     console.print(f"{rubles(total)} RUB from {sum(r.sold for r in rows)} sale(s) in {days} day(s)")
 
 
-def _print_marketplaces(rows: list[tuple[str, GroupStats]], days: int, as_csv: bool) -> None:
+def _print_marketplaces(rows: list[MarketplaceStats], days: int, as_csv: bool) -> None:
     if as_csv:
         out = csv.writer(sys.stdout, lineterminator="\n")
-        out.writerow(["marketplace", "currency", "opened", "finished", "sold", "earnings"])
-        for currency, r in rows:
-            out.writerow([r.key, currency, r.opened, r.finished, r.sold, rubles(r.earnings)])
+        out.writerow(["marketplace", "currency", "opened", "sold", "earnings"])
+        for r in rows:
+            out.writerow([r.marketplace, r.currency, r.opened, r.sold, rubles(r.earnings)])
         return
-    names = ("opened", "finished", "sold", "success", "earned")
+    names = ("opened", "sold", "earned")
     table = Table("marketplace", "currency", *(Column(name, justify="right") for name in names))
-    for currency, r in rows:
-        rate = "-" if r.success_rate is None else f"{r.success_rate:.0%}"
-        table.add_row(r.key, currency, str(r.opened), str(r.finished), str(r.sold), rate, rubles(r.earnings))
+    for r in rows:
+        table.add_row(r.marketplace, r.currency, str(r.opened), str(r.sold), rubles(r.earnings))
     console.print(table)
     totals: Counter[str] = Counter()
-    for currency, r in rows:
-        totals[currency] += r.earnings
+    for r in rows:
+        totals[r.currency] += r.earnings
     money = ", ".join(f"{rubles(totals[c])} {c}" for c in sorted(totals)) or "0.00 RUB"
-    console.print(f"{money} from {sum(r.sold for _, r in rows)} sale(s) in {days} day(s)")
+    console.print(f"{money} from {sum(r.sold for r in rows)} sale(s) in {days} day(s)")
 
 
 # --- backup -----------------------------------------------------------------------------------
