@@ -25,6 +25,7 @@ from simgate.domain.types import Kopecks, PhoneNumber
 from tests.conftest import ADMIN_TOKEN, LiveServer
 from tests.conftest import test_settings as settings_for
 from tests.console import ADMIN, A, B, C, Farm, seed_farm, services
+from tests.fakes import FakeReceiver
 from tests.hardware.conftest import PHONES
 from tests.hardware.farm import STRANGER, HardwareFarm, start_farm
 
@@ -314,6 +315,26 @@ def test_hardware_page_shows_each_driver_its_sims_and_silence(
         )
         assert goip.locator("thead").is_hidden()
         shoot(page, "hardware-phone.png")
+
+
+def test_hardware_page_shows_the_last_herosms_ping(browser: Any, sqlite_url: str) -> None:
+    """HeroSMS's ping (README "Selling on Grizzly and HeroSMS"): ok, then failing."""
+    with FakeReceiver(default=(200, {"status": "SUCCESS"})) as herosms:
+        settings = settings_for(
+            sqlite_url, herosms_key="hs-key", herosms_push_url=herosms.url + "/agent/api/sms",
+            herosms_ping_seconds="0.3",
+        )  # fmt: skip
+        server = LiveServer(settings).start()
+        try:
+            with tab_on(browser, server.url) as page:
+                sign_in(page, "/hardware")
+                row = page.locator("#market-health tr[data-marketplace='herosms']")
+                expect(row).to_contain_text("ok")
+                assert "ping every" in row.inner_text()
+                herosms.set_script([], default=(200, {"status": "ERROR", "error": "busy"}))
+                expect(row).to_contain_text("not SUCCESS", timeout=12_000)
+        finally:
+            server.stop()
 
 
 # -- every page on a phone and on a desktop ------------------------------------------------------
