@@ -44,7 +44,7 @@ from simgate.storage.sql_base import (
     resale_filter,
     sync_exclusions,
 )
-from simgate.storage.sql_filters import number_clauses
+from simgate.storage.sql_filters import number_where
 
 __all__ = ["COUNTED", "FREE", "Connection", "Cursor", "Row", "SqlNumbers", "SqlOperations"]
 
@@ -141,12 +141,12 @@ class SqlNumbers:
         query = where or NumberQuery(limit=1000)
         if query.losing:
             raise ValueError("losing is the console's read model's filter (reports.numbers)")
-        clauses, params = number_clauses(query)
+        found = number_where(query)
         sql = (
-            f"SELECT {NUMBER_COLUMNS} FROM numbers n WHERE {' AND '.join(clauses)}"
+            f"SELECT {NUMBER_COLUMNS} FROM numbers n WHERE {found.sql}"
             " ORDER BY n.country, n.operator, n.phone LIMIT ? OFFSET ?"
         )
-        rows = self.db.execute(sql, (*params, query.limit, query.offset)).fetchall()
+        rows = self.db.execute(sql, (*found.params, query.limit, query.offset)).fetchall()
         return [_number(row) for row in rows]
 
     def find_free(self, order: Order, marketplace: str, now: Timestamp | None = None) -> Number | None:

@@ -15,7 +15,7 @@ from simgate.domain.model import OperationKind
 from simgate.domain.reports import MessageQuery
 from simgate.domain.types import NumberId, OperationId, PhoneNumber, Timestamp
 from simgate.storage.sql_base import Connection, Row
-from simgate.storage.sql_filters import FAILED, message_clauses
+from simgate.storage.sql_filters import FAILED, message_where
 
 MESSAGE_COLUMNS = (
     "m.id, m.source, m.message_key, m.phone, m.number_id, m.sender, m.text, m.received_at,"
@@ -86,12 +86,12 @@ class SqlMessages:
         return None if row is None else _message(row)
 
     def search(self, where: MessageQuery) -> list[tuple[Message, Delivery | None]]:
-        clauses, params = message_clauses(where)
+        found = message_where(where)
         rows = self.db.execute(
             f"SELECT {MESSAGE_COLUMNS}, {DELIVERY_COLUMNS} FROM messages m"
-            " LEFT JOIN deliveries d ON d.message_id = m.id"
-            f" WHERE {' AND '.join(clauses)} ORDER BY m.id DESC LIMIT ? OFFSET ?",
-            (*params, where.limit, where.offset),
+            f" LEFT JOIN deliveries d ON d.message_id = m.id WHERE {found.sql}"
+            " ORDER BY m.id DESC LIMIT ? OFFSET ?",
+            (*found.params, where.limit, where.offset),
         ).fetchall()
         return [(_message(r[:10]), None if r[10] is None else _delivery(r[10:])) for r in rows]
 

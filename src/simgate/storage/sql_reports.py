@@ -35,7 +35,6 @@ from simgate.domain.reports import (
     StatusCount,
     loss_reasons,
     sort_groups,
-    status_code,
     status_name,
     streaks,
 )
@@ -48,7 +47,14 @@ from simgate.storage.sql import (
     _operation,
 )
 from simgate.storage.sql_base import FREE, Row
-from simgate.storage.sql_filters import FAILED, STATE_SQL, like, message_clauses, number_clauses
+from simgate.storage.sql_filters import (
+    STATE_SQL,
+    Where,
+    delivery_where,
+    message_where,
+    number_where,
+    operation_where,
+)
 from simgate.storage.sql_outbox import DELIVERY_COLUMNS, MESSAGE_COLUMNS, _delivery, _message
 
 SOLD_SQL = "o.finished_at IS NOT NULL AND o.finish_status = 3"
@@ -93,17 +99,15 @@ class SqlReports:
         self,
         columns: str,
         source: str,
-        clauses: Sequence[str],
-        params: Sequence[object],
+        where: Where,
         order: str,
         query: Paged,
     ) -> tuple[list[Row], int]:
         """One page of a listing and the count of all its rows: how every listing pages."""
-        where = " AND ".join(clauses)
-        total = self.db.execute(f"SELECT COUNT(*) {source} WHERE {where}", params).fetchone()
+        total = self.db.execute(f"SELECT COUNT(*) {source} WHERE {where.sql}", where.params).fetchone()
         rows = self.db.execute(
-            f"SELECT {columns} {source} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
-            (*params, query.limit, query.offset),
+            f"SELECT {columns} {source} WHERE {where.sql} ORDER BY {order} LIMIT ? OFFSET ?",
+            (*where.params, query.limit, query.offset),
         ).fetchall()
         return rows, _int(total[0] if total else 0)
 
@@ -133,14 +137,13 @@ class SqlReports:
         return streaks((NumberId(r[1]), OperationKind(r[2]), bool(r[3])) for r in rows)
 
     def numbers(self, query: NumberQuery) -> Page[NumberReport]:
-        clauses, params = number_clauses(query)
+        where = number_where(query)
         if query.losing:
             found = self._streaks(None, query.streak_since)
             losing = [n for n, (r, a) in found.items() if loss_reasons(r, a)]
-            clauses.append(f"n.id IN ({_marks(losing)})" if losing else "1 = 0")
-            params += losing
+            where.add(f"n.id IN ({_marks(losing)})" if losing else "1 = 0", *losing)
         rows, total = self._page(
-            NUMBER_COLUMNS, "FROM numbers n", clauses, params, "n.country, n.operator, n.phone", query
+            NUMBER_COLUMNS, "FROM numbers n", where, "n.country, n.operator, n.phone", query
         )
         numbers = [_number(row) for row in rows]
         return Page(self._number_reports(numbers, query.streak_since), total)
@@ -217,53 +220,11 @@ class SqlReports:
     # -- operations ------------------------------------------------------------------------
 
     def operations(self, query: OperationQuery) -> Page[OperationReport]:
-        clauses: list[str] = ["1 = 1"]
-        params: list[object] = []
-        if query.kind:
-            clauses.append("o.kind = ?")
-            params.append(query.kind)
-        if query.state == "open":
-            clauses.append("o.finished_at IS NULL")
-        elif query.state == "finished":
-            clauses.append("o.finished_at IS NOT NULL")
-        if query.service:
-            if query.service == "rent":
-                clauses.append("o.service IS NULL")
-            else:
-                clauses.append("o.service = ?")
-                params.append(query.service)
-        if query.status:
-            code = status_code(query.status)
-            if query.status == "open":
-                clauses.append("o.finished_at IS NULL")
-            elif code is not None:
-                clauses.append("o.finished_at IS NOT NULL AND o.finish_status = ?")
-                params.append(code)
-            else:  # 'other': finished with an undocumented status
-                clauses.append(
-                    "o.finished_at IS NOT NULL"
-                    " AND (o.finish_status IS NULL OR o.finish_status NOT IN (1, 3, 4, 5))"
-                )
-        if query.marketplace:
-            clauses.append("o.marketplace = ?")
-            params.append(query.marketplace)
-        if query.number_id is not None:
-            clauses.append("o.number_id = ?")
-            params.append(query.number_id)
-        if query.search:
-            clauses.append("o.phone LIKE ?")
-            params.append(like(query.search))
-        if query.since is not None:
-            clauses.append("o.opened_at >= ?")
-            params.append(query.since)
-        if query.until is not None:
-            clauses.append("o.opened_at < ?")
-            params.append(query.until)
+        where = operation_where(query)
         rows, total = self._page(
             f"{OPERATION_COLUMNS_O}, o.finish_requests",
             "FROM operations o",
-            clauses,
-            params,
+            where,
             "o.id DESC",
             query,
         )
@@ -310,11 +271,9 @@ class SqlReports:
         return found
 
     def messages(self, query: MessageQuery) -> Page[MessageReport]:
-        clauses, params = message_clauses(query)
+        where = message_where(query)
         joined = "FROM messages m LEFT JOIN deliveries d ON d.message_id = m.id"
-        rows, total = self._page(
-            f"{MESSAGE_COLUMNS}, {DELIVERY_COLUMNS}", joined, clauses, params, "m.id DESC", query
-        )
+        rows, total = self._page(f"{MESSAGE_COLUMNS}, {DELIVERY_COLUMNS}", joined, where, "m.id DESC", query)
         pairs = [(_message(r[:10]), None if r[10] is None else _delivery(r[10:])) for r in rows]
         attempts = self._attempts([d.id for _, d in pairs if d is not None])
         items = [
@@ -323,20 +282,8 @@ class SqlReports:
         return Page(items, total)
 
     def deliveries(self, query: DeliveryQuery) -> Page[DeliveryReport]:
-        clauses: list[str] = ["1 = 1"]
-        params: list[object] = []
-        if query.state == "failed":
-            clauses.append("d.state IN (?, ?)")
-            params += list(FAILED)
-        elif query.state:
-            clauses.append("d.state = ?")
-            params.append(query.state)
-        if query.operation_id is not None:
-            clauses.append("d.operation_id = ?")
-            params.append(query.operation_id)
-        rows, total = self._page(
-            DELIVERY_REPORT_COLUMNS, DELIVERY_SOURCE, clauses, params, "d.id DESC", query
-        )
+        where = delivery_where(query)
+        rows, total = self._page(DELIVERY_REPORT_COLUMNS, DELIVERY_SOURCE, where, "d.id DESC", query)
         return Page(self._delivery_reports(rows), total)
 
     def delivery(self, delivery_id: int) -> DeliveryReport | None:
