@@ -37,7 +37,12 @@ from simgate.domain.reports import (
     streaks,
 )
 from simgate.domain.types import Kopecks, NumberId, OperationId, Timestamp
-from simgate.storage.memory_filters import FAILED, message_matches, number_matches
+from simgate.storage.memory_filters import (
+    delivery_matches,
+    message_matches,
+    number_matches,
+    operation_matches,
+)
 from simgate.storage.memory_state import MemoryState
 
 
@@ -100,22 +105,9 @@ class MemoryReports:
         )
 
     def operations(self, query: OperationQuery) -> Page[OperationReport]:
-        def keep(o: Operation) -> bool:
-            status = status_name(o.finished_at, o.finish_status)
-            return (
-                (not query.kind or o.kind == query.kind)
-                and (query.state != "open" or o.finished_at is None)
-                and (query.state != "finished" or o.finished_at is not None)
-                and (not query.service or (o.service or "rent") == query.service)
-                and (not query.status or status == query.status)
-                and (not query.marketplace or o.marketplace == query.marketplace)
-                and (query.number_id is None or o.number_id == query.number_id)
-                and (not query.search or query.search in o.phone)
-                and (query.since is None or o.opened_at >= query.since)
-                and (query.until is None or o.opened_at < query.until)
-            )
-
-        found = sorted((o for o in self.s.operations.values() if keep(o)), key=lambda o: -o.id)
+        found = sorted(
+            (o for o in self.s.operations.values() if operation_matches(o, query)), key=lambda o: -o.id
+        )
         page = found[query.offset : query.offset + query.limit]
         return Page([self._operation_report(o) for o in page], len(found))
 
@@ -157,15 +149,7 @@ class MemoryReports:
 
     def deliveries(self, query: DeliveryQuery) -> Page[DeliveryReport]:
         found = sorted(
-            (
-                d
-                for d in self.s.outbox.deliveries.values()
-                if (
-                    not query.state
-                    or (d.state in FAILED if query.state == "failed" else d.state == query.state)
-                )
-                and (query.operation_id is None or d.operation_id == query.operation_id)
-            ),
+            (d for d in self.s.outbox.deliveries.values() if delivery_matches(d, query)),
             key=lambda d: -d.id,
         )
         page = found[query.offset : query.offset + query.limit]
