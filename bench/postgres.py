@@ -16,6 +16,8 @@ from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
+
 from bench import farm
 from bench.load import run_pairs
 from bench.procs import ServerProcess, clean_environment, free_port, python_module
@@ -57,6 +59,17 @@ def reachable(url: str) -> str | None:
 
 
 def bench_pairs_postgres(folder: Path, options: PairsOptions, say: Callable[[str], None]) -> Result:
+    try:
+        return _bench_pairs_postgres(folder, options, say)
+    except psycopg.OperationalError as error:
+        # The shared server went away mid-run (restarted by someone else): the other
+        # measurements still count.
+        problem = str(error).strip().splitlines()[0]
+        say(f"[yellow]PostgreSQL pairs abandoned: {problem}[/yellow]")
+        return {"skipped": problem}
+
+
+def _bench_pairs_postgres(folder: Path, options: PairsOptions, say: Callable[[str], None]) -> Result:
     admin = server_url()
     problem = reachable(admin)
     if problem is not None:
