@@ -212,8 +212,8 @@ class Settings(BaseModel):
         # Secrets others issue (a marketplace key, a device password) are taken as given.
         if value is not None and len(value.get_secret_value()) < MIN_OWNER_SECRET:
             raise ValueError(
-                f"must be at least {MIN_OWNER_SECRET} characters (got {len(value.get_secret_value())});"
-                " make one with: openssl rand -hex 16"
+                f"must be at least {MIN_OWNER_SECRET} characters (got {len(value.get_secret_value())}),"
+                " e.g. the output of `openssl rand -hex 16`"
             )
         return value
 

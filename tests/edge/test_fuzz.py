@@ -99,7 +99,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
     settings = load_settings(
         {f"SIMGATE_{k.upper()}": str(v.get_secret_value() if hasattr(v, "get_secret_value") else v)
-         for k, v in base.model_dump().items() if v is not None and k != "hardware"},
+         for k, v in base.model_dump().items()
+         # Tables (hardware, exclusion groups, ...) come from the TOML file, not variables.
+         if v is not None and not isinstance(v, dict | list | tuple)},
         config_file=folder / "simgate.toml",
     )  # fmt: skip
     live = LiveServer(settings).start()

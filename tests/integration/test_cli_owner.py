@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from simgate.domain.types import Kopecks, ServiceName
+from simgate.marketplaces import MARKETPLACES
 from simgate.services.inventory import import_numbers
 from simgate.services.operations import issue_number
 from simgate.storage import schema
@@ -140,8 +141,9 @@ def test_check_lists_every_problem_and_passes_a_good_setup(tmp_path: Path) -> No
     assert unserviceable.returncode == 1
     problems = [line for line in unserviceable.stderr.splitlines() if "warning" not in line]
     assert problems == [
-        "simgate: no marketplace is enabled: set SIMGATE_ONLINESIM_KEY or SIMGATE_SMSHUB_KEY"
-        " (a key enables its marketplace)",
+        "simgate: no marketplace is enabled: set "
+        + " or ".join(f"SIMGATE_{name.upper()}_KEY" for name in MARKETPLACES)
+        + " (a key enables its marketplace)",
         f"simgate: no database at {tmp_path / 'simgate.db'} (run `simgate migrate` to create it, "
         "or set SIMGATE_DATABASE_URL to the farm's database)",
     ]
@@ -154,7 +156,7 @@ def test_check_lists_every_problem_and_passes_a_good_setup(tmp_path: Path) -> No
         env={
             "SIMGATE_ONLINESIM_KEY": "k",
             "SIMGATE_ONLINESIM_PUSH_URL": "http://x",
-            "SIMGATE_INTAKE_TOKEN": "t",
+            "SIMGATE_INTAKE_TOKEN": "intake-token-0123456789",
         },
     )
     assert good.returncode == 0, good.stderr
