@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from simgate.simulator.farm import SimCard
+from simgate.simulator.groups import group_hidden
 from simgate.simulator.ledger import Ledger, MarketOp, OrderRecord, Snapshot, country_totals
 from simgate.simulator.protocol import Names
 from simgate.simulator.report import Report
@@ -316,6 +317,7 @@ def offered_again_across(
     countries = {s.name: {s.names.country(k[0]) for p in s.ledger.polls for k in p.counts} for s in sellers}
     services = {s.name: {s.names.service(k[2]) for p in s.ledger.polls for k in p.counts} for s in sellers}
     sold = {(phone, s.names.service(service)) for s in sellers for (phone, service) in s.ledger.sold}
+    sold |= group_hidden(sold, {card.phone: card.country for card in cards})
     bound = resale_bound(sellers)
     expected: Counter[tuple[str, str]] = Counter()
     for card in cards:

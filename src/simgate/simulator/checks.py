@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from simgate.simulator.client import CallResult
 from simgate.simulator.farm import SimCard
+from simgate.simulator.groups import group_hidden
 from simgate.simulator.ledger import Counts, Ledger, MarketOp, Push, Snapshot, country_totals
 from simgate.simulator.protocol import Names, ProtocolName
 from simgate.simulator.report import Report
@@ -254,11 +255,15 @@ class PartnerChecks:
         wanted = set(services) & seen
         expected: Counter[tuple[str, str, str]] = Counter()
         end = float("inf")
+        sold = {(phone, self.names.service(service)) for phone, service in self.ledger.sold}
+        hidden = group_hidden(sold, {card.phone: card.country for card in self.farm.values()})
         for card in self.farm.values():
             if not card.enabled:
                 continue
             for operator in {card.operator or "any", "any"}:
                 for service in wanted:
+                    if (card.phone, self.names.service(service)) in hidden:
+                        continue  # an exclusion group hides it (README, "Resale windows ...")
                     if not self.ledger.gone(card.phone, service, end, budget=self._budget):
                         expected[(card.country, operator, service)] += 1
         names = self.names
