@@ -25,6 +25,7 @@ from pydantic import (
 
 from simgate import catalogue
 from simgate import marketplaces as registry
+from simgate.domain import ledger
 from simgate.domain.ledger import ExclusionGroup, LedgerRules
 from simgate.domain.messages import MAX_CLOCK_SKEW_SECONDS
 from simgate.domain.types import CountryName, ServiceName
@@ -80,17 +81,11 @@ class ExclusionGroupSettings(BaseModel):
         )
 
 
-HEROSMS_GROUPS = (
-    ExclusionGroupSettings(name="whatsapp+astropay", services=["whatsapp", "astropay"]),
-    ExclusionGroupSettings(name="uber+yandexgo", services=["uber", "yandexgo"], countries=["kazakhstan"]),
-    ExclusionGroupSettings(
-        name="novaposhta+viber", services=["novaposhta", "viber"], countries=["ukraine", "poland"]
-    ),
-    ExclusionGroupSettings(
-        name="whatsapp+whatsappbusiness", services=["whatsapp", "whatsappbusiness"], countries=["netherlands"]
-    ),
+HEROSMS_GROUPS = tuple(
+    ExclusionGroupSettings(name=g.name, services=sorted(g.services), countries=sorted(g.countries))
+    for g in ledger.HEROSMS_GROUPS
 )
-"""The conflicts HeroSMS's partner terms name (herosms.md §7.3), in simgate's catalogue names."""
+"""The shipped groups (domain.ledger.HEROSMS_GROUPS) as settings: the default of exclusion_groups."""
 
 
 class Settings(BaseModel):

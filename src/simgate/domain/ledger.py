@@ -57,6 +57,22 @@ class ExclusionGroup:
         return not self.countries or country in self.countries
 
 
+def _group(name: str, services: Iterable[str], countries: Iterable[str] = ()) -> ExclusionGroup:
+    return ExclusionGroup(
+        name, frozenset(ServiceName(s) for s in services), frozenset(CountryName(c) for c in countries)
+    )
+
+
+HEROSMS_GROUPS = (
+    _group("whatsapp+astropay", ["whatsapp", "astropay"]),
+    _group("uber+yandexgo", ["uber", "yandexgo"], ["kazakhstan"]),
+    _group("novaposhta+viber", ["novaposhta", "viber"], ["ukraine", "poland"]),
+    _group("whatsapp+whatsappbusiness", ["whatsapp", "whatsappbusiness"], ["netherlands"]),
+)
+"""The conflicts HeroSMS's partner terms name (herosms.md §7.3), in simgate's catalogue names:
+the groups simgate ships (settings default to them; the simulator expects them)."""
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerRules:
     resale: tuple[ResaleRule, ...] = ()

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from simgate.config import HEROSMS_GROUPS
-from simgate.domain.ledger import conflicting
+from simgate.domain.ledger import HEROSMS_GROUPS, conflicting
 from simgate.domain.types import CountryName, ServiceName
 
-GROUPS = tuple(g.group() for g in HEROSMS_GROUPS)
+GROUPS = HEROSMS_GROUPS
 
 
 def group_hidden(sold: Iterable[tuple[str, str]], countries: Mapping[str, str]) -> set[tuple[str, str]]:
