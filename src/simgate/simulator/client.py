@@ -24,6 +24,9 @@ from simgate.simulator.report import Report
 
 JSON = "application/json; charset=utf-8"
 USER_AGENT = "simgate-simulator/onlinesim"
+KEEPALIVE_SECONDS = 3.0
+"""Idle pooled connections are dropped before simgate's 5-s keep-alive closes them: reusing one
+the server is closing races its FIN (ServerDisconnectedError), which no partner check is about."""
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -53,7 +56,7 @@ class MarketClient:
 
     async def open(self) -> None:
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=128),
+            connector=aiohttp.TCPConnector(limit=128, keepalive_timeout=KEEPALIVE_SECONDS),
             timeout=aiohttp.ClientTimeout(total=self.config.deadline),
         )
 

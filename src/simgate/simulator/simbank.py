@@ -26,6 +26,7 @@ import msgspec
 from aiohttp import web
 
 from simgate.simulator import texts
+from simgate.simulator.client import KEEPALIVE_SECONDS
 from simgate.simulator.farm import SimCard
 from simgate.simulator.ledger import OperationEvent
 from simgate.simulator.market_config import DEFAULT_SERVICE_MIX
@@ -142,7 +143,7 @@ class SimBank:
 
     async def __aenter__(self) -> SimBank:
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=64),
+            connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=KEEPALIVE_SECONDS),
             timeout=aiohttp.ClientTimeout(total=self.config.deadline),
         )
         return self
