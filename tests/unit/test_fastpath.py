@@ -9,9 +9,11 @@ from typing import Any
 
 from starlette.types import Message, Receive, Scope, Send
 
+from simgate.domain.throttle import Throttle
 from simgate.http.body import BodyError
-from simgate.http.fastpath import GZIP_MINIMUM, MarketplaceRoutes
+from simgate.http.fastpath import GZIP_MINIMUM, IntakeRoute, MarketplaceRoutes
 from simgate.marketplaces.base import Answer, Marketplace
+from simgate.storage.ports import StoreUnavailable
 
 
 class Market:
@@ -88,3 +90,68 @@ def test_big_answers_are_gzipped_only_for_callers_that_accept_it() -> None:
     plain = request(front, "POST", "/onlinesim/getServices")
     assert b"content-encoding" not in dict(plain[0]["headers"])
     assert json.loads(plain[1]["body"]) == big
+
+
+def intake_front(outcome: tuple[int, dict[str, object]] | Exception, throttle: Throttle) -> IntakeRoute:
+    async def handle(body: bytes, bearer: str | None) -> tuple[int, dict[str, object]]:
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def starlette(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError(f"{scope['method']} {scope['path']} reached Starlette")
+
+    return IntakeRoute(starlette, handle, throttle, max_body=1000, clock=lambda: 100.0)
+
+
+def post_intake(front: IntakeRoute, path: str = "/intake/sms") -> list[Message]:
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b'{"phone":"79001234567"}', "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "method": "POST", "path": path, "client": ("10.0.0.9", 5000),
+        "headers": [(b"authorization", b"Bearer token-1")],
+    }  # fmt: skip
+    asyncio.run(front(scope, receive, send))
+    return sent
+
+
+def test_intake_posts_are_answered_ahead_of_starlette_and_the_rest_goes_on() -> None:
+    front = intake_front((202, {"id": 1, "operation_id": 2, "duplicate": False}), Throttle())
+    sent = post_intake(front)
+    assert sent[0]["status"] == 202
+    assert json.loads(sent[1]["body"]) == {"id": 1, "operation_id": 2, "duplicate": False}
+    passed: list[str] = []
+
+    async def starlette(scope: Scope, receive: Receive, send: Send) -> None:
+        passed.append(f"{scope['method']} {scope['path']}")
+
+    front.app = starlette
+    post_intake(front, "/intake/sms/")
+    assert passed == ["POST /intake/sms/"]
+
+
+def test_intake_401s_count_against_the_address_and_a_throttled_one_gets_429_unread() -> None:
+    throttle = Throttle(free=1, first=30.0)
+    front = intake_front((401, {"error": "wrong or missing bearer token"}), throttle)
+    assert post_intake(front)[0]["status"] == 401
+    assert post_intake(front)[0]["status"] == 401
+    refused = post_intake(front)
+    assert refused[0]["status"] == 429
+    headers = dict(refused[0]["headers"])
+    assert headers[b"retry-after"] == b"30"
+    assert "try again in 30 s" in json.loads(refused[1]["body"])["error"]
+
+
+def test_intake_failures_are_503_or_500_without_a_traceback() -> None:
+    unavailable = post_intake(intake_front(StoreUnavailable("disk full"), Throttle()))
+    assert unavailable[0]["status"] == 503
+    assert "nothing was changed" in json.loads(unavailable[1]["body"])["error"]
+    broken = post_intake(intake_front(RuntimeError("secret detail"), Throttle()))
+    assert broken[0]["status"] == 500
+    assert json.loads(broken[1]["body"]) == {"error": "internal error"}

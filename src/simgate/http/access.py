@@ -58,8 +58,7 @@ class AuthThrottle:
         who = f"{realm}:{client[0] if client else ''}"
         wait = self.throttle.wait(who, self.clock())
         if wait > 0:
-            seconds = math.ceil(wait)
-            message = f"too many failed attempts from your address; try again in {seconds} s"
+            seconds, message = too_many(wait)
             response = Response(
                 msgspec.json.encode({"error": message}),
                 status_code=429,
@@ -79,6 +78,12 @@ class AuthThrottle:
         await self.app(scope, receive, watch)
         if status == 401:
             self.throttle.failed(who, self.clock())
+
+
+def too_many(wait: float) -> tuple[int, str]:
+    """The Retry-After seconds and the message of a 429 for an address that must wait."""
+    seconds = math.ceil(wait)
+    return seconds, f"too many failed attempts from your address; try again in {seconds} s"
 
 
 def metrics_refusal(request: Request, token: str | None) -> Response | None:

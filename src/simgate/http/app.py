@@ -22,7 +22,7 @@ from starlette.types import ASGIApp
 from simgate.domain.throttle import Throttle
 from simgate.http.access import AuthThrottle, metrics_refusal
 from simgate.http.body import BodyError, bearer, read_body
-from simgate.http.fastpath import Call, MarketplaceRoutes
+from simgate.http.fastpath import Call, IntakeRoute, MarketplaceRoutes
 from simgate.http.intake import Intake
 from simgate.http.metrics import Metrics
 from simgate.http.requestlog import log_call
@@ -79,12 +79,20 @@ def create_app(deps: AppDeps) -> Starlette:
             for market in deps.marketplaces
             for path in market.paths
         ),
+        # Answered by the raw route ahead of Starlette (http/fastpath.py); declared here too,
+        # so a GET gets its 405 and the route list shows it.
         Route("/intake/sms", intake_endpoint(deps), methods=["POST"]),
         *probe_routes(deps),
         *deps.extra_routes,
     ]
+    marketplace_front = MarketplaceRoutes.wrapping(deps.marketplaces, call, deps.max_body_bytes)
+
+    def front(app: ASGIApp) -> ASGIApp:
+        intake = IntakeRoute(app, deps.intake.handle, deps.throttle, deps.max_body_bytes)
+        return marketplace_front(intake)
+
     return SimgateApp(
-        MarketplaceRoutes.wrapping(deps.marketplaces, call, deps.max_body_bytes),
+        front,
         routes=routes,
         # Level 1: a 100,000-number GET_SERVICES answer gzips in ~1 ms instead of ~20 ms at
         # Starlette's default 9, for a slightly larger body (docs/benchmarks.md).

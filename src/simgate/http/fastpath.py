@@ -25,6 +25,8 @@ import msgspec
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from simgate.credentials import bearer_token
+from simgate.domain.throttle import Throttle
+from simgate.http.access import too_many
 from simgate.http.body import BodyError, read_stream, receive_chunks
 from simgate.marketplaces.base import Answer, Marketplace
 from simgate.storage.ports import StoreUnavailable
@@ -131,8 +133,10 @@ class MarketplaceRoutes:
         await self.respond(send, status, _encode(payload), "gzip" in header(b"accept-encoding"))
 
     @staticmethod
-    async def respond(send: Send, status: int, body: bytes, gzip_accepted: bool) -> None:
-        extra: list[tuple[bytes, bytes]] = []
+    async def respond(
+        send: Send, status: int, body: bytes, gzip_accepted: bool, headers: Sequence[tuple[bytes, bytes]] = ()
+    ) -> None:
+        extra: list[tuple[bytes, bytes]] = list(headers)
         if len(body) >= GZIP_MINIMUM:
             extra.append((b"vary", b"Accept-Encoding"))
             if gzip_accepted:
@@ -150,3 +154,72 @@ class MarketplaceRoutes:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class IntakeRoute:
+    """`POST /intake/sms` answered here, ahead of Starlette's stack, as the marketplaces' are.
+
+    The hardware's SMS path, once per SMS: Starlette's layers cost about as much as storing
+    the SMS (docs/benchmarks.md, issue 14). The answers are the Starlette route's: the intake
+    realm's throttle (http/access.py: a 429 before the body is read, every 401 counted), the
+    bounded body reader, 503 while the database is unavailable, 500 without a traceback.
+    """
+
+    PATH = "/intake/sms"
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        handle: Callable[[bytes, str | None], Awaitable[tuple[int, dict[str, object]]]],
+        throttle: Throttle,
+        max_body: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.app, self.handle, self.throttle = app, handle, throttle
+        self.max_body, self.clock = max_body, clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == self.PATH:
+            await self.serve(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name, value)
+
+        def header(name: bytes, default: str = "") -> str:
+            value = headers.get(name)
+            return default if value is None else value.decode("latin-1")
+
+        gzip_accepted = "gzip" in header(b"accept-encoding")
+        client = scope.get("client")
+        who = f"intake:{client[0] if client else ''}"
+        wait = self.throttle.wait(who, self.clock())
+        if wait > 0:
+            seconds, message = too_many(wait)
+            refusal = [(b"retry-after", str(seconds).encode()), (b"cache-control", b"no-store")]
+            await MarketplaceRoutes.respond(send, 429, _encode({"error": message}), gzip_accepted, refusal)
+            return
+        status: int
+        payload: dict[str, object]
+        try:
+            body = await read_stream(
+                receive_chunks(receive),
+                header(b"content-length"),
+                header(b"content-encoding", "identity"),
+                self.max_body,
+            )
+            status, payload = await self.handle(body, bearer_token(header(b"authorization")))
+        except BodyError as problem:
+            status, payload = problem.status, {"error": str(problem)}
+        except StoreUnavailable:
+            # Hardware keeps an SMS it was not told was stored, and sends it again.
+            status, payload = 503, {"error": UNAVAILABLE}
+        except Exception:
+            log.exception("POST %s failed", self.PATH)
+            status, payload = 500, {"error": "internal error"}
+        if status == 401:
+            self.throttle.failed(who, self.clock())
+        await MarketplaceRoutes.respond(send, status, _encode(payload), gzip_accepted)

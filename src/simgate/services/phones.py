@@ -7,6 +7,7 @@ none of them should pull in the others (nor the storage ports) to get it.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 
@@ -16,11 +17,15 @@ from simgate.domain.types import PhoneNumber
 PHONE_DECOR = re.compile(r"[\s\-().]")
 
 
+@lru_cache(maxsize=16_384)
 def normalise_phone(raw: str, region: str | None = None) -> PhoneNumber:
     """Digits with the country code, no '+'; checked against the numbering plan.
 
     `region` (ISO) makes sure the number's calling code is that country's: a German SIM
     filed under russia would be sold to buyers who asked for Russia.
+
+    Cached (a refusal is not): every SMS names its SIM's phone, and parsing it against the
+    numbering plan cost ~3 % of the server's CPU per SMS (docs/benchmarks.md, issue 14).
     """
     text = PHONE_DECOR.sub("", raw.strip())
     digits = text.removeprefix("+")
