@@ -22,19 +22,20 @@ import os
 import signal
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
 
 from simgate.simulator.farm import SimCard, load_csv, make_farm, save_csv
-from simgate.simulator.load import run_load
-from simgate.simulator.market_config import for_marketplace
-from simgate.simulator.marketplace import MarketplaceSimulator
 from simgate.simulator.protocol import PROTOCOLS
-from simgate.simulator.report import Report
-from simgate.simulator.simbank import RemoteBank, SimBank, SimBankConfig
+
+if TYPE_CHECKING:
+    from simgate.simulator.report import Report
+
+# The simulators themselves (aiohttp, the buyer, the bank) are imported by the command that
+# runs them: every `simgate` command loads this module, and they took a second to import.
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -153,6 +154,10 @@ def marketplace(
     if speed <= 0:
         fail("--speed must be > 0")
     agent = PROTOCOLS[protocol] == "agent"
+    from simgate.simulator.market_config import for_marketplace
+    from simgate.simulator.marketplace import MarketplaceSimulator
+    from simgate.simulator.simbank import RemoteBank
+
     habits: dict[str, float] = {} if agent else {"rent_rate": rent_rate}
     if poll_interval is not None:
         habits["poll_interval"] = poll_interval
@@ -232,6 +237,8 @@ def simbank(
         return
     if not token:
         fail("--token (or SIMGATE_INTAKE_TOKEN) is required to send SMS")
+    from simgate.simulator.simbank import SimBank, SimBankConfig
+
     traffic = rate if rate is not None else (0.0 if control_port is not None else 0.2)
     config = SimBankConfig(
         server_url=loopback_url(server, "--server"), token=token, speed=speed,
@@ -266,6 +273,8 @@ def load(
     json_out: JsonOut = None,
 ) -> None:
     """Load: GET_NUMBER + FINISH (cancel) pairs at a fixed rate; prints rate and latencies."""
+    from simgate.simulator.load import run_load
+
     url = loopback_url(server, "--server")
     try:
         result = asyncio.run(
