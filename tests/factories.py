@@ -17,7 +17,7 @@ from simgate.domain.types import (
     PhoneNumber,
     ServiceName,
 )
-from simgate.storage.ports import UnitOfWork
+from simgate.storage.ports import Reports
 
 _serial = itertools.count(1)
 
@@ -51,9 +51,9 @@ def make_order(**overrides: Any) -> Order:
     return Order(**values)
 
 
-def recent_operations(uow: UnitOfWork, limit: int = 100_000) -> list[Operation]:
+def recent_operations(reports: Reports, limit: int = 100_000) -> list[Operation]:
     """Every operation, newest first, as the console lists them."""
-    return [report.operation for report in uow.reports.operations(OperationQuery(limit=limit)).items]
+    return [report.operation for report in reports.operations(OperationQuery(limit=limit)).items]
 
 
 def make_operation(**overrides: Any) -> Operation:

@@ -99,7 +99,7 @@ def test_two_marketplaces_in_several_processes_never_share_a_number(postgres_url
             issued = [b.get(timeout=DEADLINE + 30) for b in buyers]
             assert moving.get(timeout=DEADLINE) > 0
 
-        operations = store.run(lambda uow: recent_operations(uow))
+        operations = store.run_report(recent_operations)
         assert sum(issued) == len(operations) == SIMS
         assert len({o.number_id for o in operations}) == SIMS, "a number handed out twice"
         by_market = Counter(o.marketplace for o in operations)

@@ -327,7 +327,7 @@ def test_status_4_allows_three_more_offers_on_that_marketplace_only(store: Store
     operation = issue(store, OS)
     assert operation is not None
     finish(store, operation, 3, FinishPolicy())
-    reports = store.run(lambda uow: uow.reports.number(sim.id))
+    reports = store.run_report(lambda r: r.number(sim.id))
     assert reports is not None
     assert [(e.service, e.reason, e.marketplace) for e in reports.exclusions] == [
         (TELEGRAM, "sold", EVERYWHERE)
@@ -373,6 +373,6 @@ def test_a_scoped_exclusion_under_a_global_one_is_not_added(store: Store, status
     assert operation is not None
     finish(store, operation, status)
     store.run(lambda uow: uow.numbers.exclude(sim.id, TELEGRAM, "retries", NOW, marketplace=HUB))
-    reports = store.run(lambda uow: uow.reports.number(sim.id))
+    reports = store.run_report(lambda r: r.number(sim.id))
     assert reports is not None
     assert [e.marketplace for e in reports.exclusions] == [EVERYWHERE]

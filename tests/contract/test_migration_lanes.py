@@ -103,7 +103,7 @@ def test_0005_keeps_exclusions_and_open_operations(old_database: str) -> None:
         reports = {
             n.phone: [(e.service, e.reason, e.marketplace) for e in r.exclusions]
             for n in numbers
-            if (r := store.run(lambda uow, i=n.id: uow.reports.number(i))) is not None  # type: ignore[misc]
+            if (r := store.run_report(lambda r, i=n.id: r.number(i))) is not None  # type: ignore[misc]
         }
         assert reports["79280000002"] == [("telegram", "sold", EVERYWHERE)]
         assert reports["79280000001"] == [("telegram", "blocked", EVERYWHERE)]

@@ -95,7 +95,7 @@ def claim(store: Store, worker: str, now: float, limit: int = 100, lease: float 
 
 def pending(store: Store, now: float) -> tuple[int, float | None]:
     """(pending deliveries, age of the oldest), as the console and /metrics read them."""
-    summary = store.run(lambda uow: uow.reports.outbox())
+    summary = store.run_report(lambda r: r.outbox())
     return summary.pending, summary.oldest_age(now)
 
 

@@ -1,7 +1,7 @@
 """The console's read-only reports: one contract for the in-memory fake and the SQL stores.
 
 Every test builds the same small farm through the real use cases (GET_NUMBER, SMS intake,
-push attempts, FINISH) on each backend, then reads it back through `uow.reports`.
+push attempts, FINISH) on each backend, then reads it back through the read model (`store.run_report`).
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def farm(store: Store) -> Farm:
 
 
 def read(store: Store, work):  # type: ignore[no-untyped-def]
-    return store.run(lambda uow: work(uow.reports))
+    return store.run_report(work)
 
 
 # -- numbers -----------------------------------------------------------------------------

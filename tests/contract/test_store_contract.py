@@ -233,7 +233,7 @@ def test_search_filters_by_state_country_and_substring(store: Store) -> None:
         NumberQuery(operator=german.operator, country="germany"),
         NumberQuery(search="bank-a", limit=1, offset=1),
     ):
-        listed = store.run(lambda uow, w=where: uow.reports.numbers(w)).items  # type: ignore[misc]
+        listed = store.run_report(lambda r, w=where: r.numbers(w)).items  # type: ignore[misc]
         assert phones(where) == {r.number.phone for r in listed}
     with pytest.raises(ValueError, match=r"reports\.numbers"):
         store.run(lambda uow: uow.numbers.search(NumberQuery(losing=True)))
@@ -378,7 +378,7 @@ def test_an_exception_inside_a_unit_of_work_leaves_no_trace(store: Store) -> Non
 
 
 def operation_ids(store: Store) -> list[int]:
-    return [o.id for o in store.run(recent_operations)]
+    return [o.id for o in store.run_report(recent_operations)]
 
 
 def test_release_only_by_the_holding_operation(store: Store) -> None:
@@ -447,9 +447,9 @@ def test_activation_ids_increase_and_are_never_reused(store: Store) -> None:
         assert finish(store, operation.id, status) is FinishOutcome.FINISHED
     assert seen[0] >= 1
     assert all(later > earlier for earlier, later in itertools.pairwise(seen))
-    recent = store.run(lambda uow: recent_operations(uow))
+    recent = store.run_report(recent_operations)
     assert [o.id for o in recent] == seen[::-1]
-    assert [o.id for o in store.run(lambda uow: recent_operations(uow, 2))] == seen[:-3:-1]
+    assert [o.id for o in store.run_report(lambda r: recent_operations(r, 2))] == seen[:-3:-1]
 
 
 def test_ids_of_a_rolled_back_issue_are_never_seen(store: Store) -> None:
@@ -464,7 +464,7 @@ def test_ids_of_a_rolled_back_issue_are_never_seen(store: Store) -> None:
         store.run(work)
     second = must_issue(store)
     assert second.id > first.id
-    assert [o.id for o in store.run(lambda uow: recent_operations(uow))] == [second.id, first.id]
+    assert [o.id for o in store.run_report(recent_operations)] == [second.id, first.id]
 
 
 # --- counts -----------------------------------------------------------------------------------
@@ -557,11 +557,11 @@ def test_a_repeated_finish_changes_nothing_whatever_its_status(store: Store) -> 
     sold = must_issue(store)
     assert finish(store, cancelled.id, 4, final=0) is FinishOutcome.FINISHED
     assert finish(store, sold.id, 3, final=500) is FinishOutcome.FINISHED
-    before = (store.run(lambda uow: recent_operations(uow)), counts(store))
+    before = (store.run_report(recent_operations), counts(store))
     assert finish(store, cancelled.id, 3, final=999) is FinishOutcome.REPEATED
     assert finish(store, sold.id, 4, final=0) is FinishOutcome.REPEATED
     assert finish(store, sold.id, 3, final=500) is FinishOutcome.REPEATED
-    assert (store.run(lambda uow: recent_operations(uow)), counts(store)) == before
+    assert (store.run_report(recent_operations), counts(store)) == before
     assert store.run(lambda uow: uow.numbers.excluded_services(cancelled_number.id)) == set()
     assert store.run(lambda uow: uow.numbers.excluded_services(sold_number.id)) == {TELEGRAM}
 

@@ -431,7 +431,8 @@ def test_bad_intake_is_a_4xx_with_an_error_and_stores_nothing(
     assert isinstance(data["error"], str)
     assert data["error"]
     assert all_messages(server) == []
-    assert run(server, lambda uow: uow.reports.outbox()).pending == 0
+    assert server.store is not None
+    assert server.store.run_report(lambda r: r.outbox()).pending == 0
     # The hardware may now send it properly, and that one is new: nothing was half-stored.
     assert post_sms(client, issued.phone, message_id="m1").status_code == 202
     receiver.wait_for(1, timeout=10)

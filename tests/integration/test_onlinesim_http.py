@@ -57,12 +57,13 @@ def seed(server: LiveServer, *specs: NumberSpec) -> None:
 def snapshot(server: LiveServer) -> tuple[list[Number], list[Operation], dict[str, set[ServiceName]]]:
     assert server.store is not None
 
-    def work(uow: UnitOfWork) -> tuple[list[Number], list[Operation], dict[str, set[ServiceName]]]:
+    def work(uow: UnitOfWork) -> tuple[list[Number], dict[str, set[ServiceName]]]:
         numbers = uow.numbers.search(NumberQuery(limit=100_000))
         sold = {str(n.phone): uow.numbers.excluded_services(n.id) for n in numbers}
-        return numbers, recent_operations(uow), sold
+        return numbers, sold
 
-    return server.store.run(work)
+    numbers, sold = server.store.run(work)
+    return numbers, server.store.run_report(recent_operations), sold
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,7 @@ def test_the_bench_farm_is_shared_among_the_lanes_at_import(tmp_path: Path) -> N
     build_farm(path, farm.FarmShape(numbers=200), catalogue.services()[:10], ("onlinesim", "smshub"))
     store = SQLiteStore(str(path))
     try:
-        free = store.run(lambda uow: uow.reports.free_by_lane())
+        free = store.run_report(lambda r: r.free_by_lane())
     finally:
         store.close()
     assert set(free) == {"onlinesim", "smshub"}

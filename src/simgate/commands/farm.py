@@ -36,18 +36,24 @@ def _number_id(uow: UnitOfWork, raw: str) -> NumberId:
 def _act(phone: str, action: str, service: str | None = None) -> NumberReport:
     from simgate.services import admin
 
-    def work(uow: UnitOfWork) -> NumberReport:
-        number_id, now = _number_id(uow, phone), time.time()
+    now = time.time()
+
+    def work(uow: UnitOfWork) -> NumberId:
+        number_id = _number_id(uow, phone)
         if action in ("enable", "disable"):
-            return admin.set_enabled(uow, number_id, action == "enable", now)
-        assert service is not None
-        if action == "block":
-            return admin.block_service(uow, number_id, service, now)
-        return admin.unblock_service(uow, number_id, service, now)
+            admin.set_enabled(uow, number_id, action == "enable", now)
+        elif action == "block":
+            assert service is not None
+            admin.block_service(uow, number_id, service, now)
+        else:
+            assert service is not None
+            admin.unblock_service(uow, number_id, service, now)
+        return number_id
 
     with database() as store:
         try:
-            return store.run(work)
+            number_id = store.run(work)
+            return store.run_report(lambda r: admin.number_report(r, number_id, now))
         except DomainError as error:
             fail(str(error))
 
@@ -108,7 +114,7 @@ def operations_list(
         fail("--limit must be between 1 and 100000", 2)
     query = OperationQuery(kind=kind, state=state, search=phone, limit=limit)
     with database() as store:
-        page = store.run(lambda uow: uow.reports.operations(query))
+        page = store.run_report(lambda r: r.operations(query))
     records = [
         {
             "id": r.operation.id, "marketplace": r.operation.marketplace, "kind": r.operation.kind.value,

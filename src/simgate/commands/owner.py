@@ -36,7 +36,7 @@ from simgate.config import Settings, SettingsError, load_settings
 from simgate.domain.alerts import GATEWAY_SILENT
 from simgate.domain.reports import GroupStats, MarketplaceStats, OperationQuery, Stats
 from simgate.domain.types import Timestamp
-from simgate.storage.ports import UnitOfWork
+from simgate.storage.ports import Reports
 
 DAY = 86400.0
 NUMBER_STATES = ("free", "busy", "offline", "disabled")
@@ -59,24 +59,23 @@ def rubles(kopecks: int) -> str:
 # --- status -----------------------------------------------------------------------------------
 
 
-def farm_status(uow: UnitOfWork, now: Timestamp) -> dict[str, Any]:
+def farm_status(reports: Reports, now: Timestamp) -> dict[str, Any]:
     """Everything `simgate status` shows, as plain data (the --json form)."""
-    outbox = uow.reports.outbox()
-    today = uow.reports.earnings(day_starts(1, now)[0])
-    open_alerts = uow.alerts.open_alerts()
-    last_calls = uow.alerts.last_calls()
+    outbox = reports.outbox()
+    today = reports.earnings(day_starts(1, now)[0])
+    open_alerts = reports.open_alerts()
+    last_calls = reports.last_calls()
     # Per marketplace: the operations it holds open and its last call. Numbers are one pool
     # shared by every marketplace today; per-marketplace number counts join here with lanes.
     holding = Counter(
-        r.operation.marketplace
-        for r in uow.reports.operations(OperationQuery(state="open", limit=10**9)).items
+        r.operation.marketplace for r in reports.operations(OperationQuery(state="open", limit=10**9)).items
     )
     marketplaces = {
         name: {"open_operations": holding.get(name, 0), "last_call_at": last_calls.get(name)}
         for name in sorted({*holding, *last_calls})
     }
     return {
-        "numbers": uow.reports.number_states(),
+        "numbers": reports.number_states(),
         "marketplaces": marketplaces,
         "pushes": {
             "pending": outbox.pending,
@@ -98,7 +97,7 @@ def status(
     """The farm at a glance: numbers, marketplaces, pushes, silent gateways, today's earnings."""
     now = time.time()
     with database() as store:
-        report = store.run(lambda uow: farm_status(uow, now))
+        report = store.run_report(lambda r: farm_status(r, now))
     if as_json:
         sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
         return
@@ -136,15 +135,15 @@ def _ago(seconds: float) -> str:
 # --- earnings ---------------------------------------------------------------------------------
 
 
-def marketplace_rows(uow: UnitOfWork, since: Timestamp) -> list[MarketplaceStats]:
+def marketplace_rows(reports: Reports, since: Timestamp) -> list[MarketplaceStats]:
     """Per marketplace and currency, side by side, never added across currencies (SMSHUB may
     pay in USD what Onlinesim pays in RUB). Sorted by marketplace, then currency."""
-    return uow.reports.marketplace_stats(since, since)
+    return reports.marketplace_stats(since, since)
 
 
-def earnings_rows(uow: UnitOfWork, starts: Sequence[Timestamp], by: str | None) -> list[GroupStats]:
+def earnings_rows(reports: Reports, starts: Sequence[Timestamp], by: str | None) -> list[GroupStats]:
     """Per day (key: the date), or per SIM or service over the whole window."""
-    stats: Stats = uow.reports.stats(starts, top=10**9, groups=by is not None)
+    stats: Stats = reports.stats(starts, top=10**9, groups=by is not None)
     if by == "sim":
         return stats.by_number
     if by == "service":
@@ -170,11 +169,11 @@ def earnings(
     starts = day_starts(days, time.time())
     if by == "marketplace":
         with database() as store:
-            per_currency = store.run(lambda uow: marketplace_rows(uow, starts[0]))
+            per_currency = store.run_report(lambda r: marketplace_rows(r, starts[0]))
         _print_marketplaces(per_currency, days, as_csv)
         return
     with database() as store:
-        rows = store.run(lambda uow: earnings_rows(uow, starts, by))
+        rows = store.run_report(lambda r: earnings_rows(r, starts, by))
     key = by or "day"
     if as_csv:
         out = csv.writer(sys.stdout, lineterminator="\n")

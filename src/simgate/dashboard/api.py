@@ -1,7 +1,8 @@
 """The admin API under /api/: JSON listings and actions for the dashboard and for scripts.
 
-Reads go through `uow.reports` in a read-only snapshot; actions through the use cases in
-services/admin.py, one transaction each. Every answer is a msgspec Struct from schemas.py;
+Reads go through the read model (Store.report), a read-only snapshot off the write path;
+actions through the use cases in services/admin.py, one transaction each, whose outcome is
+then read from the read model. Every answer is a msgspec Struct from schemas.py;
 query parameters are parsed in query_params.py, and /api/openapi.json (openapi.py) is
 generated from the same Structs.
 """
@@ -42,7 +43,7 @@ from simgate.http.body import BodyError, read_body
 from simgate.services import admin
 from simgate.services.explain import plain
 from simgate.services.why import why_not_offered
-from simgate.storage.ports import Store, UnitOfWork
+from simgate.storage.ports import Reports, Store, UnitOfWork
 
 JSON = "application/json; charset=utf-8"
 MAX_BODY = 4096
@@ -132,8 +133,7 @@ class AdminApi:
         now = self.clock()
         starts = day_starts(now, 30, tz)
 
-        def work(uow: UnitOfWork) -> s.OverviewOut:
-            r = uow.reports
+        def work(r: Reports) -> s.OverviewOut:
             states = r.number_states()
             statuses = r.operation_statuses(now - DAY)
             by_status = dict.fromkeys(OPERATION_STATUSES, 0)
@@ -160,7 +160,7 @@ class AdminApi:
                 by_marketplace=markets,
             )
 
-        return reply(200, await self.store.read(work))
+        return reply(200, await self.store.report(work))
 
     async def numbers(self, request: Request) -> Response:
         q = request.query_params
@@ -171,13 +171,13 @@ class AdminApi:
             losing=bool(param.boolean(q, "losing")), streak_since=self.clock() - STREAK_WINDOW,
             limit=limit, offset=offset,
         )  # fmt: skip
-        page = await self.store.read(lambda uow: uow.reports.numbers(query))
+        page = await self.store.report(lambda r: r.numbers(query))
         items = [s.number_out(r) for r in page.items]
         return reply(200, s.NumberPage(items=items, total=page.total, limit=limit, offset=offset))
 
     async def number(self, request: Request) -> Response:
         number_id, since = NumberId(request.path_params["id"]), self.clock() - STREAK_WINDOW
-        found = await self.store.read(lambda uow: uow.reports.number(number_id, since))
+        found = await self.store.report(lambda r: r.number(number_id, since))
         if found is None:
             return error(404, f"no number {number_id}")
         return reply(200, s.NumberAction(number=s.number_out(found)))
@@ -230,7 +230,7 @@ class AdminApi:
             search=param.text(q, "search"), since=param.epoch(q, "since"), until=param.epoch(q, "until"),
             limit=limit, offset=offset,
         )  # fmt: skip
-        page = await self.store.read(lambda uow: uow.reports.operations(query))
+        page = await self.store.report(lambda r: r.operations(query))
         items = [s.operation_out(r) for r in page.items]
         return reply(200, s.OperationPage(items=items, total=page.total, limit=limit, offset=offset))
 
@@ -238,12 +238,12 @@ class AdminApi:
         operation_id = OperationId(request.path_params["id"])
         now = self.clock()
 
-        def work(uow: UnitOfWork) -> s.OperationDetail | None:
-            found = uow.reports.operation(operation_id)
+        def work(r: Reports) -> s.OperationDetail | None:
+            found = r.operation(operation_id)
             if found is None:
                 return None
-            number = uow.reports.number(found.operation.number_id, now - STREAK_WINDOW)
-            messages = uow.reports.messages(MessageQuery(operation_id=operation_id, limit=MAX_LIMIT)).items
+            number = r.number(found.operation.number_id, now - STREAK_WINDOW)
+            messages = r.messages(MessageQuery(operation_id=operation_id, limit=MAX_LIMIT)).items
             return s.OperationDetail(
                 operation=s.operation_out(found),
                 number=None if number is None else s.number_out(number),
@@ -251,7 +251,7 @@ class AdminApi:
                 timeline=s.timeline_out(timeline(found.operation, messages)),
             )
 
-        detail = await self.store.read(work)
+        detail = await self.store.report(work)
         if detail is None:
             return error(404, f"no operation {operation_id}")
         return reply(200, detail)
@@ -270,7 +270,7 @@ class AdminApi:
             search=param.text(q, "search"), limit=limit, offset=offset,
         )  # fmt: skip
         now = self.clock()
-        page = await self.store.read(lambda uow: uow.reports.messages(query))
+        page = await self.store.report(lambda r: r.messages(query))
         items = [s.message_out(m, now) for m in page.items]
         return reply(200, s.MessagePage(items=items, total=page.total, limit=limit, offset=offset))
 
@@ -284,13 +284,13 @@ class AdminApi:
             limit=limit, offset=offset,
         )  # fmt: skip
         now = self.clock()
-        page = await self.store.read(lambda uow: uow.reports.deliveries(query))
+        page = await self.store.report(lambda r: r.deliveries(query))
         items = [s.delivery_out(d, now) for d in page.items]
         return reply(200, s.DeliveryPage(items=items, total=page.total, limit=limit, offset=offset))
 
     async def delivery(self, request: Request) -> Response:
         delivery_id = int(request.path_params["id"])
-        found = await self.store.read(lambda uow: uow.reports.delivery(delivery_id))
+        found = await self.store.report(lambda r: r.delivery(delivery_id))
         if found is None:
             return error(404, f"no delivery {delivery_id}")
         return reply(200, s.DeliveryAction(delivery=s.delivery_out(found, self.clock())))
@@ -305,8 +305,8 @@ class AdminApi:
         now = self.clock()
         starts = day_starts(now, days, tz)
 
-        def work(uow: UnitOfWork) -> s.StatsOut:
-            stats = uow.reports.stats(starts, top)
+        def work(r: Reports) -> s.StatsOut:
+            stats = r.stats(starts, top)
             total = GroupStats(
                 "total", sum(d.opened for d in stats.days), sum(d.finished for d in stats.days),
                 sum(d.sold for d in stats.days), Kopecks(sum(d.earnings for d in stats.days)),
@@ -319,10 +319,10 @@ class AdminApi:
                 by_country=[s.group_out(g) for g in stats.by_country],
                 by_number=[s.group_out(g) for g in stats.by_number],
                 totals=s.group_out(total),
-                outbox=s.outbox_out(uow.reports.outbox(), now),
+                outbox=s.outbox_out(r.outbox(), now),
             )
 
-        return reply(200, await self.store.read(work))
+        return reply(200, await self.store.report(work))
 
     async def hardware_status(self, request: Request) -> Response:
         # In-memory snapshots read on the event loop the drivers run on: no database, no lock.
@@ -333,17 +333,24 @@ class AdminApi:
 
     # -- actions ---------------------------------------------------------------------------
 
-    async def _number_action(self, work: Callable[[UnitOfWork], Any]) -> Response:
-        report = await self.store.transact(work)
+    async def _number_action(
+        self, number_id: NumberId, now: Timestamp, work: Callable[[UnitOfWork], None]
+    ) -> Response:
+        await self.store.transact(work)
+        report = await self.store.report(lambda r: admin.number_report(r, number_id, now))
         return reply(200, s.NumberAction(number=s.number_out(report)))
 
     async def enable(self, request: Request) -> Response:
         number_id, now = NumberId(request.path_params["id"]), self.clock()
-        return await self._number_action(lambda uow: admin.set_enabled(uow, number_id, True, now))
+        return await self._number_action(
+            number_id, now, lambda uow: admin.set_enabled(uow, number_id, True, now)
+        )
 
     async def disable(self, request: Request) -> Response:
         number_id, now = NumberId(request.path_params["id"]), self.clock()
-        return await self._number_action(lambda uow: admin.set_enabled(uow, number_id, False, now))
+        return await self._number_action(
+            number_id, now, lambda uow: admin.set_enabled(uow, number_id, False, now)
+        )
 
     async def block(self, request: Request) -> Response:
         number_id, now = NumberId(request.path_params["id"]), self.clock()
@@ -355,25 +362,29 @@ class AdminApi:
             service = msgspec.json.decode(body, type=s.ServiceBody).service
         except msgspec.DecodeError as problem:
             return error(400, f'expected {{"service": "<name>"}}: {plain(problem)}')
-        return await self._number_action(lambda uow: admin.block_service(uow, number_id, service, now))
+        return await self._number_action(
+            number_id, now, lambda uow: admin.block_service(uow, number_id, service, now)
+        )
 
     async def unblock(self, request: Request) -> Response:
         number_id, service = NumberId(request.path_params["id"]), str(request.path_params["service"])
         now = self.clock()
-        return await self._number_action(lambda uow: admin.unblock_service(uow, number_id, service, now))
+        return await self._number_action(
+            number_id, now, lambda uow: admin.unblock_service(uow, number_id, service, now)
+        )
 
     async def retry(self, request: Request) -> Response:
         delivery_id, now = int(request.path_params["id"]), self.clock()
 
-        def work(uow: UnitOfWork) -> s.DeliveryOut:
-            if uow.reports.delivery(delivery_id) is None:
+        def work(uow: UnitOfWork) -> None:
+            if uow.outbox.get(delivery_id) is None:
                 raise admin.NotFound(f"no delivery {delivery_id}")
             admin.retry_delivery(uow, delivery_id, now)
-            found = uow.reports.delivery(delivery_id)
-            assert found is not None
-            return s.delivery_out(found, now)
 
-        return reply(200, s.DeliveryAction(delivery=await self.store.transact(work)))
+        await self.store.transact(work)
+        found = await self.store.report(lambda r: r.delivery(delivery_id))
+        assert found is not None  # a delivery is never deleted
+        return reply(200, s.DeliveryAction(delivery=s.delivery_out(found, now)))
 
     async def openapi(self, request: Request) -> Response:
         return Response(openapi_document(), media_type=JSON, headers={"Cache-Control": "no-cache"})

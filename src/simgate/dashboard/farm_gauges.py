@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 
 from simgate.domain.reports import NUMBER_STATES, MarketplaceStats, OutboxSummary, StatusCount
 from simgate.domain.types import Timestamp
-from simgate.storage.ports import Store, UnitOfWork
+from simgate.storage.ports import Reports, Store
 
 log = logging.getLogger("simgate.metrics")
 
@@ -79,8 +79,7 @@ class FarmCollector(Collector):
         # Without describe(), registering would run collect() and query the database at start.
         return list(_families().values())
 
-    def _read(self, uow: UnitOfWork) -> Snapshot:
-        r = uow.reports
+    def _read(self, r: Reports) -> Snapshot:
         # Epoch 0 as both starts: every operation ever, per marketplace and currency.
         markets = r.marketplace_stats(0.0, 0.0)
         return Snapshot(r.number_states(), r.operation_statuses(), markets, r.outbox(), r.free_by_lane())
@@ -88,9 +87,10 @@ class FarmCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         f = _families()
         try:
-            # Synchronous: prometheus_client renders on the caller's thread. A scrape holds
-            # the request for the few milliseconds these aggregate queries take.
-            snap = self.store.run(self._read)
+            # Synchronous: prometheus_client renders on the caller's thread (the /metrics
+            # endpoint's worker thread, not the event loop), which waits the few milliseconds
+            # these aggregate queries take on the read model, never behind the writer.
+            snap = self.store.run_report(self._read)
         except Exception:
             log.exception("reading farm gauges for /metrics failed")
             f["up"].add_metric([], 0)

@@ -26,7 +26,7 @@ from simgate.domain.alerts import (
 )
 from simgate.domain.messages import PushReply, PushRequest
 from simgate.domain.types import Timestamp
-from simgate.services.alerts import CallLog, check_alerts
+from simgate.services.alerts import CallLog, check_alerts, observe
 from simgate.storage.ports import Store, StoreUnavailable
 
 log = logging.getLogger("simgate.alerts")
@@ -121,9 +121,10 @@ class AlertMonitor:
         done = list(database)
         if not self._database_open:
             try:
+                looked = await self.store.report(lambda r: observe(r, self.rules, seen))
                 done += await self.store.transact(
                     lambda uow: check_alerts(
-                        uow, self.rules, seen, self.calls.snapshot(), [c.name for c in self.channels]
+                        uow, self.rules, looked, self.calls.snapshot(), [c.name for c in self.channels]
                     )
                 )
                 await self._send_stored()

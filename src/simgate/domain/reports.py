@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from simgate.domain.messages import Attempt, Delivery, Message
 from simgate.domain.model import FinishStatus, Number, Operation, OperationKind
@@ -124,6 +124,16 @@ class Page(Generic[T]):
     items: list[T]
     total: int
     """Rows matching the query, ignoring limit and offset."""
+
+
+class Paged(Protocol):
+    """A listing's query: which slice of its rows one page shows."""
+
+    @property
+    def limit(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
@@ -188,7 +189,9 @@ def probe_routes(deps: AppDeps) -> list[BaseRoute]:
         refused = metrics_refusal(request, deps.metrics_token)
         if refused is not None:
             return refused
-        return Response(generate_latest(deps.registry), media_type=CONTENT_TYPE_LATEST)
+        # Off the loop: the farm gauges read the database while they render.
+        body = await run_in_threadpool(generate_latest, deps.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return [
         Route("/healthz", healthz, methods=["GET"]),

@@ -2,6 +2,8 @@
 
 None of them closes or changes an operation: only the marketplace's FINISH does (DESIGN.md).
 Disabling a busy SIM keeps its open operation running; it is just never issued again.
+Each action only writes; the face shows its outcome with `number_report`, read afterwards
+from the read model (Store.report), never inside the write.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from simgate.domain.reports import BLOCKED, SOLD, STREAK_WINDOW, NumberReport
 from simgate.domain.rules import normalise_name
 from simgate.domain.types import RENT_SERVICE, NumberId, ServiceName, Timestamp
 from simgate.services.outbox import RetryRefused, retry_delivery
-from simgate.storage.ports import UnitOfWork
+from simgate.storage.ports import Reports, UnitOfWork
 
 SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
 
@@ -25,6 +27,7 @@ __all__ = [
     "NotFound",
     "RetryRefused",
     "block_service",
+    "number_report",
     "retry_delivery",
     "set_enabled",
     "unblock_service",
@@ -39,18 +42,23 @@ class Conflict(DomainError):
     """The action contradicts the farm's state (unblocking a sale)."""
 
 
-def _report(uow: UnitOfWork, number_id: NumberId, now: Timestamp) -> NumberReport:
-    report = uow.reports.number(number_id, now - STREAK_WINDOW)
+def number_report(reports: Reports, number_id: NumberId, now: Timestamp) -> NumberReport:
+    """The SIM as the console shows it after an action (its streaks over the last week)."""
+    report = reports.number(number_id, now - STREAK_WINDOW)
     if report is None:
         raise NotFound(f"no number {number_id}")
     return report
 
 
-def set_enabled(uow: UnitOfWork, number_id: NumberId, enabled: bool, now: Timestamp) -> NumberReport:
+def _known(uow: UnitOfWork, number_id: NumberId) -> None:
+    if uow.numbers.get(number_id) is None:
+        raise NotFound(f"no number {number_id}")
+
+
+def set_enabled(uow: UnitOfWork, number_id: NumberId, enabled: bool, now: Timestamp) -> None:
     """Enable or disable a SIM: a disabled one leaves GET_SERVICES' counts at once."""
     if not uow.numbers.set_enabled(number_id, enabled, now):
         raise NotFound(f"no number {number_id}")
-    return _report(uow, number_id, now)
 
 
 def service_name(raw: str, known: Collection[str] | None = None) -> ServiceName:
@@ -75,18 +83,17 @@ def blockable_services() -> tuple[ServiceName, ...]:
     return catalogue.services()
 
 
-def block_service(uow: UnitOfWork, number_id: NumberId, service: str, now: Timestamp) -> NumberReport:
+def block_service(uow: UnitOfWork, number_id: NumberId, service: str, now: Timestamp) -> None:
     """Never offer this SIM for `service` activations (spec 8.4); rent is unaffected."""
-    _report(uow, number_id, now)  # an unknown number is a 404 whatever the name
+    _known(uow, number_id)  # an unknown number is a 404 whatever the name
     name = service_name(service)
     uow.numbers.exclude(number_id, name, BLOCKED, now)
-    return _report(uow, number_id, now)
 
 
-def unblock_service(uow: UnitOfWork, number_id: NumberId, service: str, now: Timestamp) -> NumberReport:
+def unblock_service(uow: UnitOfWork, number_id: NumberId, service: str, now: Timestamp) -> None:
     """Lift an operator's block. A sale is the marketplace's fact and stays (spec 5.1)."""
-    report = _report(uow, number_id, now)
-    reasons = {e.service: e.reason for e in report.exclusions}
+    _known(uow, number_id)
+    reasons = {e.service: e.reason for e in uow.numbers.exclusions(number_id)}
     # Any name already blocked may be lifted, a typo stored before names were checked too.
     name = service_name(service, known={*catalogue.services(), *reasons})
     if reasons.get(name) == SOLD:
@@ -94,4 +101,3 @@ def unblock_service(uow: UnitOfWork, number_id: NumberId, service: str, now: Tim
     if name not in reasons:
         raise NotFound(f"number {number_id} has no block for {name}")
     uow.numbers.unexclude(number_id, name, BLOCKED)
-    return _report(uow, number_id, now)

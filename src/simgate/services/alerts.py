@@ -1,7 +1,9 @@
 """Alert use cases: look at the farm, open and close alerts, queue one notice per channel.
 
 The check and the notices it queues commit together, so an alert is announced exactly once
-even if the process dies between deciding and sending (the notice waits in the table).
+even if the process dies between deciding and sending (the notice waits in the table). What
+the check looks at in the read model (the push backlog, the failing SIMs) is read before, off
+the write path (`observe`): a figure a moment old only moves an alert to the next check.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import replace
 from simgate.domain.alerts import DATABASE_WRITES, AlertRules, Change, Observation, changes, conditions
 from simgate.domain.reports import STREAK_WINDOW, NumberQuery
 from simgate.domain.types import Timestamp
-from simgate.storage.ports import UnitOfWork
+from simgate.storage.ports import Reports, UnitOfWork
 
 FAILING_SIMS_READ = 500
 """SIMs read per check: enough to name every failing SIM of a farm whose gateway is fine."""
@@ -37,7 +39,7 @@ class CallLog:
             return dict(self._seen)
 
 
-def failing_sims(uow: UnitOfWork, rules: AlertRules, now: Timestamp) -> dict[str, int]:
+def failing_sims(reports: Reports, rules: AlertRules, now: Timestamp) -> dict[str, int]:
     if not rules.sim_failures:
         return {}
     # The SIM table's "losing" filter finds the candidates with an index-friendly query;
@@ -45,8 +47,19 @@ def failing_sims(uow: UnitOfWork, rules: AlertRules, now: Timestamp) -> dict[str
     query = NumberQuery(losing=True, streak_since=now - STREAK_WINDOW, limit=FAILING_SIMS_READ)
     return {
         r.number.phone: max(r.activation_no_sms_streak, r.rent_no_sms_streak)
-        for r in uow.reports.numbers(query).items
+        for r in reports.numbers(query).items
     }
+
+
+def observe(reports: Reports, rules: AlertRules, seen: Observation) -> Observation:
+    """`seen` with what the read model shows: the push backlog and the failing SIMs."""
+    outbox = reports.outbox()
+    return replace(
+        seen,
+        oldest_pending_at=outbox.oldest_pending_at,
+        pending=outbox.pending,
+        failing_sims=failing_sims(reports, rules, seen.now),
+    )
 
 
 def check_alerts(
@@ -56,18 +69,11 @@ def check_alerts(
     calls: Mapping[str, Timestamp],
     channels: Sequence[str],
 ) -> list[Change]:
-    """Open and close stored alerts from what `seen` (plus the store) shows; queue a notice
-    per channel for each change. The database rule is not stored: while it holds, nothing can
-    be written (the caller keeps that one in memory)."""
+    """Open and close stored alerts from what `seen` (`observe`d) and the marketplaces' calls
+    show; queue a notice per channel for each change. The database rule is not stored: while
+    it holds, nothing can be written (the caller keeps that one in memory)."""
     uow.alerts.note_calls(calls)
-    outbox = uow.reports.outbox()
-    seen = replace(
-        seen,
-        oldest_pending_at=outbox.oldest_pending_at,
-        pending=outbox.pending,
-        marketplaces=uow.alerts.last_calls(),
-        failing_sims=failing_sims(uow, rules, seen.now),
-    )
+    seen = replace(seen, marketplaces=uow.alerts.last_calls())
     present = [c for c in conditions(rules, seen) if c.rule != DATABASE_WRITES]
     done: list[Change] = []
     for change in changes(uow.alerts.open_alerts(), present):

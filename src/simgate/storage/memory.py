@@ -43,7 +43,7 @@ from simgate.storage.memory_lanes import LaneState, MemoryLanes
 from simgate.storage.memory_outbox import MemoryMessages, MemoryOutbox
 from simgate.storage.memory_reports import MemoryReports
 from simgate.storage.memory_state import MemoryState
-from simgate.storage.ports import UnitOfWork, UpsertOutcome
+from simgate.storage.ports import Reports, UnitOfWork, UpsertOutcome
 from simgate.storage.sessions import MemorySessions
 
 T = TypeVar("T")
@@ -274,7 +274,6 @@ class MemoryUnitOfWork:
         self.operations = MemoryOperations(state)
         self.messages = MemoryMessages(state.outbox)
         self.outbox = MemoryOutbox(state.outbox, state.operations)
-        self.reports = MemoryReports(state)
         self.alerts = MemoryAlerts(state.alerts)
         self.sessions = MemorySessions(state.sessions)
         self.lanes = MemoryLanes(LaneState(state.numbers, state.marketplaces, state.operations), ledger)
@@ -306,6 +305,14 @@ class MemoryStore:
     async def read(self, work: Callable[[UnitOfWork], T]) -> T:
         with self._lock:
             return work(MemoryUnitOfWork(self._state.copy(), self.ledger))
+
+    async def report(self, work: Callable[[Reports], T]) -> T:
+        return self.run_report(work)
+
+    def run_report(self, work: Callable[[Reports], T]) -> T:
+        # The lock keeps writers out while it reads: the same records a snapshot would show.
+        with self._lock:
+            return work(MemoryReports(self._state))
 
     async def schema_revision(self) -> str | None:
         return self.revision

@@ -1,4 +1,4 @@
-"""The console's read-only queries over the in-memory store (same contract as reports.py).
+"""The console's read model over the in-memory store (same contract as sql_reports.py).
 
 Written as plain loops over the records with the domain's report rules, so the contract
 tests check the SQL against the rules, not against a second copy of the SQL.
@@ -6,10 +6,11 @@ tests check the SQL against the rules, not against a second copy of the SQL.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import TypeVar
 
-from simgate.domain.messages import Attempt, DeliveryState
+from simgate.domain.messages import Attempt, DeliveryState, Message
 from simgate.domain.model import Number, Operation, OperationKind
 from simgate.domain.reports import (
     NUMBER_STATES,
@@ -27,6 +28,7 @@ from simgate.domain.reports import (
     OperationReport,
     OutboxSummary,
     Page,
+    Paged,
     Stats,
     StatusCount,
     day_index,
@@ -37,6 +39,7 @@ from simgate.domain.reports import (
     streaks,
 )
 from simgate.domain.types import Kopecks, NumberId, OperationId, Timestamp
+from simgate.storage.memory_alerts import MemoryAlerts
 from simgate.storage.memory_filters import (
     delivery_matches,
     message_matches,
@@ -44,6 +47,15 @@ from simgate.storage.memory_filters import (
     operation_matches,
 )
 from simgate.storage.memory_state import MemoryState
+
+R = TypeVar("R")
+Y = TypeVar("Y")
+
+
+def _page(found: Sequence[R], query: Paged, render: Callable[[R], Y]) -> Page[Y]:
+    """One page of a listing, rendered, and the count of all its rows: how every listing
+    pages (SqlReports._page's twin)."""
+    return Page([render(row) for row in found[query.offset : query.offset + query.limit]], len(found))
 
 
 class MemoryReports:
@@ -84,10 +96,9 @@ class MemoryReports:
             (n for n in self.s.numbers.values() if number_matches(n, query)),
             key=lambda n: (n.country, n.operator, n.phone),
         )
-        reports = [self._report(n, query.streak_since) for n in found]
         if query.losing:
-            reports = [r for r in reports if r.loss_reasons]
-        return Page(reports[query.offset : query.offset + query.limit], len(reports))
+            found = [n for n in found if self._report(n, query.streak_since).loss_reasons]
+        return _page(found, query, lambda n: self._report(n, query.streak_since))
 
     def number(self, number_id: NumberId, streak_since: Timestamp | None = None) -> NumberReport | None:
         number = self.s.numbers.get(number_id)
@@ -108,8 +119,7 @@ class MemoryReports:
         found = sorted(
             (o for o in self.s.operations.values() if operation_matches(o, query)), key=lambda o: -o.id
         )
-        page = found[query.offset : query.offset + query.limit]
-        return Page([self._operation_report(o) for o in page], len(found))
+        return _page(found, query, self._operation_report)
 
     def operation(self, operation_id: OperationId) -> OperationReport | None:
         operation = self.s.operations.get(operation_id)
@@ -124,12 +134,12 @@ class MemoryReports:
             (m for m in self.s.outbox.messages.values() if message_matches(m, by_message.get(m.id), query)),
             key=lambda m: -m.id,
         )
-        items = []
-        for m in found[query.offset : query.offset + query.limit]:
+
+        def report(m: Message) -> MessageReport:
             delivery = by_message.get(m.id)
-            attempts = () if delivery is None else self._attempts(delivery.id)
-            items.append(MessageReport(m, delivery, attempts))
-        return Page(items, len(found))
+            return MessageReport(m, delivery, () if delivery is None else self._attempts(delivery.id))
+
+        return _page(found, query, report)
 
     def _attempts(self, delivery_id: int) -> tuple[Attempt, ...]:
         return tuple(self.s.outbox.attempts.get(delivery_id, []))
@@ -152,8 +162,7 @@ class MemoryReports:
             (d for d in self.s.outbox.deliveries.values() if delivery_matches(d, query)),
             key=lambda d: -d.id,
         )
-        page = found[query.offset : query.offset + query.limit]
-        return Page([self._delivery_report(d.id) for d in page], len(found))
+        return _page(found, query, lambda d: self._delivery_report(d.id))
 
     def delivery(self, delivery_id: int) -> DeliveryReport | None:
         if delivery_id not in self.s.outbox.deliveries:
@@ -243,3 +252,9 @@ class MemoryReports:
             if o.finished_at is None:
                 found[o.marketplace] = found.get(o.marketplace, 0) + 1
         return found
+
+    def open_alerts(self) -> dict[str, str]:
+        return MemoryAlerts(self.s.alerts).open_alerts()
+
+    def last_calls(self) -> dict[str, Timestamp]:
+        return MemoryAlerts(self.s.alerts).last_calls()

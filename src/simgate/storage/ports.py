@@ -276,8 +276,11 @@ class OutboxRepository(Protocol):
         ...
 
 
-class ReportRepository(Protocol):
-    """Read-only queries for the operator's console (storage/sql_reports.py, memory_reports.py)."""
+class Reports(Protocol):
+    """The read model: the operator's listings and reports (storage/sql_reports.py,
+    memory_reports.py). Never part of a write unit of work: the Store serves it from a
+    read-only snapshot of its own (Store.report), so a console page or a /metrics scrape never
+    waits for the writer nor holds a write transaction open."""
 
     def numbers(self, query: NumberQuery) -> Page[NumberReport]: ...
 
@@ -326,6 +329,14 @@ class ReportRepository(Protocol):
         """Open operations per marketplace."""
         ...
 
+    def open_alerts(self) -> dict[str, str]:
+        """Key -> rule of every open alert (AlertRepository.open_alerts, read side)."""
+        ...
+
+    def last_calls(self) -> dict[str, Timestamp]:
+        """When each marketplace last called (AlertRepository.last_calls, read side)."""
+        ...
+
 
 class SessionRepository(Protocol):
     """Signed-in console sessions (storage/sessions.py): a cookie counts only while listed."""
@@ -358,9 +369,6 @@ class UnitOfWork(Protocol):
     def outbox(self) -> OutboxRepository: ...
 
     @property
-    def reports(self) -> ReportRepository: ...
-
-    @property
     def alerts(self) -> AlertRepository: ...
 
     @property
@@ -387,6 +395,16 @@ class Store(Protocol):
 
     def read(self, work: Callable[[UnitOfWork], T]) -> Awaitable[T]:
         """A read-only snapshot; may run beside writes (GET_SERVICES)."""
+        ...
+
+    def report(self, work: Callable[[Reports], T]) -> Awaitable[T]:
+        """From the event loop: `work` over the read model in one read-only snapshot, off the
+        loop and never on the write path (SQLite: a query_only connection on a reader thread,
+        beside the writer; PostgreSQL: a pooled connection in a READ ONLY transaction)."""
+        ...
+
+    def run_report(self, work: Callable[[Reports], T]) -> T:
+        """The same, synchronous: for the CLI, the /metrics scrape (off the loop) and tests."""
         ...
 
     def schema_revision(self) -> Awaitable[str | None]:

@@ -29,11 +29,13 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from simgate.domain.errors import ClaimConflict
 from simgate.domain.ledger import NO_RULES, LedgerRules
-from simgate.storage.ports import StoreUnavailable, UnitOfWork
-from simgate.storage.sql_base import Cursor
+from simgate.storage.ports import Reports, StoreUnavailable, UnitOfWork
+from simgate.storage.sql_base import Connection, Cursor
+from simgate.storage.sql_reports import SqlReports
 from simgate.storage.sql_unit import SqlUnitOfWork
 
 T = TypeVar("T")
+V = TypeVar("V")
 log = logging.getLogger("simgate.postgres")
 
 RETRIES = 5
@@ -126,7 +128,12 @@ class PostgresStore:
         finally:
             self._probing = False
 
-    def _run(self, work: Callable[[UnitOfWork], T], *, read_only: bool = False) -> T:
+    def _unit(self, conn: Connection) -> UnitOfWork:
+        return SqlUnitOfWork(conn, skip_locked=True, ledger=self.ledger)
+
+    def _run(self, view: Callable[[Connection], V], work: Callable[[V], T], *, read_only: bool = False) -> T:
+        """`work` over `view` (a unit of work, or the read model) in one transaction on a
+        pooled connection; a read-only one is a REPEATABLE READ snapshot that cannot write."""
         gone = self.write_error  # asking is what starts a probe while the server is gone
         if self._down and gone is not None:
             raise StoreUnavailable(gone)
@@ -135,7 +142,7 @@ class PostgresStore:
                 with self.pool.connection() as conn, conn.transaction():
                     if read_only:
                         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    result = work(SqlUnitOfWork(PgConnection(conn), skip_locked=True, ledger=self.ledger))
+                    result = work(view(PgConnection(conn)))
                 if not read_only:
                     self._write_error = None
                 return result
@@ -150,13 +157,19 @@ class PostgresStore:
         raise AssertionError("unreachable")
 
     def run(self, work: Callable[[UnitOfWork], T]) -> T:
-        return self._threads.submit(self._run, work).result()
+        return self._threads.submit(self._run, self._unit, work).result()
 
     async def transact(self, work: Callable[[UnitOfWork], T]) -> T:
-        return await asyncio.wrap_future(self._threads.submit(self._run, work))
+        return await asyncio.wrap_future(self._threads.submit(self._run, self._unit, work))
 
     async def read(self, work: Callable[[UnitOfWork], T]) -> T:
-        return await asyncio.wrap_future(self._threads.submit(self._run, work, read_only=True))
+        return await asyncio.wrap_future(self._threads.submit(self._run, self._unit, work, read_only=True))
+
+    async def report(self, work: Callable[[Reports], T]) -> T:
+        return await asyncio.wrap_future(self._threads.submit(self._run, SqlReports, work, read_only=True))
+
+    def run_report(self, work: Callable[[Reports], T]) -> T:
+        return self._threads.submit(self._run, SqlReports, work, read_only=True).result()
 
     async def schema_revision(self) -> str | None:
         def query() -> str | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Protocol
 
 from simgate.domain.messages import Attempt, Verdict
 from simgate.domain.model import Number, OperationKind
@@ -31,6 +30,7 @@ from simgate.domain.reports import (
     OperationReport,
     OutboxSummary,
     Page,
+    Paged,
     Stats,
     StatusCount,
     loss_reasons,
@@ -46,6 +46,7 @@ from simgate.storage.sql import (
     _number,
     _operation,
 )
+from simgate.storage.sql_alerts import SqlAlerts
 from simgate.storage.sql_base import FREE, Row
 from simgate.storage.sql_filters import (
     STATE_SQL,
@@ -81,14 +82,6 @@ DELIVERY_SOURCE = (
     "FROM deliveries d JOIN messages m ON m.id = d.message_id JOIN operations o ON o.id = d.operation_id"
 )
 """Every delivery has its message and its operation (foreign keys): the joins keep the count."""
-
-
-class Paged(Protocol):
-    @property
-    def limit(self) -> int: ...
-
-    @property
-    def offset(self) -> int: ...
 
 
 class SqlReports:
@@ -440,6 +433,12 @@ class SqlReports:
             "SELECT o.marketplace, COUNT(*) FROM operations o WHERE o.finished_at IS NULL GROUP BY 1"
         )
         return {marketplace: _int(count) for marketplace, count in rows.fetchall()}
+
+    def open_alerts(self) -> dict[str, str]:
+        return SqlAlerts(self.db).open_alerts()
+
+    def last_calls(self) -> dict[str, Timestamp]:
+        return SqlAlerts(self.db).last_calls()
 
     def _groups(self, key: str, since: Timestamp, limit: int | None) -> list[GroupStats]:
         rows = self.db.execute(

@@ -1,5 +1,8 @@
 """The SQL unit of work: one connection, one transaction, every repository over it.
 
+The read model (sql_reports.py) is not one of them: the stores serve it on a read-only
+snapshot of its own (Store.report).
+
 Its own module so the repositories import the shared pieces (sql_base.py) and never the unit
 of work that builds them: no import cycle.
 """
@@ -13,7 +16,6 @@ from simgate.storage.sql_alerts import SqlAlerts
 from simgate.storage.sql_base import Connection
 from simgate.storage.sql_lanes import SqlLanes
 from simgate.storage.sql_outbox import SqlMessages, SqlOutbox
-from simgate.storage.sql_reports import SqlReports
 
 
 class SqlUnitOfWork:
@@ -23,7 +25,6 @@ class SqlUnitOfWork:
         self.operations = SqlOperations(db)
         self.messages = SqlMessages(db)
         self.outbox = SqlOutbox(db, skip_locked=skip_locked)
-        self.reports = SqlReports(db)
         self.alerts = SqlAlerts(db)
         self.sessions = SqlSessions(db)
         self.lanes = SqlLanes(db, skip_locked=skip_locked, ledger=ledger)
