@@ -78,6 +78,45 @@ class LineQueue(logging.handlers.QueueHandler):
         return record
 
 
+BATCH_SECONDS = 0.02
+"""While lines keep coming, the writer thread looks for them this often instead of being woken
+per line: a wake-up is a thread switch on the event loop's core, per push and per marketplace
+call (docs/benchmarks.md, issue 14). A line reaches stderr at most this much later."""
+QUIET_ROUNDS = 50
+"""After this many empty looks (a second), the thread sleeps until the next line wakes it:
+an idle server does not tick."""
+
+
+class BatchListener(logging.handlers.QueueListener):
+    """A QueueListener that writes lines in batches: the event loop's `put` finds no thread
+    waiting on the queue while lines flow, so it wakes none."""
+
+    def _monitor(self) -> None:
+        lines: queue.Queue[logging.LogRecord] = self.queue  # type: ignore[assignment]
+        quiet = QUIET_ROUNDS
+        while True:
+            if quiet >= QUIET_ROUNDS:
+                record = lines.get()
+            else:
+                time.sleep(BATCH_SECONDS)
+                try:
+                    record = lines.get_nowait()
+                except queue.Empty:
+                    quiet += 1
+                    continue
+            quiet = 0
+            while True:
+                if record is self._sentinel:  # type: ignore[attr-defined]
+                    lines.task_done()
+                    return  # stop() queues it last: every line before it is written
+                self.handle(record)
+                lines.task_done()
+                try:
+                    record = lines.get_nowait()
+                except queue.Empty:
+                    break
+
+
 _listener: logging.handlers.QueueListener | None = None
 
 
@@ -110,7 +149,7 @@ def configure(log_format: str, level: int = logging.INFO, *, queued: bool = Fals
         global _listener
         lines: queue.Queue[logging.LogRecord] = queue.Queue()
         front = LineQueue(lines)
-        _listener = logging.handlers.QueueListener(lines, handler)
+        _listener = BatchListener(lines, handler)
         _listener.start()
     front.addFilter(ControlEscaper())
     root = logging.getLogger()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -23,6 +25,7 @@ from simgate.services.intake import Accepted, InvalidMessage, UnknownNumber, acc
 from simgate.services.operations import finish_operation, issue_number
 from simgate.services.outbox import RetryRefused, retry_delivery
 from simgate.storage.ports import OutboxRepository, Store, UnitOfWork
+from simgate.storage.sql_outbox import SqlOutbox
 from tests.factories import make_order, make_spec
 
 T0 = 1_800_000_000.0
@@ -417,6 +420,46 @@ def test_claims_respect_the_limit_and_the_order(store: Store) -> None:
     assert claimed_ids(store, "w4", T0 + 10, limit=2) == []
 
 
+def test_concurrent_batch_claims_never_hand_one_delivery_to_two_workers(store: Store) -> None:
+    """Workers claiming batches at once (threads; pooled connections on PostgreSQL) split
+    the due rows between them: each row is claimed exactly once."""
+    queued = [queue_one(store, now=T0 + i) for i in range(24)]
+    taken: dict[str, list[int]] = {}
+    start = threading.Barrier(4)
+
+    def worker(name: str) -> None:
+        start.wait()
+        mine = taken.setdefault(name, [])
+        while batch := claimed_ids(store, name, T0 + 100, limit=3):
+            mine.extend(batch)
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    every = [delivery_id for batch in taken.values() for delivery_id in batch]
+    assert sorted(every) == sorted(q.delivery_id for q in queued)
+
+
+def test_outcomes_recorded_together_in_one_unit_each_land(store: Store) -> None:
+    """The worker writes a batch of finished pushes in one unit of work (delivery/worker.py)."""
+    queued = [queue_one(store, now=T0 + i) for i in range(3)]
+    claim(store, "w1", T0 + 10)
+    done = attempt(Verdict.DELIVERED, T0 + 11)
+    retry = attempt(Verdict.RETRY, T0 + 11, status=500)
+
+    def write(uow: UnitOfWork) -> None:
+        uow.outbox.record(queued[0].delivery_id, "w1", done, "delivered", T0 + 21, None)
+        uow.outbox.record(queued[1].delivery_id, "w1", retry, "pending", T0 + 21, None)
+        uow.outbox.record(queued[2].delivery_id, "w1", done, "delivered", T0 + 21, None)
+
+    store.run(write)
+    states = [get(store, q.delivery_id).state for q in queued]
+    assert states == [DeliveryState.DELIVERED, DeliveryState.PENDING, DeliveryState.DELIVERED]
+    assert claimed_ids(store, "w2", T0 + 30) == [queued[1].delivery_id]
+
+
 def test_a_finished_operation_is_visible_to_the_worker(store: Store) -> None:
     q = queue_one(store)
     store.run(lambda uow: finish_operation(uow, "onlinesim", q.operation.id, 4, None, T0 + 3))
@@ -658,3 +701,17 @@ def test_messages_of_one_operation(store: Store) -> None:
     rows = messages(store, MessageQuery(operation_id=rent.id))
     assert [m.text for m, _ in rows] == ["code 2", "code 1", "code 0"]
     assert all(d is not None and d.operation_id == rent.id for _, d in rows)
+
+
+def test_a_sqlite_claim_walks_the_due_index_instead_of_sorting_every_pending_row(sqlite_url: str) -> None:
+    """With thousands of pushes waiting, a claim that sorted them all cost ~2 ms of CPU each,
+    so the worker fell further behind the longer the queue grew (issue 14)."""
+    db = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"))
+    statements: list[str] = []
+    db.set_trace_callback(statements.append)
+    SqlOutbox(db).claim_due("w1", T0, LEASE, 5)
+    claim_sql = next(s for s in statements if s.startswith("WITH due"))
+    plan = " ".join(row[3] for row in db.execute("EXPLAIN QUERY PLAN " + claim_sql))
+    db.close()
+    assert "ix_deliveries_due" in plan
+    assert "TEMP B-TREE" not in plan

@@ -8,13 +8,15 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry
 
 from simgate.delivery.owners import host_identity
 from simgate.delivery.retry import RetryPolicy
 from simgate.delivery.worker import DeliveryWorker
-from simgate.domain.messages import IncomingMessage, PushReply, PushRequest
+from simgate.domain.messages import DeliveryState, IncomingMessage, PushReply, PushRequest
 from simgate.marketplaces.onlinesim import MARKETPLACE
 from simgate.marketplaces.onlinesim.push import OnlinesimPush
 from simgate.services.intake import accept_sms
@@ -22,6 +24,8 @@ from simgate.services.operations import issue_number
 from simgate.storage.memory import MemoryStore
 from simgate.storage.ports import Store, UnitOfWork
 from tests.factories import make_order, make_spec
+
+T = TypeVar("T")
 
 
 class HeldSender:
@@ -151,3 +155,59 @@ async def test_no_push_starts_while_the_store_cannot_record_its_answer() -> None
     await pusher.stop(grace=2)
     await asyncio.wait_for(run, 5)
     assert len(sender.requests) == 2
+
+
+class CountingStore(MemoryStore):
+    """Counts units of work handed to the store from the event loop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.units = 0
+
+    async def transact(self, work: Callable[[UnitOfWork], T]) -> T:
+        self.units += 1
+        return await super().transact(work)
+
+
+async def test_answers_that_come_together_are_written_in_one_unit_not_one_per_push() -> None:
+    store = CountingStore()
+    seed(store, 20)
+    sender = HeldSender()
+    sender.timeout = 10.0
+    pusher = worker(store, sender)
+    run = asyncio.create_task(pusher.run())
+    deadline = time.monotonic() + 10
+    while len(sender.requests) < 20:
+        assert time.monotonic() < deadline, "the 20 pushes did not all start"
+        await asyncio.sleep(0.01)
+    before = store.units
+    sender.release.set()  # all 20 answers arrive at once
+    while store.run(lambda uow: uow.reports.outbox()).pending:
+        assert time.monotonic() < deadline, "the answers were not written"
+        await asyncio.sleep(0.01)
+    written = store.units - before
+    await pusher.stop(grace=2)
+    await asyncio.wait_for(run, 5)
+    assert written <= 2, f"{written} units for 20 answers"
+    delivered = store.run(lambda uow: [uow.outbox.get(i) for i in range(1, 21)])
+    assert all(d is not None and d.state == DeliveryState.DELIVERED for d in delivered)
+    assert len(sender.requests) == 20
+
+
+async def test_stop_writes_every_answer_received_before_it_releases_the_claims() -> None:
+    """A released row whose push landed but was not written would be pushed again."""
+    store = MemoryStore()
+    seed(store, 5)
+    sender = HeldSender()
+    sender.timeout = 10.0
+    pusher = worker(store, sender)
+    run = asyncio.create_task(pusher.run())
+    deadline = time.monotonic() + 10
+    while len(sender.requests) < 5:
+        assert time.monotonic() < deadline, "the pushes did not start"
+        await asyncio.sleep(0.01)
+    sender.release.set()
+    await pusher.stop(grace=2)  # at once: the answers are in, maybe not yet written
+    await asyncio.wait_for(run, 5)
+    states = store.run(lambda uow: [uow.outbox.get(i) for i in range(1, 6)])
+    assert all(d is not None and d.state == DeliveryState.DELIVERED for d in states)

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -27,7 +28,7 @@ from simgate.delivery.owners import dead_on_this_host, worker_name
 from simgate.delivery.retry import RetryPolicy
 from simgate.domain.messages import Attempt, DueDelivery, PushReply, PushRequest, Verdict
 from simgate.domain.types import Timestamp
-from simgate.storage.ports import Store, StoreUnavailable
+from simgate.storage.ports import Store, StoreUnavailable, UnitOfWork
 
 log = logging.getLogger("simgate.delivery")
 
@@ -37,6 +38,11 @@ FAILED_CLAIM_PAUSE = 1.0
 """After a failed claim (database down, disk full): one log line a second, not four."""
 CUTOFF_SLACK = 1.0
 """An attempt is abandoned this long after the sender's own timeout should have ended it."""
+MAX_RECORD_BATCH = 256
+"""Finished attempts written in one unit of work at most."""
+UNRECORDED_FACTOR = 4
+"""No new claim while this many times `concurrency` pushes wait for their answer to be written:
+a push that is not written yet is sent again after a crash."""
 
 
 def lease_for(timeout: float) -> float:
@@ -56,6 +62,19 @@ class Sender(Protocol):
     timeout: float
 
     async def send(self, request: PushRequest) -> PushReply: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """An attempt made, waiting to be written."""
+
+    item: DueDelivery
+    attempt: Attempt
+    state: str
+    next_at: Timestamp
+    reason: str | None
+    deadline: float
+    """time.monotonic() past which the claim may have run out: a failing write gives up."""
 
 
 class DeliveryWorker:
@@ -85,6 +104,14 @@ class DeliveryWorker:
         self._stopping = False
         self._loop_done = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
+        """Pushes under way (the HTTP attempt): at most `concurrency`."""
+        self._unrecorded: list[Finished] = []
+        """Attempts made whose outcome waits for the next batch write (`_record_loop`)."""
+        self._record_wake = asyncio.Event()
+        self._recorder: asyncio.Task[None] | None = None
+        self._batch_writing = False
+        self._insisting: set[asyncio.Task[None]] = set()
+        """Outcomes whose batch write failed, each written on its own (`_record`)."""
         self.attempts = Counter(
             "simgate_push_attempts", "PUSH_SMS attempts by result",
             ["marketplace", "result"], registry=registry,
@@ -99,6 +126,8 @@ class DeliveryWorker:
 
     async def run(self) -> None:
         log.info("delivery worker %s started", self.name)
+        if self._recorder is None:
+            self._recorder = asyncio.create_task(self._record_loop())
         try:
             await self._loop()
         finally:
@@ -132,6 +161,8 @@ class DeliveryWorker:
             self._wake.clear()
             await self._release_dead()
             room = self.concurrency - len(self._inflight)
+            if len(self._pushing) >= UNRECORDED_FACTOR * self.concurrency:
+                room = 0  # the writes lag: wait for them (each one written wakes this loop)
             batch: list[DueDelivery] = []
             pause = self.poll_interval
             if self.store.write_error is not None:
@@ -169,18 +200,25 @@ class DeliveryWorker:
         self._wake.set()
 
     async def _deliver(self, item: DueDelivery) -> None:
+        """One push; its outcome is written by the next batch (`_record_loop`), and until it
+        is the delivery stays in `_pushing`: never started again here meanwhile."""
+        finished: Finished | None = None
         try:
-            await self._attempt(item)
+            finished = await self._attempt(item)
         finally:
-            self._pushing.discard(item.id)
+            if finished is None:
+                self._pushing.discard(item.id)
+            else:
+                self._unrecorded.append(finished)
+                self._record_wake.set()
 
-    async def _attempt(self, item: DueDelivery) -> None:
+    async def _attempt(self, item: DueDelivery) -> Finished | None:
         if self._stopping:
-            return  # claimed, but halted before this push began: stop() releases the claim
+            return None  # claimed, but halted before this push began: stop() releases the claim
         adapter = self.adapters.get(item.marketplace)
         if adapter is None:
             log.error("delivery %s: no push adapter for %s", item.id, item.marketplace)
-            return
+            return None
         started = self.clock()
         reply = await self._send(adapter.request(item))
         verdict, code = adapter.verdict(reply)
@@ -209,7 +247,7 @@ class DeliveryWorker:
             "no answer" if reply.status is None else reply.status, state,
             f" ({reason})" if reason and failed else "",
         )  # fmt: skip
-        await self._record(item, attempt, state, next_at, reason)
+        return Finished(item, attempt, state, next_at, reason, time.monotonic() + self.lease)
 
     async def _send(self, request: PushRequest) -> PushReply:
         """The sender bounds its attempt itself; this bound holds even if it does not, so an
@@ -222,32 +260,86 @@ class DeliveryWorker:
             elapsed = round((time.perf_counter() - started) * 1000, 3)
             return PushReply(None, b"", elapsed, f"timeout after {self.sender.timeout:g}s (cut off)")
 
-    async def _record(
-        self, item: DueDelivery, attempt: Attempt, state: str, next_at: float, reason: str | None
-    ) -> None:
+    async def _record_loop(self) -> None:
+        """Write finished attempts in batches: one unit of work for all that finished while
+        the previous batch was being written, instead of one unit (and, on PostgreSQL, one
+        round trip) per push. A batch that fails is written again one outcome at a time, each
+        insisting on its own (`_record`), so one bad row never holds back the others."""
+        while True:
+            if not self._unrecorded:
+                self._record_wake.clear()
+                await self._record_wake.wait()
+                continue
+            batch = self._unrecorded[:MAX_RECORD_BATCH]
+            del self._unrecorded[:MAX_RECORD_BATCH]
+            self._batch_writing = True
+            try:
+                await self.store.transact(self._writing(batch))
+            except Exception:
+                for done in batch:
+                    task = asyncio.create_task(self._record(done))
+                    self._insisting.add(task)
+                    task.add_done_callback(self._insisting.discard)
+            else:
+                self._recorded(batch)
+            finally:
+                self._batch_writing = False
+
+    def _writing(self, batch: list[Finished]) -> Callable[[UnitOfWork], None]:
+        def write(uow: UnitOfWork) -> None:
+            for done in batch:
+                self._write(uow, done)
+
+        return write
+
+    def _write(self, uow: UnitOfWork, done: Finished) -> None:
+        uow.outbox.record(done.item.id, self.name, done.attempt, done.state, done.next_at, done.reason)
+
+    def _recorded(self, batch: list[Finished]) -> None:
+        for done in batch:
+            self._pushing.discard(done.item.id)
+        self._wake.set()
+
+    async def _record(self, done: Finished) -> None:
         # The push already happened: until this write lands, a crash (or the lease running
         # out) sends it again. So insist for as long as the lease lasts, and at least once a
         # second: the write goes through within a second of the disk or database coming back.
-        deadline = time.monotonic() + self.lease
         pauses = iter((0.05, 0.2, 0.5))
-        while True:
-            try:
-                await self.store.transact(
-                    lambda uow: uow.outbox.record(item.id, self.name, attempt, state, next_at, reason)
-                )
-                return
-            except Exception as error:
-                if time.monotonic() >= deadline and self.store.write_error is None:
-                    # Writes work for others but not for this one: a bug, not an outage.
-                    # While the database refuses every write, nobody can claim it either,
-                    # so insisting past the lease costs nothing and saves a duplicate.
-                    log.error("recording delivery %s failed for the whole lease; giving up", item.id)
+        item = done.item
+        try:
+            while True:
+                try:
+                    await self.store.transact(lambda uow: self._write(uow, done))
                     return
-                if isinstance(error, StoreUnavailable):
-                    log.warning("recording delivery %s failed (%s); retrying", item.id, error)
-                else:
-                    log.exception("recording delivery %s failed; retrying", item.id)
-                await asyncio.sleep(next(pauses, 1.0))
+                except Exception as error:
+                    if time.monotonic() >= done.deadline and self.store.write_error is None:
+                        # Writes work for others but not for this one: a bug, not an outage.
+                        # While the database refuses every write, nobody can claim it either,
+                        # so insisting past the lease costs nothing and saves a duplicate.
+                        log.error("recording delivery %s failed for the whole lease; giving up", item.id)
+                        return
+                    if isinstance(error, StoreUnavailable):
+                        log.warning("recording delivery %s failed (%s); retrying", item.id, error)
+                    else:
+                        log.exception("recording delivery %s failed; retrying", item.id)
+                    await asyncio.sleep(next(pauses, 1.0))
+        finally:
+            self._recorded([done])
+
+    async def _flush_records(self, grace: float) -> None:
+        """Until every finished attempt is written (or `grace` runs out), then no recorder."""
+        deadline = time.monotonic() + grace
+        while self._unrecorded or self._insisting or self._batch_writing:
+            if time.monotonic() >= deadline:
+                break
+            self._record_wake.set()
+            await asyncio.sleep(0.01)
+        for task in (*self._insisting, *((self._recorder,) if self._recorder else ())):
+            task.cancel()
+        await asyncio.gather(
+            *self._insisting, *((self._recorder,) if self._recorder else ()), return_exceptions=True
+        )
+        self._recorder = None
 
     def halt(self) -> None:
         """Stop claiming now; safe to call from a signal handler. stop() finishes the job."""
@@ -266,5 +358,8 @@ class DeliveryWorker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        # Every answer received is written before the claims go: a released row whose push
+        # landed but was not recorded would be pushed again by the next worker.
+        await self._flush_records(grace)
         released = await self.store.transact(lambda uow: uow.outbox.release(self.name))
         log.info("delivery worker %s stopped (released %s claims)", self.name, released)

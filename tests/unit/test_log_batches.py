@@ -1,0 +1,53 @@
+"""The server's log thread writes lines in batches, in order, and none is lost."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from simgate import logs
+
+
+@pytest.fixture
+def queued_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[logging.Logger]:
+    monkeypatch.setattr(logs, "BATCH_SECONDS", 0.001)
+    monkeypatch.setattr(logs, "QUIET_ROUNDS", 3)  # goes quiet (blocks on the queue) fast
+    logs.configure("text", queued=True)
+    yield logging.getLogger("simgate.test")
+    logs._stop_listener()
+    logs.configure("text")
+
+
+def written(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    return [line.rsplit(": ", 1)[1] for line in capsys.readouterr().err.splitlines()]
+
+
+def test_a_burst_of_lines_is_written_whole_and_in_order(
+    queued_logs: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for i in range(500):
+        queued_logs.info("line %d", i)
+    logs.flush()
+    assert written(capsys) == [f"line {i}" for i in range(500)]
+
+
+def test_a_line_after_a_quiet_spell_wakes_the_thread(
+    queued_logs: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    queued_logs.info("first")
+    logs.flush()
+    for _ in range(3):  # the thread has looked, found nothing, and blocks on the queue
+        queued_logs.info("again")
+        logs.flush()
+    assert written(capsys) == ["first", "again", "again", "again"]
+
+
+def test_stopping_writes_every_line_queued_before_it(
+    queued_logs: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for i in range(50):
+        queued_logs.warning("last %d", i)
+    logs._stop_listener()
+    assert written(capsys) == [f"last {i}" for i in range(50)]
