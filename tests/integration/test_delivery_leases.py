@@ -182,7 +182,7 @@ async def test_answers_that_come_together_are_written_in_one_unit_not_one_per_pu
         await asyncio.sleep(0.01)
     before = store.units
     sender.release.set()  # all 20 answers arrive at once
-    while store.run(lambda uow: uow.reports.outbox()).pending:
+    while store.run_report(lambda reports: reports.outbox()).pending:
         assert time.monotonic() < deadline, "the answers were not written"
         await asyncio.sleep(0.01)
     written = store.units - before
