@@ -244,6 +244,7 @@ def restart_postgres() -> None:
 
 
 @pytest.mark.postgres
+@pytest.mark.serial
 @pytest.mark.skipif(not Path("/usr/bin/pg_ctlcluster").exists(), reason="needs pg_ctlcluster")
 def test_postgresql_restart_and_a_killed_worker_lose_nothing(tmp_path: Path, postgres_url: str) -> None:
     seed = int(os.environ.get("SIMGATE_FAULT_SEED", random.randrange(1 << 30)))

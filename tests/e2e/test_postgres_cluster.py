@@ -112,6 +112,7 @@ def test_three_servers_two_workers_issue_each_number_once_and_push_each_sms_once
 @pytest.mark.skipif(
     not Path("/usr/bin/pg_ctlcluster").exists(), reason="needs pg_ctlcluster to restart PostgreSQL"
 )
+@pytest.mark.serial
 def test_server_recovers_by_itself_after_postgresql_restarts(postgres_url: str, tmp_path: Path) -> None:
     version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[0]
     write_inventory(tmp_path / "farm.csv", matching=10, other=0)
