@@ -13,6 +13,7 @@ import pytest
 from simgate.domain.types import Kopecks, ServiceName
 from simgate.marketplaces import MARKETPLACES
 from simgate.services.inventory import import_numbers
+from simgate.services.lanes import register_marketplaces
 from simgate.services.operations import issue_number
 from simgate.storage import schema
 from simgate.storage.sqlite import SQLiteStore
@@ -47,14 +48,43 @@ def test_status_shows_numbers_operations_pushes_and_today(tmp_path: Path) -> Non
     assert result.stderr == f"database: {tmp_path / 'simgate.db'}\n"
     report = json.loads(result.stdout)
     assert report["numbers"] == {"free": 2, "busy": 1, "offline": 0, "disabled": 0}
-    assert report["marketplaces"] == {"onlinesim": {"open_operations": 1, "last_call_at": None}}
+    assert report["marketplaces"] == {
+        "onlinesim": {"open_operations": 1, "free_in_lane": 2, "last_call_at": None}
+    }
     assert report["pushes"] == {"pending": 0, "oldest_pending_seconds": None, "rejected": 0, "given_up": 0}
     assert report["gateways_silent"] == []
-    assert report["today"] == {"sold": 1, "finished": 1, "earnings_kopecks": 1250}
+    rub = {"RUB": {"sold": 1, "earnings": 1250}}
+    assert report["today"] == {"sold": 1, "finished": 1, "earnings_kopecks": 1250, "by_currency": rub}
     text = run(tmp_path, "status").stdout
     assert "2 free, 1 busy, 0 offline, 0 disabled" in text
-    assert "onlinesim    1 open operation(s), never called" in text
+    assert "onlinesim    1 open operation(s), 2 free SIM(s) in its lane, never called" in text
     assert "today        12.50 RUB from 1 sale(s)" in text
+
+
+def test_status_shows_each_lane_and_each_currency_apart(tmp_path: Path) -> None:
+    """Two marketplaces in lanes; a USD sale on SMSHUB is never added to the roubles."""
+    url = f"sqlite:///{tmp_path / 'simgate.db'}"
+    schema.upgrade(url)
+    store = SQLiteStore.from_url(url)
+    try:
+        now = time.time()
+        store.run(lambda uow: register_marketplaces(uow, ["onlinesim", "smshub"], now))
+        store.run(lambda uow: import_numbers(uow, [make_spec() for _ in range(4)], now))
+        usd = make_order(offered=Kopecks(300), currency="USD")
+        sold = store.run(lambda uow: issue_number(uow, "smshub", usd, now))
+        assert sold is not None
+        store.run(lambda uow: uow.operations.finish(sold.id, 3, Kopecks(300), now))
+        store.run(lambda uow: uow.numbers.release(sold.number_id, sold.id))
+    finally:
+        store.close()
+    report = json.loads(run(tmp_path, "status", "--json").stdout)
+    lanes = {name: seen["free_in_lane"] for name, seen in report["marketplaces"].items()}
+    assert lanes == {"onlinesim": 2, "smshub": 2}, report["marketplaces"]
+    assert report["today"]["by_currency"] == {"USD": {"sold": 1, "earnings": 300}}
+    assert report["today"]["earnings_kopecks"] == 0
+    text = run(tmp_path, "status").stdout
+    assert "today        0.00 RUB from 0 sale(s); 3.00 USD from 1 sale(s)" in text, text
+    assert "smshub       0 open operation(s), 2 free SIM(s) in its lane, never called" in text, text
 
 
 def test_earnings_per_day_and_by_group(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from simgate.commands.common import (
 )
 from simgate.config import Settings, SettingsError, load_settings
 from simgate.domain.alerts import GATEWAY_SILENT
-from simgate.domain.reports import GroupStats, MarketplaceStats, OperationQuery, Stats
+from simgate.domain.reports import GroupStats, MarketplaceStats, Stats
 from simgate.domain.types import Timestamp
 from simgate.storage.ports import Reports
 
@@ -65,15 +65,25 @@ def farm_status(reports: Reports, now: Timestamp) -> dict[str, Any]:
     today = reports.earnings(day_starts(1, now)[0])
     open_alerts = reports.open_alerts()
     last_calls = reports.last_calls()
-    # Per marketplace: the operations it holds open and its last call. Numbers are one pool
-    # shared by every marketplace today; per-marketplace number counts join here with lanes.
-    holding = Counter(
-        r.operation.marketplace for r in reports.operations(OperationQuery(state="open", limit=10**9)).items
-    )
+    # Per marketplace: what it holds open, the free SIMs in its lane (only it counts and issues
+    # them) and its last call; aggregates, so a farm of any size is read in a few rows.
+    holding = reports.open_by_marketplace()
+    lanes = {name: free for name, free in reports.free_by_lane().items() if name != "none"}
     marketplaces = {
-        name: {"open_operations": holding.get(name, 0), "last_call_at": last_calls.get(name)}
-        for name in sorted({*holding, *last_calls})
+        name: {
+            "open_operations": holding.get(name, 0),
+            "free_in_lane": lanes.get(name, 0),
+            "last_call_at": last_calls.get(name),
+        }
+        for name in sorted({*holding, *last_calls, *lanes})
     }
+    day = day_starts(1, now)[0]
+    by_currency: dict[str, dict[str, int]] = {}
+    for row in reports.marketplace_stats(day, day):
+        if row.sold_today:
+            money = by_currency.setdefault(row.currency, {"sold": 0, "earnings": 0})
+            money["sold"] += row.sold_today
+            money["earnings"] += row.earnings_today
     return {
         "numbers": reports.number_states(),
         "marketplaces": marketplaces,
@@ -87,7 +97,12 @@ def farm_status(reports: Reports, now: Timestamp) -> dict[str, Any]:
             key.split(":", 1)[-1] for key, rule in open_alerts.items() if rule == GATEWAY_SILENT
         ),
         "alerts": sorted(open_alerts),
-        "today": {"sold": today.sold, "finished": today.finished, "earnings_kopecks": int(today.earnings)},
+        "today": {
+            "sold": today.sold,
+            "finished": today.finished,
+            "earnings_kopecks": int(today.earnings),
+            "by_currency": by_currency,
+        },
     }
 
 
@@ -106,7 +121,10 @@ def status(
     for name, seen in report["marketplaces"].items():
         last = seen["last_call_at"]
         ago = "never called" if last is None else f"last call {_ago(now - last)} ago"
-        typer.echo(f"{name:<12} {seen['open_operations']} open operation(s), {ago}")
+        typer.echo(
+            f"{name:<12} {seen['open_operations']} open operation(s), {seen['free_in_lane']} free SIM(s)"
+            f" in its lane, {ago}"
+        )
     if not report["marketplaces"]:
         typer.echo("marketplaces none has called yet")
     pushes = report["pushes"]
@@ -121,7 +139,12 @@ def status(
     if report["alerts"]:
         typer.echo(f"alerts       {', '.join(report['alerts'])}")
     today = report["today"]
-    typer.echo(f"today        {rubles(today['earnings_kopecks'])} RUB from {today['sold']} sale(s)")
+    # Each currency apart (never added across); RUB is always shown, even at zero.
+    money = {"RUB": {"sold": 0, "earnings": 0}, **today["by_currency"]}
+    typer.echo(
+        "today        "
+        + "; ".join(f"{rubles(m['earnings'])} {c} from {m['sold']} sale(s)" for c, m in money.items())
+    )
 
 
 def _ago(seconds: float) -> str:
