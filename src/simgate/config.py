@@ -259,6 +259,14 @@ class Settings(BaseModel):
         return self.database.is_sqlite
 
 
+TABLES = {
+    "marketplaces": "[marketplaces.NAME] tables, or the SIMGATE_NAME_* variables",
+    "hardware": "[hardware.DRIVER] tables",
+    "exclusion_groups": "[[exclusion_groups]] tables",
+}
+"""Settings that only TOML tables can hold: a variable of that name is an error saying so."""
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, config_file: str | Path | None = None
 ) -> Settings:
@@ -277,10 +285,12 @@ def load_settings(
         except tomllib.TOMLDecodeError as error:
             raise SettingsError(f"{path} is not valid TOML: {error}") from error
     in_file = set(values)
-    fields = set(Settings.model_fields) - {"marketplaces"}
+    fields = set(Settings.model_fields) - set(TABLES)
     from_env: set[str] = set()
     for name, value in environ.items():
         key = name.removeprefix(PREFIX).lower()
+        if name.startswith(PREFIX) and key in TABLES:
+            raise SettingsError(f"{name}: {key} is set in the TOML file ({TABLES[key]}), not by a variable")
         if name.startswith(PREFIX) and (key in fields or _marketplace_field(key) is not None):
             values[key] = value
             from_env.add(key)
@@ -293,7 +303,7 @@ def load_settings(
 
 def known_variables() -> set[str]:
     """Every SIMGATE_* variable a setting reads, the marketplaces' included."""
-    names = {PREFIX + name.upper() for name in Settings.model_fields if name != "marketplaces"}
+    names = {PREFIX + name.upper() for name in Settings.model_fields}
     for market in registry.names():
         model = registry.plugin(market).settings
         spelled = {field: suffix for suffix, field in model.FLAT_ALIASES.items()}

@@ -258,3 +258,10 @@ def test_serving_needs_one_enabled_marketplace_any_one() -> None:
     require_serving(settings)
     assert enabled_marketplaces(settings) == ["onlinesim"]
     assert enabled_marketplaces(load_settings({})) == []
+
+
+@pytest.mark.parametrize("table", ["exclusion_groups", "hardware", "marketplaces"])
+def test_a_variable_for_a_toml_table_says_where_it_is_set(table: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings({f"SIMGATE_{table.upper()}": "whatsapp,astropay"})
+    assert str(raised.value).startswith(f"SIMGATE_{table.upper()}: {table} is set in the TOML file (")
