@@ -205,11 +205,10 @@ def build_alerts(
     clock: Callable[[], Timestamp],
     calls: CallLog,
     gateways: Callable[[], dict[str, Timestamp | None]],
-) -> Callable[[], AbstractAsyncContextManager[None]] | None:
-    """The alert loop as a background task, or None when no channel is configured."""
+) -> Callable[[], AbstractAsyncContextManager[None]]:
+    """The alert loop as a background task; with no channel configured it only keeps each
+    marketplace's last call (AlertMonitor.check)."""
     channels = alert_channels(settings)
-    if not channels:
-        return None
     rules = AlertRules(
         pending_push_minutes=settings.alert_push_pending_minutes,
         gateway_silent_minutes=settings.alert_gateway_silent_minutes,
@@ -265,9 +264,7 @@ def build_app(
     drivers.add(intake)
     background.extend(drivers.background)
     calls = CallLog(clock)
-    alerts = build_alerts(settings, store, clock, calls, drivers.heard)
-    if alerts is not None:
-        background.append(alerts)
+    background.append(build_alerts(settings, store, clock, calls, drivers.heard))
     policy = lane_policy(settings, marketplaces)
     register_lanes(settings, store, clock, policy)
     balancer = LaneBalancer(

@@ -276,3 +276,28 @@ async def test_the_loop_survives_a_failing_round(receiver: Receiver) -> None:
         monitor.stop()
         await task
     assert [(h["alert"], h["event"]) for h in receiver.hooks] == [("gateway_silent:goip", "firing")]
+
+
+async def test_without_a_channel_only_the_marketplaces_last_calls_are_kept(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """No channel: no alert is opened (it could never be announced), but `simgate status`
+    can still say when each marketplace last called."""
+    store = sqlite(tmp_path)
+    farm = Farm(store, receiver, gateways={"goip": T0})
+    try:
+        async with WebhookSender(timeout=5) as sender:
+            quiet = AlertMonitor(
+                store, AlertRules(), [], sender, farm.clock, farm.calls, lambda: dict(farm.gateways)
+            )
+            farm.calls.saw("smshub")
+            farm.clock.now += 16 * 60
+            assert await quiet.check() == []
+        assert store.run(lambda uow: (uow.alerts.last_calls(), uow.alerts.open_alerts())) == (
+            {"smshub": T0},
+            {},
+        )
+        assert receiver.hooks == []
+        assert receiver.telegram == []
+    finally:
+        store.close()
