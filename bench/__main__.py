@@ -23,13 +23,12 @@ from typing import Any
 
 from rich.console import Console
 
-from bench import machine, report_wrk, two_marketplaces
+from bench import machine, tables_wrk, two_marketplaces
 from bench.delivery import DeliveryOptions, bench_delivery
 from bench.memory import MemoryOptions, bench_memory
 from bench.pairs_wrk import WrkPairsOptions, bench_pairs_wrk
 from bench.postgres import bench_pairs_postgres
 from bench.procs import ROOT
-from bench.report import print_report, verdicts
 from bench.scenarios import (
     PairsOptions,
     ServicesOptions,
@@ -37,6 +36,7 @@ from bench.scenarios import (
     bench_pairs,
     bench_services,
 )
+from bench.tables import print_report, verdicts
 from bench.two_marketplaces import TwoMarketplacesOptions, bench_two_marketplaces
 from bench.wrk import find_wrk
 
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     results["load_average_at_end"] = machine.load_average()
     results["verdicts"] = verdicts(results)
     if "pairs_wrk" in results:
-        results["verdicts"].update(report_wrk.verdicts(results["pairs_wrk"]))
+        results["verdicts"].update(tables_wrk.verdicts(results["pairs_wrk"]))
     if two_result is not None:
         results["verdicts"].update(two_marketplaces.verdicts(two_result))
     results["seconds"] = time.perf_counter() - started

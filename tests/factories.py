@@ -6,7 +6,7 @@ import itertools
 from typing import Any
 
 from simgate.domain.model import NumberSpec, Operation, OperationKind, Order
-from simgate.domain.reports import OperationQuery
+from simgate.domain.read_model import OperationQuery
 from simgate.domain.types import (
     ANY_OPERATOR,
     CountryName,

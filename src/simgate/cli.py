@@ -26,8 +26,8 @@ from simgate.commands.common import (
     settings,
 )
 from simgate.commands.intake import intake_app
+from simgate.commands.simulate import app as simulate_app
 from simgate.config import SettingsError
-from simgate.simulator.cli import app as simulate_app
 
 if TYPE_CHECKING:  # the storage layer loads only for commands that open a database
     from simgate.domain.model import Number
@@ -191,7 +191,7 @@ def numbers_list(
     state: Annotated[str | None, typer.Option(help="free, busy, offline or disabled")] = None,
 ) -> None:
     """List numbers with their state."""
-    from simgate.domain.reports import NumberQuery
+    from simgate.domain.read_model import NumberQuery
 
     if state is not None and state not in ("free", "busy", "offline", "disabled"):
         fail("--state must be free, busy, offline or disabled", 2)
@@ -241,7 +241,7 @@ def sms_list(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON array on stdout")] = False,
 ) -> None:
     """List received SMS with their routing and push state."""
-    from simgate.domain.reports import MessageQuery
+    from simgate.domain.read_model import MessageQuery
 
     if unrouted + pending + failed > 1:
         fail("choose one of --unrouted, --pending, --failed", 2)

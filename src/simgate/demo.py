@@ -32,9 +32,9 @@ from rich.table import Table
 from rich.text import Text
 
 from simgate.simulator.farm import SimCard, make_farm, save_csv
+from simgate.simulator.findings import STATUS_WORDS, Report, earnings_text
 from simgate.simulator.market_config import MarketplaceConfig, for_marketplace
 from simgate.simulator.protocol import PROTOCOLS
-from simgate.simulator.report import STATUS_WORDS, Report, earnings_text
 from simgate.simulator.run import Progress, Simulation, summary
 from simgate.simulator.simbank import SimBankConfig
 

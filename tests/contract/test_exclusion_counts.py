@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from simgate.domain import rules
 from simgate.domain.model import FinishStatus
-from simgate.domain.reports import NumberQuery
+from simgate.domain.read_model import NumberQuery
 from simgate.domain.types import OperatorName, ServiceName
 from simgate.services.operations import finish_operation, issue_number
 from simgate.storage.ports import Store, UnitOfWork

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from simgate.domain.model import NumberSpec
-from simgate.domain.reports import NumberQuery
+from simgate.domain.read_model import NumberQuery
 from simgate.domain.types import CountryName, OperatorName, PhoneNumber
 from simgate.services.inventory import import_numbers
 from simgate.services.lanes import LanePolicy, move_lanes, register_marketplaces, stamp_leaves, survey

@@ -13,7 +13,7 @@ import pytest
 
 from simgate.domain.lanes import Move
 from simgate.domain.model import FinishPolicy, Number, NumberSpec, Operation
-from simgate.domain.reports import NumberQuery
+from simgate.domain.read_model import NumberQuery
 from simgate.domain.types import EVERYWHERE, CountryName, NumberId, OperationId, PhoneNumber, ServiceName
 from simgate.services.inventory import import_numbers
 from simgate.services.lanes import LanePolicy, move_lanes, register_marketplaces, stamp_leaves, survey

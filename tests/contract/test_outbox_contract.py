@@ -19,7 +19,7 @@ from simgate.domain.messages import (
     Verdict,
 )
 from simgate.domain.model import Number, Operation, OperationKind
-from simgate.domain.reports import MessageQuery
+from simgate.domain.read_model import MessageQuery
 from simgate.domain.types import OperationId, PhoneNumber
 from simgate.services.intake import Accepted, InvalidMessage, UnknownNumber, accept_sms
 from simgate.services.operations import finish_operation, issue_number

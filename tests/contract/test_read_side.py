@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from simgate.domain.reports import NumberQuery
+from simgate.domain.read_model import NumberQuery
 from simgate.storage import schema
 from simgate.storage.ports import Reports, Store, StoreUnavailable, UnitOfWork
 from simgate.storage.sql_reports import SqlReports

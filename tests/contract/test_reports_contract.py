@@ -12,7 +12,7 @@ import pytest
 
 from simgate.domain.messages import Attempt, IncomingMessage, Verdict
 from simgate.domain.model import Number, Operation, OperationKind, Order
-from simgate.domain.reports import (
+from simgate.domain.read_model import (
     BLOCKED,
     SOLD,
     DeliveryQuery,
@@ -462,7 +462,7 @@ def test_reports_on_an_empty_store(store: Store) -> None:
 
 
 def test_marketplaces_and_currencies_are_reported_apart(store: Store) -> None:
-    from simgate.domain.reports import MarketplaceStats
+    from simgate.domain.read_model import MarketplaceStats
     from simgate.services.inventory import import_numbers
     from simgate.services.lanes import register_marketplaces
 

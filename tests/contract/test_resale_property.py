@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from simgate.domain import lanes
 from simgate.domain.ledger import DAY, ExclusionGroup, LedgerRules, ResaleRule
 from simgate.domain.model import FinishPolicy, NumberSpec, Operation, OperationKind, Order
-from simgate.domain.reports import NumberQuery
+from simgate.domain.read_model import NumberQuery
 from simgate.domain.types import ANY_OPERATOR, CountryName, OperatorName, PhoneNumber, ServiceName
 from simgate.services.inventory import import_numbers
 from simgate.services.lanes import LanePolicy, move_lanes, register_marketplaces, stamp_leaves, survey

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from simgate.domain import rules
 from simgate.domain.errors import ClaimConflict
 from simgate.domain.model import Number, NumberSpec, Operation, OperationKind, Order
-from simgate.domain.reports import NumberQuery
+from simgate.domain.read_model import NumberQuery
 from simgate.domain.types import (
     ANY_OPERATOR,
     RENT_SERVICE,

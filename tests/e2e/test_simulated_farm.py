@@ -25,7 +25,7 @@ from simgate.delivery.sender import WebhookSender
 from simgate.domain import rules
 from simgate.domain.messages import PushRequest
 from simgate.domain.model import GroupCount
-from simgate.domain.reports import NumberQuery
+from simgate.domain.read_model import NumberQuery
 from simgate.marketplaces import dispatch
 from simgate.marketplaces.onlinesim import handlers
 from simgate.marketplaces.onlinesim.handlers import Onlinesim
@@ -34,10 +34,10 @@ from simgate.services import intake as intake_service
 from simgate.services.inventory import import_numbers, parse_csv
 from simgate.services.operations import FinishOutcome
 from simgate.simulator.farm import SimCard, make_farm, write_csv
+from simgate.simulator.findings import Report
 from simgate.simulator.load import run_load
 from simgate.simulator.market_config import MarketplaceConfig
 from simgate.simulator.marketplace import MarketplaceSimulator
-from simgate.simulator.report import Report
 from simgate.simulator.run import Simulation
 from simgate.simulator.simbank import RemoteBank, SimBank, SimBankConfig
 from simgate.storage import schema

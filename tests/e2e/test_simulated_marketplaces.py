@@ -25,8 +25,8 @@ from simgate.delivery.sender import WebhookSender
 from simgate.demo import lane_pace, name_tables
 from simgate.domain.messages import PushRequest
 from simgate.simulator.farm import dedicate, make_farm
+from simgate.simulator.findings import Report
 from simgate.simulator.market_config import for_marketplace
-from simgate.simulator.report import Report
 from simgate.simulator.run import Simulation
 from simgate.simulator.simbank import SimBankConfig
 from simgate.storage import schema

@@ -15,7 +15,7 @@ import pytest
 
 from simgate.config import Settings, load_settings
 from simgate.domain.messages import Delivery, Message
-from simgate.domain.reports import MessageQuery
+from simgate.domain.read_model import MessageQuery
 from simgate.domain.types import OperationId, PhoneNumber
 from simgate.services.inventory import import_numbers
 from simgate.services.sink import StoreSink

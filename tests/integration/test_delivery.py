@@ -33,7 +33,7 @@ from simgate.delivery.sender import WebhookSender
 from simgate.delivery.worker import DeliveryWorker
 from simgate.domain.messages import Attempt, Delivery, DeliveryState, IncomingMessage, Message, Verdict
 from simgate.domain.model import Number
-from simgate.domain.reports import MessageQuery
+from simgate.domain.read_model import MessageQuery
 from simgate.marketplaces.onlinesim import MARKETPLACE
 from simgate.marketplaces.onlinesim.push import OnlinesimPush
 from simgate.services.intake import accept_sms

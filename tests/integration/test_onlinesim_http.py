@@ -21,7 +21,7 @@ import pytest
 
 from simgate import catalogue
 from simgate.domain.model import Number, NumberSpec, Operation
-from simgate.domain.reports import NumberQuery
+from simgate.domain.read_model import NumberQuery
 from simgate.domain.types import CountryName, OperatorName, PhoneNumber, ServiceName
 from simgate.services.inventory import import_numbers
 from simgate.storage import schema

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from bench import farm
-from bench.report import verdicts
 from bench.stats import percentile, ratio, summarise
+from bench.tables import verdicts
 
 
 def test_percentile_interpolates_between_closest_ranks_like_numpy() -> None:
@@ -95,7 +95,7 @@ def test_wrk_script_carries_the_orders_and_key_as_lua_literals(tmp_path: Path) -
 
 
 def test_wrk_verdicts_read_the_tail_against_the_same_runs_median() -> None:
-    from bench.report_wrk import verdicts as wrk_verdicts
+    from bench.tables_wrk import verdicts as wrk_verdicts
 
     run = {"pairs_per_second": 2_600.0, "p50_ms": 10.0, "p99_ms": 31.0}
     found = wrk_verdicts({"simgate": run, "ratio_requests": 0.31})

@@ -123,7 +123,7 @@ KNOWN: dict[tuple[str, str], str] = {
         "the thread that writes the root logger's lines: the root logger is process-wide itself;"
         " the handler could own its listener"
     ),
-    ("simulator/report.py", "_register changes module-level CATALOGUE"): (
+    ("simulator/findings.py", "_register changes module-level CATALOGUE"): (
         "the checks' catalogue, filled once at import: a literal dict once the simulator work in"
         " flight has landed (issue 15 item 4); this list only shrinks"
     ),

@@ -18,11 +18,11 @@ from simgate.services.inventory import parse_csv
 from simgate.services.phones import normalise_phone
 from simgate.simulator import texts
 from simgate.simulator.farm import RANGES, make_farm, read_csv, write_csv
+from simgate.simulator.findings import CATALOGUE, Latencies, Report, percentile
 from simgate.simulator.ledger import Snapshot
 from simgate.simulator.market_config import MarketplaceConfig
 from simgate.simulator.marketplace import MarketplaceSimulator
 from simgate.simulator.pushes import validate_push
-from simgate.simulator.report import CATALOGUE, Latencies, Report, percentile
 
 KEY = "k3y"
 HEADERS = {

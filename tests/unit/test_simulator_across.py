@@ -20,9 +20,9 @@ from simgate.simulator.across import (
     resale_window_kept,
 )
 from simgate.simulator.farm import SimCard
+from simgate.simulator.findings import Report
 from simgate.simulator.ledger import Ledger, MarketOp, Push, Snapshot
 from simgate.simulator.protocol import AGENT_NAMES, Names
-from simgate.simulator.report import Report
 
 PHONE = "79031234567"
 CARDS = [SimCard(PHONE, "russia", "beeline"), SimCard("79051234567", "russia", "beeline")]  # type: ignore[arg-type]

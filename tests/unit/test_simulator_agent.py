@@ -14,11 +14,11 @@ import pytest
 from simgate.simulator.client import CallResult
 from simgate.simulator.demand import Demand
 from simgate.simulator.farm import make_farm
+from simgate.simulator.findings import Report
 from simgate.simulator.ledger import MarketOp
 from simgate.simulator.market_config import for_marketplace
 from simgate.simulator.marketplace import MarketplaceSimulator
 from simgate.simulator.pushes import validate_agent_push
-from simgate.simulator.report import Report
 from tests.unit.agent_partner import AgentPartner, Sabotage
 
 KEY = "hub-key"

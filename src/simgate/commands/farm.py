@@ -16,7 +16,7 @@ from rich.table import Table
 
 from simgate.commands.common import console, database, fail
 from simgate.domain.errors import DomainError
-from simgate.domain.reports import BLOCKED, NumberReport, OperationQuery
+from simgate.domain.read_model import BLOCKED, NumberReport, OperationQuery
 from simgate.domain.types import NumberId
 from simgate.storage.ports import UnitOfWork
 

@@ -34,7 +34,7 @@ from simgate.commands.common import (
 )
 from simgate.config import Settings, SettingsError, load_settings
 from simgate.domain.alerts import GATEWAY_SILENT
-from simgate.domain.reports import GroupStats, MarketplaceStats, Stats
+from simgate.domain.read_model import GroupStats, MarketplaceStats, Stats
 from simgate.domain.types import Timestamp
 from simgate.storage.ports import Reports
 

@@ -25,7 +25,7 @@ from simgate.dashboard.hardware import HardwareReport
 from simgate.dashboard.openapi import openapi_document
 from simgate.dashboard.query_params import DAY, MAX_LIMIT, BadParam, day_starts
 from simgate.domain.errors import DomainError
-from simgate.domain.reports import (
+from simgate.domain.read_model import (
     DELIVERY_STATES,
     NUMBER_STATES,
     OPERATION_STATUSES,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from simgate.domain.reports import NUMBER_STATES, MarketplaceStats, OutboxSummary, StatusCount
+from simgate.domain.read_model import NUMBER_STATES, MarketplaceStats, OutboxSummary, StatusCount
 from simgate.domain.types import Timestamp
 from simgate.storage.ports import Reports, Store
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from simgate.domain.messages import Attempt, Delivery, Message
-from simgate.domain.reports import (
+from simgate.domain.read_model import (
     BLOCKED,
     SOLD,
     DayStats,

@@ -23,9 +23,9 @@ from starlette.types import ASGIApp
 from simgate.domain.throttle import Throttle
 from simgate.http.access import AuthThrottle, metrics_refusal
 from simgate.http.body import BodyError, bearer, read_body
+from simgate.http.call_metrics import Metrics
 from simgate.http.fastpath import Call, IntakeRoute, MarketplaceRoutes
 from simgate.http.intake import Intake
-from simgate.http.metrics import Metrics
 from simgate.http.requestlog import log_call
 from simgate.marketplaces.base import Answer, Marketplace
 from simgate.services.alerts import CallLog

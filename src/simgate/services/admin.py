@@ -14,7 +14,7 @@ from collections.abc import Collection
 
 from simgate import catalogue
 from simgate.domain.errors import DomainError
-from simgate.domain.reports import BLOCKED, SOLD, STREAK_WINDOW, NumberReport
+from simgate.domain.read_model import BLOCKED, SOLD, STREAK_WINDOW, NumberReport
 from simgate.domain.rules import normalise_name
 from simgate.domain.types import RENT_SERVICE, NumberId, ServiceName, Timestamp
 from simgate.services.outbox import RetryRefused, retry_delivery

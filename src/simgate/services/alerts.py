@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from simgate.domain.alerts import DATABASE_WRITES, AlertRules, Change, Observation, changes, conditions
-from simgate.domain.reports import STREAK_WINDOW, NumberQuery
+from simgate.domain.read_model import STREAK_WINDOW, NumberQuery
 from simgate.domain.types import Timestamp
 from simgate.storage.ports import Reports, UnitOfWork
 

@@ -21,10 +21,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from simgate.simulator.farm import SimCard
+from simgate.simulator.findings import Report
 from simgate.simulator.groups import group_hidden
 from simgate.simulator.ledger import Ledger, MarketOp, OrderRecord, Snapshot, country_totals
 from simgate.simulator.protocol import Names
-from simgate.simulator.report import Report
 
 RESALE_GUARDED = "herosms"
 """The marketplace whose terms fine resale across platforms (CONTRACT.md, "Marketplace rules

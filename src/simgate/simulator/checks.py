@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable, Mapping
 
 from simgate.simulator.client import CallResult
 from simgate.simulator.farm import SimCard
+from simgate.simulator.findings import Report
 from simgate.simulator.groups import group_hidden
 from simgate.simulator.ledger import Counts, Ledger, MarketOp, Push, Snapshot, country_totals
 from simgate.simulator.protocol import Names, ProtocolName
-from simgate.simulator.report import Report
 
 CANCEL_BUDGET = 4
 """Agent protocol, status 4: the number may be offered "3 more times (that is only 4 times

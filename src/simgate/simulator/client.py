@@ -19,8 +19,8 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from simgate.simulator.findings import Report
 from simgate.simulator.market_config import MarketplaceConfig
-from simgate.simulator.report import Report
 
 JSON = "application/json; charset=utf-8"
 USER_AGENT = "simgate-simulator/onlinesim"

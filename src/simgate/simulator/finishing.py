@@ -16,9 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 from simgate.simulator.client import MarketClient
+from simgate.simulator.findings import Report
 from simgate.simulator.ledger import Ledger, MarketOp, OperationEvent
 from simgate.simulator.market_config import MarketplaceConfig
-from simgate.simulator.report import Report
 
 
 class Finisher:

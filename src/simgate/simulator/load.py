@@ -17,7 +17,7 @@ import aiohttp
 import msgspec
 
 from simgate.simulator.client import JSON, USER_AGENT
-from simgate.simulator.report import Latencies
+from simgate.simulator.findings import Latencies
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode

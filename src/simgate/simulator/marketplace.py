@@ -29,11 +29,11 @@ from simgate.simulator.checks import PartnerChecks
 from simgate.simulator.client import client_for
 from simgate.simulator.demand import Demand
 from simgate.simulator.farm import SimCard
+from simgate.simulator.findings import Report
 from simgate.simulator.finishing import Finisher
 from simgate.simulator.ledger import Kind, Ledger, MarketOp, OperationEvent, OperationListener, Push, Snapshot
 from simgate.simulator.market_config import MarketplaceConfig
 from simgate.simulator.pushes import PushReceiver
-from simgate.simulator.report import Report
 
 log = logging.getLogger("simgate.simulator.marketplace")
 

@@ -25,9 +25,9 @@ import msgspec
 from aiohttp import web
 
 from simgate.simulator import texts
+from simgate.simulator.findings import Report
 from simgate.simulator.ledger import Ledger, MarketOp, Push
 from simgate.simulator.market_config import MarketplaceConfig
-from simgate.simulator.report import Report
 
 FINAL_ANSWERS = frozenset({"SUCCESS", "NO_OPERATION", "IGNORED", "BAD_SERVICE"})
 """Push answers after which a partner must never send the same SMS again (spec 5.4)."""

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from simgate.simulator.findings import Report
 from simgate.simulator.ledger import MarketOp, Push
 from simgate.simulator.marketplace import MarketplaceSimulator
-from simgate.simulator.report import Report
 from simgate.simulator.simbank import SimBank, SmsRecord
 
 

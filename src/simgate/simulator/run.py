@@ -25,11 +25,11 @@ from simgate.simulator.across import (
 )
 from simgate.simulator.checks import CANCEL_BUDGET
 from simgate.simulator.farm import SimCard
+from simgate.simulator.findings import CATALOGUE, Report
 from simgate.simulator.ledger import MarketOp, Push, Snapshot
 from simgate.simulator.market_config import MarketplaceConfig
 from simgate.simulator.marketplace import MarketplaceSimulator, market_checks
 from simgate.simulator.reconcile import reconcile
-from simgate.simulator.report import CATALOGUE, Report
 from simgate.simulator.simbank import SimBank, SimBankConfig
 
 FARM_CHECKS = ("sms_pushed_exactly_once", "sms_routed_to_open_operation", "sms_text_intact", "intake_answers")

@@ -28,9 +28,9 @@ from aiohttp import web
 from simgate.simulator import texts
 from simgate.simulator.client import KEEPALIVE_SECONDS
 from simgate.simulator.farm import SimCard
+from simgate.simulator.findings import Report
 from simgate.simulator.ledger import OperationEvent
 from simgate.simulator.market_config import DEFAULT_SERVICE_MIX
-from simgate.simulator.report import Report
 
 log = logging.getLogger("simgate.simulator.simbank")
 

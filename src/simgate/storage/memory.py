@@ -25,7 +25,7 @@ from simgate.domain.model import (
     Operation,
     Order,
 )
-from simgate.domain.reports import NumberQuery
+from simgate.domain.read_model import NumberQuery
 from simgate.domain.types import (
     EVERYWHERE,
     CountryName,

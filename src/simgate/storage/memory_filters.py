@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from simgate.domain.messages import Delivery, DeliveryState, Message
 from simgate.domain.model import Number, Operation
-from simgate.domain.reports import DeliveryQuery, MessageQuery, NumberQuery, OperationQuery, status_name
+from simgate.domain.read_model import DeliveryQuery, MessageQuery, NumberQuery, OperationQuery, status_name
 
 FAILED = (DeliveryState.REJECTED, DeliveryState.GIVEN_UP)
 

@@ -13,7 +13,7 @@ from simgate.domain.messages import (
     Message,
 )
 from simgate.domain.model import Operation
-from simgate.domain.reports import MessageQuery
+from simgate.domain.read_model import MessageQuery
 from simgate.domain.types import NumberId, OperationId, Timestamp
 from simgate.storage.memory_filters import FAILED, message_matches
 

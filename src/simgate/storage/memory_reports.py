@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from simgate.domain.messages import Attempt, DeliveryState, Message
 from simgate.domain.model import Number, Operation, OperationKind
-from simgate.domain.reports import (
+from simgate.domain.read_model import (
     NUMBER_STATES,
     DayStats,
     DeliveryQuery,

@@ -30,7 +30,7 @@ from simgate.domain.model import (
     Operation,
     Order,
 )
-from simgate.domain.reports import (
+from simgate.domain.read_model import (
     DeliveryQuery,
     DeliveryReport,
     Earnings,
@@ -318,7 +318,7 @@ class Reports(Protocol):
         ...
 
     def marketplace_stats(self, day_start: Timestamp, since: Timestamp) -> list[MarketplaceStats]:
-        """Per marketplace and currency (domain/reports.marketplace_stats)."""
+        """Per marketplace and currency (domain/read_model.marketplace_stats)."""
         ...
 
     def free_by_lane(self) -> dict[str, int]:

@@ -21,7 +21,7 @@ from simgate.domain.model import (
     OperationKind,
     Order,
 )
-from simgate.domain.reports import NumberQuery
+from simgate.domain.read_model import NumberQuery
 from simgate.domain.types import (
     ANY_OPERATOR,
     EVERYWHERE,

@@ -1,7 +1,7 @@
 """The filters of the console's listings in SQL, written once.
 
 The repositories' `search` (the CLI, tests) and the console's read model (sql_reports.py) take
-the same queries (domain/reports.py) and build their WHERE here, so `simgate numbers list
+the same queries (domain/read_model.py) and build their WHERE here, so `simgate numbers list
 --state free` and the console's Free filter cannot disagree.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from simgate.domain.messages import DeliveryState
-from simgate.domain.reports import DeliveryQuery, MessageQuery, NumberQuery, OperationQuery, status_code
+from simgate.domain.read_model import DeliveryQuery, MessageQuery, NumberQuery, OperationQuery, status_code
 from simgate.storage.sql_base import FREE
 
 STATE_SQL = {

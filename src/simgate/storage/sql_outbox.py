@@ -12,7 +12,7 @@ from simgate.domain.messages import (
     Verdict,
 )
 from simgate.domain.model import OperationKind
-from simgate.domain.reports import MessageQuery
+from simgate.domain.read_model import MessageQuery
 from simgate.domain.types import NumberId, OperationId, PhoneNumber, Timestamp
 from simgate.storage.sql_base import Connection, Row
 from simgate.storage.sql_filters import FAILED, message_where

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from simgate.domain.messages import Attempt, Verdict
 from simgate.domain.model import Number, OperationKind
-from simgate.domain.reports import (
+from simgate.domain.read_model import (
     NUMBER_STATES,
     DayStats,
     DeliveryQuery,
@@ -61,7 +61,7 @@ from simgate.storage.sql_outbox import DELIVERY_COLUMNS, MESSAGE_COLUMNS, _deliv
 SOLD_SQL = "o.finished_at IS NOT NULL AND o.finish_status = 3"
 EARNED_SQL = f"CASE WHEN {SOLD_SQL} THEN COALESCE(o.final_kopecks, o.offered_kopecks, 0) ELSE 0 END"
 # The console's kopeck figures are roubles: a sale paid in another currency is not added to
-# them (domain/reports.earned_rub); marketplace_stats keeps each currency apart instead.
+# them (domain/read_model.earned_rub); marketplace_stats keeps each currency apart instead.
 EARNED_RUB_SQL = f"CASE WHEN o.currency = 'RUB' THEN {EARNED_SQL} ELSE 0 END"
 
 

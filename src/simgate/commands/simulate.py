@@ -32,7 +32,7 @@ from simgate.simulator.farm import SimCard, load_csv, make_farm, save_csv
 from simgate.simulator.protocol import PROTOCOLS
 
 if TYPE_CHECKING:
-    from simgate.simulator.report import Report
+    from simgate.simulator.findings import Report
 
 # The simulators themselves (aiohttp, the buyer, the bank) are imported by the command that
 # runs them: every `simgate` command loads this module, and they took a second to import.

@@ -7,8 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench.report_wrk import pairs_wrk_table
 from bench.stats import ratio
+from bench.tables_wrk import pairs_wrk_table
 
 Result = dict[str, Any]
 
