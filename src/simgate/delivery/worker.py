@@ -238,10 +238,12 @@ class DeliveryWorker:
         self.attempts.labels(item.marketplace, state if state != "pending" else "retry").inc()
         self.latency.labels(item.marketplace).observe(reply.latency_ms / 1000)
         # A push that did not land is a WARNING (it costs money if it lasts), once, with the
-        # reason once: the HTTP status, or "no answer" when the error is the reason.
+        # reason once: the HTTP status, or "no answer" when the error is the reason. One that
+        # landed is DEBUG: its attempt is in the database (the console shows it), and a line
+        # per SMS cost ~10 % of the worker's CPU (docs/benchmarks.md, issue 14).
         failed = state != "delivered"
         log.log(
-            logging.WARNING if failed else logging.INFO,
+            logging.WARNING if failed else logging.DEBUG,
             "push delivery=%s operation=%s attempt=%s status=%s outcome=%s%s",
             item.id, item.operation_id, item.attempts + 1,
             "no answer" if reply.status is None else reply.status, state,
