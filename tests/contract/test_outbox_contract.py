@@ -92,8 +92,15 @@ def get(store: Store, delivery_id: int) -> Delivery:
     return delivery
 
 
-def claim(store: Store, worker: str, now: float, limit: int = 100, lease: float = LEASE) -> list[DueDelivery]:
-    return store.run(lambda uow: uow.outbox.claim_due(worker, now, lease, limit))
+def claim(
+    store: Store,
+    worker: str,
+    now: float,
+    limit: int = 100,
+    lease: float = LEASE,
+    skip: frozenset[str] = frozenset(),
+) -> list[DueDelivery]:
+    return store.run(lambda uow: uow.outbox.claim_due(worker, now, lease, limit, skip))
 
 
 def pending(store: Store, now: float) -> tuple[int, float | None]:
@@ -440,6 +447,13 @@ def test_concurrent_batch_claims_never_hand_one_delivery_to_two_workers(store: S
         thread.join(30)
     every = [delivery_id for batch in taken.values() for delivery_id in batch]
     assert sorted(every) == sorted(q.delivery_id for q in queued)
+
+
+def test_a_claim_skips_the_marketplaces_it_is_told_are_full(store: Store) -> None:
+    queued = [queue_one(store, now=T0 + i) for i in range(2)]
+    assert claim(store, "w1", T0 + 10, skip=frozenset({"onlinesim"})) == []
+    taken = claim(store, "w1", T0 + 10, skip=frozenset({"smshub"}))
+    assert [d.id for d in taken] == [q.delivery_id for q in queued]
 
 
 def test_outcomes_recorded_together_in_one_unit_each_land(store: Store) -> None:

@@ -211,3 +211,59 @@ async def test_stop_writes_every_answer_received_before_it_releases_the_claims()
     await asyncio.wait_for(run, 5)
     states = store.run(lambda uow: [uow.outbox.get(i) for i in range(1, 6)])
     assert all(d is not None and d.state == DeliveryState.DELIVERED for d in states)
+
+
+class TwoReceivers:
+    """`hung` holds every push (a marketplace that answers nothing); the other answers at once."""
+
+    timeout = 10.0
+
+    def __init__(self, hung: str) -> None:
+        self.hung = hung
+        self.requests: list[PushRequest] = []
+        self.release = asyncio.Event()
+
+    async def send(self, request: PushRequest) -> PushReply:
+        self.requests.append(request)
+        if request.url.startswith(self.hung):
+            await self.release.wait()
+        return PushReply(200, b'{"status":"SUCCESS"}', 1.0)
+
+
+async def test_a_marketplace_that_hangs_holds_only_its_own_push_slots() -> None:
+    store = MemoryStore()
+    now = time.time()
+
+    def work(uow: UnitOfWork) -> None:
+        for market in ("slow", "fast", "fast", "fast"):  # slow first: its rows come due first
+            for _ in range(2 if market == "slow" else 1):
+                spec = make_spec()
+                uow.numbers.upsert(spec, now - 10)
+                number = uow.numbers.get_by_phone(spec.phone)
+                assert number is not None
+                operation = uow.operations.open(market, make_order(), number, now - 5)
+                uow.numbers.mark_busy(number.id, operation.id, now - 5)
+                accept_sms(uow, IncomingMessage(spec.phone, "VK", f"{market} {spec.phone}"), now)
+
+    store.run(work)
+    sender = TwoReceivers("http://slow.invalid")
+    adapters = {m: OnlinesimPush(f"http://{m}.invalid", "k") for m in ("slow", "fast")}
+    pusher = DeliveryWorker(
+        store, adapters, sender, RetryPolicy(delay=0.1), time.time, registry=CollectorRegistry(),
+        poll_interval=0.02, concurrency=3, per_marketplace=1,
+    )  # fmt: skip
+    run = asyncio.create_task(pusher.run())
+    deadline = time.monotonic() + 10
+
+    def fast_states() -> list[DeliveryState]:
+        every = store.run(lambda uow: [uow.outbox.get(i) for i in range(1, 6)])
+        return [d.state for d in every if d is not None and d.marketplace == "fast"]
+
+    while fast_states() != [DeliveryState.DELIVERED] * 3:
+        assert time.monotonic() < deadline, "the fast marketplace's pushes waited on the hung one"
+        await asyncio.sleep(0.02)
+    slow = [r for r in sender.requests if r.url.startswith("http://slow.invalid")]
+    assert len(slow) == 1, "the hung marketplace took more than its one slot"
+    sender.release.set()
+    await pusher.stop(grace=2)
+    await asyncio.wait_for(run, 5)

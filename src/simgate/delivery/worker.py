@@ -15,6 +15,7 @@ kill between push and bookkeeping, an answer slower than the push timeout) is se
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -87,7 +88,8 @@ class DeliveryWorker:
         clock: Callable[[], Timestamp],
         *,
         name: str | None = None,
-        concurrency: int = 32,
+        concurrency: int = 64,
+        per_marketplace: int = 32,
         poll_interval: float = 0.25,
         registry: CollectorRegistry | None = None,
     ) -> None:
@@ -95,6 +97,10 @@ class DeliveryWorker:
         self.policy, self.clock = policy, clock
         self.name = name or worker_name()
         self.concurrency = concurrency
+        self.per_marketplace = per_marketplace
+        """Pushes in flight to one marketplace at most: one that hangs (each attempt waiting
+        out the push timeout) holds only its own slots, never the others'."""
+        self._busy: collections.Counter[str] = collections.Counter()
         self.poll_interval = poll_interval
         self.lease = lease_for(sender.timeout)
         self._pushing: set[int] = set()
@@ -169,9 +175,14 @@ class DeliveryWorker:
                 # A push whose answer cannot be recorded would be pushed again later: wait
                 # until writes work (the store notices by itself) before starting any.
                 room, pause = 0, max(pause, FAILED_CLAIM_PAUSE)
+            full = {market for market, busy in self._busy.items() if busy >= self.per_marketplace}
+            if room > 0:
+                # No marketplace can get more than its free slots, whichever rows come back.
+                free = [self.per_marketplace - self._busy[m] for m in self.adapters if m not in full]
+                room = min(room, max(0, min(free, default=0)))
             if room > 0:
                 try:
-                    batch = await self.store.transact(self._claim(room))
+                    batch = await self.store.transact(self._claim(room, full))
                 except StoreUnavailable as error:  # restarting, or a full disk: keep going
                     log.warning("claiming deliveries failed (%s); retrying", error)
                     pause = max(pause, FAILED_CLAIM_PAUSE)
@@ -184,6 +195,7 @@ class DeliveryWorker:
                 if item.id in self._pushing:
                     continue  # our own lease ran out mid-attempt and we claimed it again
                 self._pushing.add(item.id)
+                self._busy[item.marketplace] += 1  # now: the next claim must see this slot taken
                 task = asyncio.create_task(self._deliver(item))
                 self._inflight.add(task)
                 task.add_done_callback(self._finished)
@@ -191,9 +203,9 @@ class DeliveryWorker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), pause)
 
-    def _claim(self, room: int) -> Callable[..., list[DueDelivery]]:
+    def _claim(self, room: int, full: set[str]) -> Callable[..., list[DueDelivery]]:
         now = self.clock()
-        return lambda uow: uow.outbox.claim_due(self.name, now, self.lease, room)
+        return lambda uow: uow.outbox.claim_due(self.name, now, self.lease, room, full)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
@@ -206,6 +218,7 @@ class DeliveryWorker:
         try:
             finished = await self._attempt(item)
         finally:
+            self._busy[item.marketplace] -= 1
             if finished is None:
                 self._pushing.discard(item.id)
             else:

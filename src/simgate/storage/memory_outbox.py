@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 
 from simgate.domain.messages import (
@@ -95,13 +96,16 @@ class MemoryOutbox:
         self.s.deliveries[delivery.id] = delivery
         return delivery.id
 
-    def claim_due(self, worker: str, now: Timestamp, lease: float, limit: int) -> list[DueDelivery]:
+    def claim_due(
+        self, worker: str, now: Timestamp, lease: float, limit: int, skip: Collection[str] = ()
+    ) -> list[DueDelivery]:
         due = sorted(
             (
                 d
                 for d in self.s.deliveries.values()
                 if d.state is DeliveryState.PENDING
                 and d.next_attempt_at <= now
+                and d.marketplace not in skip
                 and (d.id not in self.s.claims or self.s.claims[d.id].expires_at < now)
             ),
             key=lambda d: (d.next_attempt_at, d.id),

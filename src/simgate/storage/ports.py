@@ -8,7 +8,7 @@ claimed and its operation opened commit together or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Literal, Protocol, TypeVar
 
 from simgate.domain.lanes import Demand, LaneGroup, Move
@@ -243,8 +243,11 @@ class OutboxRepository(Protocol):
         self, message_id: int, operation_id: OperationId, marketplace: str, now: Timestamp
     ) -> int: ...
 
-    def claim_due(self, worker: str, now: Timestamp, lease: float, limit: int) -> list[DueDelivery]:
-        """Take up to `limit` due, unclaimed (or lease-expired) pending deliveries."""
+    def claim_due(
+        self, worker: str, now: Timestamp, lease: float, limit: int, skip: Collection[str] = ()
+    ) -> list[DueDelivery]:
+        """Take up to `limit` due, unclaimed (or lease-expired) pending deliveries, none for a
+        marketplace in `skip` (the worker's push slots for it are all busy)."""
         ...
 
     def record(

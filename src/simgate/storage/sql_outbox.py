@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from simgate.domain.messages import (
     Attempt,
     Delivery,
@@ -117,20 +119,24 @@ class SqlOutbox:
         assert row is not None
         return int(row[0])
 
-    def claim_due(self, worker: str, now: Timestamp, lease: float, limit: int) -> list[DueDelivery]:
+    def claim_due(
+        self, worker: str, now: Timestamp, lease: float, limit: int, skip: Collection[str] = ()
+    ) -> list[DueDelivery]:
         # Conditional claim: only rows still unclaimed (or whose claimant's lease ran out)
         # change hands, so two workers can never both hold one delivery.
         # A CTE, not `WHERE id IN (SELECT … LIMIT n)`: PostgreSQL may re-run such a subquery
         # per row (a semi-join), ignoring the limit; a locking CTE is evaluated once.
+        full = sorted(skip)
+        skipped = f" AND marketplace NOT IN ({', '.join('?' for _ in full)})" if full else ""
         claimed = self.db.execute(
             f"WITH due AS (SELECT id FROM deliveries{self.due_index}"
             " WHERE state = 'pending' AND next_attempt_at <= ?"
             " AND (claimed_by IS NULL OR claim_expires_at < ?)"
-            f" ORDER BY next_attempt_at, id LIMIT ?{self.lock_clause})"
+            f"{skipped} ORDER BY next_attempt_at, id LIMIT ?{self.lock_clause})"
             " UPDATE deliveries SET claimed_by = ?, claim_expires_at = ? FROM due"
             " WHERE deliveries.id = due.id AND deliveries.state = 'pending'"
             " RETURNING deliveries.id",
-            (now, now, limit, worker, now + lease),
+            (now, now, *full, limit, worker, now + lease),
         ).fetchall()
         if not claimed:
             return []
