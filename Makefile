@@ -25,11 +25,11 @@ demo: $(STAMP)
 	$(BIN)/simgate demo --marketplaces $(MARKETPLACES) $(if $(DURATION),--duration $(DURATION),) $(if $(PORT),--port $(PORT),)
 
 # Two phases: everything but the tests marked `serial` on JOBS processes (pytest-xdist; each
-# test has its own database, files and ports), then the serial ones alone (they restart the
-# shared PostgreSQL). pytest exits 5 when it collected nothing; that fails the first phase,
+# test has its own database, files and ports; the end-to-end ones one at a time, conftest.py),
+# then the serial ones alone (they restart the shared PostgreSQL). pytest exits 5 when it collected nothing; that fails the first phase,
 # and the second only tolerates it (PYTEST_ARGS may name files without a serial test).
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(JOBS) -m "not serial" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup -m "not serial" $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -m serial $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 check: $(STAMP)

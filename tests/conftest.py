@@ -27,6 +27,16 @@ from simgate.storage.memory import MemoryStore
 from simgate.storage.ports import Store
 from simgate.storage.sqlite import SQLiteStore
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `make test` (pytest-xdist, --dist loadgroup) the end-to-end tests, which start
+    servers, simulators and a browser, run one at a time on one worker while the other runs
+    the rest: two of them at once on two cores would make their deadlines a matter of luck."""
+    for item in items:
+        if "e2e" in item.path.parts:
+            item.add_marker(pytest.mark.xdist_group("e2e"))
+
+
 KEY = "test-partner-key"
 INTAKE_TOKEN = "test-intake-token"
 ADMIN_TOKEN = "test-admin-token"
