@@ -274,7 +274,14 @@ if __name__ == "__main__":  # a quick A/B: python -m bench.delivery_wrk [label=s
     assert found, "wrk is missing"
     with tempfile.TemporaryDirectory(prefix="simgate-bench-") as tmp:
         out = bench_delivery_wrk(
-            found, Path(tmp), DeliveryWrkOptions(servers=tuple(servers)), lambda s: print(s, flush=True)
+            found,
+            Path(tmp),
+            DeliveryWrkOptions(
+                servers=tuple(servers),
+                paced_rate=float(os.environ.get("BENCH_PACED_RATE", "1000")),
+                seconds=float(os.environ.get("BENCH_SECONDS", "8")),
+            ),
+            lambda s: print(s, flush=True),
         )
     print(json.dumps(out["servers"], indent=1))
     if os.environ.get("BENCH_OUT"):
