@@ -18,8 +18,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from bench import farm
+from bench import farm, machine
 from bench.load import run_pairs
+from bench.pg_measure import BackendCpu, round_trips
 from bench.procs import ServerProcess, clean_environment, free_port, python_module
 from bench.scenarios import PairsOptions, Result, _pairs_summary, order_maker, run_async
 from simgate import catalogue
@@ -96,6 +97,8 @@ def _bench_pairs_postgres(folder: Path, options: PairsOptions, say: Callable[[st
             results["farm"] = {"shape": shape.as_dict(), **farm.fill(store, shape, services).as_dict()}
         finally:
             store.close()
+        results["round_trips"] = round_trips(url, order_maker(services))
+        say(f"PostgreSQL round trips per unit (median): {results['round_trips']}")
         key = secrets.token_hex(16)
         for processes in (1, 2):
             ports = [free_port() for _ in range(processes)]
@@ -110,15 +113,34 @@ def _bench_pairs_postgres(folder: Path, options: PairsOptions, say: Callable[[st
                 for i, port in enumerate(ports)
             ]
             say(f"simgate serve on PostgreSQL x{processes}: {options.clients} clients")
+            backends = BackendCpu(url)
+            load_average = machine.load_average()
             with contextlib.ExitStack() as stack:
                 running = [stack.enter_context(server) for server in servers]
 
-                def cpu(running: list[ServerProcess] = running) -> float | None:
+                def cpu(
+                    running: list[ServerProcess] = running, backends: BackendCpu = backends
+                ) -> float | None:
+                    backends.sample()  # at the window's start and end, like the servers' CPU
                     seconds = [server.cpu_seconds() for server in running]
                     return None if None in seconds else sum(s for s in seconds if s is not None)
 
                 measured = run_async(load([s.url for s in running], key, server_cpu=cpu))
             if measured.errors:
                 say(f"[red]{measured.errors} failed requests; first: {measured.first_error}[/red]")
-            results[f"processes_{processes}"] = _pairs_summary(measured)
+            summary = _pairs_summary(measured)
+            summary["load_average"] = load_average
+            summary["postgres_cpu_percent"] = (
+                None if backends.seconds is None else 100 * backends.seconds / measured.window_seconds
+            )
+            if measured.pairs:
+                summary["server_cpu_ms_per_pair"] = (
+                    None
+                    if measured.server_cpu_seconds is None
+                    else 1000 * measured.server_cpu_seconds / measured.pairs
+                )
+                summary["postgres_cpu_ms_per_pair"] = (
+                    None if backends.seconds is None else 1000 * backends.seconds / measured.pairs
+                )
+            results[f"processes_{processes}"] = summary
     return results

@@ -36,7 +36,9 @@ def clean_environment(**settings: str) -> dict[str, str]:
         for name, value in os.environ.items()
         if not name.startswith("SIMGATE_") and name != "PYTHONPATH"
     }
-    environ["PYTHONPATH"] = str(ROOT)
+    # ROOT/src first: the server runs this checkout's simgate even when the venv's editable
+    # install points at another one (an A/B of two checkouts sharing one venv).
+    environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
     environ.update(settings)
     return environ
 

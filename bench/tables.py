@@ -122,12 +122,27 @@ def pairs_table(pairs: Result) -> Table:
     return table
 
 
+def _trips(trips: Result | None) -> str:
+    if not trips:
+        return ""
+    named = {"get_number": "GET_NUMBER", "finish_4": "FINISH", "finish_3": "FINISH (sale)"}
+    return "; round trips per unit: " + ", ".join(f"{named.get(k, k)} {v:g}" for k, v in trips.items())
+
+
+def _per_pair(run: Result) -> str:
+    simgate, postgres = run.get("server_cpu_ms_per_pair"), run.get("postgres_cpu_ms_per_pair")
+    if simgate is None or postgres is None:
+        return "—"
+    return f"{simgate:.2f} + {postgres:.2f}"
+
+
 def postgres_table(pg: Result, sqlite: Result | None) -> Table:
     """Issue 5: the same pairs load on PostgreSQL, one and two server processes."""
     table = Table(
         title=(
             f"GET_NUMBER + FINISH_ACTIVATION on PostgreSQL: {pg['clients']} clients spread over the "
             f"processes, {pg['duration']:.0f} s; ratio against simgate on SQLite in this run"
+            + _trips(pg.get("round_trips"))
         ),
         title_justify="left",
     )
@@ -137,6 +152,8 @@ def postgres_table(pg: Result, sqlite: Result | None) -> Table:
         "vs SQLite",
         "p50 / p99 (every request)",
         "server CPU",
+        "CPU ms / pair: simgate + PostgreSQL",
+        "load",
         "errors",
     ):
         table.add_column(column, justify="right")
@@ -152,6 +169,8 @@ def postgres_table(pg: Result, sqlite: Result | None) -> Table:
             _times(None if base is None else ratio(run["pairs_per_second"], base)),
             f"{_ms(run['requests']['p50_ms'])} / {_ms(run['requests']['p99_ms'])}",
             "—" if cpu is None else f"{cpu:.0f} %",
+            _per_pair(run),
+            "—" if run.get("load_average") is None else f"{run['load_average']:.1f}",
             f"{run['no_numbers']} / {run['errors']}",
         )
     return table

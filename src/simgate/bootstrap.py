@@ -42,7 +42,7 @@ def open_store(settings: Settings) -> Store:
     else:
         from simgate.storage.postgres import PostgresStore
 
-        store = PostgresStore(settings.database_url)
+        store = PostgresStore(settings.database_url, max_size=settings.postgres_pool_size)
     store.ledger = settings.ledger
     return store
 

@@ -92,6 +92,8 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     database_url: str = "sqlite:///./simgate.db"
+    postgres_pool_size: int = Field(default=10, ge=1, le=100)
+    """PostgreSQL connections (and threads running units of work) per process; docs/deployment.md."""
     marketplaces: dict[str, Any] = Field(default_factory=dict)
     """Every registered marketplace's settings (a MarketplaceSettings each), from its
     `[marketplaces.NAME]` table and its SIMGATE_NAME_* variables; set even when disabled."""

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from simgate.domain.errors import DomainError, InvalidPrefix
 from simgate.domain.model import (
     CountryAvailability,
     ExcludedCount,
+    FinishPolicy,
     FinishStatus,
     GroupCount,
     Number,
@@ -25,6 +27,7 @@ from simgate.domain.model import (
 )
 from simgate.domain.types import (
     ANY_OPERATOR,
+    EVERYWHERE,
     RENT_SERVICE,
     CountryName,
     OperatorName,
@@ -146,6 +149,41 @@ def is_sale(operation: Operation, status: int) -> bool:
         and operation.kind is OperationKind.ACTIVATION
         and operation.service is not None
     )
+
+
+@dataclass(frozen=True, slots=True)
+class FinishConsequence:
+    """What a FINISH status takes off sale, decided from the status alone (before the
+    operation is read, so PostgreSQL can do the whole FINISH in one call). It binds only an
+    activation with a service: a rent receives every sender and uses up no service."""
+
+    reason: str
+    """The exclusion's reason: 'sold', 'refused' or 'retries'."""
+    scope: str | None
+    """The exclusion's marketplace: EVERYWHERE, or None for the operation's own."""
+    retry_limit: int | None = None
+    """Only once this many operations of (number, service) on that marketplace have finished
+    with this status, this one included (None: at once)."""
+    groups: bool = False
+    """A sale: the other services of its exclusion groups too, everywhere (ledger.conflicting)."""
+
+
+def finish_consequence(status: int, policy: FinishPolicy) -> FinishConsequence | None:
+    """The sale ledger's consequence of a FINISH `status` under `policy`, or None."""
+    if status == FinishStatus.SOLD:
+        # Sold for this service on any marketplace: never counted or issued for it again,
+        # anywhere; the account now exists (spec 5.1, multi-marketplace L1). Its exclusion
+        # groups' other services too: their accounts conflict (HeroSMS §7.3, L5).
+        return FinishConsequence("sold", EVERYWHERE, groups=True)
+    if status in policy.refuse_statuses:
+        # "Do not supply this number for this service again" (SMSHUB status 1), everywhere:
+        # the likely reason, an earlier sale, holds on every marketplace (L7).
+        return FinishConsequence("refused", EVERYWHERE)
+    if status == policy.retry_budget_status:
+        # At most `retry_budget` more offers after the first such outcome, on this
+        # marketplace only (SMSHUB status 4, L6).
+        return FinishConsequence("retries", None, retry_limit=1 + policy.retry_budget)
+    return None
 
 
 def is_documented_status(status: int) -> bool:

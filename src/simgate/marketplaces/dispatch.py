@@ -172,7 +172,7 @@ async def issue(
     store: Store, marketplace: str, order: Order, clock: Callable[[], Timestamp]
 ) -> Operation | None:
     now = clock()
-    return await store.transact(lambda uow: issue_number(uow, marketplace, order, now))
+    return await store.transact(lambda uow: issue_number(uow, marketplace, order, now), single=True)
 
 
 async def finish(
@@ -186,5 +186,5 @@ async def finish(
 ) -> FinishOutcome:
     now = clock()
     return await store.transact(
-        lambda uow: finish_operation(uow, marketplace, activation, status, final, now, policy)
+        lambda uow: finish_operation(uow, marketplace, activation, status, final, now, policy), single=True
     )

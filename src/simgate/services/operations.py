@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from simgate.domain import ledger, rules
 from simgate.domain.model import CountryAvailability, FinishPolicy, Operation, OperationKind, Order
+from simgate.domain.rules import FinishConsequence
 from simgate.domain.types import EVERYWHERE, Kopecks, OperationId, ServiceName, Timestamp
 from simgate.storage.ports import UnitOfWork
 
@@ -49,6 +50,9 @@ def issue_number(uow: UnitOfWork, marketplace: str, order: Order, now: Timestamp
     Only from `marketplace`'s lane, leaving SIMs included (its last answer counted them);
     claiming a leaving SIM cancels its move. One unit: claimed and opened commit together.
     """
+    if uow.one_trip is not None:
+        # PostgreSQL: these same steps as one statement (storage/pg_units.py).
+        return uow.one_trip.issue(marketplace, order, now)
     number = uow.numbers.find_free(order, marketplace, now)
     if number is None:
         return None
@@ -86,6 +90,15 @@ def finish_operation(
     Idempotent: a repeat changes nothing, whatever status it carries, so a late resend can
     never turn a cancellation into a sale or back.
     """
+    consequence = rules.finish_consequence(status, policy)
+    if uow.one_trip is not None:
+        # PostgreSQL: these same steps in one server-side call (migration 0012).
+        outcome = FinishOutcome(
+            uow.one_trip.finish(marketplace, operation_id, status, final, now, consequence)
+        )
+        if outcome is FinishOutcome.FINISHED:
+            _note_undocumented(operation_id, status)
+        return outcome
     operation = uow.operations.get(operation_id)
     if operation is None or operation.marketplace != marketplace:
         # Another marketplace's activation is unknown here: one marketplace must never
@@ -94,50 +107,41 @@ def finish_operation(
     uow.operations.note_finish_request(operation_id)
     if not operation.is_open:
         return FinishOutcome.REPEATED
-    if not rules.is_documented_status(status):
-        log.warning("FINISH for %s with undocumented status %s: released, not sold", operation_id, status)
+    _note_undocumented(operation_id, status)
     uow.operations.finish(operation_id, status, final, now)
     uow.numbers.release(operation.number_id, operation_id)
-    _remember_outcome(uow, operation, status, now, policy)
+    if consequence is not None:
+        _remember_outcome(uow, operation, status, now, consequence)
     return FinishOutcome.FINISHED
 
 
+def _note_undocumented(operation_id: OperationId, status: int) -> None:
+    if not rules.is_documented_status(status):
+        log.warning("FINISH for %s with undocumented status %s: released, not sold", operation_id, status)
+
+
 def _remember_outcome(
-    uow: UnitOfWork, operation: Operation, status: int, now: Timestamp, policy: FinishPolicy
+    uow: UnitOfWork, operation: Operation, status: int, now: Timestamp, consequence: FinishConsequence
 ) -> None:
     """The sale ledger's consequences: what this outcome forbids offering from now on."""
     service = operation.service
     if operation.kind is not OperationKind.ACTIVATION or service is None:
         return  # a rent receives every sender: it uses up no service (spec 6.2)
     number_id = operation.number_id
-    if rules.is_sale(operation, status):
-        # Sold for this service on any marketplace: never counted or issued for it again,
-        # anywhere; the account now exists (spec 5.1, multi-marketplace L1).
-        uow.numbers.exclude(
-            number_id, service, "sold", now, marketplace=EVERYWHERE, operation_id=operation.id
-        )
-        # Its exclusion groups' other services too, everywhere and forever: the accounts
-        # behind them conflict whichever marketplace sells next (HeroSMS §7.3, L5).
+    if consequence.retry_limit is not None:
+        used = uow.operations.count_finished(number_id, service, operation.marketplace, status)
+        if used < consequence.retry_limit:
+            return
+    uow.numbers.exclude(
+        number_id,
+        service,
+        consequence.reason,
+        now,
+        marketplace=consequence.scope or operation.marketplace,
+        operation_id=operation.id,
+    )
+    if consequence.groups:
         for other in ledger.conflicting(uow.ledger.groups, service, operation.country):
             uow.numbers.exclude(
                 number_id, other, "group", now, marketplace=EVERYWHERE, operation_id=operation.id
-            )
-    elif status in policy.refuse_statuses:
-        # "Do not supply this number for this service again" (SMSHUB status 1), everywhere:
-        # the likely reason, an earlier sale, holds on every marketplace (L7).
-        uow.numbers.exclude(
-            number_id, service, "refused", now, marketplace=EVERYWHERE, operation_id=operation.id
-        )
-    elif status == policy.retry_budget_status:
-        # At most `retry_budget` more offers after the first such outcome, on this
-        # marketplace only (SMSHUB status 4, L6).
-        used = uow.operations.count_finished(number_id, service, operation.marketplace, status)
-        if used >= 1 + policy.retry_budget:
-            uow.numbers.exclude(
-                number_id,
-                service,
-                "retries",
-                now,
-                marketplace=operation.marketplace,
-                operation_id=operation.id,
             )

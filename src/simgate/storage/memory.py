@@ -43,7 +43,7 @@ from simgate.storage.memory_lanes import LaneState, MemoryLanes
 from simgate.storage.memory_outbox import MemoryMessages, MemoryOutbox
 from simgate.storage.memory_reports import MemoryReports
 from simgate.storage.memory_state import MemoryState
-from simgate.storage.ports import Reports, UnitOfWork, UpsertOutcome
+from simgate.storage.ports import OneTripUnits, Reports, UnitOfWork, UpsertOutcome
 from simgate.storage.sessions import MemorySessions
 
 T = TypeVar("T")

@@ -46,6 +46,7 @@ from simgate.domain.read_model import (
     Stats,
     StatusCount,
 )
+from simgate.domain.rules import FinishConsequence
 from simgate.domain.types import (
     EVERYWHERE,
     Kopecks,
@@ -353,7 +354,34 @@ class SessionRepository(Protocol):
     def revoke_all(self) -> int: ...
 
 
+class OneTripUnits(Protocol):
+    """GET_NUMBER's claim and FINISH as one round trip to the database each (PostgreSQL:
+    storage/pg_units.py). The same steps services/operations.py runs on the repositories,
+    compiled into one statement or one server-side call; the contract tests run both."""
+
+    def issue(self, marketplace: str, order: Order, now: Timestamp) -> Operation | None:
+        """find_free, operations.open and mark_busy; raises ClaimConflict if the number was taken."""
+        ...
+
+    def finish(
+        self,
+        marketplace: str,
+        operation_id: OperationId,
+        status: int,
+        final: Kopecks | None,
+        now: Timestamp,
+        consequence: FinishConsequence | None,
+    ) -> str:
+        """finish_operation's steps; 'unknown', 'repeated' or 'finished'."""
+        ...
+
+
 class UnitOfWork(Protocol):
+    @property
+    def one_trip(self) -> OneTripUnits | None:
+        """The store's one-round-trip GET_NUMBER and FINISH, or None: run the steps."""
+        ...
+
     @property
     def ledger(self) -> LedgerRules:
         """The resale windows and exclusion groups in force (the store's)."""
@@ -392,8 +420,12 @@ class Store(Protocol):
         """Synchronous: for the CLI and for tests."""
         ...
 
-    def transact(self, work: Callable[[UnitOfWork], T]) -> Awaitable[T]:
-        """From the event loop: runs `work` off the loop and awaits its commit."""
+    def transact(self, work: Callable[[UnitOfWork], T], *, single: bool = False) -> Awaitable[T]:
+        """From the event loop: runs `work` off the loop and awaits its commit.
+
+        `single`: `work` is one call to `uow.one_trip` and nothing else, so a store that has
+        them may run it as its own transaction (PostgreSQL: one round trip, no BEGIN and no
+        COMMIT on the wire). Any further statement in such a unit raises."""
         ...
 
     def read(self, work: Callable[[UnitOfWork], T]) -> Awaitable[T]:

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import psycopg
 from psycopg import errors
@@ -29,10 +27,9 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from simgate.domain.errors import ClaimConflict
 from simgate.domain.ledger import NO_RULES, LedgerRules
+from simgate.storage.pg_units import PgConnection, PgUnitOfWork
 from simgate.storage.ports import Reports, StoreUnavailable, UnitOfWork
-from simgate.storage.sql_base import Connection, Cursor
 from simgate.storage.sql_reports import SqlReports
-from simgate.storage.sql_unit import SqlUnitOfWork
 
 T = TypeVar("T")
 V = TypeVar("V")
@@ -45,22 +42,7 @@ RACES = (ClaimConflict, errors.SerializationFailure, errors.DeadlockDetected, er
 GONE = (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError, errors.ReadOnlySqlTransaction)
 """The database cannot take this unit now (down, restarting, disk full, a read-only standby)."""
 PROBE_INTERVAL = 1.0
-
-
-@cache
-def translate(sql: str) -> str:
-    """Our SQL uses `?` placeholders (sqlite3's); psycopg wants `%s`, and a literal % doubled."""
-    return re.sub(r"\?", "%s", sql.replace("%", "%%"))
-
-
-class PgConnection:
-    IntegrityError: type[Exception] = psycopg.IntegrityError
-
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self.conn = conn
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        return self.conn.execute(translate(sql), params)
+READ_ONLY = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 
 
 class PostgresStore:
@@ -77,13 +59,17 @@ class PostgresStore:
         # cannot reach the database answers an ERROR in time instead of hanging.
         self.pool = ConnectionPool(
             database_url,
-            min_size=min_size,
+            min_size=min(min_size, max_size),
             max_size=max_size,
             timeout=acquire_timeout,
             kwargs={
                 "connect_timeout": 3,
                 "options": f"-c statement_timeout={int(statement_timeout_ms)}",
                 "application_name": "simgate",
+                # A unit of work begins its transaction with its first statement, in the same
+                # round trip; GET_NUMBER and FINISH are one statement each and need none
+                # (storage/pg_units.py).
+                "autocommit": True,
             },
             # no check=: it costs a round trip per unit of work; a connection the server
             # dropped fails its unit (503, nothing changed) and the pool replaces it.
@@ -128,10 +114,17 @@ class PostgresStore:
         finally:
             self._probing = False
 
-    def _unit(self, conn: Connection) -> UnitOfWork:
-        return SqlUnitOfWork(conn, skip_locked=True, ledger=self.ledger)
+    def _unit(self, conn: PgConnection) -> UnitOfWork:
+        return PgUnitOfWork(conn, ledger=self.ledger)
 
-    def _run(self, view: Callable[[Connection], V], work: Callable[[V], T], *, read_only: bool = False) -> T:
+    def _run(
+        self,
+        view: Callable[[PgConnection], V],
+        work: Callable[[V], T],
+        *,
+        read_only: bool = False,
+        single: bool = False,
+    ) -> T:
         """`work` over `view` (a unit of work, or the read model) in one transaction on a
         pooled connection; a read-only one is a REPEATABLE READ snapshot that cannot write."""
         gone = self.write_error  # asking is what starts a probe while the server is gone
@@ -139,10 +132,14 @@ class PostgresStore:
             raise StoreUnavailable(gone)
         for attempt in range(1, RETRIES + 1):
             try:
-                with self.pool.connection() as conn, conn.transaction():
-                    if read_only:
-                        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    result = work(view(PgConnection(conn)))
+                with self.pool.connection() as conn:
+                    db = PgConnection(conn, READ_ONLY if read_only else "BEGIN", single=single)
+                    try:
+                        result = work(view(db))
+                        db.commit()
+                    except BaseException:
+                        db.rollback()
+                        raise
                 if not read_only:
                     self._write_error = None
                 return result
@@ -159,8 +156,8 @@ class PostgresStore:
     def run(self, work: Callable[[UnitOfWork], T]) -> T:
         return self._threads.submit(self._run, self._unit, work).result()
 
-    async def transact(self, work: Callable[[UnitOfWork], T]) -> T:
-        return await asyncio.wrap_future(self._threads.submit(self._run, self._unit, work))
+    async def transact(self, work: Callable[[UnitOfWork], T], *, single: bool = False) -> T:
+        return await asyncio.wrap_future(self._threads.submit(self._run, self._unit, work, single=single))
 
     async def read(self, work: Callable[[UnitOfWork], T]) -> T:
         return await asyncio.wrap_future(self._threads.submit(self._run, self._unit, work, read_only=True))

@@ -150,6 +150,18 @@ class SqlNumbers:
         return [_number(row) for row in rows]
 
     def find_free(self, order: Order, marketplace: str, now: Timestamp | None = None) -> Number | None:
+        where, params = self.free_where(order, marketplace, now)
+        sql = (
+            f"SELECT {NUMBER_COLUMNS} FROM numbers n WHERE {where}"
+            f" ORDER BY n.last_issued_at, n.id LIMIT 1{self.lock_clause}"
+        )
+        row = self.db.execute(sql, params).fetchone()
+        return None if row is None else _number(row)
+
+    def free_where(
+        self, order: Order, marketplace: str, now: Timestamp | None = None
+    ) -> tuple[str, list[object]]:
+        """find_free's condition on `numbers n` (PostgreSQL's one-statement claim shares it)."""
         # Mirrors rules.matches_order in one lane; the contract tests hold the two together.
         clauses: list[str] = [FREE, "n.lane = ?", "n.country = ?"]
         params: list[object] = [marketplace, order.country]
@@ -178,13 +190,7 @@ class SqlNumbers:
             )
             params += [order.service, EVERYWHERE, marketplace]
         resale, more = resale_filter(self.ledger, marketplace, _now(now), "n.id", order.service)
-        params += more
-        sql = (
-            f"SELECT {NUMBER_COLUMNS} FROM numbers n WHERE {' AND '.join(clauses)}{resale}"
-            f" ORDER BY n.last_issued_at, n.id LIMIT 1{self.lock_clause}"
-        )
-        row = self.db.execute(sql, params).fetchone()
-        return None if row is None else _number(row)
+        return f"{' AND '.join(clauses)}{resale}", params + more
 
     def mark_busy(self, number_id: NumberId, operation_id: OperationId, now: Timestamp) -> None:
         changed = self.db.execute(

@@ -10,6 +10,7 @@ of work that builds them: no import cycle.
 from __future__ import annotations
 
 from simgate.domain.ledger import NO_RULES, LedgerRules
+from simgate.storage.ports import OneTripUnits
 from simgate.storage.sessions import SqlSessions
 from simgate.storage.sql import SqlNumbers, SqlOperations
 from simgate.storage.sql_alerts import SqlAlerts
@@ -20,6 +21,7 @@ from simgate.storage.sql_outbox import SqlMessages, SqlOutbox
 
 class SqlUnitOfWork:
     def __init__(self, db: Connection, *, skip_locked: bool = False, ledger: LedgerRules = NO_RULES) -> None:
+        self.one_trip: OneTripUnits | None = None
         self.ledger = ledger
         self.numbers = SqlNumbers(db, skip_locked=skip_locked, ledger=ledger)
         self.operations = SqlOperations(db)

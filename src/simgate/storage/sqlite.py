@@ -337,7 +337,7 @@ class SQLiteStore:
     def run(self, work: Callable[[UnitOfWork], T]) -> T:
         return self._submit(work).result()
 
-    async def transact(self, work: Callable[[UnitOfWork], T]) -> T:
+    async def transact(self, work: Callable[[UnitOfWork], T], *, single: bool = False) -> T:
         # Once started, the work commits even if the awaiting request is cancelled: a number
         # claimed for a caller that hung up stays busy until FINISH, as the spec requires (8.1).
         if self._closed:
