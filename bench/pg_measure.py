@@ -105,12 +105,12 @@ class BackendCpu:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.first: dict[int, float] = {}
+        self.first: dict[int, float] | None = None
         self.seconds: float | None = None
 
     def sample(self) -> None:
         now = self._read(backend_pids(self.url))
-        if not self.first and self.seconds is None:
+        if self.first is None:
             self.first = now
             return
         # A backend that started inside the window counts from zero.

@@ -4,6 +4,10 @@ Same load and farm as the SQLite figure, so the three rows compare directly. Nee
 PostgreSQL (BENCH_POSTGRES_URL, else SIMGATE_TEST_POSTGRES_URL, else the local default); a
 fresh database is created for the run and dropped after it. Without a server the scenario is
 skipped with the reason, never failed.
+
+Two knobs for docs/deployment.md's trade-offs: BENCH_PG_POOL sets the servers'
+SIMGATE_POSTGRES_POOL_SIZE, BENCH_PG_SYNCHRONOUS_COMMIT the bench database's
+synchronous_commit (never the server's: other databases keep theirs).
 """
 
 from __future__ import annotations
@@ -90,6 +94,23 @@ def _bench_pairs_postgres(folder: Path, options: PairsOptions, say: Callable[[st
     results: Result = {"clients": options.clients, "duration": options.duration}
     with fresh_database(admin) as url:
         schema.upgrade(url)
+        synchronous_commit = os.environ.get("BENCH_PG_SYNCHRONOUS_COMMIT")
+        if synchronous_commit:
+            if synchronous_commit not in ("on", "off", "local", "remote_write", "remote_apply"):
+                raise SystemExit(
+                    f"BENCH_PG_SYNCHRONOUS_COMMIT={synchronous_commit}: not a synchronous_commit value"
+                )
+            # Only the bench's own database: the trade-off docs/deployment.md measures.
+            with psycopg.connect(url, autocommit=True) as conn:
+                name = conn.execute("SELECT current_database()").fetchone()
+                assert name is not None
+                conn.execute(f'ALTER DATABASE "{name[0]}" SET synchronous_commit = {synchronous_commit}')
+            say(f"[yellow]synchronous_commit = {synchronous_commit} on the bench database[/yellow]")
+            results["synchronous_commit"] = synchronous_commit
+        pool = os.environ.get("BENCH_PG_POOL")
+        settings = {"SIMGATE_POSTGRES_POOL_SIZE": pool} if pool else {}
+        if pool:
+            results["pool_size"] = int(pool)
         shape = farm.FarmShape(numbers=options.numbers)
         say(f"PostgreSQL farm: {options.numbers} numbers")
         store = PostgresStore(url, min_size=1, max_size=2)
@@ -107,7 +128,7 @@ def _bench_pairs_postgres(folder: Path, options: PairsOptions, say: Callable[[st
                     f"simgate serve #{i} (PostgreSQL)",
                     python_module("simgate", "serve", "--host", "127.0.0.1", "--port", str(port)),
                     port,
-                    clean_environment(SIMGATE_DATABASE_URL=url, SIMGATE_ONLINESIM_KEY=key),
+                    clean_environment(SIMGATE_DATABASE_URL=url, SIMGATE_ONLINESIM_KEY=key, **settings),
                     folder / f"simgate-pg-{processes}-{i}.log",
                 )
                 for i, port in enumerate(ports)

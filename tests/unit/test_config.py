@@ -32,6 +32,7 @@ def test_defaults_match_the_contract() -> None:
     assert onlinesim(settings).push_path == "/v1/PUSH_SMS"
     assert onlinesim(settings).push_rent_path == "/v1/PUSH_SMS_RENT"
     assert settings.push_retry_seconds == 10
+    assert settings.postgres_pool_size == 10
     assert settings.intake_token is None
     assert settings.admin_token is None
     assert onlinesim(settings).offered == catalogue.services()
@@ -50,9 +51,11 @@ def test_every_contract_variable_is_read_from_the_environment() -> None:
             "SIMGATE_PUSH_RETRY_SECONDS": "2.5",
             "SIMGATE_INTAKE_TOKEN": "intake-0123456789",
             "SIMGATE_ADMIN_TOKEN": "admin-0123456789ab",
+            "SIMGATE_POSTGRES_POOL_SIZE": "4",
         }
     )
     assert settings.database_url == "postgresql://simgate@db/simgate"
+    assert settings.postgres_pool_size == 4
     assert not settings.is_sqlite
     assert onlinesim(settings).key is not None
     assert onlinesim(settings).key.get_secret_value() == "k-123"
@@ -122,6 +125,8 @@ def test_simgate_config_names_the_file(tmp_path: Path) -> None:
         ("SIMGATE_LOG_FORMAT", "xml"),
         ("SIMGATE_LANE_MIN_SHARE", "1.5"),
         ("SIMGATE_LANE_MIN_SHARE", "-0.1"),
+        ("SIMGATE_POSTGRES_POOL_SIZE", "0"),
+        ("SIMGATE_POSTGRES_POOL_SIZE", "many"),
     ],
 )
 def test_a_bad_value_names_its_setting(variable: str, value: str) -> None:
