@@ -100,7 +100,7 @@ def test_a_single_unit_refuses_a_second_statement_and_changes_nothing_more(
         return issue_number(uow, MARKET, make_order(), NOW)
 
     with pytest.raises(RuntimeError, match="nothing may follow"):
-        store._run(two, single=True)
+        store._run(store._unit, two, single=True)
     # Without `single`, the same unit is one transaction: both numbers or neither.
     issued = store.run(lambda uow: [issue_number(uow, MARKET, make_order(), NOW) for _ in range(2)])
     assert all(operation is not None for operation in issued)

@@ -269,6 +269,7 @@ class MemoryOperations:
 
 class MemoryUnitOfWork:
     def __init__(self, state: MemoryState, ledger: LedgerRules = NO_RULES) -> None:
+        self.one_trip: OneTripUnits | None = None
         self.ledger = ledger
         self.numbers = MemoryNumbers(state, ledger)
         self.operations = MemoryOperations(state)
@@ -299,7 +300,7 @@ class MemoryStore:
                 self._state = snapshot
                 raise
 
-    async def transact(self, work: Callable[[UnitOfWork], T]) -> T:
+    async def transact(self, work: Callable[[UnitOfWork], T], *, single: bool = False) -> T:
         return self.run(work)
 
     async def read(self, work: Callable[[UnitOfWork], T]) -> T:
