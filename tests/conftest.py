@@ -52,7 +52,8 @@ def sqlite_url(tmp_path: Path) -> str:
 PG_URL = os.environ.get("SIMGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TABLES = (
     "delivery_attempts, deliveries, messages, number_exclusions, operations, numbers, write_probe,"
-    " alert_notices, alerts, marketplace_calls, console_sessions, marketplaces"
+    " alert_notices, alerts, marketplace_calls, console_sessions, marketplaces,"
+    " number_counts, exclusion_counts, number_count_deltas, exclusion_count_deltas"
 )
 FRESH = "INSERT INTO marketplaces (name, enabled, weight, updated_at) VALUES ('onlinesim', TRUE, 1, 0)"
 """What migration 0005 leaves in a fresh database, put back after each truncation."""

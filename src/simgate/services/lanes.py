@@ -112,6 +112,8 @@ def move_lanes(uow: UnitOfWork, seen: Survey, now: Timestamp, policy: LanePolicy
     is simply passed over.
     """
     enabled = [m.name for m in seen.marketplaces if m.enabled]
+    # Also here, so the counts' deltas stay few while no marketplace polls (PostgreSQL).
+    uow.numbers.fold_counts()
     uow.lanes.release_disabled(enabled)
     joined = uow.lanes.join_stale(now - policy.stale_seconds)
     placed = sum(

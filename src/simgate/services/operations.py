@@ -74,6 +74,8 @@ def record_poll(uow: UnitOfWork, marketplace: str, asked_at: Timestamp) -> None:
     `asked_at`: SIMs leaving that marketplace's lane that the answer no longer counted may now
     join their new lane (CONTRACT.md, "One SIM, one buyer at a time")."""
     uow.lanes.record_poll(marketplace, asked_at)
+    # The claims since the last poll, folded into the counts the next one reads (PostgreSQL).
+    uow.numbers.fold_counts()
 
 
 def finish_operation(

@@ -202,6 +202,15 @@ class MemoryNumbers:
                     tally[(number.country, number.operator, service)] += 1
         return [ExcludedCount(c, o, s, k) for (c, o, s), k in tally.items()]
 
+    def fold_counts(self) -> None:
+        return None  # counts are recounted by the rules on every call: nothing kept aside
+
+    def count_drift(self) -> list[str]:
+        return []
+
+    def rebuild_counts(self) -> None:
+        return None
+
     def set_enabled(self, number_id: NumberId, enabled: bool, now: Timestamp) -> bool:
         number = self.s.numbers.get(number_id)
         if number is None:

@@ -139,6 +139,21 @@ class NumberRepository(Protocol):
         excluded for that service on `marketplace` (None: excluded everywhere)."""
         ...
 
+    def fold_counts(self) -> None:
+        """Fold the count changes kept aside into the totals GET_SERVICES reads (PostgreSQL,
+        migration 0011); nothing where the totals change directly. Never changes a count."""
+        ...
+
+    def count_drift(self) -> list[str]:
+        """Where the counts GET_SERVICES reads differ from a recount of the numbers and
+        their exclusions, one line per difference: always empty unless a bug drifted them."""
+        ...
+
+    def rebuild_counts(self) -> None:
+        """Recount the kept counts from the numbers and their exclusions (`simgate check
+        --recount`), holding off every change to them meanwhile."""
+        ...
+
     def set_enabled(self, number_id: NumberId, enabled: bool, now: Timestamp) -> bool: ...
 
     def set_online(self, phone: PhoneNumber, online: bool, now: Timestamp) -> bool: ...

@@ -7,6 +7,7 @@ written as bare predicates (`AND enabled`) which both dialects read the same way
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 from simgate.domain import lanes
 from simgate.domain.errors import ClaimConflict
@@ -41,6 +42,7 @@ from simgate.storage.sql_base import (
     Connection,
     Cursor,
     Row,
+    held_numbers,
     resale_filter,
     sync_exclusions,
 )
@@ -79,9 +81,18 @@ def _number(row: Row) -> Number:
 
 
 class SqlNumbers:
-    def __init__(self, db: Connection, *, skip_locked: bool = False, ledger: LedgerRules = NO_RULES) -> None:
+    def __init__(
+        self,
+        db: Connection,
+        *,
+        skip_locked: bool = False,
+        ledger: LedgerRules = NO_RULES,
+        count_deltas: bool = False,
+    ) -> None:
         self.db = db
         self.ledger = ledger
+        self.count_deltas = count_deltas
+        """PostgreSQL: the triggers write count changes as deltas that fold_counts folds."""
         # PostgreSQL: lock the chosen number, passing over ones other GET_NUMBERs hold.
         self.lock_clause = " FOR UPDATE OF n SKIP LOCKED" if skip_locked else ""
 
@@ -277,6 +288,159 @@ class SqlNumbers:
         )
 
     def group_counts(self, marketplace: str | None = None, now: Timestamp | None = None) -> list[GroupCount]:
+        if marketplace is None:
+            return self.group_counts_recounted(None, now)
+        # The counts the triggers keep (migration 0011), less what a resale window hides now.
+        rows = self.db.execute(
+            "SELECT country, operator, SUM(numbers), SUM(CASE WHEN lane = ? THEN numbers ELSE 0 END),"
+            " SUM(CASE WHEN lane = ? THEN rentable ELSE 0 END)"
+            f" FROM ({_COUNTS_AND_DELTAS}) c GROUP BY country, operator HAVING SUM(numbers) > 0",
+            (marketplace, marketplace),
+        ).fetchall()
+        held: dict[tuple[str, str], tuple[int, int]] = {}
+        found = held_numbers(self.ledger, marketplace, _now(now))
+        if found is not None:
+            sql, params = found
+            held = {
+                (r[0], r[1]): (int(r[2]), int(r[3]))
+                for r in self.db.execute(
+                    "SELECT n.country, n.operator, COUNT(*), SUM(CASE WHEN n.rentable THEN 1 ELSE 0 END)"
+                    f" FROM numbers n WHERE {COUNTED} AND n.lane = ? AND n.id IN ({sql})"
+                    " GROUP BY n.country, n.operator",
+                    (marketplace, *params),
+                ).fetchall()
+            }
+        counts = []
+        for country, operator, _, free, rentable in rows:
+            hidden, hidden_rentable = held.get((country, operator), (0, 0))
+            counts.append(
+                GroupCount(
+                    CountryName(country),
+                    OperatorName(operator),
+                    int(free) - hidden,
+                    int(rentable) - hidden_rentable,
+                )
+            )
+        return counts
+
+    def excluded_counts(
+        self, marketplace: str | None = None, now: Timestamp | None = None
+    ) -> list[ExcludedCount]:
+        if marketplace is None:
+            return self.excluded_counts_recounted(None, now)
+        found = held_numbers(self.ledger, marketplace, _now(now))
+        if not self.count_deltas and found is None:
+            # SQLite, no resale window: one row per key already (~6,000 rows at 100,000
+            # numbers, 300 services), so nothing to add up in Python.
+            rows = self.db.execute(_EXCLUDED, (marketplace,)).fetchall()
+            return [ExcludedCount(r[0], r[1], r[2], r[3]) for r in rows]
+        tally: Counter[tuple[str, str, str]] = Counter()
+        if self.count_deltas:
+            sql = f"SELECT country, operator, service, numbers FROM ({_EXCLUDED_AND_DELTAS}) c"
+            keys: tuple[object, ...] = (marketplace, marketplace)
+        else:
+            sql, keys = _EXCLUDED, (marketplace,)
+        for r in self.db.execute(sql, keys).fetchall():
+            tally[(r[0], r[1], r[2])] += int(r[3])
+        if found is not None:
+            sql, params = found
+            for r in self.db.execute(
+                "SELECT x.country, x.operator, x.service, COUNT(*) FROM number_exclusions x"
+                f" WHERE x.counted_lane = ? AND x.marketplace IN (?, ?) AND x.number_id IN ({sql})"
+                " GROUP BY x.country, x.operator, x.service",
+                (marketplace, EVERYWHERE, marketplace, *params),
+            ).fetchall():
+                tally[(r[0], r[1], r[2])] -= int(r[3])
+        return [
+            ExcludedCount(CountryName(c), OperatorName(o), ServiceName(s), k)
+            for (c, o, s), k in tally.items()
+            if k > 0
+        ]
+
+    def fold_counts(self) -> None:
+        if not self.count_deltas:
+            return  # SQLite's triggers add to the totals directly (one writer, no contention)
+        # One folder at a time (another instance folding now will have folded these too):
+        # two folds upserting the same totals in different orders could deadlock.
+        row = self.db.execute("SELECT pg_try_advisory_xact_lock(?)", (FOLD_LOCK,)).fetchone()
+        if row is None or not row[0]:
+            return
+        for deltas, totals, key, values in (
+            ("number_count_deltas", "number_counts", "lane, country, operator", ("numbers", "rentable")),
+            ("exclusion_count_deltas", "exclusion_counts", "lane, country, operator, service", ("numbers",)),
+        ):
+            sums = ", ".join(f"SUM({v})" for v in values)
+            adds = ", ".join(f"{v} = {totals}.{v} + excluded.{v}" for v in values)
+            self.db.execute(
+                f"WITH moved AS (DELETE FROM {deltas} RETURNING {key}, {', '.join(values)})"
+                f" INSERT INTO {totals} ({key}, {', '.join(values)})"
+                f" SELECT {key}, {sums} FROM moved GROUP BY {key} ORDER BY {key}"
+                f" ON CONFLICT ({key}) DO UPDATE SET {adds}"
+            )
+
+    def count_drift(self) -> list[str]:
+        kept: Counter[tuple[str, ...]] = Counter()
+        truth: Counter[tuple[str, ...]] = Counter()
+        for r in self.db.execute(
+            "SELECT lane, country, operator, SUM(numbers), SUM(rentable)"
+            f" FROM ({_COUNTS_AND_DELTAS}) c GROUP BY lane, country, operator"
+        ).fetchall():
+            kept[("numbers", r[0], r[1], r[2])] += int(r[3])
+            kept[("rentable", r[0], r[1], r[2])] += int(r[4])
+        for r in self.db.execute(
+            f"SELECT {_LANE_OF}, n.country, n.operator, COUNT(*), SUM(CASE WHEN n.rentable THEN 1 ELSE 0 END)"
+            f" FROM numbers n GROUP BY {_LANE_OF}, n.country, n.operator"
+        ).fetchall():
+            truth[("numbers", r[0], r[1], r[2])] += int(r[3])
+            truth[("rentable", r[0], r[1], r[2])] += int(r[4])
+        for r in self.db.execute(
+            "SELECT lane, country, operator, service, SUM(numbers) FROM"
+            " (SELECT lane, country, operator, service, numbers FROM exclusion_counts UNION ALL"
+            " SELECT lane, country, operator, service, numbers FROM exclusion_count_deltas) c"
+            " GROUP BY lane, country, operator, service"
+        ).fetchall():
+            kept[("excluded", r[0], r[1], r[2], r[3])] += int(r[4])
+        # From the numbers themselves, not from the copies on the exclusion rows (0004).
+        for r in self.db.execute(
+            f"SELECT n.lane, n.country, n.operator, x.service, COUNT(*) FROM number_exclusions x"
+            f" JOIN numbers n ON n.id = x.number_id WHERE {COUNTED} AND n.lane IS NOT NULL"
+            " AND x.marketplace IN (?, n.lane)"
+            " GROUP BY n.lane, n.country, n.operator, x.service",
+            (EVERYWHERE,),
+        ).fetchall():
+            truth[("excluded", r[0], r[1], r[2], r[3])] += int(r[4])
+        return [
+            f"{' '.join(repr(part) for part in key)}: kept {kept[key]}, recounted {truth[key]}"
+            for key in sorted(set(kept) | set(truth))
+            if kept[key] != truth[key]
+        ]
+
+    def rebuild_counts(self) -> None:
+        if self.count_deltas:
+            # No number may change between the recount and the totals it replaces.
+            self.db.execute("LOCK TABLE numbers, number_exclusions IN SHARE ROW EXCLUSIVE MODE")
+        sync_exclusions(self.db, "1 = 1")
+        for table in ("number_counts", "number_count_deltas", "exclusion_counts", "exclusion_count_deltas"):
+            self.db.execute(f"DELETE FROM {table}")
+        self.db.execute(
+            "INSERT INTO number_counts (lane, country, operator, numbers, rentable)"
+            f" SELECT {_LANE_OF}, n.country, n.operator, COUNT(*),"
+            " SUM(CASE WHEN n.rentable THEN 1 ELSE 0 END)"
+            f" FROM numbers n GROUP BY {_LANE_OF}, n.country, n.operator"
+        )
+        self.db.execute(
+            "INSERT INTO exclusion_counts (lane, country, operator, service, numbers)"
+            " SELECT counted_lane, country, operator, service, COUNT(*) FROM number_exclusions"
+            " WHERE counted_lane IS NOT NULL AND marketplace IN (?, counted_lane)"
+            " GROUP BY counted_lane, country, operator, service",
+            (EVERYWHERE,),
+        )
+
+    def group_counts_recounted(
+        self, marketplace: str | None = None, now: Timestamp | None = None
+    ) -> list[GroupCount]:
+        """group_counts from the numbers themselves (what it was before migration 0011): the
+        console's farm-wide counts, and the recount the kept ones are checked against."""
         # Two index-only scans (migrations 0004, 0005): counted numbers per group, and every
         # group so that one with nothing free still gets its explicit zeros. A resale window
         # adds one probe per counted number (migration 0010's index), only when one binds.
@@ -295,9 +459,10 @@ class SqlNumbers:
         groups = self.db.execute("SELECT DISTINCT country, operator FROM numbers").fetchall()
         return [GroupCount(CountryName(c), OperatorName(o), *free.get((c, o), (0, 0))) for c, o in groups]
 
-    def excluded_counts(
+    def excluded_counts_recounted(
         self, marketplace: str | None = None, now: Timestamp | None = None
     ) -> list[ExcludedCount]:
+        """excluded_counts by scanning the exclusion rows (see group_counts_recounted)."""
         # At most one row per (number, service) binds a marketplace (see exclude), so COUNT(*)
         # subtracts each number once; numbers group_counts leaves out (a resale window) too.
         params: list[object]
@@ -341,6 +506,22 @@ class SqlNumbers:
             return False
         self._sync_exclusions(which, key)
         return True
+
+
+_LANE_OF = f"COALESCE(CASE WHEN {COUNTED} THEN n.lane END, '')"
+"""The lane counting number `n` in number_counts, '' if none (migration 0011's lane_of)."""
+
+_COUNTS_AND_DELTAS = (
+    "SELECT lane, country, operator, numbers, rentable FROM number_counts UNION ALL"
+    " SELECT lane, country, operator, numbers, rentable FROM number_count_deltas"
+)
+_EXCLUDED = "SELECT country, operator, service, numbers FROM exclusion_counts WHERE lane = ? AND numbers <> 0"
+_EXCLUDED_AND_DELTAS = (
+    f"{_EXCLUDED} UNION ALL"
+    " SELECT country, operator, service, numbers FROM exclusion_count_deltas WHERE lane = ?"
+)
+FOLD_LOCK = 0x51_6D_67_61_74_65_0B
+"""pg_try_advisory_xact_lock key of fold_counts (any constant no other code uses)."""
 
 
 def _now(now: Timestamp | None) -> Timestamp:

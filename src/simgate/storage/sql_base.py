@@ -48,13 +48,10 @@ def sync_exclusions(db: Connection, which: str, *keys: object) -> None:
     )
 
 
-def resale_filter(
-    rules: LedgerRules, marketplace: str, now: Timestamp, number: str, service: str | None = None
-) -> tuple[str, list[Any]]:
-    """`AND NOT EXISTS (...)`: no sale in a resale window binding `marketplace` now
-    (ledger.window_clauses; the in-memory store asks ledger.resale_hold). `number` is the SQL
-    expression of the number's id; `service` None asks about the whole number (a count, a
-    rent). Empty when no window binds: a farm without such terms pays nothing for them."""
+def _window_parts(
+    rules: LedgerRules, marketplace: str, now: Timestamp, service: str | None
+) -> tuple[list[str], list[Any]]:
+    """One `(...)` per resale window binding `marketplace` now, over a sale `o`."""
     parts: list[str] = []
     params: list[Any] = []
     for window in ledger.window_clauses(rules, marketplace, now):
@@ -67,6 +64,17 @@ def resale_filter(
                 part += " AND (o.kind = 'rent' OR o.service = ?)"
                 params.append(service)
         parts.append(f"({part})")
+    return parts, params
+
+
+def resale_filter(
+    rules: LedgerRules, marketplace: str, now: Timestamp, number: str, service: str | None = None
+) -> tuple[str, list[Any]]:
+    """`AND NOT EXISTS (...)`: no sale in a resale window binding `marketplace` now
+    (ledger.window_clauses; the in-memory store asks ledger.resale_hold). `number` is the SQL
+    expression of the number's id; `service` None asks about the whole number (a count, a
+    rent). Empty when no window binds: a farm without such terms pays nothing for them."""
+    parts, params = _window_parts(rules, marketplace, now, service)
     if not parts:
         return "", []
     sql = (
@@ -74,3 +82,18 @@ def resale_filter(
         f" AND o.finish_status = 3 AND ({' OR '.join(parts)}))"
     )
     return sql, params
+
+
+def held_numbers(rules: LedgerRules, marketplace: str, now: Timestamp) -> tuple[str, list[Any]] | None:
+    """`SELECT number_id ...`: the numbers a resale window hides on `marketplace` now (as a
+    whole: resale_filter with no service), found from the sales since the oldest window's
+    start (migration 0011's index), not by probing every number. None: no window binds."""
+    windows = ledger.window_clauses(rules, marketplace, now)
+    parts, params = _window_parts(rules, marketplace, now, None)
+    if not parts:
+        return None
+    sql = (
+        "SELECT o.number_id FROM operations o WHERE o.finish_status = 3 AND o.finished_at > ?"
+        f" AND ({' OR '.join(parts)})"
+    )
+    return sql, [min(w.since for w in windows), *params]

@@ -23,7 +23,9 @@ class SqlUnitOfWork:
     def __init__(self, db: Connection, *, skip_locked: bool = False, ledger: LedgerRules = NO_RULES) -> None:
         self.one_trip: OneTripUnits | None = None
         self.ledger = ledger
-        self.numbers = SqlNumbers(db, skip_locked=skip_locked, ledger=ledger)
+        # PostgreSQL, the one store that skips locked rows, keeps count changes as deltas
+        # (migration 0011): claims never wait on a shared counter row.
+        self.numbers = SqlNumbers(db, skip_locked=skip_locked, ledger=ledger, count_deltas=skip_locked)
         self.operations = SqlOperations(db)
         self.messages = SqlMessages(db)
         self.outbox = SqlOutbox(db, skip_locked=skip_locked)
