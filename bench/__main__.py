@@ -12,6 +12,7 @@ Settings (flag, or the environment variable named in its help):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -185,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
                 if args.only in (None, "delivery"):
                     results["delivery"] = bench_delivery(folder, DeliveryOptions(), say)
                 if args.only in (None, "services"):
-                    results["services"] = bench_services(folder, services_options, baseline, say)
+                    # GET_SERVICES is measured again under GET_NUMBER load, which wrk drives.
+                    loaded = dataclasses.replace(services_options, wrk=wrk or find_wrk(say))
+                    results["services"] = bench_services(folder, loaded, baseline, say)
         except Exception:
             # The servers' logs live in the temporary folder: keep them, they say why.
             kept = args.json.parent / "failed-logs"

@@ -25,6 +25,7 @@ from bench.farm import service_names
 from simgate.config import Settings
 from simgate.domain.types import ServiceName
 from simgate.server import run_server
+from simgate.storage.sql import SqlNumbers
 
 JSON = "application/json; charset=utf-8"
 FIXED = b'{"status":"SUCCESS","number":79280000001,"activationId":1}'
@@ -77,6 +78,11 @@ def main(argv: list[str] | None = None) -> None:
     svc.add_argument("--database", required=True)
     svc.add_argument("--key", required=True)
     svc.add_argument("--services", type=int, default=300)
+    svc.add_argument(
+        "--recount",
+        action="store_true",
+        help="count per call as before migration 0011 (the A/B's 'before'), not from the kept counts",
+    )
     args = parser.parse_args(argv)
     if args.app == "baseline":
         serve(baseline_app(), args.port)
@@ -84,6 +90,9 @@ def main(argv: list[str] | None = None) -> None:
     settings = settings_offering(
         service_names(args.services), database_url=f"sqlite:///{args.database}", onlinesim_key=args.key
     )
+    if args.recount:
+        SqlNumbers.group_counts = SqlNumbers.group_counts_recounted  # type: ignore[method-assign]
+        SqlNumbers.excluded_counts = SqlNumbers.excluded_counts_recounted  # type: ignore[method-assign]
     # The very path of `simgate serve` (migrations, store, build_app, uvicorn): only the
     # offered services differ.
     run_server(settings, host="127.0.0.1", port=args.port, worker=True, migrate=True)

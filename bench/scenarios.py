@@ -6,10 +6,12 @@ import asyncio
 import itertools
 import random
 import secrets
+import shutil
 import sqlite3
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -18,10 +20,11 @@ from typing import Any, TypeVar
 import msgspec
 import uvloop
 
-from bench import farm
+from bench import farm, machine
 from bench.load import OrderMaker, PairsRun, run_pairs, run_sequential
 from bench.procs import ServerProcess, clean_environment, free_port, python_module
 from bench.stats import summarise
+from bench.wrk import SERVER_CPU, lua_script, pinned, run_wrk
 from simgate import catalogue
 from simgate.domain import rules
 from simgate.domain.types import ServiceName
@@ -57,6 +60,11 @@ class ServicesOptions:
     part_calls: int = 20
     part_seconds: float = 3.0
     """Calls and time bound for each part of the breakdown (a p50 is all it is read for)."""
+    load_seconds: float = 10.0
+    load_connections: int = 8
+    """GET_NUMBER + FINISH load (wrk, pinned beside the pinned server) while GET_SERVICES is
+    measured again: few connections, so the server is busy but its queue stays short."""
+    wrk: str | None = None
 
 
 MARKETPLACE_RATE = 300.0
@@ -204,6 +212,104 @@ def bench_pairs(
     }
 
 
+def _services_over_http(
+    folder: Path,
+    built: Path,
+    size: int,
+    services: Sequence[ServiceName],
+    key: str,
+    variant: str,
+    options: ServicesOptions,
+    say: Callable[[str], None],
+) -> Result:
+    """GET_SERVICES over HTTP on a copy of the farm, alone and then under GET_NUMBER load.
+
+    `variant` "kept" is simgate as it is; "recounted" counts per call as before migration
+    0011 (bench.runner --recount): the A/B of issue 14 target 4, in the same run."""
+    database = folder / f"services-{size}-{variant}.db"
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{built}{suffix}").exists():
+            shutil.copyfile(f"{built}{suffix}", f"{database}{suffix}")
+    port = free_port()
+    argv = python_module(
+        "bench.runner", "services", "--port", str(port), "--database", str(database), "--key", key,
+        "--services", str(len(services)), *(["--recount"] if variant == "recounted" else []),
+    )  # fmt: skip
+    server = ServerProcess(
+        f"simgate app with {len(services)} services ({variant} counts)",
+        pinned(argv, SERVER_CPU) if options.wrk else argv,
+        port,
+        clean_environment(),
+        folder / f"services-{size}-{variant}.log",
+    )
+    url_body = ("{url}/onlinesim/getServices", {"action": "GET_SERVICES", "key": key})
+    result: Result = {}
+    with server:
+        url = url_body[0].format(url=server.url)
+        say(f"GET_SERVICES over HTTP, {size} numbers, {variant} counts: up to {options.calls} calls")
+        load = machine.load_average()
+        alone = run_async(
+            run_sequential(url, url_body[1], calls=options.calls, max_seconds=options.max_seconds)
+        )
+        result["alone"] = {
+            **summarise(alone.latencies).as_dict(),
+            "answer_bytes": alone.answer_bytes,
+            "wire_bytes": alone.wire_bytes,
+            "content_encoding": alone.content_encoding,
+            "load_average": load,
+        }
+        if options.wrk:
+            say(
+                f"GET_SERVICES under GET_NUMBER+FINISH load (wrk, {options.load_connections}"
+                f" connections), {variant} counts, {options.load_seconds:.0f} s"
+            )
+            result["under_load"] = _under_load(server, url, url_body[1], key, services, options)
+    return result
+
+
+def _under_load(
+    server: ServerProcess,
+    url: str,
+    body: dict[str, Any],
+    key: str,
+    services: Sequence[ServiceName],
+    options: ServicesOptions,
+) -> Result:
+    assert options.wrk is not None
+    make = order_maker(catalogue.services())
+    rng = random.Random(1)
+    encode = msgspec.json.Encoder().encode
+    bodies = [encode({**make(rng), "key": key}) for _ in range(2_000)]
+    script = lua_script(server.log_path.parent, key, bodies)
+    load = machine.load_average()
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(
+            run_wrk,
+            options.wrk,
+            server.url,
+            script,
+            connections=options.load_connections,
+            seconds=options.load_seconds,
+            server_cpu=server.cpu_seconds,
+        )
+        time.sleep(1.0)  # the load is up before the first measured call
+        measured = run_async(
+            run_sequential(
+                url, body, calls=options.calls * 10, max_seconds=max(1.0, options.load_seconds - 2.5)
+            )
+        )
+        pairs = running.result()
+    return {
+        **summarise(measured.latencies).as_dict(),
+        "load_average": load,
+        "pairs_per_second": pairs.pairs_per_second,
+        "pair_requests_p50_ms": pairs.p50_ms,
+        "pair_requests_p99_ms": pairs.p99_ms,
+        "server_cpu_percent": pairs.server_cpu_percent,
+        "failures": pairs.failures + pairs.socket_errors,
+    }
+
+
 def _time_sync(call: Callable[[], object], calls: int, max_seconds: float) -> list[float]:
     call()  # warm caches and the page cache
     latencies: list[float] = []
@@ -234,20 +340,29 @@ def _in_process(database: Path, services: Sequence[ServiceName], options: Servic
         list_available, marketplace="onlinesim", services=services, with_services=True, with_rent=False
     )
 
+    def recounted(uow: Any) -> object:
+        # The use case as before migration 0011: both counts computed per call.
+        numbers = uow.numbers
+        return rules.tally_availability(
+            numbers.group_counts_recounted("onlinesim"),
+            numbers.excluded_counts_recounted("onlinesim"),
+            services,
+            with_services=True,
+            with_rent=False,
+        )
+
+    async def part(call: Callable[[Any], object]) -> list[float]:
+        return await _time_async(lambda: store.read(call), options.part_calls, options.part_seconds)
+
     async def measure() -> Result:
         whole = await _time_async(lambda: store.read(use_case), options.calls, options.max_seconds)
-        groups = await store.read(lambda uow: uow.numbers.group_counts())
-        excluded = await store.read(lambda uow: uow.numbers.excluded_counts())
-        group_sql = await _time_async(
-            lambda: store.read(lambda uow: uow.numbers.group_counts()),
-            options.part_calls,
-            options.part_seconds,
-        )
-        excluded_sql = await _time_async(
-            lambda: store.read(lambda uow: uow.numbers.excluded_counts()),
-            options.part_calls,
-            options.part_seconds,
-        )
+        before = await _time_async(lambda: store.read(recounted), options.calls, options.max_seconds)
+        groups = await store.read(lambda uow: uow.numbers.group_counts("onlinesim"))
+        excluded = await store.read(lambda uow: uow.numbers.excluded_counts("onlinesim"))
+        group_sql = await part(lambda uow: uow.numbers.group_counts("onlinesim"))
+        excluded_sql = await part(lambda uow: uow.numbers.excluded_counts("onlinesim"))
+        group_before = await part(lambda uow: uow.numbers.group_counts_recounted("onlinesim"))
+        excluded_before = await part(lambda uow: uow.numbers.excluded_counts_recounted("onlinesim"))
         tally = partial(
             rules.tally_availability, groups, excluded, services, with_services=True, with_rent=False
         )
@@ -259,9 +374,12 @@ def _in_process(database: Path, services: Sequence[ServiceName], options: Servic
         body = encode(reply)
         return {
             "use_case": summarise(whole).as_dict(),
+            "use_case_recounted": summarise(before).as_dict(),
             "parts": {
                 "group_counts_sql": summarise(group_sql).as_dict(),
                 "excluded_counts_sql": summarise(excluded_sql).as_dict(),
+                "group_counts_recounted_sql": summarise(group_before).as_dict(),
+                "excluded_counts_recounted_sql": summarise(excluded_before).as_dict(),
                 "tally_python": summarise(
                     _time_sync(tally, options.part_calls, options.part_seconds)
                 ).as_dict(),
@@ -335,47 +453,19 @@ def bench_services(
         say(f"farm: {size} numbers, {len(services)} services")
         stats = farm.build(database, shape, services)
         key = secrets.token_hex(16)
-        port = free_port()
-        server = ServerProcess(
-            "simgate app with 300 services",
-            python_module(
-                "bench.runner",
-                "services",
-                "--port",
-                str(port),
-                "--database",
-                str(database),
-                "--key",
-                key,
-                "--services",
-                str(len(services)),
-            ),
-            port,
-            clean_environment(),
-            folder / f"services-{size}.log",
-        )
-        say(f"GET_SERVICES over HTTP, {size} numbers: up to {options.calls} calls")
-        with server:
-            http = run_async(
-                run_sequential(
-                    f"{server.url}/onlinesim/getServices",
-                    {"action": "GET_SERVICES", "key": key},
-                    calls=options.calls,
-                    max_seconds=options.max_seconds,
-                )
-            )
+        variants = {
+            variant: _services_over_http(folder, database, size, services, key, variant, options, say)
+            for variant in ("kept", "recounted")
+        }
+        http = variants["kept"]["alone"]
         say(f"list_available in process and SQL baselines, {size} numbers")
         sizes.append(
             {
                 "numbers": size,
                 "services": len(services),
                 "farm": {"shape": shape.as_dict(), **stats.as_dict()},
-                "http": {
-                    **summarise(http.latencies).as_dict(),
-                    "answer_bytes": http.answer_bytes,
-                    "wire_bytes": http.wire_bytes,
-                    "content_encoding": http.content_encoding,
-                },
+                "http": http,
+                "http_variants": variants,
                 **_in_process(database, services, options),
                 "baselines": _sql_baselines(database, options),
             }
