@@ -107,5 +107,7 @@ def test_two_marketplaces_in_several_processes_never_share_a_number(postgres_url
         # Each was issued from its lane: a busy SIM's lane is its operation's marketplace.
         numbers = {n.id: n for n in store.run(lambda uow: uow.numbers.search(NumberQuery(limit=SIMS * 2)))}
         assert all(numbers[o.number_id].lane == o.marketplace for o in operations)
+        # The counts kept under all of it (claims, moves and folds at once) are still exact.
+        assert store.run(lambda uow: uow.numbers.count_drift()) == []
     finally:
         store.close()
