@@ -246,12 +246,17 @@ def _services_over_http(
     result: Result = {}
     with server:
         url = url_body[0].format(url=server.url)
+        _wait_idle(server)  # its start (lanes settled, first rounds) is not GET_SERVICES' cost
         say(f"GET_SERVICES over HTTP, {size} numbers, {variant} counts: up to {options.calls} calls")
         load = machine.load_average()
+        cpu = server.cpu_seconds()
         alone = run_async(
             run_sequential(url, url_body[1], calls=options.calls, max_seconds=options.max_seconds)
         )
+        spent = server.cpu_seconds()
+        calls = len(alone.latencies) + 3  # and the unmeasured warm-up calls
         result["alone"] = {
+            "server_cpu_ms_per_call": None if cpu is None or spent is None else 1000 * (spent - cpu) / calls,
             **summarise(alone.latencies).as_dict(),
             "answer_bytes": alone.answer_bytes,
             "wire_bytes": alone.wire_bytes,
@@ -265,6 +270,18 @@ def _services_over_http(
             )
             result["under_load"] = _under_load(server, url, url_body[1], key, services, options)
     return result
+
+
+def _wait_idle(server: ServerProcess, *, quiet: float = 0.05, most: float = 30.0) -> None:
+    """Until the server spent under `quiet` CPU-seconds in half a second (or `most` passed)."""
+    deadline = time.monotonic() + most
+    last = server.cpu_seconds()
+    while last is not None and time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = server.cpu_seconds()
+        if now is None or now - last < quiet:
+            return
+        last = now
 
 
 def _under_load(
@@ -355,8 +372,12 @@ def _in_process(database: Path, services: Sequence[ServiceName], options: Servic
         return await _time_async(lambda: store.read(call), options.part_calls, options.part_seconds)
 
     async def measure() -> Result:
+        cpu = time.process_time()
         whole = await _time_async(lambda: store.read(use_case), options.calls, options.max_seconds)
+        cpu_kept = (time.process_time() - cpu) / (len(whole) + 1)
+        cpu = time.process_time()
         before = await _time_async(lambda: store.read(recounted), options.calls, options.max_seconds)
+        cpu_recounted = (time.process_time() - cpu) / (len(before) + 1)
         groups = await store.read(lambda uow: uow.numbers.group_counts("onlinesim"))
         excluded = await store.read(lambda uow: uow.numbers.excluded_counts("onlinesim"))
         group_sql = await part(lambda uow: uow.numbers.group_counts("onlinesim"))
@@ -373,8 +394,9 @@ def _in_process(database: Path, services: Sequence[ServiceName], options: Servic
         }
         body = encode(reply)
         return {
-            "use_case": summarise(whole).as_dict(),
-            "use_case_recounted": summarise(before).as_dict(),
+            # CPU of this process (its reader thread included) per call: what load moves least.
+            "use_case": {**summarise(whole).as_dict(), "cpu_ms_per_call": 1000 * cpu_kept},
+            "use_case_recounted": {**summarise(before).as_dict(), "cpu_ms_per_call": 1000 * cpu_recounted},
             "parts": {
                 "group_counts_sql": summarise(group_sql).as_dict(),
                 "excluded_counts_sql": summarise(excluded_sql).as_dict(),

@@ -256,9 +256,9 @@ def services_table(services: Result) -> Table:
         )
         for variant, runs in size.get("http_variants", {}).items():
             for when, run in runs.items():
-                if variant == "kept" and when == "alone":
-                    continue  # the row above
                 extra = ""
+                if run.get("server_cpu_ms_per_call") is not None:
+                    extra = f", server CPU {run['server_cpu_ms_per_call']:.1f} ms per call"
                 if when == "under_load":
                     extra = (
                         f", {run['pairs_per_second']:.0f} pairs/s beside,"
@@ -276,7 +276,8 @@ def services_table(services: Result) -> Table:
         if "use_case_recounted" in size:
             table.add_row(
                 n,
-                "list_available in process, recounted per call (before 0011)",
+                "list_available in process, recounted per call (before 0011),"
+                f" {size['use_case_recounted'].get('cpu_ms_per_call', 0):.1f} ms CPU per call",
                 _ms(size["use_case_recounted"]["p50_ms"]),
                 _ms(size["use_case_recounted"]["p99_ms"]),
                 "",
@@ -285,7 +286,7 @@ def services_table(services: Result) -> Table:
             )
         table.add_row(
             n,
-            "list_available in process",
+            f"list_available in process, {use_case.get('cpu_ms_per_call', 0):.1f} ms CPU per call",
             _ms(use_case["p50_ms"]),
             _ms(use_case["p99_ms"]),
             "minimal GROUP BY",
