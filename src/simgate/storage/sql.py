@@ -304,10 +304,12 @@ class SqlNumbers:
             held = {
                 (r[0], r[1]): (int(r[2]), int(r[3]))
                 for r in self.db.execute(
+                    # CROSS JOIN: SQLite walks the few held numbers, not the lane's counted ones.
                     "SELECT n.country, n.operator, COUNT(*), SUM(CASE WHEN n.rentable THEN 1 ELSE 0 END)"
-                    f" FROM numbers n WHERE {COUNTED} AND n.lane = ? AND n.id IN ({sql})"
+                    f" FROM ({sql}) h CROSS JOIN numbers n"
+                    f" WHERE n.id = h.number_id AND {COUNTED} AND n.lane || '' = ?"
                     " GROUP BY n.country, n.operator",
-                    (marketplace, *params),
+                    (*params, marketplace),
                 ).fetchall()
             }
         counts = []
@@ -328,10 +330,22 @@ class SqlNumbers:
     ) -> list[ExcludedCount]:
         if marketplace is None:
             return self.excluded_counts_recounted(None, now)
+        held: list[Row] = []
         found = held_numbers(self.ledger, marketplace, _now(now))
-        if not self.count_deltas and found is None:
-            # SQLite, no resale window: one row per key already (~6,000 rows at 100,000
-            # numbers, 300 services), so nothing to add up in Python.
+        if found is not None:
+            sql, params = found
+            held = self.db.execute(
+                # The held numbers drive (SQLite: CROSS JOIN keeps them outside, and `|| ''`
+                # keeps it off the lane index), each found through the primary key.
+                "SELECT x.country, x.operator, x.service, COUNT(*)"
+                f" FROM ({sql}) h CROSS JOIN number_exclusions x"
+                " WHERE x.number_id = h.number_id AND x.counted_lane || '' = ? AND x.marketplace IN (?, ?)"
+                " GROUP BY x.country, x.operator, x.service",
+                (*params, marketplace, EVERYWHERE, marketplace),
+            ).fetchall()
+        if not self.count_deltas and not held:
+            # SQLite, nothing held: one row per key already (~6,000 rows at 100,000 numbers,
+            # 300 services), so nothing to add up in Python.
             rows = self.db.execute(_EXCLUDED, (marketplace,)).fetchall()
             return [ExcludedCount(r[0], r[1], r[2], r[3]) for r in rows]
         tally: Counter[tuple[str, str, str]] = Counter()
@@ -342,15 +356,8 @@ class SqlNumbers:
             sql, keys = _EXCLUDED, (marketplace,)
         for r in self.db.execute(sql, keys).fetchall():
             tally[(r[0], r[1], r[2])] += int(r[3])
-        if found is not None:
-            sql, params = found
-            for r in self.db.execute(
-                "SELECT x.country, x.operator, x.service, COUNT(*) FROM number_exclusions x"
-                f" WHERE x.counted_lane = ? AND x.marketplace IN (?, ?) AND x.number_id IN ({sql})"
-                " GROUP BY x.country, x.operator, x.service",
-                (marketplace, EVERYWHERE, marketplace, *params),
-            ).fetchall():
-                tally[(r[0], r[1], r[2])] -= int(r[3])
+        for r in held:
+            tally[(r[0], r[1], r[2])] -= int(r[3])
         return [
             ExcludedCount(CountryName(c), OperatorName(o), ServiceName(s), k)
             for (c, o, s), k in tally.items()

@@ -86,14 +86,17 @@ def resale_filter(
 
 def held_numbers(rules: LedgerRules, marketplace: str, now: Timestamp) -> tuple[str, list[Any]] | None:
     """`SELECT number_id ...`: the numbers a resale window hides on `marketplace` now (as a
-    whole: resale_filter with no service), found from the sales since the oldest window's
-    start (migration 0011's index), not by probing every number. None: no window binds."""
-    windows = ledger.window_clauses(rules, marketplace, now)
-    parts, params = _window_parts(rules, marketplace, now, None)
-    if not parts:
+    whole: resale_filter with no service), one SELECT per window over migration 0011's index
+    of sales by marketplace and time, so a window costs the sales inside it (none, mostly),
+    not a probe per number. None: no window binds."""
+    selects: list[str] = []
+    params: list[Any] = []
+    for window in ledger.window_clauses(rules, marketplace, now):
+        part = f"o.marketplace {'<>' if window.elsewhere else '='} ? AND o.finished_at > ?"
+        params += [window.sold_on, window.since]
+        if not window.number_wide:
+            part += " AND o.kind = 'rent'"
+        selects.append(f"SELECT o.number_id FROM operations o WHERE o.finish_status = 3 AND {part}")
+    if not selects:
         return None
-    sql = (
-        "SELECT o.number_id FROM operations o WHERE o.finish_status = 3 AND o.finished_at > ?"
-        f" AND ({' OR '.join(parts)})"
-    )
-    return sql, [min(w.since for w in windows), *params]
+    return " UNION ".join(selects), params

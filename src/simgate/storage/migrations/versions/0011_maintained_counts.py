@@ -19,8 +19,9 @@ commits, and two claims could deadlock over two such rows; its triggers only INS
 add the deltas in, and `fold_counts` moves them into the totals (after every GET_SERVICES and
 every lane round, one folder at a time).
 
-Resale windows expire without a write, so they are not in the counts: the few numbers a live
-window hides are subtracted at read time, found from the recent sales (the index below).
+Resale windows expire without a write, so they are not in the counts: the numbers a live
+window hides are subtracted at read time, found from that marketplace's sales since the
+window began (the index below), so the cost follows the window's sales, not the farm.
 
 Revision ID: 0011
 Revises: 0010
@@ -238,11 +239,11 @@ def upgrade() -> None:
         _postgres_triggers()
     else:
         _sqlite_triggers()
-    # The numbers a resale window hides now: sales since the window's start, newest last.
+    # The numbers a resale window hides now: one marketplace's sales since the window began.
     op.create_index(
         "ix_operations_recent_sales",
         "operations",
-        ["finished_at", "marketplace", "kind", "number_id"],
+        ["marketplace", "finished_at", "kind", "number_id"],
         sqlite_where=sa.text("finish_status = 3"),
         postgresql_where=sa.text("finish_status = 3"),
     )
