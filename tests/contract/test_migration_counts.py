@@ -16,7 +16,7 @@ from simgate.storage.sql import SqlNumbers
 from tests.contract.test_migration_lanes import old_database, open_store  # noqa: F401 (fixture)
 from tests.factories import make_order, make_spec
 
-BEFORE = "0010"
+BEFORE = "0012"
 """The head before the kept counts."""
 NOW = 1_700_000_000.0
 SERVICES = [ServiceName(s) for s in ("telegram", "vkcom", "whatsapp")]

@@ -24,7 +24,7 @@ window hides are subtracted at read time, found from that marketplace's sales si
 window began (the index below), so the cost follows the window's sales, not the farm.
 
 Revision ID: 0011
-Revises: 0010
+Revises: 0012
 """
 
 from collections.abc import Sequence
@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011"
-down_revision: str | None = "0010"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
