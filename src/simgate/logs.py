@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
 import logging.handlers
@@ -64,18 +63,37 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 class LineQueue(logging.handlers.QueueHandler):
-    """Hands records to the writer thread with the message merged, and nothing else done.
+    """Hands records to its own writer thread with the message merged, and nothing else done.
 
     The filters (control escapes, secret redaction) stay on this handler, so they run where
     the line is logged, as before; formatting and the write to stderr move off the event loop
     (one line per marketplace call cost ~8 % of the server's CPU there; docs/benchmarks.md).
     Unlike the stdlib's `prepare`, the exception stays attached, so the JSON formatter still
-    puts the traceback in its own field.
+    puts the traceback in its own field. The handler owns its thread: `close` (configure's, or
+    logging's own at exit) writes what is queued, then ends it.
     """
+
+    def __init__(self, writer: logging.Handler) -> None:
+        lines: queue.Queue[logging.LogRecord] = queue.Queue()
+        super().__init__(lines)
+        self._lines = lines
+        self._listener: logging.handlers.QueueListener | None = BatchListener(lines, writer)
+        self._listener.start()
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         record.msg, record.args = record.getMessage(), None
         return record
+
+    def drain(self) -> None:
+        """Wait until every line queued so far is written."""
+        if self._listener is not None:
+            self._lines.join()
+
+    def close(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.stop()  # writes what is queued, then ends the thread
+        super().close()
 
 
 BATCH_SECONDS = 0.02
@@ -117,28 +135,19 @@ class BatchListener(logging.handlers.QueueListener):
                     break
 
 
-_listener: logging.handlers.QueueListener | None = None
-
-
 def flush() -> None:
     """Wait until every queued line is written (tests, and before the process exits)."""
-    if _listener is not None:
-        _listener.queue.join()  # type: ignore[attr-defined]
-
-
-def _stop_listener() -> None:
-    global _listener
-    listener, _listener = _listener, None
-    if listener is not None:
-        listener.stop()  # writes what is queued, then ends the thread
-
-
-atexit.register(_stop_listener)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, LineQueue):
+            handler.drain()
 
 
 def configure(log_format: str, level: int = logging.INFO, *, queued: bool = False) -> None:
     """Root logging to stderr. `queued` (the server): lines are written by their own thread."""
-    _stop_listener()
+    root = logging.getLogger()
+    for old in root.handlers:
+        if isinstance(old, LineQueue):
+            old.close()  # what it queued is written first
     handler = StderrHandler()
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
@@ -146,13 +155,8 @@ def configure(log_format: str, level: int = logging.INFO, *, queued: bool = Fals
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     front: logging.Handler = handler
     if queued:
-        global _listener
-        lines: queue.Queue[logging.LogRecord] = queue.Queue()
-        front = LineQueue(lines)
-        _listener = BatchListener(lines, handler)
-        _listener.start()
+        front = LineQueue(handler)
     front.addFilter(ControlEscaper())
-    root = logging.getLogger()
     root.handlers[:] = [front]
     root.setLevel(level)
     # Alembic narrates every start-up at INFO; our own line says which revision is served.

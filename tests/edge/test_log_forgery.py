@@ -60,3 +60,18 @@ def test_queued_lines_are_escaped_and_keep_their_traceback(captured: Callable[[]
     assert lines[0]["message"] == "call a\\nb"
     assert lines[1]["message"] == "failed"
     assert "ValueError: boom" in lines[1]["error"]
+
+
+def test_reconfiguring_writes_the_queued_lines_and_ends_their_thread(captured: Callable[[], str]) -> None:
+    # The queue's writer thread belongs to its handler, not to the module: replacing the
+    # handler (or logging's shutdown at exit) closes it, and closing writes what is queued.
+    logs.configure("text", queued=True)
+    (front,) = logging.getLogger().handlers
+    assert isinstance(front, logs.LineQueue)
+    writer = front._listener
+    assert writer is not None
+    logging.getLogger("simgate.test").warning("queued before the switch")
+    logs.configure("text")
+    assert "queued before the switch" in captured()
+    assert front._listener is None
+    assert writer._thread is None  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ import json
 import math
 import random
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -20,8 +21,6 @@ from rich.text import Text
 
 MAX_EXAMPLES = 5
 
-CATALOGUE: dict[str, tuple[str, Severity]] = {}
-"""Filled below: every check's title and severity, in the order the report shows them."""
 MAX_SAMPLES = 50_000
 """Per call; beyond this a reservoir keeps the percentiles honest in bounded memory."""
 
@@ -31,6 +30,64 @@ class Severity(StrEnum):
     """Costs money or gets the farm blocked: fails the run."""
     WARNING = "warning"
     """Worth a look, but the marketplace would not sanction it."""
+
+
+CATALOGUE: Mapping[str, tuple[str, Severity]] = {
+    "counts_not_over_reported": (
+        "no NO_NUMBERS right after advertising a count (30-minute block)",
+        Severity.ERROR,
+    ),
+    "counts_within_farm": ("advertised counts never exceed the farm's free SIMs", Severity.ERROR),
+    "any_is_total": ("`any` is at least the sum over the operators", Severity.ERROR),
+    "numbers_offered_again": ("numbers are offered again once their operations end", Severity.WARNING),
+    "no_number_issued_twice": ("no number issued twice while its operation is open", Severity.ERROR),
+    "activation_ids_unique": ("activationId never reused", Severity.ERROR),
+    "exclusions_honoured": ("exceptionPhoneSet prefixes honoured", Severity.ERROR),
+    "issued_matches_order": ("issued number matches the order (country, operator, rent)", Severity.ERROR),
+    "no_reissue_after_sale": (
+        "no number issued for a service it is out of (sold, refused, cancelled 4 times)",
+        Severity.ERROR,
+    ),
+    "answers_well_formed": ("answers in the documented shape (JSON numbers, status words)", Severity.ERROR),
+    "finish_answered_success": ("every FINISH answered SUCCESS, repeats included", Severity.ERROR),
+    "answers_within_deadline": (
+        "every answer within the deadline (Onlinesim 10 s, SMSHUB 3 s)",
+        Severity.ERROR,
+    ),
+    "answers_fast": ("answers under 1 s", Severity.WARNING),
+    "pushes_well_formed": ("PUSH_SMS payloads well-formed (fields, types, key, endpoint)", Severity.ERROR),
+    "no_duplicate_push": ("no SMS pushed twice (same operation, same text)", Severity.ERROR),
+    "no_push_for_closed_or_unknown": ("no push for a closed or unknown operation", Severity.ERROR),
+    "sms_id_stable": ("smsId: one per SMS, the same on every retry (agent protocol)", Severity.ERROR),
+    "pings_well_formed": ("health-check pings well-formed (GET, no body, a User-Agent)", Severity.ERROR),
+    "sms_pushed_exactly_once": ("every SMS for an open operation pushed exactly once", Severity.ERROR),
+    "sms_routed_to_open_operation": (
+        "SMS routed to the number's open operation, never a closed one",
+        Severity.ERROR,
+    ),
+    "sms_text_intact": ("pushed text identical to the SMS received (Cyrillic, emoji, long)", Severity.ERROR),
+    "intake_answers": ("intake stores new SMS (202) and recognises resends (200, duplicate)", Severity.ERROR),
+    "no_sim_held_by_two_marketplaces": ("no SIM held by two marketplaces at once", Severity.ERROR),
+    "counts_within_free_sims": (
+        "all marketplaces' counts together never above the free SIMs",
+        Severity.ERROR,
+    ),
+    "pushes_to_the_right_marketplace": (
+        "every SMS pushed to the marketplace holding the number only",
+        Severity.ERROR,
+    ),
+    "no_push_after_success_anywhere": ("no SMS pushed anywhere after a SUCCESS", Severity.ERROR),
+    "no_resale_on_another_marketplace": (
+        "a number sold for a service is not issued for it elsewhere",
+        Severity.ERROR,
+    ),
+    "resale_window_kept": (
+        "no number sold on HeroSMS issued elsewhere inside the resale window,"
+        " nor one sold elsewhere on HeroSMS",
+        Severity.ERROR,
+    ),
+}
+"""Every check's title and severity, in the order the report shows them."""
 
 
 @dataclass
@@ -261,45 +318,6 @@ def _buyer_rows(table: Table, counts: Counter[str]) -> None:
         f"{counts['finish.sent']} sent, {counts['finish.resent']} resent after a slow or lost answer, "
         f"{counts['finish.repeated']} repeated on purpose",
     )
-
-
-def _register(name: str, title: str, severity: Severity = Severity.ERROR) -> None:
-    CATALOGUE[name] = (title, severity)
-
-
-_register("counts_not_over_reported", "no NO_NUMBERS right after advertising a count (30-minute block)")
-_register("counts_within_farm", "advertised counts never exceed the farm's free SIMs")
-_register("any_is_total", "`any` is at least the sum over the operators")
-_register("numbers_offered_again", "numbers are offered again once their operations end", Severity.WARNING)
-_register("no_number_issued_twice", "no number issued twice while its operation is open")
-_register("activation_ids_unique", "activationId never reused")
-_register("exclusions_honoured", "exceptionPhoneSet prefixes honoured")
-_register("issued_matches_order", "issued number matches the order (country, operator, rent)")
-_register(
-    "no_reissue_after_sale", "no number issued for a service it is out of (sold, refused, cancelled 4 times)"
-)
-_register("answers_well_formed", "answers in the documented shape (JSON numbers, status words)")
-_register("finish_answered_success", "every FINISH answered SUCCESS, repeats included")
-_register("answers_within_deadline", "every answer within the deadline (Onlinesim 10 s, SMSHUB 3 s)")
-_register("answers_fast", "answers under 1 s", Severity.WARNING)
-_register("pushes_well_formed", "PUSH_SMS payloads well-formed (fields, types, key, endpoint)")
-_register("no_duplicate_push", "no SMS pushed twice (same operation, same text)")
-_register("no_push_for_closed_or_unknown", "no push for a closed or unknown operation")
-_register("sms_id_stable", "smsId: one per SMS, the same on every retry (agent protocol)")
-_register("pings_well_formed", "health-check pings well-formed (GET, no body, a User-Agent)")
-_register("sms_pushed_exactly_once", "every SMS for an open operation pushed exactly once")
-_register("sms_routed_to_open_operation", "SMS routed to the number's open operation, never a closed one")
-_register("sms_text_intact", "pushed text identical to the SMS received (Cyrillic, emoji, long)")
-_register("intake_answers", "intake stores new SMS (202) and recognises resends (200, duplicate)")
-_register("no_sim_held_by_two_marketplaces", "no SIM held by two marketplaces at once")
-_register("counts_within_free_sims", "all marketplaces' counts together never above the free SIMs")
-_register("pushes_to_the_right_marketplace", "every SMS pushed to the marketplace holding the number only")
-_register("no_push_after_success_anywhere", "no SMS pushed anywhere after a SUCCESS")
-_register("no_resale_on_another_marketplace", "a number sold for a service is not issued for it elsewhere")
-_register(
-    "resale_window_kept",
-    "no number sold on HeroSMS issued elsewhere inside the resale window, nor one sold elsewhere on HeroSMS",
-)
 
 
 STATUS_WORDS = {"1": "not taken (1)", "3": "sold (3)", "4": "cancelled (4)", "5": "refunded (5)"}
