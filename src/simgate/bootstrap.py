@@ -38,12 +38,13 @@ log = logging.getLogger("simgate.bootstrap")
 def open_store(settings: Settings) -> Store:
     store: Store
     if settings.is_sqlite:
-        store = SQLiteStore.from_url(settings.database_url)
+        store = SQLiteStore.from_url(settings.database_url, ledger=settings.ledger)
     else:
         from simgate.storage.postgres import PostgresStore
 
-        store = PostgresStore(settings.database_url, max_size=settings.postgres_pool_size)
-    store.ledger = settings.ledger
+        store = PostgresStore(
+            settings.database_url, max_size=settings.postgres_pool_size, ledger=settings.ledger
+        )
     return store
 
 
@@ -242,7 +243,6 @@ def build_app(
     clock: Callable[[], Timestamp] = time.time,
 ) -> Starlette:
     protect_logs(settings)
-    store.ledger = settings.ledger  # a store opened elsewhere (tests) keeps the same rules
     registry = CollectorRegistry()
     background: list[Callable[[], AbstractAsyncContextManager[None]]] = []
     wake: Callable[[], None] = lambda: None  # noqa: E731

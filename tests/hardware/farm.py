@@ -69,7 +69,7 @@ class ClockedServer(LiveServer):
     clock: MovableClock = field(default_factory=MovableClock)
 
     def start(self) -> ClockedServer:
-        self.store = SQLiteStore.from_url(self.settings.database_url)
+        self.store = SQLiteStore.from_url(self.settings.database_url, ledger=self.settings.ledger)
         app = build_app(self.settings, self.store, revision=schema.head_revision(), clock=self.clock)
         self._server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")

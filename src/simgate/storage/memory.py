@@ -290,13 +290,13 @@ class MemoryUnitOfWork:
 
 
 class MemoryStore:
-    def __init__(self, revision: str | None = None) -> None:
+    def __init__(self, revision: str | None = None, *, ledger: LedgerRules = NO_RULES) -> None:
         self.revision = revision
         """What schema_revision() reports: the fake has no schema, so it claims what it is told."""
         self._state = MemoryState()
         self._lock = threading.RLock()
-        self.ledger: LedgerRules = NO_RULES
-        """The resale windows and exclusion groups (bootstrap sets them from the settings)."""
+        self.ledger = ledger
+        """The resale windows and exclusion groups (bootstrap's, from the settings)."""
         self.write_error: str | None = None
         """Never set by the fake itself; a test sets it to play a failing database."""
 

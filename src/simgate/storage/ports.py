@@ -427,9 +427,11 @@ class UnitOfWork(Protocol):
 class Store(Protocol):
     """Runs units of work. Every method commits on return and rolls back on exception."""
 
-    ledger: LedgerRules
-    """The resale windows and exclusion groups every unit of work enforces (bootstrap sets
-    them from the settings and the plug-ins; a store starts with none)."""
+    @property
+    def ledger(self) -> LedgerRules:
+        """The resale windows and exclusion groups every unit of work enforces: given when the
+        store is opened (bootstrap passes the settings' and the plug-ins'), none by default."""
+        ...
 
     def run(self, work: Callable[[UnitOfWork], T]) -> T:
         """Synchronous: for the CLI and for tests."""

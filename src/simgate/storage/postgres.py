@@ -54,6 +54,7 @@ class PostgresStore:
         max_size: int = 10,
         acquire_timeout: float = 3.0,
         statement_timeout_ms: int = 5000,
+        ledger: LedgerRules = NO_RULES,
     ) -> None:
         # Every bound is far below the marketplace's 10-second deadline, so a request that
         # cannot reach the database answers an ERROR in time instead of hanging.
@@ -81,9 +82,9 @@ class PostgresStore:
         self._write_error: str | None = None
         self._last_probe = 0.0
         self._probing = False
+        self.ledger = ledger
+        """The resale windows and exclusion groups (bootstrap's, from the settings)."""
         self._down = False
-        self.ledger: LedgerRules = NO_RULES
-        """The resale windows and exclusion groups (bootstrap sets them from the settings)."""
         """The probe found the server gone: units fail at once instead of each waiting for
         the pool's timeout, until a probe finds it back."""
 

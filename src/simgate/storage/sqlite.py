@@ -115,7 +115,9 @@ def sqlite_path(database_url: str) -> str:
 
 
 class SQLiteStore:
-    def __init__(self, path: str, *, readers: int = 2, busy_timeout_ms: int = 10_000) -> None:
+    def __init__(
+        self, path: str, *, readers: int = 2, busy_timeout_ms: int = 10_000, ledger: LedgerRules = NO_RULES
+    ) -> None:
         self.path = path
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._busy_timeout_ms = busy_timeout_ms
@@ -129,12 +131,12 @@ class SQLiteStore:
         self._writer.start()
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="sqlite-reader")
         self._closed = False
-        self.ledger: LedgerRules = NO_RULES
-        """The resale windows and exclusion groups (bootstrap sets them from the settings)."""
+        self.ledger = ledger
+        """The resale windows and exclusion groups (bootstrap's, from the settings)."""
 
     @classmethod
-    def from_url(cls, database_url: str) -> SQLiteStore:
-        return cls(sqlite_path(database_url))
+    def from_url(cls, database_url: str, *, ledger: LedgerRules = NO_RULES) -> SQLiteStore:
+        return cls(sqlite_path(database_url), ledger=ledger)
 
     def _connection(self, *, query_only: bool = False) -> sqlite3.Connection:
         """This thread's connection: the writer's, or a reader's (`query_only`: a read that
