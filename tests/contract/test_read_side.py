@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,29 +24,15 @@ GUARD = 10.0
 """How long the held unit waits at most: only a guard against a hung test, never a timing."""
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened: Store
-    if request.param == "postgres":
-        from simgate.storage.postgres import PostgresStore
-
-        opened = PostgresStore(request.getfixturevalue("postgres_url"), min_size=1, max_size=4)
-    else:
-        url = f"sqlite:///{tmp_path / 'read.db'}"
-        schema.upgrade(url)
-        opened = SQLiteStore.from_url(url)
-    yield opened
-    opened.close()
-
-
 def _free(reports: Reports) -> int:
     return reports.number_states()["free"]
 
 
-def test_a_report_is_read_while_a_write_unit_is_held_open(sql_store: Store) -> None:
+@pytest.mark.parametrize("store", ["sqlite", "postgres"], indirect=True)
+def test_a_report_is_read_while_a_write_unit_is_held_open(store: Store) -> None:
     """Were the reports read through a unit of work, the SQLite one would wait behind the held
     unit and then see its number: they read the last commit at once instead."""
-    sql_store.run(lambda uow: uow.numbers.upsert(make_spec(), 1.0))
+    store.run(lambda uow: uow.numbers.upsert(make_spec(), 1.0))
     entered, release = threading.Event(), threading.Event()
 
     def hold(uow: UnitOfWork) -> None:
@@ -56,16 +41,16 @@ def test_a_report_is_read_while_a_write_unit_is_held_open(sql_store: Store) -> N
         release.wait(GUARD)
 
     with ThreadPoolExecutor(1) as pool:
-        held = pool.submit(sql_store.run, hold)
+        held = pool.submit(store.run, hold)
         try:
             assert entered.wait(GUARD)
-            assert sql_store.run_report(_free) == 1
-            assert asyncio.run(sql_store.report(_free)) == 1
+            assert store.run_report(_free) == 1
+            assert asyncio.run(store.report(_free)) == 1
             assert not held.done(), "the report waited for the write unit to end"
         finally:
             release.set()
         held.result()
-    assert sql_store.run_report(_free) == 2  # and the next report sees the commit
+    assert store.run_report(_free) == 2  # and the next report sees the commit
 
 
 def test_sqlite_reports_run_on_a_reader_that_cannot_write(tmp_path: Path) -> None:
