@@ -16,7 +16,6 @@ def queued_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[logging.Logger]:
     monkeypatch.setattr(logs, "QUIET_ROUNDS", 3)  # goes quiet (blocks on the queue) fast
     logs.configure("text", queued=True)
     yield logging.getLogger("simgate.test")
-    logs._stop_listener()
     logs.configure("text")
 
 
@@ -49,5 +48,5 @@ def test_stopping_writes_every_line_queued_before_it(
 ) -> None:
     for i in range(50):
         queued_logs.warning("last %d", i)
-    logs._stop_listener()
+    logs.configure("text")  # closes the queue's handler, which stops its thread
     assert written(capsys) == [f"last {i}" for i in range(50)]
