@@ -27,8 +27,8 @@ pytestmark = pytest.mark.slow
 def test_why_names_the_group_the_resale_window_and_the_lane(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'simgate.db'}"
     schema.upgrade(url)
-    store = SQLiteStore.from_url(url)
-    store.ledger = load_settings({}).ledger  # what the CLI reads: the shipped groups, HeroSMS's window
+    # What the CLI reads: the shipped groups, HeroSMS's window.
+    store = SQLiteStore.from_url(url, ledger=load_settings({}).ledger)
     spec = make_spec(marketplaces=frozenset({"herosms"}))
     try:
         now = time.time()
