@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from simgate.domain.alerts import CLAIM_LEASE_SECONDS
 from simgate.storage.ports import Store, UnitOfWork
 
 
@@ -24,7 +25,7 @@ def test_notices_wait_until_sent_and_stop_after_max_attempts(store: Store) -> No
     assert [n.id for n in store.run(lambda uow: uow.alerts.unsent(10, 3))] == [first, second]
 
     def attempt(notice_id: int, attempts: int, now: float, error: str | None) -> bool:
-        if not store.run(lambda uow: uow.alerts.claim(notice_id, attempts)):
+        if not store.run(lambda uow: uow.alerts.claim(notice_id, attempts, now)):
             return False
         store.run(lambda uow: uow.alerts.record_send(notice_id, now, error))
         return True
@@ -68,5 +69,23 @@ def test_of_two_instances_about_to_send_a_notice_one_claims_it(store: Store) -> 
     notice = store.run(lambda uow: uow.alerts.add_notice("k", "r", "firing", "webhook", "down", 5.0))
     [seen_by_a] = store.run(lambda uow: uow.alerts.unsent(10, 3))
     [seen_by_b] = store.run(lambda uow: uow.alerts.unsent(10, 3))
-    assert store.run(lambda uow: uow.alerts.claim(notice, seen_by_a.attempts))
-    assert not store.run(lambda uow: uow.alerts.claim(notice, seen_by_b.attempts))
+    assert store.run(lambda uow: uow.alerts.claim(notice, seen_by_a.attempts, 6.0))
+    assert not store.run(lambda uow: uow.alerts.claim(notice, seen_by_b.attempts, 6.0))
+
+
+def test_a_notice_claimed_and_not_yet_recorded_is_nobody_elses(store: Store) -> None:
+    """Instance B reads the notice after A claimed it, before A recorded its send: B must not
+    send it too. A send that failed, or one whose sender died (the lease ran out), may be
+    claimed again."""
+    notice = store.run(lambda uow: uow.alerts.add_notice("k", "r", "firing", "webhook", "down", 5.0))
+    assert store.run(lambda uow: uow.alerts.claim(notice, 0, 6.0))  # A sends...
+    [seen_by_b] = store.run(lambda uow: uow.alerts.unsent(10, 9))
+    assert seen_by_b.claimed_at == 6.0
+    assert not store.run(lambda uow: uow.alerts.claim(notice, seen_by_b.attempts, 7.0))
+    store.run(lambda uow: uow.alerts.record_send(notice, 8.0, "HTTP 502"))  # ...and fails
+    [again] = store.run(lambda uow: uow.alerts.unsent(10, 9))
+    assert again.claimed_at is None
+    assert store.run(lambda uow: uow.alerts.claim(notice, again.attempts, 9.0))  # A dies mid-send
+    late = 9.0 + CLAIM_LEASE_SECONDS
+    assert not store.run(lambda uow: uow.alerts.claim(notice, 2, late - 1))
+    assert store.run(lambda uow: uow.alerts.claim(notice, 2, late))

@@ -181,7 +181,8 @@ class AlertMonitor:
                 await self._record(notice.id, await self._deliver(notice))
 
     async def _claim(self, notice: Notice) -> bool:
-        return await self.store.transact(lambda uow: uow.alerts.claim(notice.id, notice.attempts))
+        now = self.clock()
+        return await self.store.transact(lambda uow: uow.alerts.claim(notice.id, notice.attempts, now))
 
     async def _record(self, notice_id: int, error: str | None) -> None:
         now = self.clock()

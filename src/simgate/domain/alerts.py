@@ -144,6 +144,11 @@ def _minutes(seconds: float) -> int:
     return int(seconds // 60)
 
 
+CLAIM_LEASE_SECONDS = 300.0
+"""A notice claimed this long ago without a recorded result (its sender died mid-send) may be
+claimed again; far above any send's timeout, so a live send is never doubled."""
+
+
 @dataclass(frozen=True, slots=True)
 class Notice:
     """One message to one channel, stored with the change that caused it and sent until a
@@ -159,3 +164,5 @@ class Notice:
     attempts: int = 0
     sent_at: Timestamp | None = None
     last_error: str | None = None
+    claimed_at: Timestamp | None = None
+    """When an instance last claimed it to send; cleared when that send failed."""

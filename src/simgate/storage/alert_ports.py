@@ -33,13 +33,15 @@ class AlertRepository(Protocol):
         times, oldest first."""
         ...
 
-    def claim(self, notice_id: int, attempts: int) -> bool:
-        """Count one more attempt, only if the notice is unsent and still at `attempts`: of two
-        instances about to send it, one wins and the other skips it (no double message)."""
+    def claim(self, notice_id: int, attempts: int, now: Timestamp) -> bool:
+        """Count one more attempt and stamp the claim, only if the notice is unsent, still at
+        `attempts` and not claimed within CLAIM_LEASE_SECONDS: of two instances about to send
+        it, one wins and the other skips it, also one that read it after the first claimed it."""
         ...
 
     def record_send(self, notice_id: int, now: Timestamp, error: str | None) -> None:
-        """The claimed attempt's result: sent when error is None, else kept for a later check."""
+        """The claimed attempt's result: sent when error is None, else kept (and its claim
+        cleared) for a later check."""
         ...
 
     def recent(self, limit: int) -> list[Notice]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from simgate.domain.alerts import Event, Notice
+from simgate.domain.alerts import CLAIM_LEASE_SECONDS, Event, Notice
 from simgate.domain.types import Timestamp
 
 
@@ -51,11 +51,13 @@ class MemoryAlerts:
         found = [n for _, n in sorted(self.s.notices.items()) if n.sent_at is None]
         return [n for n in found if n.attempts < max_attempts][:limit]
 
-    def claim(self, notice_id: int, attempts: int) -> bool:
+    def claim(self, notice_id: int, attempts: int, now: Timestamp) -> bool:
         notice = self.s.notices.get(notice_id)
         if notice is None or notice.sent_at is not None or notice.attempts != attempts:
             return False
-        self.s.notices[notice_id] = replace(notice, attempts=attempts + 1)
+        if notice.claimed_at is not None and notice.claimed_at > now - CLAIM_LEASE_SECONDS:
+            return False  # another instance is sending it
+        self.s.notices[notice_id] = replace(notice, attempts=attempts + 1, claimed_at=now)
         return True
 
     def record_send(self, notice_id: int, now: Timestamp, error: str | None) -> None:
@@ -66,6 +68,7 @@ class MemoryAlerts:
             notice,
             sent_at=now if error is None else None,
             last_error=None if error is None else error[:500],
+            claimed_at=notice.claimed_at if error is None else None,
         )
 
     def recent(self, limit: int) -> list[Notice]:

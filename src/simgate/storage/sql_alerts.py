@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from simgate.domain.alerts import Event, Notice
+from simgate.domain.alerts import CLAIM_LEASE_SECONDS, Event, Notice
 from simgate.domain.types import Timestamp
 from simgate.storage.sql_base import Connection, Row
 
-NOTICE_COLUMNS = "id, key, rule, event, channel, text, created_at, attempts, sent_at, last_error"
+NOTICE_COLUMNS = "id, key, rule, event, channel, text, created_at, attempts, sent_at, last_error, claimed_at"
 
 
 def _notice(row: Row) -> Notice:
@@ -16,6 +16,7 @@ def _notice(row: Row) -> Notice:
         id=int(row[0]), key=row[1], rule=row[2], event=row[3], channel=row[4], text=row[5],
         created_at=float(row[6]), attempts=int(row[7]),
         sent_at=None if row[8] is None else float(row[8]), last_error=row[9],
+        claimed_at=None if row[10] is None else float(row[10]),
     )  # fmt: skip
 
 
@@ -66,11 +67,12 @@ class SqlAlerts:
         ).fetchall()
         return [_notice(row) for row in rows]
 
-    def claim(self, notice_id: int, attempts: int) -> bool:
+    def claim(self, notice_id: int, attempts: int, now: Timestamp) -> bool:
         changed = self.db.execute(
-            "UPDATE alert_notices SET attempts = attempts + 1"
-            " WHERE id = ? AND attempts = ? AND sent_at IS NULL",
-            (notice_id, attempts),
+            "UPDATE alert_notices SET attempts = attempts + 1, claimed_at = ?"
+            " WHERE id = ? AND attempts = ? AND sent_at IS NULL"
+            " AND (claimed_at IS NULL OR claimed_at <= ?)",
+            (now, notice_id, attempts, now - CLAIM_LEASE_SECONDS),
         ).rowcount
         return changed == 1
 
@@ -82,7 +84,7 @@ class SqlAlerts:
             )
         else:
             self.db.execute(
-                "UPDATE alert_notices SET last_error = ? WHERE id = ? AND sent_at IS NULL",
+                "UPDATE alert_notices SET last_error = ?, claimed_at = NULL WHERE id = ? AND sent_at IS NULL",
                 (error[:500], notice_id),
             )
 
