@@ -80,6 +80,7 @@ def lane_policy(settings: Settings, marketplaces: Sequence[Marketplace] = ()) ->
         stale_seconds=settings.lane_stale_seconds,
         moves=settings.lane_moves,
         min_share=settings.lane_min_share,
+        idle_seconds=settings.lane_idle_seconds,
         countries={m.name: m.countries for m in marketplaces if m.countries is not None},
     )
 

@@ -127,6 +127,8 @@ class Settings(BaseModel):
     lane_stale_seconds: float = Field(default=600.0, ge=60, le=86_400)
     lane_moves: int = Field(default=20, ge=0, le=100_000)
     lane_min_share: float = Field(default=0.1, ge=0, le=1)
+    lane_idle_seconds: float = Field(default=900.0, ge=0, le=30 * 86_400)
+    """A free SIM neither issued nor moved this long rotates to another lane; 0: never."""
     lane_weights: str | None = None
     """`name=weight,...`, e.g. `smshub=2,onlinesim=1`; unnamed marketplaces weigh 1."""
     exclusion_groups: tuple[ExclusionGroupSettings, ...] = HEROSMS_GROUPS

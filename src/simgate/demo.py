@@ -136,6 +136,7 @@ def lane_pace(speed: float) -> dict[str, str]:
         "SIMGATE_LANE_REBALANCE_SECONDS": f"{max(1.0, 60.0 / speed):g}",
         "SIMGATE_LANE_DEMAND_SECONDS": f"{max(60.0, 3600.0 / speed):g}",
         "SIMGATE_LANE_STALE_SECONDS": f"{max(60.0, 600.0 / speed):g}",
+        "SIMGATE_LANE_IDLE_SECONDS": f"{max(60.0, 900.0 / speed):g}",
     }
 
 

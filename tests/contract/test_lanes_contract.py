@@ -261,6 +261,69 @@ def test_a_round_moves_sims_out_of_a_lane_the_owner_no_longer_allows(store: Stor
     assert number(store, sim.phone).lane_target == HUB
 
 
+# --- idle SIMs rotate ---------------------------------------------------------------------------
+
+
+def round_at(store: Store, policy: LanePolicy, now: float, *marketplaces: str) -> list[NumberId]:
+    """One balancer round at `now`, then a poll from each marketplace (its leaves join)."""
+    seen = store.run(lambda uow: survey(uow, now, policy))
+    marked = store.run(lambda uow: move_lanes(uow, seen, now, policy)).marked
+    store.run(lambda uow: stamp_leaves(uow, [*seen.unstamped, *marked], now + 1))
+    for marketplace in marketplaces:
+        poll(store, marketplace, now + 3)
+    return marked
+
+
+def test_a_lane_of_spent_sims_gets_sims_another_lane_holds_idle(store: Store) -> None:
+    # What stalled SMSHUB in the demo: every SIM of its lane sold once for every service it
+    # buys (a sale excludes the number for that service forever), so it counts nothing, orders
+    # nothing, and its demand leaves the window; the lanes are then at their targets.
+    register(store, OS, HUB)
+    load(store, 10)
+    assert lanes_of(store) == {OS: 5, HUB: 5}
+    for service in SERVICES:
+        for _ in range(5):
+            operation = issue(store, HUB, service)
+            assert operation is not None
+            finish(store, operation, 3, FinishPolicy())
+    assert (count(store, HUB), count(store, HUB, ServiceName("vkcom"))) == (0, 0)
+    policy = LanePolicy(moves=4, demand_seconds=3600, idle_seconds=3600)
+    later = NOW + 4000  # the sales left the demand window; Onlinesim ordered nothing either
+    for turn in range(3):
+        round_at(store, policy, later + 10 * turn, OS, HUB)
+    # Three rounds of two swaps (moves=4): SMSHUB sells on Onlinesim's former SIMs, its spent
+    # ones went to Onlinesim (which may still rent them); the targets did not move.
+    assert lanes_of(store) == {OS: 5, HUB: 5}
+    assert count(store, HUB) == 5
+    assert issue(store, HUB) is not None
+    # What arrived is not idle: the next round swaps nothing back.
+    assert round_at(store, policy, later + 100, OS, HUB) == []
+
+
+def test_idle_sims_leave_first_then_the_last_issued(store: Store) -> None:
+    sims = load(store, 3)  # Onlinesim alone: all in its lane
+    register(store, OS, HUB)
+    for at in (NOW, NOW + 2):  # GET_NUMBER takes the longest unissued: sims[0], then sims[1]
+        operation = store.run(lambda uow, at=at: issue_number(uow, OS, make_order(), at))  # type: ignore[misc]
+        assert operation is not None
+        finish(store, operation, 5)
+    groups = store.run(lambda uow: uow.lanes.groups(NOW + 1))
+    assert [(g.lane, g.movable, g.idle) for g in groups] == [(OS, 3, 2)]
+    russia = sims[0].country
+
+    def mark(at: float, idle_before: float, only_idle: bool = False) -> list[NumberId]:
+        move = Move(russia, frozenset(), OS, HUB, 1, idle_before, only_idle)
+        return store.run(lambda uow: uow.lanes.mark_leaving(move, at))
+
+    assert mark(NOW + 5, NOW - 10) == [sims[2].id]  # never issued: idle
+    # Then the last issued: its lane (which issues its longest unissued first) is least
+    # likely to take it back before the move completes.
+    assert mark(NOW + 6, NOW - 10) == [sims[1].id]
+    assert mark(NOW + 7, NOW - 10, only_idle=True) == []  # sims[0] was issued at NOW
+    assert mark(NOW + 8, NOW + 1, only_idle=True) == [sims[0].id]
+    assert [number(store, n.phone).lane_moved_at for n in sims] == [NOW + 8, NOW + 6, NOW + 5]
+
+
 # --- the sale ledger --------------------------------------------------------------------------
 
 

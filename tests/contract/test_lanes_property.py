@@ -33,7 +33,8 @@ OS, HUB, GRIZZLY = "onlinesim", "smshub", "grizzly"
 AGENT = FinishPolicy(refuse_statuses=frozenset({1}), retry_budget_status=4, retry_budget=3)
 POLICIES = {OS: FinishPolicy(), HUB: AGENT, GRIZZLY: AGENT}
 SERVICES = (ServiceName("telegram"), ServiceName("vkcom"))
-ROUND = LanePolicy(moves=100)
+# Idle after 2 s (pauses are 0-3 s): rounds rotate idle SIMs too.
+ROUND = LanePolicy(moves=100, idle_seconds=2.0)
 _examples = itertools.count(1)
 
 

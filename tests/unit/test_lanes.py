@@ -8,7 +8,7 @@ from simgate.domain.model import Marketplace, Number
 from simgate.domain.types import CountryName, NumberId, OperatorName, PhoneNumber
 
 RU = CountryName("russia")
-OS, HUB = "onlinesim", "smshub"
+OS, HUB, GRIZZLY = "onlinesim", "smshub", "grizzly"
 BOTH = [Marketplace(OS, True), Marketplace(HUB, True)]
 
 
@@ -124,3 +124,94 @@ def test_a_small_country_keeps_one_sim_in_each_lane() -> None:
 def test_weight_zero_gets_no_floor() -> None:
     markets = [Marketplace(OS, True, weight=0.0), Marketplace(HUB, True)]
     assert lanes.shares(markets, {}, RU)[OS] == 0.0
+
+
+# --- rotation of idle SIMs --------------------------------------------------------------------
+
+IDLE_BEFORE = 1_000.0
+
+
+def idle_group(lane: str, size: int, idle: int, allowed: frozenset[str] = frozenset()) -> LaneGroup:
+    return LaneGroup(RU, lane, None, allowed, size, size, idle)
+
+
+def test_a_lane_of_spent_sims_swaps_them_for_sims_of_a_lane_that_sells() -> None:
+    # SMSHUB's lane holds five SIMs it has sold every service it buys on (all idle), and its
+    # demand is gone with its orders: the targets are met, so only rotation moves anything.
+    groups = [idle_group(OS, 5, 0), idle_group(HUB, 5, 5)]
+    assert lanes.plan_moves(groups, BOTH, {}, limit=10) == []  # no threshold: no rotation
+    moves = lanes.plan_moves(groups, BOTH, {}, limit=6, idle_before=IDLE_BEFORE)
+    # Pairs (sizes stay): only idle SIMs leave SMSHUB; Onlinesim's last issued come back.
+    assert sorted(moves, key=lambda m: str(m.source)) == [
+        Move(RU, frozenset(), OS, HUB, 3, IDLE_BEFORE, last_issued_first=True),
+        Move(RU, frozenset(), HUB, OS, 3, IDLE_BEFORE, only_idle=True),
+    ]
+
+
+def test_a_spent_lane_gets_the_sims_the_busiest_lane_sold_last_not_its_idle_ones() -> None:
+    # Onlinesim's idle SIMs are as likely spent as SMSHUB's; the ones it sells are not.
+    groups = [idle_group(OS, 6, 2), idle_group(HUB, 6, 6)]
+    moves = lanes.plan_moves(groups, BOTH, {}, limit=8, idle_before=IDLE_BEFORE)
+    assert sorted((m.source, m.count, m.only_idle, m.last_issued_first) for m in moves) == [
+        (OS, 4, False, True),
+        (HUB, 4, True, False),
+    ]
+
+
+def test_rotation_uses_what_rebalancing_leaves_and_keeps_the_allowed_marketplaces() -> None:
+    only_hub = frozenset({HUB})
+    groups = [idle_group(OS, 5, 0), idle_group(HUB, 3, 3, allowed=only_hub), idle_group(HUB, 2, 2)]
+    moves = lanes.plan_moves(groups, BOTH, {}, limit=10, idle_before=IDLE_BEFORE)
+    # The SIMs only SMSHUB may sell stay; the other two rotate.
+    assert sorted(moves, key=lambda m: str(m.source)) == [
+        Move(RU, frozenset(), OS, HUB, 2, IDLE_BEFORE, last_issued_first=True),
+        Move(RU, frozenset(), HUB, OS, 2, IDLE_BEFORE, only_idle=True),
+    ]
+    # A rebalancing move comes first; the limit left is spent in whole pairs.
+    uneven = [idle_group(OS, 9, 0), idle_group(HUB, 1, 1)]
+    moves = lanes.plan_moves(uneven, BOTH, {}, limit=7, idle_before=IDLE_BEFORE)
+    assert sum(m.count for m in moves) == 6
+    assert sum(m.count for m in moves if m.source == OS) == 5  # 4 toward SMSHUB's target of 5, 1 back
+    assert sum(m.count for m in moves if m.source == HUB) == 1  # its idle SIM out
+
+
+def test_spent_lanes_wait_for_the_busiest_lanes_free_sims_rather_than_trade_among_themselves() -> None:
+    # The demo: Onlinesim holds every SIM it has busy, SMSHUB's and Grizzly's are all spent.
+    # Trading spent SIMs between them sells nothing and restarts their idle clocks.
+    three = [*BOTH, Marketplace(GRIZZLY, True)]
+    busy = LaneGroup(RU, OS, None, frozenset(), 6, 0, 0)
+    spent = [idle_group(HUB, 6, 6), idle_group(GRIZZLY, 6, 6)]
+    assert lanes.plan_moves([busy, *spent], three, {}, limit=10, idle_before=IDLE_BEFORE) == []
+    one_free = LaneGroup(RU, OS, None, frozenset(), 6, 1, 0)
+    moves = lanes.plan_moves([one_free, *spent], three, {}, limit=10, idle_before=IDLE_BEFORE)
+    assert sorted((m.source, m.target, m.count) for m in moves) == [(GRIZZLY, OS, 1), (OS, GRIZZLY, 1)]
+
+
+def test_idle_sims_leave_first_then_the_last_issued() -> None:
+    def at(issued: float, moved: float | None = None) -> Number:
+        return number(lane=OS, last_issued_at=issued, lane_moved_at=moved)
+
+    free = [at(50.0), at(10.0), at(90.0), at(20.0, moved=80.0)]
+    ordered = sorted(free, key=lambda n: lanes.leave_order(n, 60.0))
+    assert [lanes.idle_since(n) for n in ordered] == [10.0, 50.0, 90.0, 80.0]
+    # No threshold: nothing is idle, the last issued leaves first.
+    assert [lanes.idle_since(n) for n in sorted(free, key=lambda n: lanes.leave_order(n, None))] == [
+        90.0,
+        80.0,
+        50.0,
+        10.0,
+    ]
+
+
+def test_lanes_without_idle_sims_do_not_rotate() -> None:
+    groups = [idle_group(OS, 5, 0), idle_group(HUB, 5, 0)]
+    assert lanes.plan_moves(groups, BOTH, {}, limit=10, idle_before=IDLE_BEFORE) == []
+
+
+def test_idleness_counts_the_later_of_the_last_issue_and_the_last_move() -> None:
+    assert lanes.idle_since(number(lane=OS)) == 0.0
+    assert lanes.is_idle(number(lane=OS, last_issued_at=10.0, lane_moved_at=50.0), 60.0)
+    assert not lanes.is_idle(number(lane=OS, last_issued_at=70.0, lane_moved_at=50.0), 60.0)
+    assert not lanes.is_idle(number(lane=OS, last_issued_at=10.0, lane_moved_at=60.0), 60.0)
+    assert not lanes.is_idle(number(lane=OS, lane_target=HUB), 60.0)  # leaving
+    assert not lanes.is_idle(number(), 60.0)  # unplaced

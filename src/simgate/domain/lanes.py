@@ -74,6 +74,38 @@ def joins_when_stale(number: Number, now: Timestamp, stale_seconds: float) -> bo
     )
 
 
+def idle_since(number: Number) -> Timestamp:
+    """Since when the SIM has sat in its lane unsold: its last issue or its last move, the
+    later (0: neither known)."""
+    return max(number.last_issued_at or 0.0, number.lane_moved_at or 0.0)
+
+
+def is_idle(number: Number, before: Timestamp) -> bool:
+    """Free in its lane, not leaving, and neither issued nor moved since `before` (the round's
+    `now - SIMGATE_LANE_IDLE_SECONDS`): its lane's marketplace had every chance to order it."""
+    return number.lane is not None and number.lane_target is None and idle_since(number) < before
+
+
+def leave_order(
+    number: Number, idle_before: Timestamp | None, last_issued_first: bool = False
+) -> tuple[int, float]:
+    """Which free SIMs of a group leave a lane first: the idle ones, longest idle first, then
+    the most recently issued. A leaving SIM stays issuable by its old lane until that lane's
+    next poll, and GET_NUMBER takes the longest unissued SIM first: of the SIMs a lane sells,
+    the one it issued last is the one it is least likely to take back (cancelling the move)
+    before the move completes. A lane that orders every SIM it frees (Onlinesim in the demo)
+    otherwise never lets one go."""
+    if last_issued_first:
+        # The other half of a swap (_one_swap): the last sold first, a SIM that arrived
+        # within the idle period last (sending it straight back would only flap).
+        arrived = idle_before is not None and (number.lane_moved_at or 0.0) >= idle_before
+        return (int(arrived), -(number.last_issued_at or 0.0))
+    since = idle_since(number)
+    if idle_before is not None and since < idle_before:
+        return (0, since)
+    return (1, -since)
+
+
 @dataclass(frozen=True, slots=True)
 class LaneGroup:
     """SIMs of one country that share a lane, a pending move and the marketplaces allowed."""
@@ -86,6 +118,8 @@ class LaneGroup:
     """Every SIM of the group, busy, offline and disabled included: they come back."""
     movable: int
     """Free (enabled, online, no operation) and not leaving: may be moved now."""
+    idle: int = 0
+    """Of `movable`, those idle (is_idle at the round's threshold): they rotate."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +131,12 @@ class Move:
     target: str | None
     """None: the SIM may be sold on no enabled marketplace; it leaves every lane."""
     count: int
+    idle_before: Timestamp | None = None
+    """The round's idle threshold: storage takes SIMs in leave_order (None: no SIM is idle)."""
+    only_idle: bool = False
+    """Only SIMs idle since before `idle_before` (is_idle): the outgoing half of a swap."""
+    last_issued_first: bool = False
+    """The incoming half of a swap: leave_order's last sold first."""
 
 
 Demand = Mapping[tuple[str, CountryName], int]
@@ -171,12 +211,19 @@ def _by_country(groups: Iterable[LaneGroup]) -> dict[CountryName, list[LaneGroup
     return dict(sorted(found.items()))
 
 
-def _add(moves: dict[tuple[CountryName, frozenset[str], str | None, str | None], int], move: Move) -> None:
-    moves[(move.country, move.allowed, move.source, move.target)] += move.count
+_MoveKey = tuple[CountryName, frozenset[str], str | None, str | None, bool, bool]
 
 
-def _flatten(moves: dict[tuple[CountryName, frozenset[str], str | None, str | None], int]) -> list[Move]:
-    return [Move(c, a, s, t, k) for (c, a, s, t), k in moves.items() if k > 0]
+def _add(moves: dict[_MoveKey, int], move: Move) -> None:
+    key = (move.country, move.allowed, move.source, move.target, move.only_idle, move.last_issued_first)
+    moves[key] += move.count
+
+
+def _flatten(moves: dict[_MoveKey, int], idle_before: Timestamp | None = None) -> list[Move]:
+    """Every move carries the round's idle threshold (leave_order). The idle-only halves of
+    swaps come first: the other halves may take idle SIMs too, and must not take theirs."""
+    found = [Move(c, a, s, t, k, idle_before, i, last) for (c, a, s, t, i, last), k in moves.items() if k > 0]
+    return sorted(found, key=lambda m: not m.only_idle)
 
 
 def plan_placement(
@@ -186,7 +233,7 @@ def plan_placement(
     min_share: float = MIN_SHARE,
 ) -> list[Move]:
     """Place every unplaced SIM at once, each into the allowed lane furthest below its target."""
-    moves: dict[tuple[CountryName, frozenset[str], str | None, str | None], int] = defaultdict(int)
+    moves: dict[_MoveKey, int] = defaultdict(int)
     for country, members in _by_country(groups).items():
         state = _Country(members, shares(marketplaces, demand, country, min_share), min_share)
         for group in members:
@@ -207,17 +254,19 @@ def plan_moves(
     demand: Demand,
     limit: int,
     min_share: float = MIN_SHARE,
+    idle_before: Timestamp | None = None,
 ) -> list[Move]:
-    """At most `limit` free SIMs marked leaving, toward the lanes furthest below their targets.
+    """At most `limit` free SIMs marked leaving, toward the lanes furthest below their targets,
+    then idle SIMs rotated between lanes (with `idle_before`, the round's idle threshold).
 
     First the SIMs whose lane the owner no longer allows (the CSV changed), then one SIM at a
     time from the lane most above its target to one at least a whole SIM below its own: the
     source ends less than a whole SIM below its target, so no move ever undoes this one (no
-    flapping). Countries
-    take turns, so a bounded round serves every country, not the first ones in the alphabet.
+    flapping). What the limit leaves goes to rotation (_one_swap). Countries take turns, so a
+    bounded round serves every country, not the first ones in the alphabet.
     """
     enabled = {m.name for m in marketplaces if m.enabled}
-    moves: dict[tuple[CountryName, frozenset[str], str | None, str | None], int] = defaultdict(int)
+    moves: dict[_MoveKey, int] = defaultdict(int)
     countries: list[tuple[_Country, list[LaneGroup]]] = []
     left: dict[int, int] = {}
     for country, members in _by_country(groups).items():
@@ -238,6 +287,7 @@ def plan_moves(
             state.size[str(group.lane)] -= count
             if target is not None:
                 state.size[target] += count
+    every = list(countries)
     while limit > 0 and countries:
         still: list[tuple[_Country, list[LaneGroup]]] = []
         for state, members in countries:
@@ -247,7 +297,91 @@ def plan_moves(
                 limit -= 1
                 still.append((state, members))
         countries = still
-    return _flatten(moves)
+    if idle_before is None:
+        return _flatten(moves)
+    # Storage moves the idlest SIMs first: what left a group above was idle first.
+    idle = {id(g): max(0, g.idle - (g.movable - left[id(g)])) for g in _groups_of(every) if id(g) in left}
+    received: dict[int, set[str]] = defaultdict(set)
+    while limit >= 2 and every:
+        still = []
+        for state, members in every:
+            pair = _one_swap(state, members, left, idle, received[id(state)]) if limit >= 2 else None
+            if pair is not None:
+                going, coming = pair
+                received[id(state)].add(str(going.target))
+                _add(moves, going)
+                _add(moves, coming)
+                limit -= 2
+                still.append((state, members))
+        every = still
+    return _flatten(moves, idle_before)
+
+
+def _groups_of(countries: Iterable[tuple[_Country, list[LaneGroup]]]) -> list[LaneGroup]:
+    return [g for _, members in countries for g in members]
+
+
+def _one_swap(
+    state: _Country, members: list[LaneGroup], left: dict[int, int], idle: dict[int, int], received: set[str]
+) -> tuple[Move, Move] | None:
+    """One idle SIM out of a lane and one SIM back into it from another lane: sizes, and so
+    the targets demand set, stay as they are while the SIMs rotate.
+
+    Why: a lane's SIMs can be spent for its marketplace (every service it buys sold once,
+    forever) while other marketplaces would still sell them. Demand cannot see that (the
+    lane orders nothing, so it shrinks to its floor, which is then spent too); idleness can.
+    The lane whose SIMs are idlest goes first, with the lane whose SIMs are least idle (the
+    busiest buyer, likeliest to sell what the first cannot, and holding SIMs it can): that
+    one gives back the free SIM it issued last. Not its idle ones: in the demo those were
+    spent for the popular services every marketplace buys, as spent as what they replaced;
+    a SIM just sold has services someone buys, and being last in its lane's issue order it
+    is the least likely to be taken back before the move completes. If the busiest lane
+    has no free SIM this round, the swap waits: trading idle SIMs with a lane as idle would
+    only reset their idle clocks. An arriving SIM is not idle until it has sat there
+    `idle_seconds` unsold, so no swap undoes the previous one, and a SIM hops at most once
+    per idle period; a lane that received idle SIMs this round sends none (it would send
+    back the SIMs it is receiving in exchange).
+    """
+    idle_in: dict[str, int] = defaultdict(int)
+    for g in members:
+        idle_in[str(g.lane)] += idle.get(id(g), 0)
+
+    def idle_share(lane: str) -> float:
+        return idle_in[lane] / state.size[lane] if state.size[lane] > 0 else 0.0
+
+    names = sorted(state.share)
+    sources = (n for n in names if idle_in[n] > 0 and n not in received)
+    for source in sorted(sources, key=lambda n: (-idle_share(n), n)):
+        partners = [
+            n
+            for n in names
+            if n != source
+            and any(g.lane == n and g.size > 0 and may_sell(g.allowed, source) for g in members)
+            and any(g.lane == source and idle.get(id(g), 0) > 0 and may_sell(g.allowed, n) for g in members)
+        ]
+        if not partners:
+            continue
+        target = min(partners, key=lambda n: (idle_share(n), n))
+        out = [
+            g for g in members if g.lane == source and idle.get(id(g), 0) > 0 and may_sell(g.allowed, target)
+        ]
+        back = [
+            g for g in members if g.lane == target and left.get(id(g), 0) > 0 and may_sell(g.allowed, source)
+        ]
+        if not back:
+            continue
+        going = max(out, key=lambda g: idle[id(g)])
+        coming = max(back, key=lambda g: (left[id(g)] - idle.get(id(g), 0), left[id(g)]))
+        if left[id(coming)] <= idle.get(id(coming), 0):  # only idle SIMs left there
+            idle[id(coming)] -= 1
+        left[id(coming)] -= 1
+        left[id(going)] -= 1
+        idle[id(going)] -= 1
+        return (
+            Move(going.country, going.allowed, source, target, 1, only_idle=True),
+            Move(coming.country, coming.allowed, target, source, 1, last_issued_first=True),
+        )
+    return None
 
 
 def _one_move(

@@ -78,6 +78,9 @@ class Number:
     """A pending move: the lane stops counting it (but may still issue it) until it joins this one."""
     lane_leaving_at: Timestamp | None = None
     """When the move became visible to every reader (stamped after its commit); None until then."""
+    lane_moved_at: Timestamp | None = None
+    """When it was last placed or marked leaving (None: before migration 0015, long ago). With
+    `last_issued_at` it says how long the SIM has sat in its lane unsold (lanes.idle_since)."""
 
     @property
     def leaving(self) -> bool:

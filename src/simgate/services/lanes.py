@@ -2,9 +2,10 @@
 
 The policy (README, "Several marketplaces"): every SIM sits in one marketplace's lane; each
 enabled marketplace keeps a floor of a country's SIMs (`min_share`) and the rest is shared in
-proportion to weight x (1 + GET_NUMBER orders in the demand window); every round moves at
-most a bounded number of free SIMs, each in two steps (domain/lanes.py), so no marketplace
-ever holds a count for a SIM another one may issue.
+proportion to weight x (1 + GET_NUMBER orders in the demand window); SIMs that sit unsold in
+a lane for `idle_seconds` are swapped with other lanes' SIMs; every round moves at most a
+bounded number of free SIMs, each in two steps (domain/lanes.py), so no marketplace ever
+holds a count for a SIM another one may issue.
 """
 
 from __future__ import annotations
@@ -40,12 +41,21 @@ class LanePolicy:
     min_share: float = lanes.MIN_SHARE
     """Each marketplace's floor share of a country's SIMs (SIMGATE_LANE_MIN_SHARE): a lane
     with no orders still holds SIMs to be ordered, so its demand can show (domain/lanes.py)."""
+    idle_seconds: float = 900.0
+    """A free SIM neither issued nor moved for this long is idle (SIMGATE_LANE_IDLE_SECONDS;
+    0: never): rounds swap idle SIMs between lanes (lanes._one_swap), so a lane whose SIMs
+    are spent for its marketplace gets others while its target stays. A quarter of the demand
+    window: a spent lane gets SIMs it can sell while its orders still hold its target up (at
+    the whole window, its demand is gone first and it has shrunk to its floor)."""
     countries: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """Per marketplace, the countries it has names for (from its plug-in); absent: every one."""
 
     def known(self, marketplaces: Sequence[Marketplace]) -> list[Marketplace]:
         """`marketplaces` as storage keeps them, with what their plug-ins can sell."""
         return [replace(m, countries=self.countries.get(m.name)) for m in marketplaces]
+
+    def idle_before(self, now: Timestamp) -> Timestamp | None:
+        return now - self.idle_seconds if self.idle_seconds > 0 else None
 
 
 def register_marketplaces(
@@ -87,14 +97,18 @@ class Survey:
     demand: Demand
     unstamped: list[NumberId]
     """Leaves committed before this snapshot, so any clock read after it may stamp them."""
+    idle_before: Timestamp | None = None
+    """The groups' `idle` counts SIMs idle since before this (None: rotation off)."""
 
 
 def survey(uow: UnitOfWork, now: Timestamp, policy: LanePolicy) -> Survey:
+    idle_before = policy.idle_before(now)
     return Survey(
         policy.known(uow.lanes.marketplaces()),
-        uow.lanes.groups(),
+        uow.lanes.groups(idle_before),
         uow.lanes.demand(now - policy.demand_seconds),
         uow.lanes.unstamped(),
+        idle_before,
     )
 
 
@@ -121,7 +135,9 @@ def move_lanes(uow: UnitOfWork, seen: Survey, now: Timestamp, policy: LanePolicy
         for m in lanes.plan_placement(seen.groups, seen.marketplaces, seen.demand, policy.min_share)
     )
     marked: list[NumberId] = []
-    plan = lanes.plan_moves(seen.groups, seen.marketplaces, seen.demand, policy.moves, policy.min_share)
+    plan = lanes.plan_moves(
+        seen.groups, seen.marketplaces, seen.demand, policy.moves, policy.min_share, seen.idle_before
+    )
     for move in plan:
         marked += uow.lanes.mark_leaving(move, now)
     return RoundResult(placed, joined, marked)

@@ -49,16 +49,19 @@ class MemoryLanes:
             self.s.numbers[n.id] = replace(n, lane=n.lane_target, lane_target=None, lane_leaving_at=None)
         return len(joined)
 
-    def groups(self) -> list[LaneGroup]:
+    def groups(self, idle_before: Timestamp | None = None) -> list[LaneGroup]:
         tally: dict[tuple[CountryName, str | None, str | None, frozenset[str]], list[int]] = defaultdict(
-            lambda: [0, 0]
+            lambda: [0, 0, 0]
         )
         for n in self.s.numbers.values():
             counts = tally[(n.country, n.lane, n.lane_target, n.marketplaces)]
             counts[0] += 1
-            counts[1] += rules.is_free(n) and n.lane_target is None
+            movable = rules.is_free(n) and n.lane_target is None
+            counts[1] += movable
+            counts[2] += movable and idle_before is not None and lanes.is_idle(n, idle_before)
         return [
-            LaneGroup(c, lane, target, allowed, k, m) for (c, lane, target, allowed), (k, m) in tally.items()
+            LaneGroup(c, lane, target, allowed, k, m, i)
+            for (c, lane, target, allowed), (k, m, i) in tally.items()
         ]
 
     def demand(self, since: Timestamp) -> Demand:
@@ -71,7 +74,10 @@ class MemoryLanes:
     def _pick(self, move: Move, now: Timestamp | None, keep: Callable[[Number], bool]) -> list[Number]:
         found = [
             n
-            for n in sorted(self.s.numbers.values(), key=lambda n: n.id)
+            for n in sorted(
+                self.s.numbers.values(),
+                key=lambda n: (*lanes.leave_order(n, move.idle_before, move.last_issued_first), n.id),
+            )
             if n.country == move.country
             and n.marketplaces == move.allowed
             and keep(n)
@@ -89,19 +95,31 @@ class MemoryLanes:
 
     def place(self, move: Move, now: Timestamp | None = None) -> int:
         chosen = self._pick(move, now, lambda n: n.lane is None)
+        at = time.time() if now is None else now
         for n in chosen:
-            self.s.numbers[n.id] = replace(n, lane=move.target)
+            self.s.numbers[n.id] = replace(n, lane=move.target, lane_moved_at=at)
         return len(chosen)
 
     def mark_leaving(self, move: Move, now: Timestamp | None = None) -> list[NumberId]:
+        idle_before = move.idle_before if move.only_idle else None
         chosen = self._pick(
-            move, now, lambda n: n.lane == move.source and n.lane_target is None and rules.is_free(n)
+            move,
+            now,
+            lambda n: (
+                n.lane == move.source
+                and n.lane_target is None
+                and rules.is_free(n)
+                and (idle_before is None or lanes.is_idle(n, idle_before))
+            ),
         )
+        at = time.time() if now is None else now
         for n in chosen:
             if move.target is None:
-                self.s.numbers[n.id] = replace(n, lane=None)
+                self.s.numbers[n.id] = replace(n, lane=None, lane_moved_at=at)
             else:
-                self.s.numbers[n.id] = replace(n, lane_target=move.target, lane_leaving_at=None)
+                self.s.numbers[n.id] = replace(
+                    n, lane_target=move.target, lane_leaving_at=None, lane_moved_at=at
+                )
         return [n.id for n in chosen]
 
     def unstamped(self) -> list[NumberId]:

@@ -199,7 +199,10 @@ class LaneRepository(Protocol):
         lane (`lanes.joins_after_poll`). Returns how many joined."""
         ...
 
-    def groups(self) -> list[LaneGroup]: ...
+    def groups(self, idle_before: Timestamp | None = None) -> list[LaneGroup]:
+        """The farm tallied by (country, lane, move, allowed); `idle` counts the movable SIMs
+        idle since before `idle_before` (`lanes.is_idle`), none when it is None."""
+        ...
 
     def demand(self, since: Timestamp) -> Demand:
         """GET_NUMBER orders that opened an operation since `since`, per marketplace and country."""
@@ -207,13 +210,15 @@ class LaneRepository(Protocol):
 
     def place(self, move: Move, now: Timestamp | None = None) -> int:
         """Put up to `move.count` unplaced SIMs of the group into `move.target` at once, none
-        that a resale window keeps from it at `now` (None: this instant)."""
+        that a resale window keeps from it at `now` (None: this instant); their
+        `lane_moved_at` becomes `now`."""
         ...
 
     def mark_leaving(self, move: Move, now: Timestamp | None = None) -> list[NumberId]:
         """Mark up to `move.count` free, not leaving SIMs of the group as leaving for
         `move.target` (unstamped), none that a resale window keeps from it at `now`; or
-        unplace them when the target is None."""
+        unplace them when the target is None. The idlest first (`lanes.idle_since`, then
+        id), and only idle ones when `move.idle_before` is set; `lane_moved_at` becomes `now`."""
         ...
 
     def unstamped(self) -> list[NumberId]:

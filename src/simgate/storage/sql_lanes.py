@@ -21,6 +21,37 @@ from simgate.storage.sql_base import FREE, Connection, resale_filter, sync_exclu
 CHUNK = 500
 """Ids per statement: far below SQLite's and PostgreSQL's parameter limits."""
 
+IDLE_SINCE = (
+    "CASE WHEN COALESCE(n.last_issued_at, 0) > COALESCE(n.lane_moved_at, 0)"
+    " THEN COALESCE(n.last_issued_at, 0) ELSE COALESCE(n.lane_moved_at, 0) END"
+)
+"""lanes.idle_since in SQL (SQLite's max() of a NULL is NULL, PostgreSQL's GREATEST skips it)."""
+LEAVE_ORDER = (
+    f"CASE WHEN {IDLE_SINCE} < ? THEN 0 ELSE 1 END,"
+    f" CASE WHEN {IDLE_SINCE} < ? THEN {IDLE_SINCE} ELSE -({IDLE_SINCE}) END"
+)
+"""lanes.leave_order in SQL: idle first (longest idle first), then the most recently issued."""
+
+
+LAST_ISSUED_FIRST = (
+    "CASE WHEN COALESCE(n.lane_moved_at, 0) >= ? THEN 1 ELSE 0 END, -COALESCE(n.last_issued_at, 0)"
+)
+"""lanes.leave_order(last_issued_first=True): the last sold first, one that just arrived last."""
+
+
+def _leave_order(move: Move) -> str:
+    if not move.last_issued_first:
+        return LEAVE_ORDER
+    return LAST_ISSUED_FIRST if move.idle_before is not None else "-COALESCE(n.last_issued_at, 0)"
+
+
+def _leave_params(move: Move) -> tuple[float, ...]:
+    if move.last_issued_first:
+        return () if move.idle_before is None else (move.idle_before,)
+    # No threshold: nothing is idle (idle_since is never below 0).
+    before = 0.0 if move.idle_before is None else move.idle_before
+    return (before, before)
+
 
 class SqlLanes:
     def __init__(self, db: Connection, *, skip_locked: bool = False, ledger: LedgerRules = NO_RULES) -> None:
@@ -74,14 +105,29 @@ class SqlLanes:
             sync_exclusions(self.db, f"n.id IN ({marks})", *chunk)
         return joined
 
-    def groups(self) -> list[LaneGroup]:
+    def groups(self, idle_before: Timestamp | None = None) -> list[LaneGroup]:
+        idle = (
+            "0"
+            if idle_before is None
+            else f"SUM(CASE WHEN {FREE} AND n.lane_target IS NULL AND n.lane IS NOT NULL"
+            f" AND {IDLE_SINCE} < ? THEN 1 ELSE 0 END)"
+        )
         rows = self.db.execute(
             "SELECT n.country, n.lane, n.lane_target, n.marketplaces, COUNT(*),"
-            f" SUM(CASE WHEN {FREE} AND n.lane_target IS NULL THEN 1 ELSE 0 END)"
-            " FROM numbers n GROUP BY n.country, n.lane, n.lane_target, n.marketplaces"
+            f" SUM(CASE WHEN {FREE} AND n.lane_target IS NULL THEN 1 ELSE 0 END), {idle}"
+            " FROM numbers n GROUP BY n.country, n.lane, n.lane_target, n.marketplaces",
+            () if idle_before is None else (idle_before,),
         ).fetchall()
         return [
-            LaneGroup(CountryName(r[0]), r[1], r[2], lanes.parse_allowed(r[3]), int(r[4]), int(r[5] or 0))
+            LaneGroup(
+                CountryName(r[0]),
+                r[1],
+                r[2],
+                lanes.parse_allowed(r[3]),
+                int(r[4]),
+                int(r[5] or 0),
+                int(r[6] or 0),
+            )
             for r in rows
         ]
 
@@ -103,32 +149,47 @@ class SqlLanes:
         )
         rows = self.db.execute(
             f"SELECT n.id FROM numbers n WHERE n.country = ? AND n.marketplaces = ? AND {where}{held}"
-            f" ORDER BY n.id LIMIT ?{self.lock_clause}",
-            (move.country, lanes.format_allowed(move.allowed), *params, *more, move.count),
+            f" ORDER BY {_leave_order(move)}, n.id LIMIT ?{self.lock_clause}",
+            (
+                move.country,
+                lanes.format_allowed(move.allowed),
+                *params,
+                *more,
+                *_leave_params(move),
+                move.count,
+            ),
         ).fetchall()
         return [NumberId(r[0]) for r in rows]
 
     def place(self, move: Move, now: Timestamp | None = None) -> int:
         ids = self._pick(move, now, "n.lane IS NULL")
+        at = time.time() if now is None else now
         placed = 0
         for chunk in _chunks(ids):
             marks = ", ".join("?" for _ in chunk)
             placed += self.db.execute(
-                f"UPDATE numbers SET lane = ? WHERE id IN ({marks}) AND lane IS NULL", (move.target, *chunk)
+                f"UPDATE numbers SET lane = ?, lane_moved_at = ? WHERE id IN ({marks}) AND lane IS NULL",
+                (move.target, at, *chunk),
             ).rowcount
             sync_exclusions(self.db, f"n.id IN ({marks})", *chunk)
         return placed
 
     def mark_leaving(self, move: Move, now: Timestamp | None = None) -> list[NumberId]:
-        ids = self._pick(move, now, f"n.lane = ? AND n.lane_target IS NULL AND {FREE}", move.source)
+        where = f"n.lane = ? AND n.lane_target IS NULL AND {FREE}"
+        params: list[object] = [move.source]
+        if move.only_idle and move.idle_before is not None:
+            where += f" AND {IDLE_SINCE} < ?"
+            params.append(move.idle_before)
+        ids = self._pick(move, now, where, *params)
         # An unplaced SIM leaves at once: nothing may sell it where it is.
         assignment = "lane = NULL" if move.target is None else "lane_target = ?, lane_leaving_at = NULL"
-        values = () if move.target is None else (move.target,)
+        at = time.time() if now is None else now
+        values = (at,) if move.target is None else (move.target, at)
         marked: list[NumberId] = []
         for chunk in _chunks(ids):
             marks = ", ".join("?" for _ in chunk)
             rows = self.db.execute(
-                f"UPDATE numbers SET {assignment} WHERE id IN ({marks}) AND lane = ?"
+                f"UPDATE numbers SET {assignment}, lane_moved_at = ? WHERE id IN ({marks}) AND lane = ?"
                 " AND lane_target IS NULL AND open_operation_id IS NULL RETURNING id",
                 (*values, *chunk, move.source),
             ).fetchall()
