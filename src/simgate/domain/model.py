@@ -80,7 +80,9 @@ class Number:
     """When the move became visible to every reader (stamped after its commit); None until then."""
     lane_moved_at: Timestamp | None = None
     """When it was last placed or marked leaving (None: before migration 0015, long ago). With
-    `last_issued_at` it says how long the SIM has sat in its lane unsold (lanes.idle_since)."""
+    `last_issued_at` it says how long the SIM has sat in its lane unsold (lanes.idle_since).
+    The SQL stores compute that in SQL and leave it None in the Numbers they load, so code
+    written before migration 0015 (the migration tests) still reads a number."""
 
     @property
     def leaving(self) -> bool:

@@ -55,7 +55,7 @@ INLINE_PREFIXES = 32
 NUMBER_COLUMNS = (
     "n.id, n.phone, n.country, n.operator, n.port, n.rentable, n.enabled, n.online, "
     "n.open_operation_id, n.last_issued_at, n.file_enabled, n.operator_enabled, n.marketplaces, n.lane,"
-    " n.lane_target, n.lane_leaving_at, n.lane_moved_at"
+    " n.lane_target, n.lane_leaving_at"
 )
 
 
@@ -77,7 +77,6 @@ def _number(row: Row) -> Number:
         lane=row[13],
         lane_target=row[14],
         lane_leaving_at=row[15],
-        lane_moved_at=row[16],
     )
 
 

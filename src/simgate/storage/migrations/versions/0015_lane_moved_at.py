@@ -27,5 +27,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("numbers") as batch:
-        batch.drop_column("lane_moved_at")
+    # A plain DROP COLUMN (SQLite 3.35+), not a batch copy of the table: that would drop the
+    # triggers of migration 0011 on `numbers`.
+    op.drop_column("numbers", "lane_moved_at")
