@@ -8,7 +8,7 @@ one farm"). NULL (every SIM before this revision) reads as long ago: such a SIM 
 as its last issue is old enough.
 
 Revision ID: 0015
-Revises: 0011
+Revises: 0013
 """
 
 from collections.abc import Sequence
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0015"
-down_revision: str | None = "0011"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
