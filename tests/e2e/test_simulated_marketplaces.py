@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,7 @@ from simgate.simulator.simbank import SimBankConfig
 from simgate.storage import schema
 from tests.conftest import INTAKE_TOKEN, KEY, LiveServer, free_port
 from tests.conftest import test_settings as settings_for
-from tests.e2e.test_simulated_farm import failing, load_farm
+from tests.e2e.test_simulated_farm import failing, load_farm, run_demo
 
 HUB_KEY = "hub-" + KEY
 DEDICATED = 0.15
@@ -215,13 +213,17 @@ async def test_a_server_that_pushes_to_the_wrong_marketplace_is_caught(
 def test_the_demo_sells_on_several_marketplaces_and_ends_with_a_clean_report(
     tmp_path: Path, marketplaces: tuple[str, ...]
 ) -> None:
-    port = free_port()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("SIMGATE_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "simgate", "demo", "--duration", "5", "--numbers", "40", "--speed", "40",
-         "--port", str(port), "--marketplaces", ",".join(marketplaces)],
-        cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=90,
-    )  # fmt: skip
+    done, _ = run_demo(
+        tmp_path,
+        "--duration",
+        "5",
+        "--numbers",
+        "40",
+        "--speed",
+        "40",
+        "--marketplaces",
+        ",".join(marketplaces),
+    )
 
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
     assert "clean report" in done.stdout
