@@ -14,7 +14,7 @@ import secrets
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,11 @@ async def _receiver(port: int, flow: Flow) -> web.AppRunner:
             flow.arrived[text] = time.perf_counter()
         return web.json_response({"status": "SUCCESS"})
 
+    return await serve_pushes(push, port)
+
+
+async def serve_pushes(push: Callable[[web.Request], Awaitable[web.Response]], port: int) -> web.AppRunner:
+    """Onlinesim's two PUSH_SMS paths on loopback, answered by `push`."""
     app = web.Application()
     app.router.add_post("/v1/PUSH_SMS", push)
     app.router.add_post("/v1/PUSH_SMS_RENT", push)

@@ -31,6 +31,7 @@ from typing import Any
 from aiohttp import web
 
 from bench import farm
+from bench.delivery import serve_pushes
 from bench.procs import ROOT, ServerProcess, clean_environment, free_port, python_module
 from bench.scenarios import Result, run_async
 from bench.stats import summarise
@@ -74,13 +75,7 @@ async def _receiver(port: int, arrivals: Arrivals) -> web.AppRunner:
             arrivals.latency.append(now - float(sent))
         return web.json_response({"status": "SUCCESS"})
 
-    app = web.Application()
-    app.router.add_post("/v1/PUSH_SMS", push)
-    app.router.add_post("/v1/PUSH_SMS_RENT", push)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner
+    return await serve_pushes(push, port)
 
 
 def _script(folder: Path, phones: list[str], token: str, tag: str, rate: float) -> Path:
