@@ -114,6 +114,30 @@ def sqlite_path(database_url: str) -> str:
     return url.sqlite_path()
 
 
+def enable_wal(path: str, patience: float) -> None:
+    """Put the file in WAL mode once, before any thread opens it.
+
+    A new database (made by `migrate`) is in rollback-journal mode, and switching it to WAL
+    takes an exclusive lock without waiting on SQLite's busy timeout: when the writer's and a
+    reader's first connections both switched it, one failed at once with "database is
+    locked". The mode is kept in the file, so later connections find WAL already on. Another
+    process (a second instance starting) may hold a lock for a moment: wait it out, bounded.
+    """
+    deadline = time.monotonic() + patience
+    conn = sqlite3.connect(path, isolation_level=None, timeout=patience)
+    try:
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if getattr(error, "sqlite_errorcode", 0) & 0xFF != 5 or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+    finally:
+        conn.close()
+
+
 class SQLiteStore:
     def __init__(
         self, path: str, *, readers: int = 2, busy_timeout_ms: int = 10_000, ledger: LedgerRules = NO_RULES
@@ -121,6 +145,7 @@ class SQLiteStore:
         self.path = path
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._busy_timeout_ms = busy_timeout_ms
+        enable_wal(path, busy_timeout_ms / 1000)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
