@@ -196,8 +196,12 @@ def numbers_list(
     if state is not None and state not in ("free", "busy", "offline", "disabled"):
         fail("--state must be free, busy, offline or disabled", 2)
     with database() as store:
-        rows = store.run(lambda uow: uow.numbers.search(NumberQuery(state=state, limit=10**9)))
-        sold_on = store.run(lambda uow: open_marketplaces(uow, rows))
+        # A read snapshot beside a running `serve`: never its write lock.
+        def listing(uow: UnitOfWork) -> tuple[list[Number], dict[NumberId, str]]:
+            found = uow.numbers.search(NumberQuery(state=state, limit=10**9))
+            return found, open_marketplaces(uow, found)
+
+        rows, sold_on = store.run_read(listing)
     if as_json:
         payload = [
             {
@@ -247,7 +251,7 @@ def sms_list(
         fail("choose one of --unrouted, --pending, --failed", 2)
     state = "pending" if pending else "failed" if failed else None
     with database() as store:
-        rows = store.run(
+        rows = store.run_read(
             lambda uow: uow.messages.search(
                 MessageQuery(routed=False if unrouted else None, delivery_state=state, limit=limit)
             )

@@ -7,6 +7,7 @@ it neither queues behind the SQLite writer thread nor holds a write transaction 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -81,3 +82,44 @@ def test_sqlite_reports_run_on_a_reader_that_cannot_write(tmp_path: Path) -> Non
 def test_a_unit_of_work_has_no_read_model(store: Store) -> None:
     assert store.run(lambda uow: hasattr(uow, "reports")) is False
     assert store.run_report(lambda r: r.numbers(NumberQuery()).total) == 0
+
+
+def _free_numbers(uow: UnitOfWork) -> int:
+    return len(uow.numbers.search(NumberQuery(state="free")))
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"], indirect=True)
+def test_a_cli_listing_reads_while_a_write_unit_is_held_open(store: Store) -> None:
+    """`simgate numbers list` beside a running `serve`: through a write unit it would wait for
+    the held unit (and, on SQLite, take the write lock itself); `run_read` reads the last commit."""
+    store.run(lambda uow: uow.numbers.upsert(make_spec(), 1.0))
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(uow: UnitOfWork) -> None:
+        uow.numbers.upsert(make_spec(), 2.0)
+        entered.set()
+        release.wait(GUARD)
+
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(store.run, hold)
+        try:
+            assert entered.wait(GUARD)
+            assert store.run_read(_free_numbers) == 1
+            assert not held.done(), "the listing waited for the write unit to end"
+        finally:
+            release.set()
+        held.result()
+    assert store.run_read(_free_numbers) == 2
+
+
+def test_a_write_in_a_read_snapshot_changes_nothing(store: Store) -> None:
+    store.run(lambda uow: uow.numbers.upsert(make_spec(), 1.0))
+
+    def write(uow: UnitOfWork) -> None:
+        uow.numbers.upsert(make_spec(), 2.0)
+
+    # Refused (SQLite's reader is query_only, PostgreSQL's transaction READ ONLY) or thrown
+    # away with the fake's copy: either way the store is as it was.
+    with contextlib.suppress(Exception):
+        store.run_read(write)
+    assert store.run_read(_free_numbers) == 1

@@ -49,7 +49,7 @@ def why(
 
     with database() as store:
         try:
-            answer = store.run(work)
+            answer = store.run_read(work)  # a snapshot: never serve's write lock
         except DomainError as error:
             fail(str(error))
     if as_json:

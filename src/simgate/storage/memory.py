@@ -313,6 +313,10 @@ class MemoryStore:
         return self.run(work)
 
     async def read(self, work: Callable[[UnitOfWork], T]) -> T:
+        return self.run_read(work)
+
+    def run_read(self, work: Callable[[UnitOfWork], T]) -> T:
+        # A copy: whatever `work` might change is thrown away, as a read-only snapshot's would be.
         with self._lock:
             return work(MemoryUnitOfWork(self._state.copy(), self.ledger))
 

@@ -454,6 +454,11 @@ class Store(Protocol):
         """A read-only snapshot; may run beside writes (GET_SERVICES)."""
         ...
 
+    def run_read(self, work: Callable[[UnitOfWork], T]) -> T:
+        """The same, synchronous: for the CLI's listings, which must neither queue behind
+        nor hold the write path of a running `serve` (SQLite: its write lock)."""
+        ...
+
     def report(self, work: Callable[[Reports], T]) -> Awaitable[T]:
         """From the event loop: `work` over the read model in one read-only snapshot, off the
         loop and never on the write path (SQLite: a query_only connection on a reader thread,

@@ -163,6 +163,9 @@ class PostgresStore:
     async def read(self, work: Callable[[UnitOfWork], T]) -> T:
         return await asyncio.wrap_future(self._threads.submit(self._run, self._unit, work, read_only=True))
 
+    def run_read(self, work: Callable[[UnitOfWork], T]) -> T:
+        return self._threads.submit(self._run, self._unit, work, read_only=True).result()
+
     async def report(self, work: Callable[[Reports], T]) -> T:
         return await asyncio.wrap_future(self._threads.submit(self._run, SqlReports, work, read_only=True))
 

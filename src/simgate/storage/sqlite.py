@@ -380,6 +380,11 @@ class SQLiteStore:
     async def read(self, work: Callable[[UnitOfWork], T]) -> T:
         return await asyncio.wrap_future(self._readers.submit(self._read, self._unit, work))
 
+    def run_read(self, work: Callable[[UnitOfWork], T]) -> T:
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        return self._readers.submit(self._read, self._unit, work).result()
+
     async def report(self, work: Callable[[Reports], T]) -> T:
         return await asyncio.wrap_future(self._readers.submit(self._read, SqlReports, work))
 
