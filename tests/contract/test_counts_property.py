@@ -92,6 +92,20 @@ def kept(uow: UnitOfWork, market: str, countries: set[CountryName], now: float) 
     return groups, excluded
 
 
+def at_once(uow: UnitOfWork, market: str, countries: set[CountryName], now: float) -> tuple[Groups, Counter]:
+    """What GET_SERVICES tallies for `market`: the same counts, read in one statement."""
+    groups: Groups = {}
+    excluded: Counter[tuple[str, str, str]] = Counter()
+    for g in uow.numbers.group_availability(market, now):
+        if g.country in countries:
+            assert (g.country, g.operator) not in groups, "a group twice"
+            groups[(g.country, g.operator)] = (g.free, g.rentable)
+            for service, n in g.excluded.items():
+                assert n > 0, "only positive exclusions are listed"
+                excluded[(g.country, g.operator, service)] += n
+    return groups, excluded
+
+
 def check(store: Store, countries: set[CountryName], now: float, step: object) -> None:
     def compare(uow: UnitOfWork) -> None:
         for market in FOUR:
@@ -99,6 +113,7 @@ def check(store: Store, countries: set[CountryName], now: float, step: object) -
             got_groups, got_excluded = kept(uow, market, countries, now)
             assert got_groups == want_groups, (market, step)
             assert +got_excluded == +want_excluded, (market, step)
+            assert at_once(uow, market, countries, now) == (want_groups, +want_excluded), (market, step)
         assert uow.numbers.count_drift() == [], step
 
     store.run(compare)

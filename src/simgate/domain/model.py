@@ -7,6 +7,7 @@ Frozen, so a record handed to a use case cannot drift from the row it came from.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
@@ -206,6 +207,19 @@ class ExcludedCount:
     operator: OperatorName
     service: ServiceName
     excluded: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupAvailability:
+    """One group's free numbers a marketplace counts, with those of them excluded per service:
+    a GroupCount and its ExcludedCounts read together (GET_SERVICES' one query)."""
+
+    country: CountryName
+    operator: OperatorName
+    free: int
+    rentable: int
+    excluded: Mapping[ServiceName, int]
+    """Only services with a positive count: any other has none excluded."""
 
 
 ServiceCounts = dict[ServiceName, int]

@@ -35,9 +35,8 @@ def list_available(
     advertised by one marketplace at a time, so all counts together never exceed the farm.
     Nor the SIMs a resale window hides there at `now` (domain/ledger.py).
     """
-    return rules.tally_availability(
-        uow.numbers.group_counts(marketplace, now),
-        uow.numbers.excluded_counts(marketplace, now),
+    return rules.tally_groups(
+        uow.numbers.group_availability(marketplace, now),
         services,
         with_services=with_services,
         with_rent=with_rent,

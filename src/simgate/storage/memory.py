@@ -19,6 +19,7 @@ from simgate.domain.ledger import NO_RULES, LedgerRules
 from simgate.domain.model import (
     ExcludedCount,
     ExclusionFact,
+    GroupAvailability,
     GroupCount,
     Number,
     NumberSpec,
@@ -201,6 +202,11 @@ class MemoryNumbers:
                 for service in self.excluded_services(number_id, marketplace):
                     tally[(number.country, number.operator, service)] += 1
         return [ExcludedCount(c, o, s, k) for (c, o, s), k in tally.items()]
+
+    def group_availability(self, marketplace: str, now: Timestamp | None = None) -> list[GroupAvailability]:
+        return rules.join_excluded(
+            self.group_counts(marketplace, now), self.excluded_counts(marketplace, now)
+        )
 
     def fold_counts(self) -> None:
         return None  # counts are recounted by the rules on every call: nothing kept aside

@@ -23,6 +23,7 @@ from simgate.domain.messages import (
 from simgate.domain.model import (
     ExcludedCount,
     ExclusionFact,
+    GroupAvailability,
     GroupCount,
     Marketplace,
     Number,
@@ -137,6 +138,11 @@ class NumberRepository(Protocol):
     ) -> list[ExcludedCount]:
         """Per group and service: the numbers group_counts(marketplace) counts that are
         excluded for that service on `marketplace` (None: excluded everywhere)."""
+        ...
+
+    def group_availability(self, marketplace: str, now: Timestamp | None = None) -> list[GroupAvailability]:
+        """group_counts(marketplace, now), each group with its excluded_counts beside it, in one
+        read: what GET_SERVICES tallies (rules.tally_groups)."""
         ...
 
     def fold_counts(self) -> None:

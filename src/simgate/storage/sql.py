@@ -15,6 +15,7 @@ from simgate.domain.ledger import NO_RULES, LedgerRules
 from simgate.domain.model import (
     ExcludedCount,
     ExclusionFact,
+    GroupAvailability,
     GroupCount,
     Number,
     NumberSpec,
@@ -36,6 +37,7 @@ from simgate.domain.types import (
     Timestamp,
 )
 from simgate.storage.ports import UpsertOutcome
+from simgate.storage.sql_availability import read_availability
 from simgate.storage.sql_base import (
     COUNTED,
     FREE,
@@ -297,21 +299,7 @@ class SqlNumbers:
             f" FROM ({_COUNTS_AND_DELTAS}) c GROUP BY country, operator HAVING SUM(numbers) > 0",
             (marketplace, marketplace),
         ).fetchall()
-        held: dict[tuple[str, str], tuple[int, int]] = {}
-        found = held_numbers(self.ledger, marketplace, _now(now))
-        if found is not None:
-            sql, params = found
-            held = {
-                (r[0], r[1]): (int(r[2]), int(r[3]))
-                for r in self.db.execute(
-                    # CROSS JOIN: SQLite walks the few held numbers, not the lane's counted ones.
-                    "SELECT n.country, n.operator, COUNT(*), SUM(CASE WHEN n.rentable THEN 1 ELSE 0 END)"
-                    f" FROM ({sql}) h CROSS JOIN numbers n"
-                    f" WHERE n.id = h.number_id AND {COUNTED} AND n.lane || '' = ?"
-                    " GROUP BY n.country, n.operator",
-                    (*params, marketplace),
-                ).fetchall()
-            }
+        held = self._held_groups(marketplace, now)
         counts = []
         for country, operator, _, free, rentable in rows:
             hidden, hidden_rentable = held.get((country, operator), (0, 0))
@@ -330,19 +318,7 @@ class SqlNumbers:
     ) -> list[ExcludedCount]:
         if marketplace is None:
             return self.excluded_counts_recounted(None, now)
-        held: list[Row] = []
-        found = held_numbers(self.ledger, marketplace, _now(now))
-        if found is not None:
-            sql, params = found
-            held = self.db.execute(
-                # The held numbers drive (SQLite: CROSS JOIN keeps them outside, and `|| ''`
-                # keeps it off the lane index), each found through the primary key.
-                "SELECT x.country, x.operator, x.service, COUNT(*)"
-                f" FROM ({sql}) h CROSS JOIN number_exclusions x"
-                " WHERE x.number_id = h.number_id AND x.counted_lane || '' = ? AND x.marketplace IN (?, ?)"
-                " GROUP BY x.country, x.operator, x.service",
-                (*params, marketplace, EVERYWHERE, marketplace),
-            ).fetchall()
+        held = self._held_excluded(marketplace, now)
         if not self.count_deltas and not held:
             # SQLite, nothing held: one row per key already (~6,000 rows at 100,000 numbers,
             # 300 services), so nothing to add up in Python.
@@ -356,13 +332,80 @@ class SqlNumbers:
             sql, keys = _EXCLUDED, (marketplace,)
         for r in self.db.execute(sql, keys).fetchall():
             tally[(r[0], r[1], r[2])] += int(r[3])
-        for r in held:
-            tally[(r[0], r[1], r[2])] -= int(r[3])
+        for key, hidden in held.items():
+            tally[key] -= hidden
         return [
             ExcludedCount(CountryName(c), OperatorName(o), ServiceName(s), k)
             for (c, o, s), k in tally.items()
             if k > 0
         ]
+
+    def group_availability(self, marketplace: str, now: Timestamp | None = None) -> list[GroupAvailability]:
+        # One statement, one row per group: the tally per (group, service) stays in SQL
+        # (sql_availability.py); a resale window's few held numbers are taken off here.
+        groups = read_availability(self.db, marketplace, deltas=self.count_deltas)
+        held_groups = self._held_groups(marketplace, now)
+        held_excluded = self._held_excluded(marketplace, now)
+        if not held_groups and not held_excluded:
+            return groups
+        held_by_group: dict[tuple[str, str], list[tuple[str, int]]] = {}
+        for (country, operator, service), k in held_excluded.items():
+            held_by_group.setdefault((country, operator), []).append((service, k))
+        found = []
+        for group in groups:
+            hidden, hidden_rentable = held_groups.get((group.country, group.operator), (0, 0))
+            excluded = dict(group.excluded)
+            for service, k in held_by_group.get((group.country, group.operator), ()):
+                if service in excluded:
+                    excluded[ServiceName(service)] -= k
+            found.append(
+                GroupAvailability(
+                    group.country,
+                    group.operator,
+                    group.free - hidden,
+                    group.rentable - hidden_rentable,
+                    {s: k for s, k in excluded.items() if k > 0},
+                )
+            )
+        return found
+
+    def _held_groups(self, marketplace: str, now: Timestamp | None) -> dict[tuple[str, str], tuple[int, int]]:
+        """Per group: the counted numbers (and rentable ones) a resale window hides at `now`."""
+        found = held_numbers(self.ledger, marketplace, _now(now))
+        if found is None:
+            return {}
+        sql, params = found
+        return {
+            (r[0], r[1]): (int(r[2]), int(r[3]))
+            for r in self.db.execute(
+                # CROSS JOIN: SQLite walks the few held numbers, not the lane's counted ones.
+                "SELECT n.country, n.operator, COUNT(*), SUM(CASE WHEN n.rentable THEN 1 ELSE 0 END)"
+                f" FROM ({sql}) h CROSS JOIN numbers n"
+                f" WHERE n.id = h.number_id AND {COUNTED} AND n.lane || '' = ?"
+                " GROUP BY n.country, n.operator",
+                (*params, marketplace),
+            ).fetchall()
+        }
+
+    def _held_excluded(self, marketplace: str, now: Timestamp | None) -> dict[tuple[str, str, str], int]:
+        """Per group and service: the counted exclusions binding `marketplace` on numbers a
+        resale window hides at `now` (excluded_counts takes them off)."""
+        found = held_numbers(self.ledger, marketplace, _now(now))
+        if found is None:
+            return {}
+        sql, params = found
+        return {
+            (r[0], r[1], r[2]): int(r[3])
+            for r in self.db.execute(
+                # The held numbers drive (SQLite: CROSS JOIN keeps them outside, and `|| ''`
+                # keeps it off the lane index), each found through the primary key.
+                "SELECT x.country, x.operator, x.service, COUNT(*)"
+                f" FROM ({sql}) h CROSS JOIN number_exclusions x"
+                " WHERE x.number_id = h.number_id AND x.counted_lane || '' = ? AND x.marketplace IN (?, ?)"
+                " GROUP BY x.country, x.operator, x.service",
+                (*params, marketplace, EVERYWHERE, marketplace),
+            ).fetchall()
+        }
 
     def fold_counts(self) -> None:
         if not self.count_deltas:
