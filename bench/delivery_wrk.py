@@ -22,6 +22,7 @@ import os
 import secrets
 import shutil
 import sqlite3
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -121,15 +122,28 @@ async def _one_run(
     first_post = time.time()
     spy = None
     if os.environ.get("BENCH_PYSPY"):  # a profile of this run: BENCH_PYSPY=folder
-        out = Path(os.environ["BENCH_PYSPY"]) / f"{script.stem}.txt"
+        out = Path(os.environ["BENCH_PYSPY"]) / f"{server.pid}-{script.stem}.txt"
+        # BENCH_PYSPY_GIL=1: only the thread holding the GIL, so a COMMIT waiting for its
+        # fsync (no CPU) does not show as the writer thread's time.
+        gil = ["--gil"] if os.environ.get("BENCH_PYSPY_GIL") else []
         spy = await asyncio.create_subprocess_exec(
-            "py-spy", "record", "--pid", str(server.pid), "--duration", str(round(seconds)),
-            "--rate", "250", "--nonblocking", "--format", "raw", "-o", str(out),
+            shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
+            "record", "--pid", str(server.pid), "--duration", str(round(seconds)),
+            "--rate", "250", "--nonblocking", "--format", "raw", "-o", str(out), *gil,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+    perf = None
+    if os.environ.get("BENCH_PERF"):  # kernel, SQLite and interpreter time: BENCH_PERF=folder
+        out = Path(os.environ["BENCH_PERF"]) / f"{server.pid}-{script.stem}.perf"
+        perf = await asyncio.create_subprocess_exec(
+            "perf", "record", "-F", "499", "-g", "-p", str(server.pid), "-o", str(out),
+            "--", "sleep", str(round(seconds)),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
     raw = await _wrk(wrk, server.url, script, connections, seconds)
-    if spy is not None:
-        await spy.wait()
+    for watcher in (spy, perf):
+        if watcher is not None:
+            await watcher.wait()
     posted_for = raw["duration_us"] / 1e6
     result: dict[str, Any] = {
         "load_before": load,
@@ -258,7 +272,6 @@ def bench_delivery_wrk(
 
 
 if __name__ == "__main__":  # a quick A/B: python -m bench.delivery_wrk [label=src ...]
-    import sys
     import tempfile
 
     servers: list[tuple[str, str | None]] = [("simgate", None)]
