@@ -1,47 +1,38 @@
-"""The webhook sender: one pooled aiohttp session, explicit timeouts, errors as values."""
+"""The webhook sender: pooled keep-alive connections (delivery/http1.py), explicit timeouts,
+errors as values."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
-import aiohttp
-
+from simgate.delivery.http1 import Http1Client
 from simgate.domain.messages import PushReply, PushRequest
-
-MAX_ANSWER = 4096
 
 
 class WebhookSender:
     def __init__(self, timeout: float = 30.0, connections: int = 64) -> None:
         self.timeout = timeout
         self._connections = connections
-        self._session: aiohttp.ClientSession | None = None
+        self._client: Http1Client | None = None
 
     async def __aenter__(self) -> WebhookSender:
-        self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=self.timeout, connect=min(5.0, self.timeout)),
-            connector=aiohttp.TCPConnector(limit=self._connections),
-        )
+        self._client = Http1Client(self.timeout, self._connections)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
     async def send(self, request: PushRequest) -> PushReply:
-        assert self._session is not None, "use the sender as an async context manager"
+        assert self._client is not None, "use the sender as an async context manager"
         started = time.perf_counter()
         try:
-            async with self._session.post(
-                request.url, data=request.body, headers=request.headers
-            ) as response:
-                body = await response.content.read(MAX_ANSWER)
-                return PushReply(response.status, body, _ms(started))
+            status, body = await self._client.post(request.url, request.body, request.headers)
+            return PushReply(status, body, _ms(started))
         except TimeoutError:
             return PushReply(None, b"", _ms(started), f"timeout after {self.timeout:g}s")
-        except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as error:
+        except (OSError, ValueError) as error:
             return PushReply(None, b"", _ms(started), f"{type(error).__name__}: {error}"[:500])
 
 
