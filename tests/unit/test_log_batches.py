@@ -50,3 +50,33 @@ def test_stopping_writes_every_line_queued_before_it(
         queued_logs.warning("last %d", i)
     logs.configure("text")  # closes the queue's handler, which stops its thread
     assert written(capsys) == [f"last {i}" for i in range(50)]
+
+
+def test_the_text_format_reads_as_loggings_own() -> None:
+    plain = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cached = logs.LineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for created in (1_700_000_000.0, 1_700_000_000.25, 1_700_000_000.999, 1_700_000_001.5, 1_700_000_000.5):
+        record = logging.LogRecord("simgate.x", logging.INFO, __file__, 1, "hello %s", ("there",), None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        assert cached.format(record) == plain.format(record)
+
+
+class CountingStream:
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.writes.append(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_batch_of_lines_is_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = CountingStream()
+    monkeypatch.setattr("sys.stderr", stream)
+    handler = logs.StderrHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    records = [logging.LogRecord("x", logging.INFO, __file__, 1, f"line {i}", (), None) for i in range(100)]
+    handler.emit_batch(records)
+    assert stream.writes == ["".join(f"line {i}\n" for i in range(100))]
