@@ -26,6 +26,7 @@ from rich.console import Console
 
 from bench import machine, tables_wrk, two_marketplaces
 from bench.delivery import DeliveryOptions, bench_delivery
+from bench.delivery_wrk import DeliveryWrkOptions, bench_delivery_wrk
 from bench.memory import MemoryOptions, bench_memory
 from bench.pairs_wrk import WrkPairsOptions, bench_pairs_wrk
 from bench.postgres import bench_pairs_postgres
@@ -107,9 +108,21 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=("pairs", "pairs-pg", "services", "delivery", "pairs-python", "memory", "two-marketplaces"),
+        choices=(
+            "pairs",
+            "pairs-pg",
+            "services",
+            "delivery",
+            "pairs-python",
+            "delivery-python",
+            "memory",
+            "two-marketplaces",
+        ),
         default=_env("BENCH_ONLY", "") or None,
-        help="one measurement; pairs uses wrk if it can, pairs-python the Python generator (BENCH_ONLY)",
+        help=(
+            "one measurement; pairs and delivery use wrk if they can, pairs-python and delivery-python "
+            "the Python generator (BENCH_ONLY)"
+        ),
     )
     parser.add_argument(
         "--memory-seconds",
@@ -154,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="simgate-bench-") as temp:
         folder = Path(temp)
         try:
-            wrk = find_wrk(say) if args.only in (None, "pairs", "memory", "two-marketplaces") else None
+            wanted = (None, "pairs", "memory", "two-marketplaces", "delivery")
+            wrk = find_wrk(say) if args.only in wanted else None
             if args.only == "memory":
                 if wrk is None:
                     raise SystemExit("--only memory needs wrk (apt-get install wrk)")
@@ -173,17 +187,19 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     two_result = bench_two_marketplaces(folder, wrk, two, say)
                     results["two_marketplaces"] = two_result
-            elif args.only in (None, "pairs", "two-marketplaces"):
+                if args.only in (None, "delivery"):
+                    results["delivery_wrk"] = bench_delivery_wrk(wrk, folder, DeliveryWrkOptions(), say)
+            elif args.only in (None, "pairs", "two-marketplaces", "delivery"):
                 say(
-                    "[yellow]wrk not found (apt-get install wrk): pairs measured with the Python "
-                    "generator, which needs a core of its own; its ceiling is the rig's[/yellow]"
+                    "[yellow]wrk not found (apt-get install wrk): pairs and delivery measured with the "
+                    "Python generator, which needs a core of its own; its ceiling is the rig's[/yellow]"
                 )
             with baseline_server(folder) as baseline:
                 if args.only == "pairs-python" or (args.only in (None, "pairs") and wrk is None):
                     results["pairs"] = bench_pairs(folder, pairs_options, baseline, say)
                 if args.only in (None, "pairs-pg"):
                     results["pairs_postgres"] = bench_pairs_postgres(folder, pairs_options, say)
-                if args.only in (None, "delivery"):
+                if args.only == "delivery-python" or (args.only in (None, "delivery") and wrk is None):
                     results["delivery"] = bench_delivery(folder, DeliveryOptions(), say)
                 if args.only in (None, "services"):
                     # GET_SERVICES is measured again under GET_NUMBER load, which wrk drives.
@@ -201,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     results["verdicts"] = verdicts(results)
     if "pairs_wrk" in results:
         results["verdicts"].update(tables_wrk.verdicts(results["pairs_wrk"]))
+    if "delivery_wrk" in results:
+        results["verdicts"].update(tables_wrk.delivery_verdicts(results["delivery_wrk"]))
     if two_result is not None:
         results["verdicts"].update(two_marketplaces.verdicts(two_result))
     results["seconds"] = time.perf_counter() - started

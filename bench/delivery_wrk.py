@@ -251,8 +251,17 @@ def _measure(
 def bench_delivery_wrk(
     wrk: str, folder: Path, options: DeliveryWrkOptions, say: Callable[[str], None]
 ) -> Result:
-    if can_pin():
+    pinned_to = os.sched_getaffinity(0) if can_pin() else None
+    if pinned_to is not None:
         os.sched_setaffinity(0, {LOAD_CPU})  # the receiver shares wrk's core, not the server's
+    try:
+        return _bench(wrk, folder, options, say)
+    finally:
+        if pinned_to is not None:
+            os.sched_setaffinity(0, pinned_to)  # the benches after this one run as before
+
+
+def _bench(wrk: str, folder: Path, options: DeliveryWrkOptions, say: Callable[[str], None]) -> Result:
     services = catalogue.services()
     shape = farm.FarmShape(numbers=options.numbers, busy=1.0, offline=0.0, disabled=0.0, sold=0.0)
     say(f"delivery (wrk) farm: {options.numbers} numbers, each in an open activation")

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.stats import ratio
-from bench.tables_wrk import pairs_wrk_table
+from bench.tables_wrk import delivery_wrk_table, pairs_wrk_table
 
 Result = dict[str, Any]
 
@@ -359,6 +359,8 @@ def print_report(console: Console, results: Result) -> None:
         console.print(pairs_wrk_table(results["pairs_wrk"]))
     if "pairs" in results:
         console.print(pairs_table(results["pairs"]))
+    if "delivery_wrk" in results:
+        console.print(delivery_wrk_table(results["delivery_wrk"]))
     if "delivery" in results:
         console.print(delivery_table(results["delivery"]))
     pg = results.get("pairs_postgres")

@@ -98,3 +98,67 @@ def pairs_wrk_table(pairs: Result) -> Table:
         "",
     )
     return table
+
+
+TARGET_PUSHED = 2_000.0
+TARGET_PUSH_P99_MS = 100.0
+
+
+def delivery_verdicts(delivery: Result) -> dict[str, bool]:
+    """Issue 14, target 6, for this checkout's server (bench/delivery_wrk.py)."""
+    pushed = delivery["servers"]["simgate"]["pushed"]
+    full, paced = pushed["full"], pushed["paced"]
+    stored = pushed["stored"]
+    once = (
+        full["duplicates"] == 0 and paced["duplicates"] == 0 and stored == {"delivered": pushed["messages"]}
+    )
+    offered = delivery["options"]["paced_rate"]
+    return {
+        "wrk: intake -> push >= 2000 SMS/s": full["pushed_per_second"] >= TARGET_PUSHED,
+        f"wrk: intake -> push p99 < 100 ms at {offered:g} SMS/s": bool(paced["latency"])
+        and paced["latency"]["p99_ms"] < TARGET_PUSH_P99_MS,
+        "wrk: every SMS pushed exactly once": once,
+    }
+
+
+def delivery_wrk_table(delivery: Result) -> Table:
+    options = delivery["options"]
+    table = Table(
+        title=(
+            f"Intake -> acknowledged PUSH_SMS with wrk: {options['connections']} connections, "
+            f"{options['seconds']:g} s per run, {options['numbers']:,} open activations; server on CPU 0, "
+            "wrk and the receiver on CPU 1\nCPU = the server process's, per SMS (holds on a shared "
+            "machine where SMS/s does not); load = the 1-minute load average before the run"
+        ),
+        title_justify="left",
+    )
+    for column in (
+        "server",
+        "run",
+        "load",
+        "intake SMS/s",
+        "pushed SMS/s",
+        "CPU ms / SMS",
+        "p50 / p99",
+        "twice",
+    ):
+        table.add_column(column, justify="left" if column in ("server", "run") else "right")
+    for label, modes in delivery["servers"].items():
+        alone = modes["intake_only"]["full"]
+        table.add_row(
+            label, "intake alone", f"{alone['load_before']:.1f}", f"{alone['intake_per_second']:,.0f}", "",
+            f"{alone['server_cpu_ms_per_sms']:.3f}", "", "",
+        )  # fmt: skip
+        for run in ("full", "paced"):
+            got = modes["pushed"][run]
+            latency = got.get("latency") or {}
+            name = (
+                "pushed, full speed" if run == "full" else f"pushed, {options['paced_rate']:g} SMS/s offered"
+            )
+            spread = f"{latency.get('p50_ms', 0):,.0f} / {latency.get('p99_ms', 0):,.0f} ms"
+            table.add_row(
+                label, name, f"{got['load_before']:.1f}", f"{got['intake_per_second']:,.0f}",
+                f"{got['pushed_per_second']:,.0f}", f"{got['server_cpu_ms_per_sms']:.3f}", spread,
+                str(got["duplicates"]),
+            )  # fmt: skip
+    return table
