@@ -208,8 +208,8 @@ def build_alerts(
     calls: CallLog,
     gateways: Callable[[], dict[str, Timestamp | None]],
 ) -> Callable[[], AbstractAsyncContextManager[None]]:
-    """The alert loop as a background task; with no channel configured it only keeps each
-    marketplace's last call (AlertMonitor.check)."""
+    """The alert loop as a background task; with no channel configured it keeps the open
+    alerts and each marketplace's last call, and sends nothing (AlertMonitor.check)."""
     channels = alert_channels(settings)
     rules = AlertRules(
         pending_push_minutes=settings.alert_push_pending_minutes,

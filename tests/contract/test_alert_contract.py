@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from simgate.domain.alerts import CLAIM_LEASE_SECONDS
@@ -89,3 +93,61 @@ def test_a_notice_claimed_and_not_yet_recorded_is_nobody_elses(store: Store) -> 
     late = 9.0 + CLAIM_LEASE_SECONDS
     assert not store.run(lambda uow: uow.alerts.claim(notice, 2, late - 1))
     assert store.run(lambda uow: uow.alerts.claim(notice, 2, late))
+
+
+def test_open_alerts_are_listed_newest_first_with_their_text_and_since(store: Store) -> None:
+    store.run(lambda uow: uow.alerts.fire("gateway_silent:goip", "gateway_silent", "GoIP silent", 10.0))
+    store.run(lambda uow: uow.alerts.fire("push_pending", "push_pending", "3 pushes waiting", 20.0))
+    store.run(lambda uow: uow.alerts.fire("sim_failing:+79001", "sim_failing", "SIM failing", 15.0))
+    store.run(lambda uow: uow.alerts.resolve("sim_failing:+79001", 16.0))
+    page = store.run_report(lambda r: r.firing(1))
+    assert page.total == 2
+    assert [(a.key, a.rule, a.text, a.since) for a in page.items] == [
+        ("push_pending", "push_pending", "3 pushes waiting", 20.0)
+    ]
+    assert [a.key for a in store.run_report(lambda r: r.firing(10)).items] == [
+        "push_pending",
+        "gateway_silent:goip",
+    ]
+
+
+def test_an_alert_open_before_a_channel_existed_is_announced_on_it_once(store: Store) -> None:
+    store.run(lambda uow: uow.alerts.fire("gateway_silent:goip", "gateway_silent", "GoIP silent", 10.0))
+    store.run(
+        lambda uow: uow.alerts.add_notice(
+            "gateway_silent:goip", "gateway_silent", "firing", "webhook", "t", 10.0
+        )
+    )
+    # The webhook had it when it fired; telegram was added later and gets it once.
+    assert store.run(lambda uow: uow.alerts.announce_open("webhook", 20.0)) == []
+    [late] = store.run(lambda uow: uow.alerts.announce_open("telegram", 20.0))
+    assert (late.key, late.text, late.since) == ("gateway_silent:goip", "GoIP silent", 10.0)
+    assert store.run(lambda uow: uow.alerts.announce_open("telegram", 21.0)) == []
+    [notice] = [n for n in store.run(lambda uow: uow.alerts.unsent(10, 3)) if n.channel == "telegram"]
+    assert (notice.key, notice.event, notice.text) == ("gateway_silent:goip", "firing", "GoIP silent")
+    # Resolved and fired again: the old notice was for the old incident, so a new one is due.
+    store.run(lambda uow: uow.alerts.resolve("gateway_silent:goip", 30.0))
+    assert store.run(lambda uow: uow.alerts.announce_open("telegram", 31.0)) == []
+    store.run(lambda uow: uow.alerts.fire("gateway_silent:goip", "gateway_silent", "GoIP silent", 40.0))
+    assert [a.since for a in store.run(lambda uow: uow.alerts.announce_open("telegram", 41.0))] == [40.0]
+
+
+def test_of_two_instances_announcing_at_once_one_queues_the_notice(store: Store) -> None:
+    """The second waits on the alert's row the first locked, then sees its notice."""
+    store.run(lambda uow: uow.alerts.fire("gateway_silent:goip", "gateway_silent", "GoIP silent", 10.0))
+    entered, release = threading.Event(), threading.Event()
+
+    def first(uow: UnitOfWork) -> int:
+        queued = len(uow.alerts.announce_open("telegram", 20.0))
+        entered.set()
+        release.wait(10)  # a guard against a hung test, never a timing
+        return queued
+
+    with ThreadPoolExecutor(2) as pool:
+        held = pool.submit(store.run, first)
+        assert entered.wait(10)
+        second = pool.submit(store.run, lambda uow: len(uow.alerts.announce_open("telegram", 20.5)))
+        time.sleep(0.3)  # lets the second reach the row lock (PostgreSQL); correct code passes either way
+        release.set()
+        assert held.result() + second.result() == 1
+    assert len([n for n in store.run(lambda uow: uow.alerts.unsent(10, 3)) if n.channel == "telegram"]) == 1

@@ -141,6 +141,29 @@ def test_overview_shows_the_farm_and_is_saved_as_a_screenshot(page: Any, farm: F
     page.screenshot(path=str(ARTIFACTS / "overview-phone.png"), full_page=True)
 
 
+def test_open_alerts_are_listed_on_the_overview_at_both_widths(
+    browser: Any, farm: Farm, live_server: LiveServer
+) -> None:
+    """B's three rents got no SMS, so its alert is (or soon would be) open: stored as the
+    monitor stores it, the overview lists it at the top, on a phone too."""
+    assert live_server.store is not None
+    text = f"SIM {B}: 3 operations in a row got no SMS"
+    live_server.store.run(
+        lambda uow: uow.alerts.fire(f"sim_failing:{B}", "sim_failing", text, time.time() - 90)
+    )
+    for width in (375, 1280):
+        with tab_on(browser, live_server.url) as page:
+            page.set_viewport_size({"width": width, "height": 812 if width < 600 else 900})
+            sign_in(page)
+            banner = page.locator("#alerts")
+            expect(banner).to_be_visible()
+            expect(page.locator("#alert-list")).to_contain_text(B)
+            assert page.inner_text("#alerts-total") == "1"
+            expect(banner).to_be_in_viewport()  # at the top: the first thing the owner sees
+            assert page.evaluate(FITS) == [], "overview with an alert"
+            shoot(page, f"overview-alert-{width}.png")
+
+
 def test_live_refresh_without_reloading(page: Any, farm: Farm, live_server: LiveServer) -> None:
     sign_in(page)
     expect(page.locator("#sims-disabled")).to_have_text("1")

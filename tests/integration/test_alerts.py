@@ -278,11 +278,12 @@ async def test_the_loop_survives_a_failing_round(receiver: Receiver) -> None:
     assert [(h["alert"], h["event"]) for h in receiver.hooks] == [("gateway_silent:goip", "firing")]
 
 
-async def test_without_a_channel_only_the_marketplaces_last_calls_are_kept(
+async def test_without_a_channel_alerts_are_kept_and_a_channel_added_later_announces_them_once(
     tmp_path: Path, receiver: Receiver
 ) -> None:
-    """No channel: no alert is opened (it could never be announced), but `simgate status`
-    can still say when each marketplace last called."""
+    """No channel: the alert is still opened (the dashboard lists it) and each marketplace's
+    last call kept, nothing is sent; the first start with a channel announces what is open
+    by then, once, and a restart does not announce it again."""
     store = sqlite(tmp_path)
     farm = Farm(store, receiver, gateways={"goip": T0})
     try:
@@ -292,12 +293,28 @@ async def test_without_a_channel_only_the_marketplaces_last_calls_are_kept(
             )
             farm.calls.saw("smshub")
             farm.clock.now += 16 * 60
+            [opened] = await quiet.check()
+            assert (opened.key, opened.event) == ("gateway_silent:goip", "firing")
             assert await quiet.check() == []
         assert store.run(lambda uow: (uow.alerts.last_calls(), uow.alerts.open_alerts())) == (
             {"smshub": T0},
-            {},
+            {"gateway_silent:goip": "gateway_silent"},
         )
         assert receiver.hooks == []
         assert receiver.telegram == []
+        async with WebhookSender(timeout=5) as sender:
+            farm.clock.now += 60
+            [late] = await farm.monitor(sender).check()  # the owner set a channel and restarted
+            assert (late.key, late.event) == ("gateway_silent:goip", "firing")
+            assert await farm.monitor(sender).check() == []  # another restart: nothing again
+            farm.gateways["goip"] = farm.clock.now
+            [resolved] = await farm.monitor(sender).check()
+            assert resolved.event == "resolved"
     finally:
         store.close()
+    assert [(h["alert"], h["event"]) for h in receiver.hooks] == [
+        ("gateway_silent:goip", "firing"),
+        ("gateway_silent:goip", "resolved"),
+    ]
+    assert receiver.hooks[0]["text"] == "Gateway goip silent for 16 min"
+    assert len(receiver.telegram) == 2

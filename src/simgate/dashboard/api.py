@@ -47,6 +47,8 @@ from simgate.storage.ports import Reports, Store, UnitOfWork
 
 JSON = "application/json; charset=utf-8"
 MAX_BODY = 4096
+ALERTS_SHOWN = 20
+"""Open alerts on the overview; the total says how many more (one per failing SIM can be many)."""
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -141,6 +143,7 @@ class AdminApi:
                 by_status[c.status] += c.count
             today = r.earnings(starts[-1])
             losing = r.numbers(NumberQuery(losing=True, streak_since=now - STREAK_WINDOW, limit=10))
+            alerts, alerts_total = s.alerts_out(r.firing(ALERTS_SHOWN), self.store.write_error, now)
             markets = s.marketplaces_out(
                 r.marketplace_stats(starts[-1], now - DAY),
                 r.marketplace_stats(starts[-1], starts[0]),
@@ -158,6 +161,8 @@ class AdminApi:
                 losing_total=losing.total,
                 losing=[s.number_out(n) for n in losing.items],
                 by_marketplace=markets,
+                alerts=alerts,
+                alerts_total=alerts_total,
             )
 
         return reply(200, await self.store.report(work))

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from simgate.domain.alerts import DATABASE_WRITES, AlertRules, Observation, OpenAlert, conditions
 from simgate.domain.messages import Attempt, Delivery, Message
 from simgate.domain.read_model import (
     BLOCKED,
@@ -24,6 +25,7 @@ from simgate.domain.read_model import (
     NumberReport,
     OperationReport,
     OutboxSummary,
+    Page,
     StatusCount,
     TimelineEvent,
     success_rate,
@@ -284,6 +286,14 @@ class MarketplaceOut(msgspec.Struct, kw_only=True):
     money: list[MoneyOut]
 
 
+class AlertOut(msgspec.Struct, kw_only=True):
+    key: str
+    rule: str
+    text: str
+    since: float | None
+    """When it fired; None for the database's write failure (held in memory, not stored)."""
+
+
 class OverviewOut(msgspec.Struct, kw_only=True):
     now: float
     numbers: NumberStatesOut
@@ -299,6 +309,9 @@ class OverviewOut(msgspec.Struct, kw_only=True):
     """The first SIMs that lose money, to disable in one click."""
     by_marketplace: list[MarketplaceOut] = msgspec.field(default_factory=list)
     """Per marketplace, its money per currency; the kopeck figures above count RUB sales only."""
+    alerts: list[AlertOut] = msgspec.field(default_factory=list)
+    """Open alerts, newest first (at most ALERTS_SHOWN); a failing database first of all."""
+    alerts_total: int = 0
 
 
 class ServicesOut(msgspec.Struct, kw_only=True):
@@ -591,3 +604,14 @@ def group_out(g: GroupStats) -> GroupOut:
 
 def status_counts_out(counts: Sequence[StatusCount]) -> list[StatusCountOut]:
     return [StatusCountOut(kind=c.kind.value, status=c.status, count=c.count) for c in counts]
+
+
+def alerts_out(page: Page[OpenAlert], write_error: str | None, now: Timestamp) -> tuple[list[AlertOut], int]:
+    """The stored open alerts, and first the database's write failure if writes fail now
+    (that alert cannot be stored while it holds: the store says it live)."""
+    found = [AlertOut(key=a.key, rule=a.rule, text=a.text, since=a.since) for a in page.items]
+    seen = Observation(now=now, write_error=write_error)
+    live = [c for c in conditions(AlertRules(), seen) if c.rule == DATABASE_WRITES]
+    return [
+        AlertOut(key=c.key, rule=c.rule, text=c.text, since=None) for c in live
+    ] + found, page.total + len(live)

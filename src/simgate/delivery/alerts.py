@@ -114,10 +114,11 @@ class AlertMonitor:
 
     async def check(self) -> list[Change]:
         """One round: decide what changed, then send what waits. Never raises for a
-        database or receiver problem: the next round tries again."""
-        if not self.channels:
-            await self._note_calls()
-            return []
+        database or receiver problem: the next round tries again.
+
+        With no channel set the alerts are still kept (the dashboard and `simgate status`
+        list the open ones, each marketplace's last call is noted) and nothing is sent; a
+        channel added later announces the alerts open by then, once."""
         now = self.clock()
         seen = Observation(now=now, gateways=self.gateways(), watching_since=self.started)
         database = await self._check_database(now)
@@ -138,15 +139,6 @@ class AlertMonitor:
                 log.exception("alert check failed")
         await self._send_database()
         return done
-
-    async def _note_calls(self) -> None:
-        # No channel: nothing is checked or sent (an alert opened now would never be announced
-        # once a channel is added), but each marketplace's last call is still kept, so
-        # `simgate status` and the console can say when it last called.
-        try:
-            await self.store.transact(lambda uow: uow.alerts.note_calls(self.calls.snapshot()))
-        except StoreUnavailable as problem:
-            log.warning("noting marketplace calls failed: %s", problem)
 
     async def _check_database(self, now: Timestamp, error: str | None = None) -> list[Change]:
         # While writes fail the alert cannot be stored, so it lives in memory (a restart

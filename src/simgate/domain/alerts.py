@@ -49,6 +49,16 @@ class Observation:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenAlert:
+    """An alert that fired and has not resolved: what the dashboard lists."""
+
+    key: str
+    rule: str
+    text: str
+    since: Timestamp
+
+
+@dataclass(frozen=True, slots=True)
 class Condition:
     key: str
     rule: str

@@ -85,4 +85,7 @@ def check_alerts(
             for channel in channels:
                 uow.alerts.add_notice(change.key, change.rule, change.event, channel, change.text, seen.now)
             done.append(change)
+    # An alert that opened while no channel (or not this one) was set is announced now, once.
+    late = {a.key: a for channel in channels for a in uow.alerts.announce_open(channel, seen.now)}
+    done += [Change(a.key, a.rule, "firing", a.text) for a in late.values()]
     return done

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from simgate.domain.alerts import Event, Notice
+from simgate.domain.alerts import Event, Notice, OpenAlert
 from simgate.domain.types import Timestamp
 
 
@@ -27,6 +27,12 @@ class AlertRepository(Protocol):
     def add_notice(
         self, key: str, rule: str, event: Event, channel: str, text: str, now: Timestamp
     ) -> int: ...
+
+    def announce_open(self, channel: str, now: Timestamp) -> list[OpenAlert]:
+        """Queue a firing notice on `channel` for every open alert that has none since it
+        fired (it opened while no channel, or not this one, was set), and return those. Of
+        two instances doing it at once, one queues each (the alert's row is locked first)."""
+        ...
 
     def unsent(self, limit: int, max_attempts: int) -> list[Notice]:
         """Notices their channel has not accepted yet and tried fewer than max_attempts

@@ -5,14 +5,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from simgate.domain.alerts import CLAIM_LEASE_SECONDS, Event, Notice
+from simgate.domain.alerts import CLAIM_LEASE_SECONDS, Event, Notice, OpenAlert
+from simgate.domain.read_model import Page
 from simgate.domain.types import Timestamp
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    rule: str
+    text: str
+    fired_at: Timestamp
+    resolved_at: Timestamp | None = None
 
 
 @dataclass
 class AlertState:
-    alerts: dict[str, tuple[str, Timestamp | None]] = field(default_factory=dict)
-    """Key -> (rule, resolved_at)."""
+    alerts: dict[str, StoredAlert] = field(default_factory=dict)
     notices: dict[int, Notice] = field(default_factory=dict)
     calls: dict[str, Timestamp] = field(default_factory=dict)
     last_id: int = 0
@@ -25,22 +33,48 @@ class MemoryAlerts:
     def __init__(self, state: AlertState) -> None:
         self.s = state
 
+    def _open(self) -> list[OpenAlert]:
+        return [
+            OpenAlert(key, a.rule, a.text, a.fired_at)
+            for key, a in self.s.alerts.items()
+            if a.resolved_at is None
+        ]
+
     def open_alerts(self) -> dict[str, str]:
-        return {key: rule for key, (rule, resolved) in self.s.alerts.items() if resolved is None}
+        return {a.key: a.rule for a in self._open()}
+
+    def firing(self, limit: int) -> Page[OpenAlert]:
+        found = sorted(self._open(), key=lambda a: (-a.since, a.key))
+        return Page(found[:limit], len(found))
 
     def fire(self, key: str, rule: str, text: str, now: Timestamp) -> bool:
         current = self.s.alerts.get(key)
-        if current is not None and current[1] is None:
+        if current is not None and current.resolved_at is None:
             return False
-        self.s.alerts[key] = (rule, None)
+        self.s.alerts[key[:200]] = StoredAlert(rule, text[:500], now)
         return True
 
     def resolve(self, key: str, now: Timestamp) -> bool:
         current = self.s.alerts.get(key)
-        if current is None or current[1] is not None:
+        if current is None or current.resolved_at is not None:
             return False
-        self.s.alerts[key] = (current[0], now)
+        self.s.alerts[key] = replace(current, resolved_at=now)
         return True
+
+    def announce_open(self, channel: str, now: Timestamp) -> list[OpenAlert]:
+        queued: list[OpenAlert] = []
+        for alert in sorted(self._open(), key=lambda a: (a.since, a.key)):
+            announced = any(
+                n.key == alert.key
+                and n.channel == channel
+                and n.event == "firing"
+                and n.created_at >= alert.since
+                for n in self.s.notices.values()
+            )
+            if not announced:
+                self.add_notice(alert.key, alert.rule, "firing", channel, alert.text, now)
+                queued.append(alert)
+        return queued
 
     def add_notice(self, key: str, rule: str, event: Event, channel: str, text: str, now: Timestamp) -> int:
         self.s.last_id += 1

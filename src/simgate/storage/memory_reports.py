@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
+from simgate.domain.alerts import OpenAlert
 from simgate.domain.messages import Attempt, DeliveryState, Message
 from simgate.domain.model import Number, Operation, OperationKind
 from simgate.domain.read_model import (
@@ -255,6 +256,9 @@ class MemoryReports:
 
     def open_alerts(self) -> dict[str, str]:
         return MemoryAlerts(self.s.alerts).open_alerts()
+
+    def firing(self, limit: int) -> Page[OpenAlert]:
+        return MemoryAlerts(self.s.alerts).firing(limit)
 
     def last_calls(self) -> dict[str, Timestamp]:
         return MemoryAlerts(self.s.alerts).last_calls()

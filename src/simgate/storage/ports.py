@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Literal, Protocol, TypeVar
 
+from simgate.domain.alerts import OpenAlert
 from simgate.domain.lanes import Demand, LaneGroup, Move
 from simgate.domain.ledger import LedgerRules
 from simgate.domain.messages import (
@@ -361,6 +362,10 @@ class Reports(Protocol):
 
     def open_alerts(self) -> dict[str, str]:
         """Key -> rule of every open alert (AlertRepository.open_alerts, read side)."""
+        ...
+
+    def firing(self, limit: int) -> Page[OpenAlert]:
+        """Open alerts, newest first: at most `limit`, and how many there are."""
         ...
 
     def last_calls(self) -> dict[str, Timestamp]:

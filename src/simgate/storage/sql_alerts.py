@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from simgate.domain.alerts import CLAIM_LEASE_SECONDS, Event, Notice
+from simgate.domain.alerts import CLAIM_LEASE_SECONDS, Event, Notice, OpenAlert
+from simgate.domain.read_model import Page
 from simgate.domain.types import Timestamp
 from simgate.storage.sql_base import Connection, Row
 
@@ -49,6 +50,39 @@ class SqlAlerts:
             "UPDATE alerts SET resolved_at = ? WHERE key = ? AND resolved_at IS NULL", (now, key[:200])
         ).rowcount
         return changed == 1
+
+    def announce_open(self, channel: str, now: Timestamp) -> list[OpenAlert]:
+        queued: list[OpenAlert] = []
+        for alert in self._unannounced(channel):
+            # Lock the alert's row (PostgreSQL) before looking again, so a second instance
+            # doing the same waits here and then sees the first one's notice.
+            self.db.execute("UPDATE alerts SET rule = rule WHERE key = ?", (alert.key,))
+            if any(a.key == alert.key for a in self._unannounced(channel, alert.key)):
+                self.add_notice(alert.key, alert.rule, "firing", channel, alert.text, now)
+                queued.append(alert)
+        return queued
+
+    def _unannounced(self, channel: str, key: str | None = None) -> list[OpenAlert]:
+        one = "" if key is None else " AND a.key = ?"
+        rows = self.db.execute(
+            "SELECT a.key, a.rule, a.text, a.fired_at FROM alerts a"
+            f" WHERE a.resolved_at IS NULL{one} AND NOT EXISTS ("
+            "  SELECT 1 FROM alert_notices n WHERE n.key = a.key AND n.channel = ?"
+            "  AND n.event = 'firing' AND n.created_at >= a.fired_at)"
+            " ORDER BY a.fired_at, a.key",
+            (channel,) if key is None else (key, channel),
+        ).fetchall()
+        return [OpenAlert(row[0], row[1], row[2], float(row[3])) for row in rows]
+
+    def firing(self, limit: int) -> Page[OpenAlert]:
+        rows = self.db.execute(
+            "SELECT key, rule, text, fired_at FROM alerts WHERE resolved_at IS NULL"
+            " ORDER BY fired_at DESC, key LIMIT ?",
+            (limit,),
+        ).fetchall()
+        total = self.db.execute("SELECT COUNT(*) FROM alerts WHERE resolved_at IS NULL").fetchone()
+        items = [OpenAlert(row[0], row[1], row[2], float(row[3])) for row in rows]
+        return Page(items, int(total[0]) if total else 0)
 
     def add_notice(self, key: str, rule: str, event: Event, channel: str, text: str, now: Timestamp) -> int:
         row = self.db.execute(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from simgate.domain.alerts import OpenAlert
 from simgate.domain.messages import Attempt, Verdict
 from simgate.domain.model import Number, OperationKind
 from simgate.domain.read_model import (
@@ -436,6 +437,9 @@ class SqlReports:
 
     def open_alerts(self) -> dict[str, str]:
         return SqlAlerts(self.db).open_alerts()
+
+    def firing(self, limit: int) -> Page[OpenAlert]:
+        return SqlAlerts(self.db).firing(limit)
 
     def last_calls(self) -> dict[str, Timestamp]:
         return SqlAlerts(self.db).last_calls()

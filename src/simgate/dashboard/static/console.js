@@ -342,6 +342,20 @@
       set("push-oldest", o.pushes.oldest_pending_age_seconds === null ? "none" : duration(o.pushes.oldest_pending_age_seconds));
       set("push-failed", o.pushes.failed);
       set("losing-total", o.losing_total);
+      // Open alerts: what the webhook and Telegram were told (or would be, with a channel set).
+      document.getElementById("alerts").hidden = o.alerts_total === 0;
+      set("alerts-total", o.alerts_total);
+      document.getElementById("alert-list").replaceChildren(
+        ...o.alerts.map((a) =>
+          el("li", { dataset: { alert: a.key } },
+            el("span", {}, a.text),
+            el("span", { class: "muted" }, a.since === null ? " · now" : " · for " + duration(o.now - a.since)),
+          ),
+        ),
+      );
+      const more = document.getElementById("alerts-more");
+      more.hidden = o.alerts_total <= o.alerts.length;
+      more.textContent = "and " + (o.alerts_total - o.alerts.length) + " more (simgate status lists them all)";
       const ops = document.querySelector("#ops-24h tbody");
       const labels = { open: "open", sold: "sold", cancelled: "cancelled", refunded: "refunded", not_taken: "not taken", other: "other" };
       fill(
