@@ -6,7 +6,8 @@ from simgate.dashboard.schemas import alerts_out
 from simgate.domain.alerts import OpenAlert
 from simgate.domain.read_model import Page
 
-STORED = Page([OpenAlert("gateway_silent:goip", "gateway_silent", "Gateway goip silent for 16 min", 100.0)], 3)
+SILENT = OpenAlert("gateway_silent:goip", "gateway_silent", "Gateway goip silent for 16 min", 100.0)
+STORED = Page([SILENT], 3)
 
 
 def test_stored_alerts_are_shown_with_the_total() -> None:
