@@ -24,6 +24,7 @@ from simgate.domain.types import (
     ServiceName,
     Timestamp,
 )
+from simgate.services.answers import AnswerCache
 from simgate.services.operations import (
     FinishOutcome,
     finish_operation,
@@ -150,10 +151,12 @@ async def available(
     *,
     with_services: bool = True,
     with_rent: bool = False,
+    cache: AnswerCache | None = None,
 ) -> list[CountryAvailability]:
     """GET_SERVICES: the counts, then the poll recorded (lanes move SIMs only after the
     marketplace was answered without them). `asked_at` is read before the snapshot, so it
-    never claims the answer is newer than it is."""
+    never claims the answer is newer than it is; a kept answer (`cache`) is given only when
+    this snapshot's counts are the ones it was computed from, so it is as new."""
     asked_at = clock()
     work = partial(
         list_available,
@@ -162,6 +165,7 @@ async def available(
         with_services=with_services,
         with_rent=with_rent,
         now=asked_at,
+        cache=cache,
     )
     countries = await store.read(work)
     await store.transact(lambda uow: record_poll(uow, marketplace, asked_at))

@@ -10,6 +10,7 @@ from simgate.domain import ledger, rules
 from simgate.domain.model import CountryAvailability, FinishPolicy, Operation, OperationKind, Order
 from simgate.domain.rules import FinishConsequence
 from simgate.domain.types import EVERYWHERE, Kopecks, OperationId, ServiceName, Timestamp
+from simgate.services.answers import AnswerCache
 from simgate.storage.ports import UnitOfWork
 
 log = logging.getLogger("simgate.operations")
@@ -26,6 +27,7 @@ def list_available(
     with_services: bool = True,
     with_rent: bool = False,
     now: Timestamp | None = None,
+    cache: AnswerCache | None = None,
 ) -> list[CountryAvailability]:
     """GET_SERVICES: what can be issued this instant, per country, operator and service.
 
@@ -34,13 +36,25 @@ def list_available(
     Only the free SIMs in `marketplace`'s lane count, and not those leaving it: a SIM is
     advertised by one marketplace at a time, so all counts together never exceed the farm.
     Nor the SIMs a resale window hides there at `now` (domain/ledger.py).
+
+    With `cache`, the answer is given again while this snapshot's stamp is the one it was
+    computed under (services/answers.py); it is shared, so callers never change it.
     """
-    return rules.tally_groups(
+    key = (marketplace, tuple(services), with_services, with_rent)
+    stamp = None if cache is None else uow.numbers.availability_stamp(marketplace, now)
+    if cache is not None and stamp is not None:
+        kept = cache.get(key, stamp)
+        if kept is not None:
+            return kept
+    answer = rules.tally_groups(
         uow.numbers.group_availability(marketplace, now),
         services,
         with_services=with_services,
         with_rent=with_rent,
     )
+    if cache is not None and stamp is not None:
+        cache.put(key, stamp, answer)
+    return answer
 
 
 def issue_number(uow: UnitOfWork, marketplace: str, order: Order, now: Timestamp) -> Operation | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import replace
 from typing import TypeVar
 
@@ -207,6 +207,9 @@ class MemoryNumbers:
         return rules.join_excluded(
             self.group_counts(marketplace, now), self.excluded_counts(marketplace, now)
         )
+
+    def availability_stamp(self, marketplace: str, now: Timestamp | None = None) -> Hashable | None:
+        return None  # recounted on every call, which costs no more than a stamp would
 
     def fold_counts(self) -> None:
         return None  # counts are recounted by the rules on every call: nothing kept aside

@@ -8,7 +8,7 @@ claimed and its operation opened commit together or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Hashable, Sequence
 from typing import Literal, Protocol, TypeVar
 
 from simgate.domain.alerts import OpenAlert
@@ -144,6 +144,13 @@ class NumberRepository(Protocol):
     def group_availability(self, marketplace: str, now: Timestamp | None = None) -> list[GroupAvailability]:
         """group_counts(marketplace, now), each group with its excluded_counts beside it, in one
         read: what GET_SERVICES tallies (rules.tally_groups)."""
+        ...
+
+    def availability_stamp(self, marketplace: str, now: Timestamp | None = None) -> Hashable | None:
+        """A value that two snapshots share only if group_availability(marketplace, now) is the
+        same in both: kept in the database, changed in the transaction that changes a count
+        (migration 0016), so a process may give its last GET_SERVICES answer again while it
+        stands. None: no such value here (the answer is always computed)."""
         ...
 
     def fold_counts(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Hashable
 
 from simgate.domain import lanes
 from simgate.domain.errors import ClaimConflict
@@ -37,7 +38,7 @@ from simgate.domain.types import (
     Timestamp,
 )
 from simgate.storage.ports import UpsertOutcome
-from simgate.storage.sql_availability import read_availability
+from simgate.storage.sql_availability import count_stamp, read_availability
 from simgate.storage.sql_base import (
     COUNTED,
     FREE,
@@ -368,6 +369,15 @@ class SqlNumbers:
                 )
             )
         return found
+
+    def availability_stamp(self, marketplace: str, now: Timestamp | None = None) -> Hashable | None:
+        version = count_stamp(self.db, deltas=self.count_deltas)
+        if version is None:
+            return None
+        # The held numbers are read on every call: a window's end changes them without a write.
+        held = self._held_groups(marketplace, now)
+        held_excluded = self._held_excluded(marketplace, now)
+        return version, tuple(sorted(held.items())), tuple(sorted(held_excluded.items()))
 
     def _held_groups(self, marketplace: str, now: Timestamp | None) -> dict[tuple[str, str], tuple[int, int]]:
         """Per group: the counted numbers (and rentable ones) a resale window hides at `now`."""

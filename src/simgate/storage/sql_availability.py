@@ -69,3 +69,20 @@ def read_availability(db: Connection, marketplace: str, *, deltas: bool) -> list
         )
         for country, operator, free, rentable, excluded in rows
     ]
+
+
+def count_stamp(db: Connection, *, deltas: bool) -> tuple[int, ...] | None:
+    """Equal in two snapshots only if the kept counts are (migration 0016); None if unknown.
+
+    SQLite: the version its triggers move on every change of the totals. PostgreSQL: the
+    version (moved by folds and rebuilds) and how many deltas this snapshot sees: claims only
+    append deltas, so at one version the same number of them is the same rows.
+    """
+    if deltas:
+        row = db.execute(
+            "SELECT v.version, (SELECT COUNT(*) FROM number_count_deltas),"
+            " (SELECT COUNT(*) FROM exclusion_count_deltas) FROM count_version v WHERE v.id = 1"
+        ).fetchone()
+    else:
+        row = db.execute("SELECT version FROM count_version WHERE id = 1").fetchone()
+    return None if row is None else tuple(int(value) for value in row)

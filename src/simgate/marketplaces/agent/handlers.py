@@ -7,7 +7,7 @@ Onlinesim shares with it (key check, money, orders, the use-case calls) is in di
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgspec
 
@@ -20,6 +20,7 @@ from simgate.marketplaces.agent.names import NameMaps
 from simgate.marketplaces.agent.wire import NO_NUMBERS, SUCCESS, Request, decoder, error
 from simgate.marketplaces.base import Answer, Payload
 from simgate.marketplaces.dispatch import BadRequest
+from simgate.services.answers import AnswerCache
 from simgate.services.explain import plain
 from simgate.services.operations import FinishOutcome
 from simgate.storage.ports import Store
@@ -39,6 +40,8 @@ class AgentProtocol:
     clock: Callable[[], Timestamp]
     always_200: bool = False
     """ERROR answers with HTTP 200 instead of a 4xx (the error_status setting)."""
+    answers: AnswerCache = field(default_factory=AnswerCache, compare=False, repr=False)
+    """The last GET_SERVICES answers, given again while the counts stand (services/answers.py)."""
 
     def envelope(self, status: int, message: str) -> tuple[int, Payload]:
         return (200 if self.always_200 else status), error(message)
@@ -65,13 +68,15 @@ class AgentProtocol:
         return Answer(status, payload, call, request)
 
     async def get_services(self) -> tuple[int, Payload]:
-        countries = await dispatch.available(self.store, self.name, self.offered, self.clock)
+        countries = await dispatch.available(
+            self.store, self.name, self.offered, self.clock, cache=self.answers
+        )
         return 200, {"status": "SUCCESS", "countryList": self.names.country_list(countries, self.offered)}
 
     async def get_number(self, request: Request) -> tuple[int, Payload]:
-        for field in ("country", "operator", "service", "sum", "currency"):
-            if getattr(request, field) in (None, ""):
-                raise BadRequest(f"missing field {field}")
+        for name in ("country", "operator", "service", "sum", "currency"):
+            if getattr(request, name) in (None, ""):
+                raise BadRequest(f"missing field {name}")
         country = self.names.country(rules.normalise_name(request.country or ""))
         operator = self.names.operator(rules.normalise_name(request.operator or ""))
         service = self.names.service(rules.normalise_name(request.service or ""))

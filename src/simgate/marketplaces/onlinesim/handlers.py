@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import msgspec
@@ -23,6 +23,7 @@ from simgate.marketplaces.base import Answer, Payload
 from simgate.marketplaces.dispatch import BadRequest
 from simgate.marketplaces.onlinesim import MARKETPLACE
 from simgate.marketplaces.onlinesim.wire import NO_NUMBERS, SUCCESS, Request, decoder, error
+from simgate.services.answers import AnswerCache
 from simgate.services.explain import plain
 from simgate.services.operations import FinishOutcome
 from simgate.storage.ports import Store
@@ -53,6 +54,8 @@ class Onlinesim:
     key: str
     services: Sequence[ServiceName]
     clock: Callable[[], Timestamp]
+    answers: AnswerCache = field(default_factory=AnswerCache, compare=False, repr=False)
+    """The last GET_SERVICES answers, given again while the counts stand (services/answers.py)."""
 
     @cached_property
     def offered(self) -> frozenset[ServiceName]:
@@ -98,6 +101,7 @@ class Onlinesim:
             self.clock,
             with_services=True,
             with_rent=rent or single_url,
+            cache=self.answers,
         )
         return 200, {"status": "SUCCESS", "countryList": [_country(c) for c in countries]}
 
