@@ -420,6 +420,7 @@ def test_operations_open_get_finish(store: Store) -> None:
     assert opened.is_open
     assert store.run(lambda uow: uow.operations.get(opened.id)) == opened
     assert store.run(lambda uow: uow.operations.open_for_number(target.id)) == opened
+    assert store.run(lambda uow: uow.operations.open_for_phone(target.phone)) == (target.id, opened)
     assert number(store, target.id).open_operation_id == opened.id
 
     store.run(lambda uow: uow.operations.finish(opened.id, 4, Kopecks(0), NOW + 5))
@@ -428,6 +429,7 @@ def test_operations_open_get_finish(store: Store) -> None:
     assert (closed.finished_at, closed.finish_status, closed.final) == (NOW + 5, 4, 0)
     assert not closed.is_open
     assert store.run(lambda uow: uow.operations.open_for_number(target.id)) is None
+    assert store.run(lambda uow: uow.operations.open_for_phone(target.phone)) == (target.id, None)
 
     store.run(lambda uow: uow.operations.finish(opened.id, 3, Kopecks(999), NOW + 9))
     assert store.run(lambda uow: uow.operations.get(opened.id)) == closed
@@ -436,6 +438,7 @@ def test_operations_open_get_finish(store: Store) -> None:
 def test_unknown_operation_is_none(store: Store) -> None:
     assert store.run(lambda uow: uow.operations.get(OperationId(31337))) is None
     assert store.run(lambda uow: uow.operations.open_for_number(NumberId(31337))) is None
+    assert store.run(lambda uow: uow.operations.open_for_phone(PhoneNumber("79990000000"))) is None
 
 
 def test_activation_ids_increase_and_are_never_reused(store: Store) -> None:

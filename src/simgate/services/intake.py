@@ -64,15 +64,16 @@ def accept_sms(
     incoming = replace(incoming, message_key=dedup_key(incoming))
     # A resend is found by the insert itself (ON CONFLICT DO NOTHING), not by a lookup first:
     # one statement fewer for every new SMS, the common case by far.
-    number = uow.numbers.get_by_phone(incoming.phone)
-    if number is None:
+    found = uow.operations.open_for_phone(incoming.phone)
+    if found is None:
         first = _first(uow, incoming)  # its SIM may have left the inventory since
         if first is not None:
             return Accepted(first, duplicate=True)
         raise UnknownNumber(f"phone {incoming.phone} is not in the inventory")
+    number_id, open_operation = found
     when = routing_time(incoming.received_at, now, max_skew)
-    operation = route(uow.operations.open_for_number(number.id), when)
-    message = uow.messages.add(incoming, number.id, None if operation is None else operation.id, now)
+    operation = route(open_operation, when)
+    message = uow.messages.add(incoming, number_id, None if operation is None else operation.id, now)
     if message is None:  # a resend, or a concurrent one committed first (PostgreSQL)
         first = _first(uow, incoming)
         assert first is not None

@@ -263,6 +263,10 @@ class MemoryOperations:
             None,
         )
 
+    def open_for_phone(self, phone: PhoneNumber) -> tuple[NumberId, Operation | None] | None:
+        number = next((n for n in self.s.numbers.values() if n.phone == phone), None)
+        return None if number is None else (number.id, self.open_for_number(number.id))
+
     def finish(self, operation_id: OperationId, status: int, final: Kopecks | None, now: Timestamp) -> None:
         operation = self.s.operations[operation_id]
         if operation.is_open:

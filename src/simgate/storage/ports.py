@@ -182,6 +182,11 @@ class OperationRepository(Protocol):
 
     def open_for_number(self, number_id: NumberId) -> Operation | None: ...
 
+    def open_for_phone(self, phone: PhoneNumber) -> tuple[NumberId, Operation | None] | None:
+        """The number with this phone and its open operation, in one read: what an incoming
+        SMS is routed by. None when no number has this phone."""
+        ...
+
     def finish(
         self, operation_id: OperationId, status: int, final: Kopecks | None, now: Timestamp
     ) -> None: ...
