@@ -24,6 +24,7 @@ from starlette.routing import Route
 from bench.farm import service_names
 from simgate.config import Settings
 from simgate.domain.types import ServiceName
+from simgate.marketplaces.onlinesim.settings import OnlinesimSettings
 from simgate.server import run_server
 from simgate.storage.sql import SqlNumbers
 
@@ -90,6 +91,11 @@ def main(argv: list[str] | None = None) -> None:
     settings = settings_offering(
         service_names(args.services), database_url=f"sqlite:///{args.database}", onlinesim_key=args.key
     )
+    # Onlinesim's handler offers its own table's services (OnlinesimSettings.offered, the
+    # catalogue's ~68 names by default), not Settings.services: without this the server
+    # answered 68 services, not the 300 the bench asks for.
+    offered = service_names(args.services)
+    OnlinesimSettings.offered = property(lambda self: offered)  # type: ignore[assignment,method-assign]
     if args.recount:
         SqlNumbers.group_counts = SqlNumbers.group_counts_recounted  # type: ignore[method-assign]
         SqlNumbers.excluded_counts = SqlNumbers.excluded_counts_recounted  # type: ignore[method-assign]

@@ -3,9 +3,10 @@
     python -m bench.services_ab main=/path/to/main this=. [--numbers 100000] [--rounds 2]
 
 Builds one farm (bench/farm.py, 300 services) with this checkout, then per round and per
-checkout: a copy of the farm, `bench.runner services` from that checkout (its own src first
-on PYTHONPATH, pinned to CPU 0), GET_SERVICES alone (server CPU per call, p50 / p99) and
-under wrk GET_NUMBER + FINISH (8 connections, pinned to CPU 1), with the load average.
+checkout: a copy of the farm, this checkout's `bench.runner services` serving that
+checkout's simgate (its src first on PYTHONPATH), pinned to CPU 0; GET_SERVICES alone
+(server CPU per call, p50 / p99) and under wrk GET_NUMBER + FINISH (8 connections, pinned
+to CPU 1), with the load average.
 The farm is built before any checkout's server migrates it, so an older checkout reads it too.
 """
 
@@ -23,7 +24,7 @@ from typing import Any
 
 from bench import farm, machine
 from bench.load import run_sequential
-from bench.procs import ServerProcess, clean_environment, free_port, python_module
+from bench.procs import ROOT, ServerProcess, clean_environment, free_port, python_module
 from bench.scenarios import ServicesOptions, _under_load, _wait_idle, run_async
 from bench.stats import summarise
 from bench.wrk import SERVER_CPU, find_wrk, pinned
@@ -38,7 +39,8 @@ def measure(
         "--services", str(services),
     )  # fmt: skip
     environ = clean_environment()
-    environ["PYTHONPATH"] = os.pathsep.join([str(checkout / "src"), str(checkout)])
+    # That checkout's simgate, this checkout's bench (the same runner for every server).
+    environ["PYTHONPATH"] = os.pathsep.join([str(checkout / "src"), str(ROOT)])
     command = pinned(argv, SERVER_CPU) if options.wrk else argv
     server = ServerProcess(f"GET_SERVICES server ({checkout})", command, port, environ, log)
     body = {"action": "GET_SERVICES", "key": key}

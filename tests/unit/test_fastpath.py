@@ -10,6 +10,7 @@ from typing import Any
 from starlette.types import Message, Receive, Scope, Send
 
 from simgate.domain.throttle import Throttle
+from simgate.http import fastpath
 from simgate.http.body import BodyError
 from simgate.http.fastpath import GZIP_MINIMUM, IntakeRoute, MarketplaceRoutes
 from simgate.marketplaces.base import Answer, Marketplace
@@ -155,3 +156,26 @@ def test_intake_failures_are_503_or_500_without_a_traceback() -> None:
     broken = post_intake(intake_front(RuntimeError("secret detail"), Throttle()))
     assert broken[0]["status"] == 500
     assert json.loads(broken[1]["body"]) == {"error": "internal error"}
+
+
+def test_a_big_answer_sent_again_is_compressed_once(monkeypatch: Any) -> None:
+    """An idle farm's GET_SERVICES is the same bytes poll after poll: gzip them once."""
+    compressed: list[int] = []
+
+    def counting(body: bytes) -> bytes:
+        compressed.append(len(body))
+        return stdlib_gzip.compress(body, 1)
+
+    monkeypatch.setattr(fastpath, "gzip", counting)
+    monkeypatch.setattr(fastpath, "_gzipped", [])
+    big = {"status": "SUCCESS", "countryList": [{"country": f"c{i}", "n": i} for i in range(4000)]}
+    other = {**big, "status": "ALSO"}
+    front = routes(Answer(200, big, "getServices"), [])
+    bodies = [request(front, "POST", "/onlinesim/getServices", b"gzip")[1]["body"] for _ in range(3)]
+    assert len(json.dumps(big)) >= fastpath.GZIP_IN_THREAD
+    assert len(compressed) == 1
+    assert all(json.loads(stdlib_gzip.decompress(b)) == big for b in bodies)
+    # Another answer is compressed for itself, never given the kept one.
+    changed = request(routes(Answer(200, other, "getServices"), []), "POST", "/onlinesim", b"gzip")
+    assert json.loads(stdlib_gzip.decompress(changed[1]["body"])) == other
+    assert len(compressed) == 2
