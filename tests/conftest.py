@@ -50,6 +50,22 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 PG_URL = os.environ.get("SIMGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PG_CLUSTER = os.environ.get("SIMGATE_TEST_POSTGRES_CLUSTER", "")
+"""The cluster ("VERSION NAME", as pg_lsclusters shows it) that the tests restarting PostgreSQL
+restart: it must be the one SIMGATE_TEST_POSTGRES_URL points to. By default the first
+version's `main` cluster; set it to a cluster of your own (e.g. "15 faults" on another port)
+when others use `main`."""
+
+
+def restart_postgres_command() -> list[str]:
+    """pg_ctlcluster restarting PG_CLUSTER (fast shutdown: sessions are cut off mid-work)."""
+    if PG_CLUSTER:
+        version, name = PG_CLUSTER.split()
+    else:
+        version, name = sorted(p.name for p in Path("/etc/postgresql").iterdir())[0], "main"
+    return ["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "restart", "-m", "fast"]
+
+
 TABLES = (
     "delivery_attempts, deliveries, messages, number_exclusions, operations, numbers, write_probe,"
     " alert_notices, alerts, marketplace_calls, console_sessions, marketplaces,"

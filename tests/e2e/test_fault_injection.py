@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import INTAKE_TOKEN, free_port
+from tests.conftest import INTAKE_TOKEN, free_port, restart_postgres_command
 from tests.disks import fill_disk, small_disk
 from tests.e2e.processes import run as run_simgate
 from tests.e2e.test_crash_safety import (
@@ -238,8 +238,7 @@ def postgres_delivered(url: str) -> Callable[[], Counter[str]]:
 
 
 def restart_postgres() -> None:
-    version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[0]
-    restart = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "-m", "fast"]
+    restart = restart_postgres_command()
     assert subprocess.run(restart, capture_output=True, timeout=60, check=False).returncode == 0
 
 
