@@ -27,6 +27,7 @@ from tests import conftest
 from tests.conftest import INTAKE_TOKEN, KEY, LiveServer
 from tests.disks import fill_disk, small_disk
 from tests.factories import make_spec
+from tests.pg_proxy import PgRelay
 
 T = TypeVar("T")
 BOUND = 15.0
@@ -214,14 +215,13 @@ def test_a_real_full_disk_fails_units_and_writes_resume_after_cleanup(tmp_path: 
 def test_postgresql_gone_fails_units_at_once_and_comes_back_by_itself(postgres_url: str) -> None:
     from simgate.storage.postgres import PostgresStore
 
-    store = PostgresStore(postgres_url, min_size=1, max_size=2, acquire_timeout=1.0)
+    relay = PgRelay(postgres_url)  # the server as a client sees it: cut off, then back
+    store = PostgresStore(relay.url, min_size=1, max_size=2, acquire_timeout=1.0)
     try:
         spec = make_spec()
         asyncio.run(store.transact(lambda uow: uow.numbers.upsert(spec, time.time())))
         assert store.write_error is None
-        real = store.pool
-        gone = PostgresStore("postgresql://postgres@127.0.0.1:9/none", min_size=0, acquire_timeout=0.5)
-        store.pool = gone.pool  # the server vanished
+        relay.down()  # the server vanished
         started = time.monotonic()
         with pytest.raises(StoreUnavailable):
             asyncio.run(store.transact(lambda uow: uow.numbers.get_by_phone(spec.phone)))
@@ -235,15 +235,15 @@ def test_postgresql_gone_fails_units_at_once_and_comes_back_by_itself(postgres_u
         with pytest.raises(StoreUnavailable):  # ...and from then on units fail at once
             asyncio.run(store.transact(lambda uow: uow.numbers.get_by_phone(spec.phone)))
         assert time.monotonic() - started < 0.3
-        store.pool = real  # and is back
+        relay.back()  # and is back
         deadline = time.monotonic() + BOUND
         while store.write_error is not None:  # asking is enough: the probe runs by itself
             assert time.monotonic() < deadline
             time.sleep(0.1)
         assert asyncio.run(store.transact(lambda uow: uow.numbers.get_by_phone(spec.phone))) is not None
-        gone.close()
     finally:
         store.close()
+        relay.close()
 
 
 async def test_readyz_is_not_ready_while_the_memory_fake_plays_a_failing_store() -> None:

@@ -6,10 +6,18 @@ event loop never blocks. Claims pick candidates with FOR UPDATE SKIP LOCKED so c
 GET_NUMBERs (and workers) pass over each other's rows instead of queueing on them.
 
 A database that is gone (restarting, unreachable, disk full, read-only) fails each unit with
-StoreUnavailable (503, nothing changed); the pool reconnects by itself, and `write_error`
-stays set until a write commits again or a probe (asked for at most once a second while
-writes fail) finds the server back and writable. Once a probe has found the server gone,
-units fail at once instead of each waiting for the pool's timeout.
+StoreUnavailable (503, nothing changed), and `write_error` stays set until a write commits
+again or a probe (asked for at most once a second while writes fail) finds the server back
+and writable. Once a probe has found the server gone, units fail at once instead of each
+waiting for the pool's timeout.
+
+The probe opens its own connection, never one of the pool's: a pool that lost its server
+has nothing to lend (its attempts to reconnect have given up, or its idle connections died
+with the server), and a probe queued behind it would wait out `acquire_timeout` although the
+server is back. When the probe finds the server back it has the pool check its idle
+connections (`ConnectionPool.check`: the dead ones replaced, the pool grown if empty), so
+within about a second of the server's return units run on working connections, whatever
+the outage's length, and no unit fails on a connection from before it.
 """
 
 from __future__ import annotations
@@ -42,6 +50,8 @@ RACES = (ClaimConflict, errors.SerializationFailure, errors.DeadlockDetected, er
 GONE = (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError, errors.ReadOnlySqlTransaction)
 """The database cannot take this unit now (down, restarting, disk full, a read-only standby)."""
 PROBE_INTERVAL = 1.0
+PROBE_TIMEOUT = 3
+"""Seconds a probe may take to connect (a host that does not answer, rather than refuses)."""
 READ_ONLY = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 
 
@@ -58,27 +68,36 @@ class PostgresStore:
     ) -> None:
         # Every bound is far below the marketplace's 10-second deadline, so a request that
         # cannot reach the database answers an ERROR in time instead of hanging.
+        self._url = database_url
+        self._connect_kwargs: dict[str, object] = {
+            "connect_timeout": PROBE_TIMEOUT,
+            "options": f"-c statement_timeout={int(statement_timeout_ms)}",
+            "application_name": "simgate",
+            # A unit of work begins its transaction with its first statement, in the same
+            # round trip; GET_NUMBER and FINISH are one statement each and need none
+            # (storage/pg_units.py).
+            "autocommit": True,
+        }
         self.pool = ConnectionPool(
             database_url,
             min_size=min(min_size, max_size),
             max_size=max_size,
             timeout=acquire_timeout,
-            kwargs={
-                "connect_timeout": 3,
-                "options": f"-c statement_timeout={int(statement_timeout_ms)}",
-                "application_name": "simgate",
-                # A unit of work begins its transaction with its first statement, in the same
-                # round trip; GET_NUMBER and FINISH are one statement each and need none
-                # (storage/pg_units.py).
-                "autocommit": True,
-            },
+            kwargs=self._connect_kwargs,
             # no check=: it costs a round trip per unit of work; a connection the server
-            # dropped fails its unit (503, nothing changed) and the pool replaces it.
-            reconnect_timeout=0,  # keep trying to reconnect for as long as the process lives
+            # dropped fails its unit (503, nothing changed) and the pool replaces it, and the
+            # probe has the pool check its idle ones once the server is back (`probe`).
+            # 0: a failed reconnection is retried once, at once, then given up (the pool
+            # grows again on demand). Any longer and psycopg_pool retries after 1, 2, 4, 8...
+            # seconds, a delay that keeps doubling for as long as the server is gone, so
+            # after a long outage the pool would stay empty long after the server is back.
+            reconnect_timeout=0,
             open=False,
         )
         self.pool.open(wait=False)
         self._threads = ThreadPoolExecutor(max_size, thread_name_prefix="postgres")
+        self._prober = ThreadPoolExecutor(1, thread_name_prefix="postgres-probe")
+        """Probes run here, never queued behind units that wait for the pool."""
         self._write_error: str | None = None
         self._last_probe = 0.0
         self._probing = False
@@ -95,15 +114,19 @@ class PostgresStore:
             self._probing = True
             self._last_probe = time.monotonic()
             try:
-                self._threads.submit(self._probe)
+                self._prober.submit(self.probe)
             except RuntimeError:  # closing: nothing left to probe for
                 self._probing = False
         return self._write_error
 
-    def _probe(self) -> None:
+    def probe(self) -> None:
+        """Ask the server itself, on a connection of our own, whether it takes writes; if it
+        answers, have the pool check its idle connections: those from before an outage are
+        dead, and each would fail a unit of work."""
         try:
-            with self.pool.connection() as conn:
+            with psycopg.connect(self._url, **self._connect_kwargs) as conn:  # type: ignore[arg-type]
                 row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+            self.pool.check()
             if row is not None and row[0]:
                 self._write_error = "PostgreSQL is a read-only standby"
             else:
@@ -149,8 +172,11 @@ class PostgresStore:
                     raise
                 log.debug("unit of work lost a race (%s); running it again", type(race).__name__)
             except GONE as error:
+                if self._write_error is None:
+                    # The first failure is news enough: the probe comes a second later. Not
+                    # every failure: a steady stream of them would put the probe off forever.
+                    self._last_probe = time.monotonic()
                 self._write_error = f"PostgreSQL unavailable: {error}"
-                self._last_probe = time.monotonic()
                 raise StoreUnavailable(self._write_error) from error
         raise AssertionError("unreachable")
 
@@ -185,4 +211,5 @@ class PostgresStore:
 
     def close(self) -> None:
         self._threads.shutdown(wait=True)
+        self._prober.shutdown(wait=True)
         self.pool.close()
