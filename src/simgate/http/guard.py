@@ -27,6 +27,8 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from simgate.http.onewrite import HeadWithBody
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -93,7 +95,8 @@ def guarded_protocol(limits: Limits) -> type[HttpToolsProtocol]:
             self.timer: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
+            # Each answer's head and body in one write (http/onewrite.py).
+            super().connection_made(HeadWithBody(transport, self.loop))  # type: ignore[arg-type]
             self.peer = self.client[0] if self.client else ""
             per_client[self.peer] += 1
             if per_client[self.peer] > limits.max_connections_per_client and not is_trusted[0](self.peer):
