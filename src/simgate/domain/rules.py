@@ -147,41 +147,37 @@ def tally_groups(
     a 0 can never be read as over-reporting, a missing key might be read as "unchanged".
     `any` is the sum over all operators, including numbers whose operator is unknown.
     """
-    # Loops over the exclusions only, never over groups x services in Python: at 100,000
-    # numbers and 300 services that is ~6,000 steps instead of ~13,000 (docs/benchmarks.md).
+    # No step per (group, service) in Python: dictionaries built and summed in C, the one
+    # loop a comprehension over the exclusions (docs/benchmarks.md, "GET_SERVICES").
     services = list(dict.fromkeys(services))  # a repeated name must not count twice in `any`
+    offered = frozenset(services)
     by_country: dict[CountryName, OperatorMap] = {}
-    sums: dict[CountryName, tuple[int, int, dict[ServiceName, int]]] = {}
-    """Per country: the sum of every group's count before exclusions, of its rentable ones,
-    and per service what the exclusions took off that sum."""
+    columns: dict[CountryName, list[list[int]]] = {}
+    """Per country, each group's service counts in `services` order, for `any`."""
+    rentable: dict[CountryName, int] = {}
     for group in sorted(groups, key=lambda g: (g.country, g.operator)):
         operator_map = by_country.setdefault(group.country, {ANY_OPERATOR: {}})
-        whole, rentable, taken = sums.get(group.country, (0, 0, {}))
         counts: ServiceCounts = {}
         if with_services:
-            free = max(0, group.free)
-            counts = dict.fromkeys(services, free)
-            for service, excluded in group.excluded.items():
-                if service in counts:
-                    left = max(0, group.free - excluded)
-                    counts[service] = left
-                    taken[service] = taken.get(service, 0) + free - left
-            whole += free
+            full = group.free
+            left = {s: full - n if full > n else 0 for s, n in group.excluded.items()}
+            if not left.keys() <= offered:
+                left = {s: n for s, n in left.items() if s in offered}
+            counts = dict.fromkeys(services, full if full > 0 else 0)
+            counts.update(left)  # keys already there: the order stays that of `services`
+            columns.setdefault(group.country, []).append(list(counts.values()))
         if with_rent:
             counts[RENT_SERVICE] = group.rentable
-            rentable += group.rentable
-        sums[group.country] = (whole, rentable, taken)
+        rentable[group.country] = rentable.get(group.country, 0) + group.rentable
         if group.operator not in ("", ANY_OPERATOR):
             operator_map[group.operator] = counts
-    for country, (whole, rentable, taken) in sums.items():
+    for country, operator_map in by_country.items():
         any_counts: ServiceCounts = {}
         if with_services:
-            any_counts = dict.fromkeys(services, whole)
-            for service, minus in taken.items():
-                any_counts[service] = whole - minus
+            any_counts = dict(zip(services, map(sum, zip(*columns[country], strict=True)), strict=True))
         if with_rent:
-            any_counts[RENT_SERVICE] = any_counts.get(RENT_SERVICE, 0) + rentable
-        by_country[country][ANY_OPERATOR] = any_counts
+            any_counts[RENT_SERVICE] = any_counts.get(RENT_SERVICE, 0) + rentable[country]
+        operator_map[ANY_OPERATOR] = any_counts
     return [CountryAvailability(country, ops) for country, ops in by_country.items()]
 
 
