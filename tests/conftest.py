@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import secrets
 import socket
 import threading
@@ -26,6 +27,29 @@ from simgate.storage import schema
 from simgate.storage.memory import MemoryStore
 from simgate.storage.ports import Store
 from simgate.storage.sqlite import SQLiteStore
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """With SIMGATE_TEST_CPU_LOG=FILE, append each test's CPU seconds (user+sys of this process
+    and of the children it waited for, setup to teardown) to FILE: wall time is noisy on a
+    shared machine, CPU is what a test costs CI (README, Testing)."""
+    log = os.environ.get("SIMGATE_TEST_CPU_LOG")
+    if not log:
+        yield
+        return
+    before = _cpu_seconds()
+    wall = time.monotonic()
+    yield
+    cpu = _cpu_seconds() - before
+    with open(log, "a", encoding="utf-8") as out:
+        out.write(f"{cpu:.3f}\t{time.monotonic() - wall:.3f}\t{item.nodeid}\n")
+
+
+def _cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
