@@ -7,30 +7,30 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-
-from prometheus_client import CollectorRegistry
-from starlette.applications import Starlette
+from typing import TYPE_CHECKING
 
 from simgate import logsecrets
 from simgate.config import Settings, SettingsError
-from simgate.dashboard import build_console
-from simgate.delivery.alerts import AlertMonitor, Channel, TelegramChannel, WebhookChannel
-from simgate.delivery.retry import RetryPolicy
-from simgate.delivery.sender import WebhookSender
-from simgate.delivery.worker import DeliveryWorker
-from simgate.domain.alerts import AlertRules
 from simgate.domain.types import Timestamp
-from simgate.hardware import build_drivers
-from simgate.http.app import AppDeps, create_app
-from simgate.http.intake import Intake
 from simgate.marketplaces import plugin
-from simgate.marketplaces.base import Marketplace
-from simgate.services.alerts import CallLog
-from simgate.services.lanes import LaneBalancer, LanePolicy, register_marketplaces
-from simgate.services.sink import StoreSink
 from simgate.storage import schema
 from simgate.storage.ports import Store, StoreUnavailable
 from simgate.storage.sqlite import SQLiteStore
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from starlette.applications import Starlette
+
+    from simgate.delivery.alerts import Channel
+    from simgate.delivery.sender import WebhookSender
+    from simgate.delivery.worker import DeliveryWorker
+    from simgate.marketplaces.base import Marketplace
+    from simgate.services.alerts import CallLog
+    from simgate.services.lanes import LaneBalancer, LanePolicy
+
+# The serving side (HTTP app, console, drivers, delivery, alerts) is imported by the functions
+# that build it: the CLI's commands open a store and check its schema through this module, and
+# each `simgate` run would otherwise pay about 0.2 s of CPU importing a server it never starts.
 
 log = logging.getLogger("simgate.bootstrap")
 
@@ -74,6 +74,8 @@ def enabled_marketplaces(settings: Settings) -> list[str]:
 
 
 def lane_policy(settings: Settings, marketplaces: Sequence[Marketplace] = ()) -> LanePolicy:
+    from simgate.services.lanes import LanePolicy
+
     return LanePolicy(
         rebalance_seconds=settings.lane_rebalance_seconds,
         demand_seconds=settings.lane_demand_seconds,
@@ -90,6 +92,8 @@ def register_lanes(
 ) -> None:
     """Tell storage which marketplaces sell now, placing SIMs whose lane changed; a database
     away at start leaves it to the first rebalancing round."""
+    from simgate.services.lanes import register_marketplaces
+
     enabled, weights = enabled_marketplaces(settings), settings.weights
     try:
         store.run(lambda uow: register_marketplaces(uow, enabled, clock(), weights=weights, policy=policy))
@@ -152,6 +156,10 @@ def build_worker(
 
     The caller has protected the logs (protect_logs): build_app does, and so does `simgate worker`.
     """
+    from simgate.delivery.retry import RetryPolicy
+    from simgate.delivery.sender import WebhookSender
+    from simgate.delivery.worker import DeliveryWorker
+
     if marketplaces is None:
         marketplaces = build_marketplaces(settings, store, clock)
     for warning in push_warnings(settings):
@@ -187,6 +195,8 @@ ALERT_TIMEOUT = 10.0
 
 
 def alert_channels(settings: Settings) -> list[Channel]:
+    from simgate.delivery.alerts import TelegramChannel, WebhookChannel
+
     channels: list[Channel] = []
     if settings.alert_webhook_url is not None:
         channels.append(WebhookChannel(settings.alert_webhook_url))
@@ -210,6 +220,10 @@ def build_alerts(
 ) -> Callable[[], AbstractAsyncContextManager[None]]:
     """The alert loop as a background task; with no channel configured it keeps the open
     alerts and each marketplace's last call, and sends nothing (AlertMonitor.check)."""
+    from simgate.delivery.alerts import AlertMonitor
+    from simgate.delivery.sender import WebhookSender
+    from simgate.domain.alerts import AlertRules
+
     channels = alert_channels(settings)
     rules = AlertRules(
         pending_push_minutes=settings.alert_push_pending_minutes,
@@ -243,6 +257,16 @@ def build_app(
     worker: bool = True,
     clock: Callable[[], Timestamp] = time.time,
 ) -> Starlette:
+    from prometheus_client import CollectorRegistry
+
+    from simgate.dashboard import build_console
+    from simgate.hardware import build_drivers
+    from simgate.http.app import AppDeps, create_app
+    from simgate.http.intake import Intake
+    from simgate.services.alerts import CallLog
+    from simgate.services.lanes import LaneBalancer
+    from simgate.services.sink import StoreSink
+
     protect_logs(settings)
     registry = CollectorRegistry()
     background: list[Callable[[], AbstractAsyncContextManager[None]]] = []

@@ -1,18 +1,27 @@
-"""Migrations, run through Alembic from code: `simgate migrate` and `serve` on start."""
+"""Migrations, run through Alembic from code: `simgate migrate` and `serve` on start.
+
+Checking the schema (every other CLI command, `worker`, the tests) reads the revision table and
+the migration files without Alembic and SQLAlchemy: importing them costs each `simgate` run
+about 0.4 s of CPU. Only `upgrade` loads them; tests/unit/test_schema_revisions.py holds the
+light reading to Alembic's own.
+"""
 
 from __future__ import annotations
 
+import ast
+import sqlite3
+from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
-
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, pool
+from typing import TYPE_CHECKING, Any
 
 from simgate.storage.database_url import DatabaseUrl
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).with_name("migrations")
+VERSIONS = MIGRATIONS / "versions"
 
 
 def sqlalchemy_url(database_url: str) -> str:
@@ -20,25 +29,70 @@ def sqlalchemy_url(database_url: str) -> str:
 
 
 def _config(database_url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", sqlalchemy_url(database_url))
     return config
 
 
+@cache
+def _revisions() -> dict[str, tuple[str, ...]]:
+    """Each migration's revision and the revisions it follows, as its file assigns them."""
+    found: dict[str, tuple[str, ...]] = {}
+    for path in sorted(VERSIONS.glob("*.py")):
+        values = dict(_assignments(ast.parse(path.read_text(encoding="utf-8"))))
+        if "revision" not in values:
+            continue  # __init__.py
+        down = values.get("down_revision")
+        parents = () if down is None else (down,) if isinstance(down, str) else tuple(down)
+        found[str(values["revision"])] = tuple(str(parent) for parent in parents)
+    return found
+
+
+def _assignments(module: ast.Module) -> Iterator[tuple[str, Any]]:
+    for node in module.body:
+        target: ast.expr
+        if isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+            yield target.id, ast.literal_eval(value)
+
+
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(_config("sqlite:///:memory:")).get_current_head()
-    assert head is not None
+    revisions = _revisions()
+    followed = {parent for parents in revisions.values() for parent in parents}
+    (head,) = (revision for revision in revisions if revision not in followed)
     return head
 
 
 def current_revision(database_url: str) -> str | None:
-    engine = create_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool)
-    try:
-        with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
-    finally:
-        engine.dispose()
+    """The revision the database is at (None before the first migration), as Alembic stores it."""
+    url = DatabaseUrl.parse(database_url)
+    if url.is_sqlite:
+        connection = sqlite3.connect(url.sqlite_path())
+        try:
+            exists = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+            ).fetchone()
+            rows = connection.execute("SELECT version_num FROM alembic_version").fetchall() if exists else []
+        finally:
+            connection.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            exists = conn.execute("SELECT to_regclass('alembic_version')").fetchone()
+            present = exists is not None and exists[0] is not None
+            rows = conn.execute("SELECT version_num FROM alembic_version").fetchall() if present else []
+    if len(rows) > 1:
+        raise SchemaMismatch(f"database schema has several heads: {sorted(str(r[0]) for r in rows)}")
+    return str(rows[0][0]) if rows else None
 
 
 class SchemaMismatch(RuntimeError):
@@ -46,8 +100,7 @@ class SchemaMismatch(RuntimeError):
 
 
 def known_revisions() -> set[str]:
-    script = ScriptDirectory.from_config(_config("sqlite:///:memory:"))
-    return {rev.revision for rev in script.walk_revisions()}
+    return set(_revisions())
 
 
 def upgrade(database_url: str) -> tuple[str | None, str]:
@@ -58,6 +111,8 @@ def upgrade(database_url: str) -> tuple[str | None, str]:
             f"database schema is at revision {before}, newer than this simgate knows "
             f"(up to {head_revision()}); upgrade simgate"
         )
+    from alembic import command
+
     command.upgrade(_config(database_url), "head")
     return before, head_revision()
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from simgate.domain.types import Timestamp
-from simgate.marketplaces.agent.handlers import AgentProtocol
-from simgate.marketplaces.agent.names import NameMaps
-from simgate.marketplaces.agent.ping import Pinger, ping_url_for
 from simgate.marketplaces.agent.push import HORIZON, AgentPush
 from simgate.marketplaces.agent.settings import AgentSettings
 from simgate.marketplaces.base import Marketplace, Plugin
@@ -18,6 +15,12 @@ def agent_plugin(name: str, settings: type[AgentSettings]) -> Plugin:
     """The plug-in of one agent-protocol marketplace, served at POST /NAME."""
 
     def build(config: AgentSettings, store: Store, clock: Callable[[], Timestamp]) -> Marketplace:
+        # Loaded when a marketplace is built, not when its settings are read: every `simgate`
+        # command reads the settings, and the pinger's aiohttp alone costs it about 0.1 s of CPU.
+        from simgate.marketplaces.agent.handlers import AgentProtocol
+        from simgate.marketplaces.agent.names import NameMaps
+        from simgate.marketplaces.agent.ping import Pinger, ping_url_for
+
         names = NameMaps(
             services=config.service_map,
             countries=config.country_map,
