@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,26 @@ def test_a_caller_that_gives_up_before_its_unit_starts_changes_nothing(store: SQ
 
     asyncio.run(main())
     assert ran == []
+
+
+def test_a_unit_alone_in_its_group_that_fails_leaves_nothing_and_the_next_one_commits(
+    store: SQLiteStore,
+) -> None:
+    # Alone in its group, a unit runs without a savepoint: its failure rolls the whole
+    # transaction back, and the writer goes on with a fresh one.
+    def sql(statement: str) -> Callable[[UnitOfWork], list[tuple[object, ...]]]:
+        return lambda uow: uow.messages.db.execute(statement).fetchall()  # type: ignore[attr-defined]
+
+    store.run(sql("CREATE TABLE t (x INTEGER)"))
+
+    def insert_then_fail(uow: UnitOfWork) -> None:
+        sql("INSERT INTO t VALUES (1)")(uow)
+        raise ValueError("boom")
+
+    for _ in range(3):
+        with pytest.raises(ValueError, match="boom"):
+            store.run(insert_then_fail)
+        assert store.run(sql("SELECT x FROM t")) == []
+    store.run(sql("INSERT INTO t VALUES (2)"))
+    assert store.run(sql("SELECT x FROM t")) == [(2,)]
+    assert store.write_error is None

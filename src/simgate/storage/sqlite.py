@@ -295,25 +295,33 @@ class SQLiteStore:
         outcomes: list[tuple[bool, Any]] = []
         faulted = False
         uow = SqlUnitOfWork(conn, ledger=self.ledger)
+        # A unit alone in its group needs no savepoint: rolling the transaction back undoes
+        # it just as well. Two statements fewer per commit where groups are small (an idle
+        # farm, a fast disk), where a commit's fixed cost already weighs most.
+        alone = len(works) == 1
         for work in works:
-            conn.execute("SAVEPOINT unit")
+            if not alone:
+                conn.execute("SAVEPOINT unit")
             try:
                 result = work(uow)
             except BaseException as error:
                 fault = storage_fault(error)
-                if not self._undo_unit(conn):
+                if not (self._undo_alone(conn) if alone else self._undo_unit(conn)):
                     # SQLite rolled the whole transaction back (it does on a full disk): the
                     # units before this one went with it, so none of the group was written.
                     self._abandon()
                     failure = self._fail(fault or f"transaction lost: {error}")
                     return [(False, failure)] * len(works)
+                if alone:
+                    return [(False, error if fault is None else self._fail(fault))]
                 if fault is not None:
                     faulted = True
                     outcomes.append((False, self._fail(fault)))
                 else:
                     outcomes.append((False, error))
             else:
-                conn.execute("RELEASE unit")
+                if not alone:
+                    conn.execute("RELEASE unit")
                 outcomes.append((True, result))
         try:
             conn.execute("COMMIT")
@@ -326,6 +334,17 @@ class SQLiteStore:
             # on a full disk too.
             self._write_error = None
         return outcomes
+
+    @staticmethod
+    def _undo_alone(conn: sqlite3.Connection) -> bool:
+        """Roll back the transaction of a unit that ran alone in it; False if it is gone."""
+        if not conn.in_transaction:
+            return False
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            return False
+        return True
 
     @staticmethod
     def _undo_unit(conn: sqlite3.Connection) -> bool:
