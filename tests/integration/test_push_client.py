@@ -297,3 +297,23 @@ async def test_https_is_spoken_and_the_certificate_checked(
     with pytest.raises(ssl.SSLCertVerificationError):
         await stranger.post(receiver.url, b"x", {})
     await stranger.close()
+
+
+async def test_a_push_answered_after_the_client_closed_leaves_no_connection_open(
+    serve: Callable[..., Awaitable[Receiver]],
+) -> None:
+    arrived, answer = asyncio.Event(), asyncio.Event()
+
+    async def held(request: web.Request) -> web.Response:
+        arrived.set()
+        await answer.wait()
+        return web.json_response({"status": "SUCCESS"})
+
+    receiver = await serve(held)
+    client = Http1Client(timeout=5)
+    push = asyncio.create_task(client.post(receiver.url, b"x", {}))
+    await asyncio.wait_for(arrived.wait(), 10)
+    await client.close()
+    answer.set()
+    assert (await push)[0] == 200
+    assert not any(client._idle.values()), "kept for reuse by a closed client"

@@ -250,12 +250,12 @@ class Http1Client:
                 status, answer = await connection.request(data)
                 done = True
             finally:
-                if done and not connection.lost:
+                if done and not connection.lost and not self._closed:
                     connection.waiter = None
                     connection.idle_since = time.monotonic()
                     self._idle.setdefault(goal.origin, collections.deque()).append(connection)
-                elif not done:
-                    connection.close()  # cut off or failed mid-answer: never reused
+                else:
+                    connection.close()  # cut off, failed mid-answer, or the client closed
             return status, answer, connection.location if status in (307, 308) else None
 
     def _reuse(self, origin: tuple[str, str, int]) -> _Connection | None:
