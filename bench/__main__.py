@@ -167,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="simgate-bench-") as temp:
         folder = Path(temp)
         try:
-            wanted = (None, "pairs", "memory", "two-marketplaces", "delivery")
+            wanted = (None, "pairs", "memory", "two-marketplaces", "delivery", "pairs-pg")
             wrk = find_wrk(say) if args.only in wanted else None
+            pg_wrk = wrk
             if args.only == "memory":
                 if wrk is None:
                     raise SystemExit("--only memory needs wrk (apt-get install wrk)")
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                     results["two_marketplaces"] = two_result
                 if args.only in (None, "delivery"):
                     results["delivery_wrk"] = bench_delivery_wrk(wrk, folder, DeliveryWrkOptions(), say)
-            elif args.only in (None, "pairs", "two-marketplaces", "delivery"):
+            elif args.only in (None, "pairs", "pairs-pg", "two-marketplaces", "delivery"):
                 say(
                     "[yellow]wrk not found (apt-get install wrk): pairs and delivery measured with the "
                     "Python generator, which needs a core of its own; its ceiling is the rig's[/yellow]"
@@ -198,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
                 if args.only == "pairs-python" or (args.only in (None, "pairs") and wrk is None):
                     results["pairs"] = bench_pairs(folder, pairs_options, baseline, say)
                 if args.only in (None, "pairs-pg"):
-                    results["pairs_postgres"] = bench_pairs_postgres(folder, pairs_options, say)
+                    results["pairs_postgres"] = bench_pairs_postgres(
+                        folder, pairs_options, say, wrk=pg_wrk, wrk_numbers=args.wrk_numbers
+                    )
                 if args.only == "delivery-python" or (args.only in (None, "delivery") and wrk is None):
                     results["delivery"] = bench_delivery(folder, DeliveryOptions(), say)
                 if args.only in (None, "services"):

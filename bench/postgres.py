@@ -1,6 +1,7 @@
 """GET_NUMBER+FINISH on PostgreSQL, with one and with two `simgate serve` processes (issue 5).
 
-Same load and farm as the SQLite figure, so the three rows compare directly. Needs a reachable
+Driven by wrk when it is installed (bench/pg_wrk.py: the wrk pairs script, a farm of
+--wrk-numbers SIMs), else by the Python generator on the SQLite rows' farm. Needs a reachable
 PostgreSQL (BENCH_POSTGRES_URL, else SIMGATE_TEST_POSTGRES_URL, else the local default); a
 fresh database is created for the run and dropped after it. Without a server the scenario is
 skipped with the reason, never failed.
@@ -25,6 +26,7 @@ import psycopg
 from bench import farm, machine
 from bench.load import run_pairs
 from bench.pg_measure import BackendCpu, round_trips
+from bench.pg_wrk import measure, pairs_script
 from bench.procs import ServerProcess, clean_environment, free_port, python_module
 from bench.scenarios import PairsOptions, Result, _pairs_summary, order_maker, run_async
 from simgate import catalogue
@@ -63,9 +65,17 @@ def reachable(url: str) -> str | None:
     return None
 
 
-def bench_pairs_postgres(folder: Path, options: PairsOptions, say: Callable[[str], None]) -> Result:
+def bench_pairs_postgres(
+    folder: Path,
+    options: PairsOptions,
+    say: Callable[[str], None],
+    *,
+    wrk: str | None = None,
+    wrk_numbers: int = 20_000,
+) -> Result:
+    """`wrk`: drive the servers with it (on a farm of `wrk_numbers`), else the Python generator."""
     try:
-        return _bench_pairs_postgres(folder, options, say)
+        return _bench_pairs_postgres(folder, options, say, wrk, wrk_numbers)
     except psycopg.OperationalError as error:
         # The shared server went away mid-run (restarted by someone else): the other
         # measurements still count.
@@ -74,7 +84,9 @@ def bench_pairs_postgres(folder: Path, options: PairsOptions, say: Callable[[str
         return {"skipped": problem}
 
 
-def _bench_pairs_postgres(folder: Path, options: PairsOptions, say: Callable[[str], None]) -> Result:
+def _bench_pairs_postgres(
+    folder: Path, options: PairsOptions, say: Callable[[str], None], wrk: str | None, wrk_numbers: int
+) -> Result:
     admin = server_url()
     problem = reachable(admin)
     if problem is not None:
@@ -91,7 +103,11 @@ def _bench_pairs_postgres(folder: Path, options: PairsOptions, say: Callable[[st
         warmup=options.warmup,
         max_pairs=options.max_pairs,
     )
-    results: Result = {"clients": options.clients, "duration": options.duration}
+    results: Result = {
+        "clients": options.clients,
+        "duration": options.duration,
+        "generator": "wrk" if wrk else "python",
+    }
     with fresh_database(admin) as url:
         schema.upgrade(url)
         synchronous_commit = os.environ.get("BENCH_PG_SYNCHRONOUS_COMMIT")
@@ -111,8 +127,8 @@ def _bench_pairs_postgres(folder: Path, options: PairsOptions, say: Callable[[st
         settings = {"SIMGATE_POSTGRES_POOL_SIZE": pool} if pool else {}
         if pool:
             results["pool_size"] = int(pool)
-        shape = farm.FarmShape(numbers=options.numbers)
-        say(f"PostgreSQL farm: {options.numbers} numbers")
+        shape = farm.FarmShape(numbers=wrk_numbers if wrk else options.numbers)
+        say(f"PostgreSQL farm: {shape.numbers} numbers")
         store = PostgresStore(url, min_size=1, max_size=2)
         try:
             results["farm"] = {"shape": shape.as_dict(), **farm.fill(store, shape, services).as_dict()}
@@ -121,6 +137,7 @@ def _bench_pairs_postgres(folder: Path, options: PairsOptions, say: Callable[[st
         results["round_trips"] = round_trips(url, order_maker(services))
         say(f"PostgreSQL round trips per unit (median): {results['round_trips']}")
         key = secrets.token_hex(16)
+        script = pairs_script(folder, key) if wrk else None
         for processes in (1, 2):
             ports = [free_port() for _ in range(processes)]
             servers = [
@@ -133,7 +150,26 @@ def _bench_pairs_postgres(folder: Path, options: PairsOptions, say: Callable[[st
                 )
                 for i, port in enumerate(ports)
             ]
-            say(f"simgate serve on PostgreSQL x{processes}: {options.clients} clients")
+            say(
+                f"simgate serve on PostgreSQL x{processes}: {options.clients} "
+                + (f"wrk connections, {options.duration:.0f} s" if wrk else "clients")
+            )
+            if wrk is not None and script is not None:
+                with contextlib.ExitStack() as stack:
+                    running = [stack.enter_context(server) for server in servers]
+                    summary = measure(
+                        wrk,
+                        running,
+                        url,
+                        script,
+                        clients=options.clients,
+                        seconds=options.duration,
+                        warmup=max(options.warmup, 2.0),
+                    )
+                if summary["errors"]:
+                    say(f"[red]{summary['errors']} failed requests or socket errors[/red]")
+                results[f"processes_{processes}"] = summary
+                continue
             backends = BackendCpu(url)
             load_average = machine.load_average()
             with contextlib.ExitStack() as stack:

@@ -152,8 +152,8 @@ def postgres_table(pg: Result, sqlite: Result | None) -> Table:
     table = Table(
         title=(
             f"GET_NUMBER + FINISH_ACTIVATION on PostgreSQL: {pg['clients']} clients spread over the "
-            f"processes, {pg['duration']:.0f} s; ratio against simgate on SQLite in this run"
-            + _trips(pg.get("round_trips"))
+            f"processes ({pg.get('generator', 'python')}), {pg['duration']:.0f} s; ratio against "
+            "simgate on SQLite in this run" + _trips(pg.get("round_trips"))
         ),
         title_justify="left",
     )
@@ -365,7 +365,7 @@ def print_report(console: Console, results: Result) -> None:
         console.print(delivery_table(results["delivery"]))
     pg = results.get("pairs_postgres")
     if isinstance(pg, dict) and "skipped" not in pg:
-        console.print(postgres_table(pg, results.get("pairs")))
+        console.print(postgres_table(pg, results.get("pairs") or results.get("pairs_wrk")))
     if "services" in results:
         console.print(services_table(results["services"]))
     for name, ok in results["verdicts"].items():
