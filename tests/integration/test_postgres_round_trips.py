@@ -104,3 +104,31 @@ def test_a_single_unit_refuses_a_second_statement_and_changes_nothing_more(
     # Without `single`, the same unit is one transaction: both numbers or neither.
     issued = store.run(lambda uow: [issue_number(uow, MARKET, make_order(), NOW) for _ in range(2)])
     assert all(operation is not None for operation in issued)
+
+
+def test_the_count_trigger_on_numbers_has_no_when_clause(traced: tuple[PostgresStore, Path]) -> None:
+    """PostgreSQL reads a trigger's WHEN back from text for every statement that updates the
+    table: twice per pair on `numbers` (migration 0017). The function compares instead, and
+    the contract and property tests hold the counts it keeps."""
+    store, _ = traced
+    with store.pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT tgname, tgqual IS NULL FROM pg_trigger WHERE tgrelid = 'numbers'::regclass"
+            " AND NOT tgisinternal ORDER BY tgname"
+        ).fetchall()
+    assert rows == [("number_counts_insert_delete", True), ("number_counts_update", True)]
+
+
+def test_a_finish_counts_every_request_in_the_row_it_closes(traced: tuple[PostgresStore, Path]) -> None:
+    store, _ = traced
+    policy = FinishPolicy()
+    operation = asyncio.run(dispatch.issue(store, MARKET, make_order(), lambda: NOW))
+    assert operation is not None
+    for market in (MARKET, MARKET, "smshub", MARKET):
+        asyncio.run(dispatch.finish(store, market, operation.id, 4, None, lambda: NOW + 1, policy))
+    with store.pool.connection() as conn:
+        row = conn.execute(
+            "SELECT finish_requests, finish_status, finished_at FROM operations WHERE id = %s",
+            (operation.id,),
+        ).fetchone()
+    assert row == (3, 4, NOW + 1)
