@@ -106,17 +106,22 @@ def test_a_single_unit_refuses_a_second_statement_and_changes_nothing_more(
     assert all(operation is not None for operation in issued)
 
 
-def test_the_count_trigger_on_numbers_has_no_when_clause(traced: tuple[PostgresStore, Path]) -> None:
-    """PostgreSQL reads a trigger's WHEN back from text for every statement that updates the
-    table: twice per pair on `numbers` (migration 0017). The function compares instead, and
-    the contract and property tests hold the counts it keeps."""
+def test_the_count_triggers_have_no_when_clause(traced: tuple[PostgresStore, Path]) -> None:
+    """PostgreSQL reads a trigger's WHEN back from text for every statement that updates a
+    row: up to four times per pair (migration 0017). The functions compare instead, and the
+    contract and property tests hold the counts they keep."""
     store, _ = traced
     with store.pool.connection() as conn:
         rows = conn.execute(
-            "SELECT tgname, tgqual IS NULL FROM pg_trigger WHERE tgrelid = 'numbers'::regclass"
-            " AND NOT tgisinternal ORDER BY tgname"
+            "SELECT tgname, tgqual IS NULL FROM pg_trigger WHERE NOT tgisinternal"
+            " AND tgrelid IN ('numbers'::regclass, 'number_exclusions'::regclass) ORDER BY tgname"
         ).fetchall()
-    assert rows == [("number_counts_insert_delete", True), ("number_counts_update", True)]
+    assert rows == [
+        ("exclusion_counts_insert_delete", True),
+        ("exclusion_counts_update", True),
+        ("number_counts_insert_delete", True),
+        ("number_counts_update", True),
+    ]
 
 
 def test_a_finish_counts_every_request_in_the_row_it_closes(traced: tuple[PostgresStore, Path]) -> None:

@@ -3,11 +3,12 @@
 Measured on the server's backend (serial pairs through PostgresStore, interleaved A/B, ~1.4 ms
 of backend CPU per pair at the time), two costs that change nothing the contract sees:
 
-- The count trigger on `numbers` had a WHEN clause. PostgreSQL keeps a trigger's WHEN as
-  text and reads it back into an expression tree for every statement that updates the table
-  (the claim and FINISH each do): the long null-safe comparison of migration 0011 was parsed
-  twice per pair. The same comparison now runs inside the function, and an update's two delta
-  rows go in one INSERT. The trigger still fires only for `UPDATE OF` the counted columns.
+- The count triggers on `numbers` and `number_exclusions` had WHEN clauses. PostgreSQL keeps
+  a trigger's WHEN as text and reads it back into an expression tree for every statement
+  that updates a row of the table (the claim and FINISH each update a number and its
+  exclusions): migration 0011's long null-safe comparisons were parsed up to four times per
+  pair. The same comparisons now run inside the functions, and a number update's two delta
+  rows go in one INSERT. The triggers still fire only for `UPDATE OF` the counted columns.
 - `simgate_finish` locked the operation (SELECT ... FOR UPDATE), counted the request in one
   UPDATE and closed it in a second: three row versions. It now closes an open operation and
   counts the request in one UPDATE, which takes the same row lock; only a repeated or unknown
@@ -18,7 +19,7 @@ of backend CPU per pair at the time), two costs that change nothing the contract
 SQLite needs neither: its triggers are SQL evaluated in place and FINISH runs as steps.
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 """
 
 import importlib
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0017"
-down_revision: str | None = "0015"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -65,6 +66,30 @@ BEGIN
 END
 $$
 """
+
+
+def _exclusion_counts(check: str) -> str:
+    old, new = counts.binds("OLD"), counts.binds("NEW")
+    deltas = "INSERT INTO exclusion_count_deltas (lane, country, operator, service, numbers) VALUES"
+    return (
+        "CREATE OR REPLACE FUNCTION simgate_exclusion_counts() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        f" {check}"
+        f" IF TG_OP <> 'INSERT' AND {old} THEN"
+        f" {deltas} (OLD.counted_lane, OLD.country, OLD.operator, OLD.service, -1);"
+        " END IF;"
+        f" IF TG_OP <> 'DELETE' AND {new} THEN"
+        f" {deltas} (NEW.counted_lane, NEW.country, NEW.operator, NEW.service, 1);"
+        " END IF;"
+        " RETURN NULL; END $$"
+    )
+
+
+# What migration 0011's WHEN clause on number_exclusions compared, now inside the function.
+EXCLUSION_UNCHANGED = (
+    f"IF TG_OP = 'UPDATE' AND ({counts.binding_lane('OLD')}, OLD.country, OLD.operator, OLD.service)"
+    f" IS NOT DISTINCT FROM ({counts.binding_lane('NEW')}, NEW.country, NEW.operator, NEW.service)"
+    " THEN RETURN NULL; END IF;"
+)
 
 CLOSE = """
     UPDATE operations SET finish_requests = finish_requests + 1, finished_at = p_now,
@@ -105,11 +130,16 @@ def _finish() -> str:
     return finish.replace(OLD_CLOSE, CLOSE)
 
 
-def _number_trigger(when: str) -> None:
+def _update_triggers(numbers_when: str, exclusions_when: str) -> None:
     op.execute("DROP TRIGGER number_counts_update ON numbers")
     op.execute(
         f"CREATE TRIGGER number_counts_update AFTER UPDATE OF {', '.join(counts.NUMBER_COLUMNS)} ON numbers"
-        f" FOR EACH ROW {when} EXECUTE FUNCTION simgate_number_counts()"
+        f" FOR EACH ROW {numbers_when} EXECUTE FUNCTION simgate_number_counts()"
+    )
+    op.execute("DROP TRIGGER exclusion_counts_update ON number_exclusions")
+    op.execute(
+        f"CREATE TRIGGER exclusion_counts_update AFTER UPDATE OF {', '.join(counts.EXCLUSION_COLUMNS)}"
+        f" ON number_exclusions FOR EACH ROW {exclusions_when} EXECUTE FUNCTION simgate_exclusion_counts()"
     )
 
 
@@ -117,7 +147,8 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute(NUMBER_COUNTS)
-    _number_trigger("")
+    op.execute(_exclusion_counts(EXCLUSION_UNCHANGED))
+    _update_triggers("", "")
     op.execute(_finish())
 
 
@@ -125,7 +156,8 @@ def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute(one_trip.FINISH)
-    _number_trigger(f"WHEN ({counts._number_changed()})")
+    _update_triggers(f"WHEN ({counts._number_changed()})", f"WHEN ({counts._exclusion_changed()})")
+    op.execute(_exclusion_counts(""))
     op.execute(
         "CREATE OR REPLACE FUNCTION simgate_number_counts() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
         " IF TG_OP <> 'INSERT' THEN"
