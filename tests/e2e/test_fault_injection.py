@@ -263,11 +263,21 @@ def test_postgresql_restart_and_a_killed_worker_lose_nothing(tmp_path: Path, pos
         kills: list[float] = []
         try:
             gateway.wait_for(30)
+            interrupted = set(gateway.accepted)
             restart_postgres()
+            restarted = time.monotonic()
             wait_until(
                 lambda: httpx.get(f"{server.url}/readyz", timeout=5).status_code == 200,
                 30, "the server to reconnect by itself",
             )  # fmt: skip
+            # The worker reconnects by itself too, and records the pushes the restart cut
+            # off. Waited for, not assumed done by the 60th SMS: how soon it is back is held
+            # by tests/integration/test_postgres_reconnect.py in probes, not seconds.
+            delivered = postgres_delivered(postgres_url)
+            wait_until(
+                lambda: set(delivered()) >= interrupted, 30, "the worker to record the SMS before the restart"
+            )
+            print(f"the worker recorded them {time.monotonic() - restarted:.2f} s after the restart")
             gateway.wait_for(60)
             kill(worker, rng, kills)
             worker = fleet.worker()
