@@ -10,10 +10,10 @@ from simgate.http.onewrite import HeadWithBody
 
 class Recorded:
     def __init__(self) -> None:
-        self.writes: list[bytes] = []
+        self.writes: list[bytes | bytearray | memoryview] = []
         self.closed = False
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         self.writes.append(data)
 
     def is_closing(self) -> bool:
@@ -27,7 +27,7 @@ class Recorded:
 
 
 def test_head_and_body_leave_in_one_write() -> None:
-    async def scenario() -> list[bytes]:
+    async def scenario() -> list[bytes | bytearray | memoryview]:
         real = Recorded()
         transport = HeadWithBody(real, asyncio.get_running_loop())  # type: ignore[arg-type]
         transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
@@ -44,7 +44,7 @@ def test_head_and_body_leave_in_one_write() -> None:
 
 
 def test_a_head_without_a_body_in_the_same_turn_is_written_at_its_end() -> None:
-    async def scenario() -> tuple[list[bytes], list[bytes]]:
+    async def scenario() -> tuple[list[bytes | bytearray | memoryview], list[bytes | bytearray | memoryview]]:
         real = Recorded()
         transport = HeadWithBody(real, asyncio.get_running_loop())  # type: ignore[arg-type]
         transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -71,3 +71,15 @@ def test_closing_writes_a_held_answer_first_and_the_rest_passes_through() -> Non
     real = asyncio.run(scenario())
     assert real.writes == [b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n"]
     assert real.closed
+
+
+def test_a_body_given_as_a_memoryview_or_bytearray_passes_too() -> None:
+    async def scenario() -> list[bytes | bytearray | memoryview]:
+        real = Recorded()
+        transport = HeadWithBody(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+        transport.write(memoryview(b"chunk one"))
+        transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        transport.write(bytearray(b"body"))
+        return real.writes
+
+    assert asyncio.run(scenario()) == [memoryview(b"chunk one"), b"HTTP/1.1 200 OK\r\n\r\nbody"]

@@ -23,12 +23,12 @@ class HeadWithBody:
         self._transport, self._loop = transport, loop
         self._head: bytes | None = None
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         head = self._head
         if head is not None:
             self._head = None
             self._transport.write(head + data)
-        elif data.startswith(b"HTTP/"):
+        elif data[:5] == b"HTTP/":  # bytes, or a body's memoryview or bytearray
             self._head = bytes(data)
             self._loop.call_soon(self.flush)
         else:
