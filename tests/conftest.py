@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import resource
 import secrets
+import shutil
 import socket
 import threading
 import time
@@ -66,11 +67,27 @@ INTAKE_TOKEN = "test-intake-token"
 ADMIN_TOKEN = "test-admin-token"
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to the head once per session (per xdist worker). A test's database
+    is a copy: the same bytes as its own `schema.upgrade`, for ~1 ms of CPU instead of ~0.25 s.
+    The migrations themselves are tested where upgrading is the point (test_migration_*, the
+    CLI's `migrate`, test_schema_revisions)."""
+    path = tmp_path_factory.mktemp("migrated") / "simgate.db"
+    schema.upgrade(f"sqlite:///{path}")
+    assert not path.with_name(path.name + "-wal").exists()  # the file alone is the database
+    return path
+
+
+def copy_database(template: Path, path: Path) -> str:
+    """`sqlite:///path`, a copy of the migrated template (migrated_sqlite)."""
+    shutil.copyfile(template, path)
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'simgate.db'}"
-    schema.upgrade(url)
-    return url
+def sqlite_url(tmp_path: Path, migrated_sqlite: Path) -> str:
+    return copy_database(migrated_sqlite, tmp_path / "simgate.db")
 
 
 PG_URL = os.environ.get("SIMGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -159,8 +176,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
         opened = PostgresStore(request.getfixturevalue("postgres_url"), min_size=1, max_size=4)
     else:
-        url = f"sqlite:///{tmp_path / 'contract.db'}"
-        schema.upgrade(url)
+        url = copy_database(request.getfixturevalue("migrated_sqlite"), tmp_path / "contract.db")
         opened = SQLiteStore.from_url(url)
     opened.run(lambda uow: register_marketplaces(uow, ["onlinesim"], 0.0))
     yield opened

@@ -12,8 +12,7 @@ import pytest
 from simgate.domain.model import NumberSpec
 from simgate.domain.types import CountryName, OperatorName, PhoneNumber
 from simgate.services.inventory import import_numbers
-from simgate.storage import schema
-from tests.conftest import LiveServer, test_settings
+from tests.conftest import LiveServer, copy_database, test_settings
 
 PHONE = "79281234567"
 
@@ -23,9 +22,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "postgres":
         url: str = request.getfixturevalue("postgres_url")
         return url
-    url = f"sqlite:///{tmp_path / 'edge.db'}"
-    schema.upgrade(url)
-    return url
+    return copy_database(request.getfixturevalue("migrated_sqlite"), tmp_path / "edge.db")
 
 
 @pytest.fixture

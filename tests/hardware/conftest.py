@@ -19,10 +19,9 @@ from simgate.domain.read_model import MessageQuery
 from simgate.domain.types import OperationId, PhoneNumber
 from simgate.services.inventory import import_numbers
 from simgate.services.sink import StoreSink
-from simgate.storage import schema
 from simgate.storage.ports import Store
 from simgate.storage.sqlite import SQLiteStore
-from tests.conftest import ADMIN_TOKEN, INTAKE_TOKEN, KEY, LiveServer
+from tests.conftest import ADMIN_TOKEN, INTAKE_TOKEN, KEY, LiveServer, copy_database
 from tests.factories import make_order, make_spec
 
 PHONES = [PhoneNumber(f"7928123456{i}") for i in range(8)]
@@ -92,10 +91,8 @@ async def until(condition: Callable[[], Any], seconds: float = 10.0, what: str =
 
 
 @pytest.fixture
-def store_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'hardware.db'}"
-    schema.upgrade(url)
-    return url
+def store_url(tmp_path: Path, migrated_sqlite: Path) -> str:
+    return copy_database(migrated_sqlite, tmp_path / "hardware.db")
 
 
 @pytest.fixture
