@@ -151,14 +151,46 @@ def postgres_database(postgres_server: str) -> Iterator[str]:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def postgres_emptying(postgres_database: str) -> str:
+    """What empties the session database as `TRUNCATE TABLES RESTART IDENTITY` would, in one
+    transaction: DELETE every row (foreign keys and row triggers off: every table goes), restart
+    the tables' sequences, and bump count_version as TRUNCATE's statement trigger does. TRUNCATE
+    makes new files for every table and costs ~0.4 s of PostgreSQL's time per test; a few
+    rows deleted cost ~0.05 s."""
+    import psycopg
+
+    tables = [table.strip() for table in TABLES.split(",")]
+    with psycopg.connect(postgres_database) as conn:
+        sequences = [
+            str(row[0])
+            for row in conn.execute(
+                "SELECT s.oid::regclass::text FROM pg_class s"
+                " JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.oid"
+                " JOIN pg_class t ON t.oid = d.refobjid"
+                " WHERE s.relkind = 'S' AND d.deptype IN ('a', 'i') AND t.relname = ANY(%s)",
+                (tables,),
+            )
+        ]
+    return "".join(
+        [
+            "SET LOCAL session_replication_role = replica;",
+            *(f"DELETE FROM {table};" for table in tables),
+            *(f"ALTER SEQUENCE {sequence} RESTART;" for sequence in sequences),
+            "SET LOCAL session_replication_role = DEFAULT;",
+            "UPDATE count_version SET version = version + 1 WHERE id = 1;",
+            FRESH,
+        ]
+    )
+
+
 @pytest.fixture
-def postgres_url(postgres_database: str) -> str:
+def postgres_url(postgres_database: str, postgres_emptying: str) -> str:
     """The session database, emptied: every test starts from no rows and fresh ids."""
     import psycopg
 
-    with psycopg.connect(postgres_database, autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
-        conn.execute(FRESH)
+    with psycopg.connect(postgres_database) as conn:  # one transaction, committed on leaving
+        conn.execute(postgres_emptying)  # type: ignore[arg-type]  # built from our own names
     return postgres_database
 
 
