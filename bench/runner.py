@@ -23,7 +23,9 @@ from starlette.routing import Route
 
 from bench.farm import service_names
 from simgate.config import Settings
-from simgate.domain.types import ServiceName
+from simgate.domain import rules
+from simgate.domain.model import GroupAvailability
+from simgate.domain.types import ServiceName, Timestamp
 from simgate.marketplaces.onlinesim.settings import OnlinesimSettings
 from simgate.server import run_server
 from simgate.storage.sql import SqlNumbers
@@ -69,6 +71,12 @@ def serve(app: Starlette, port: int) -> None:
     uvicorn.Server(config).run()
 
 
+def _recounted(self: SqlNumbers, marketplace: str, now: Timestamp | None = None) -> list[GroupAvailability]:
+    return rules.join_excluded(
+        self.group_counts_recounted(marketplace, now), self.excluded_counts_recounted(marketplace, now)
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.runner")
     sub = parser.add_subparsers(dest="app", required=True)
@@ -99,6 +107,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.recount:
         SqlNumbers.group_counts = SqlNumbers.group_counts_recounted  # type: ignore[method-assign]
         SqlNumbers.excluded_counts = SqlNumbers.excluded_counts_recounted  # type: ignore[method-assign]
+        # GET_SERVICES reads group_availability (one statement) and may keep its answer:
+        # both as before migration 0011, recounted on every call.
+        SqlNumbers.group_availability = _recounted  # type: ignore[method-assign]
+        SqlNumbers.availability_stamp = lambda self, marketplace, now=None: None  # type: ignore[method-assign]
     # The very path of `simgate serve` (migrations, store, build_app, uvicorn): only the
     # offered services differ.
     run_server(settings, host="127.0.0.1", port=args.port, worker=True, migrate=True)
