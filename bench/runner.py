@@ -14,6 +14,7 @@ The baseline runs under the uvicorn configuration `simgate serve` uses (simgate/
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 import uvicorn
 from starlette.applications import Starlette
@@ -23,12 +24,13 @@ from starlette.routing import Route
 
 from bench.farm import service_names
 from simgate.config import Settings
-from simgate.domain import rules
-from simgate.domain.model import GroupAvailability
 from simgate.domain.types import ServiceName, Timestamp
 from simgate.marketplaces.onlinesim.settings import OnlinesimSettings
 from simgate.server import run_server
 from simgate.storage.sql import SqlNumbers
+
+if TYPE_CHECKING:
+    from simgate.domain.model import GroupAvailability
 
 JSON = "application/json; charset=utf-8"
 FIXED = b'{"status":"SUCCESS","number":79280000001,"activationId":1}'
@@ -72,6 +74,9 @@ def serve(app: Starlette, port: int) -> None:
 
 
 def _recounted(self: SqlNumbers, marketplace: str, now: Timestamp | None = None) -> list[GroupAvailability]:
+    # Imported here: bench.services_ab serves older checkouts, which have no such function.
+    from simgate.domain import rules
+
     return rules.join_excluded(
         self.group_counts_recounted(marketplace, now), self.excluded_counts_recounted(marketplace, now)
     )
