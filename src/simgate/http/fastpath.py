@@ -57,20 +57,28 @@ def gzip(body: bytes) -> bytes:
     return compressor.compress(body) + compressor.flush()
 
 
-_gzipped: list[tuple[bytes, bytes]] = []
-"""(body, its gzip), newest last; only touched on the event loop."""
+async def gzip_on_thread(body: bytes) -> bytes:
+    return await asyncio.to_thread(gzip, body)
 
 
-async def gzip_big(body: bytes) -> bytes:
-    """gzip for a big body: the kept bytes if the same body was sent lately (comparing equal
-    bytes costs ~1 % of compressing them), else compressed on a thread."""
-    for sent, compressed in _gzipped:
-        if sent == body:
-            return compressed
-    compressed = await asyncio.to_thread(gzip, body)
-    _gzipped.append((body, compressed))
-    del _gzipped[:-GZIP_KEPT]
-    return compressed
+class GzipKept:
+    """gzip for big bodies, keeping the last few: an unchanged GET_SERVICES answer (an idle
+    farm polled again and again) is not compressed twice. Only used on the event loop."""
+
+    def __init__(self) -> None:
+        self._kept: list[tuple[bytes, bytes]] = []
+        """(body, its gzip), newest last."""
+
+    async def __call__(self, body: bytes) -> bytes:
+        # The kept bytes if the same body was sent lately (comparing equal bytes costs ~1 %
+        # of compressing them), else compressed on a thread.
+        for sent, compressed in self._kept:
+            if sent == body:
+                return compressed
+        compressed = await asyncio.to_thread(gzip, body)
+        self._kept.append((body, compressed))
+        del self._kept[:-GZIP_KEPT]
+        return compressed
 
 
 class MarketplaceRoutes:
@@ -78,6 +86,7 @@ class MarketplaceRoutes:
 
     def __init__(self, app: ASGIApp, markets: Sequence[Marketplace], call: Call, max_body: int) -> None:
         self.app, self.call, self.max_body = app, call, max_body
+        self.gzip_big = GzipKept()
         self.exact: dict[str, Marketplace] = {}
         self.under: dict[str, Marketplace] = {}
         """Paths `/root/{endpoint}`, keyed by `/root/`: the endpoint is one segment."""
@@ -150,11 +159,17 @@ class MarketplaceRoutes:
             # Never a traceback on the wire; the log has it.
             log.exception("%s %s failed", market.name, scope["path"][:80])
             status, payload = market.envelope(500, "internal error")
-        await self.respond(send, status, _encode(payload), "gzip" in header(b"accept-encoding"))
+        accepted = "gzip" in header(b"accept-encoding")
+        await self.respond(send, status, _encode(payload), accepted, gzip_big=self.gzip_big)
 
     @staticmethod
     async def respond(
-        send: Send, status: int, body: bytes, gzip_accepted: bool, headers: Sequence[tuple[bytes, bytes]] = ()
+        send: Send,
+        status: int,
+        body: bytes,
+        gzip_accepted: bool,
+        headers: Sequence[tuple[bytes, bytes]] = (),
+        gzip_big: Callable[[bytes], Awaitable[bytes]] = gzip_on_thread,
     ) -> None:
         extra: list[tuple[bytes, bytes]] = list(headers)
         if len(body) >= GZIP_MINIMUM:
