@@ -317,3 +317,36 @@ async def test_a_push_answered_after_the_client_closed_leaves_no_connection_open
     answer.set()
     assert (await push)[0] == 200
     assert not any(client._idle.values()), "kept for reuse by a closed client"
+
+
+async def test_bytes_after_an_answer_in_the_same_read_never_answer_the_next_push() -> None:
+    # A receiver that sends more than its answer (here the start of a second one, in the
+    # same segment): the connection is in no known state, so it is not used again; kept,
+    # the next push's own 500 would be read as the rest of that stale "200" (delivered).
+    answers = [
+        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\n\r\nERRORHTTP/1.1 200 OK\r\nX-A: b",
+        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\n\r\nERROR",
+    ]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while answers:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                await reader.readexactly(length)
+                writer.write(answers.pop(0))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/push"
+    client = Http1Client(timeout=5)
+    try:
+        assert await client.post(url, b"x", {}) == (500, b"ERROR")
+        assert await client.post(url, b"x", {}) == (500, b"ERROR")
+    finally:
+        await client.close()
+        server.close()

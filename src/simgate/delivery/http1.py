@@ -98,6 +98,8 @@ class _Connection(asyncio.Protocol):
         self.encoding = b""
         self.location: str | None = None
         self.headers_done = False
+        self.answered = False
+        """This request's answer is complete: any further message is none of ours."""
         self.delimited = False
         """The body has a length (Content-Length or chunked): EOF before its end is an error."""
 
@@ -132,6 +134,13 @@ class _Connection(asyncio.Protocol):
 
     # httptools callbacks
 
+    def on_message_begin(self) -> None:
+        if self.answered:
+            # More than the answer in one read (the start of another): kept, the next
+            # request's answer would be parsed as the rest of this one (its status, a 200,
+            # over the real one's). The connection is in no known state: never reused.
+            self.close()
+
     def on_header(self, name: bytes, value: bytes) -> None:
         lowered = name.lower()
         if lowered == b"content-encoding":
@@ -161,6 +170,7 @@ class _Connection(asyncio.Protocol):
         if 100 <= self.status < 200:  # an interim answer (100 Continue): the real one follows
             self._reset()
             return
+        self.answered = True
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             if not self.parser.should_keep_alive():
