@@ -18,7 +18,7 @@ from simgate.bootstrap import build_app
 from simgate.domain.types import PhoneNumber
 from simgate.storage import schema
 from simgate.storage.sqlite import SQLiteStore
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, PromptServer
 from tests.hardware.conftest import PHONES, hardware_settings, seed
 from tests.hardware.test_goip import Gateway, free_udp_port, keepalive
 
@@ -71,7 +71,7 @@ class ClockedServer(LiveServer):
     def start(self) -> ClockedServer:
         self.store = SQLiteStore.from_url(self.settings.database_url, ledger=self.settings.ledger)
         app = build_app(self.settings, self.store, revision=schema.head_revision(), clock=self.clock)
-        self._server = uvicorn.Server(
+        self._server = PromptServer(
             uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         )
         self._thread = threading.Thread(target=self._server.run, daemon=True)
