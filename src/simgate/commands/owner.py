@@ -316,7 +316,9 @@ def _count_drift(current: Settings, recount: bool, notes: list[str]) -> list[str
 
     store = open_store(current)
     try:
-        drift = store.run(lambda uow: uow.numbers.count_drift())
+        # One snapshot for the kept counts and the recount (PostgreSQL: REPEATABLE READ), so a
+        # claim committed between the two reads is not taken for drift; and no write lock.
+        drift = store.run_read(lambda uow: uow.numbers.count_drift())
         if not drift:
             return []
         if recount:
