@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,10 +30,10 @@ def _free(reports: Reports) -> int:
     return reports.number_states()["free"]
 
 
-@pytest.mark.parametrize("store", ["sqlite", "postgres"], indirect=True)
-def test_a_report_is_read_while_a_write_unit_is_held_open(store: Store) -> None:
-    """Were the reports read through a unit of work, the SQLite one would wait behind the held
-    unit and then see its number: they read the last commit at once instead."""
+@contextlib.contextmanager
+def write_unit_held_open(store: Store) -> Iterator[None]:
+    """One free number committed, a second one written by a unit that stays open meanwhile;
+    after the block the unit commits (a reader that waited for it would have failed inside)."""
     store.run(lambda uow: uow.numbers.upsert(make_spec(), 1.0))
     entered, release = threading.Event(), threading.Event()
 
@@ -45,12 +46,20 @@ def test_a_report_is_read_while_a_write_unit_is_held_open(store: Store) -> None:
         held = pool.submit(store.run, hold)
         try:
             assert entered.wait(GUARD)
-            assert store.run_report(_free) == 1
-            assert asyncio.run(store.report(_free)) == 1
-            assert not held.done(), "the report waited for the write unit to end"
+            yield
+            assert not held.done(), "the read waited for the write unit to end"
         finally:
             release.set()
         held.result()
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"], indirect=True)
+def test_a_report_is_read_while_a_write_unit_is_held_open(store: Store) -> None:
+    """Were the reports read through a unit of work, the SQLite one would wait behind the held
+    unit and then see its number: they read the last commit at once instead."""
+    with write_unit_held_open(store):
+        assert store.run_report(_free) == 1
+        assert asyncio.run(store.report(_free)) == 1
     assert store.run_report(_free) == 2  # and the next report sees the commit
 
 
@@ -92,23 +101,8 @@ def _free_numbers(uow: UnitOfWork) -> int:
 def test_a_cli_listing_reads_while_a_write_unit_is_held_open(store: Store) -> None:
     """`simgate numbers list` beside a running `serve`: through a write unit it would wait for
     the held unit (and, on SQLite, take the write lock itself); `run_read` reads the last commit."""
-    store.run(lambda uow: uow.numbers.upsert(make_spec(), 1.0))
-    entered, release = threading.Event(), threading.Event()
-
-    def hold(uow: UnitOfWork) -> None:
-        uow.numbers.upsert(make_spec(), 2.0)
-        entered.set()
-        release.wait(GUARD)
-
-    with ThreadPoolExecutor(1) as pool:
-        held = pool.submit(store.run, hold)
-        try:
-            assert entered.wait(GUARD)
-            assert store.run_read(_free_numbers) == 1
-            assert not held.done(), "the listing waited for the write unit to end"
-        finally:
-            release.set()
-        held.result()
+    with write_unit_held_open(store):
+        assert store.run_read(_free_numbers) == 1
     assert store.run_read(_free_numbers) == 2
 
 

@@ -306,7 +306,7 @@ class SQLiteStore:
                 result = work(uow)
             except BaseException as error:
                 fault = storage_fault(error)
-                if not (self._undo_alone(conn) if alone else self._undo_unit(conn)):
+                if not self._undo(conn, alone):
                     # SQLite rolled the whole transaction back (it does on a full disk): the
                     # units before this one went with it, so none of the group was written.
                     self._abandon()
@@ -336,24 +336,17 @@ class SQLiteStore:
         return outcomes
 
     @staticmethod
-    def _undo_alone(conn: sqlite3.Connection) -> bool:
-        """Roll back the transaction of a unit that ran alone in it; False if it is gone."""
+    def _undo(conn: sqlite3.Connection, alone: bool) -> bool:
+        """Roll back a failed unit: the whole transaction when it ran alone in it, else to its
+        savepoint. False if the transaction is gone (SQLite rolled it back itself)."""
         if not conn.in_transaction:
             return False
         try:
-            conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            return False
-        return True
-
-    @staticmethod
-    def _undo_unit(conn: sqlite3.Connection) -> bool:
-        """Roll one unit back to its savepoint; False if the whole transaction is gone."""
-        if not conn.in_transaction:
-            return False
-        try:
-            conn.execute("ROLLBACK TO unit")
-            conn.execute("RELEASE unit")
+            if alone:
+                conn.execute("ROLLBACK")
+            else:
+                conn.execute("ROLLBACK TO unit")
+                conn.execute("RELEASE unit")
         except sqlite3.Error:
             return False
         return True
