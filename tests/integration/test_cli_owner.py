@@ -62,6 +62,37 @@ def test_status_shows_numbers_operations_pushes_and_today(tmp_path: Path) -> Non
     assert "today        12.50 RUB from 1 sale(s)" in text
 
 
+def test_status_lists_open_alerts_with_their_text_newest_first(tmp_path: Path) -> None:
+    farm(tmp_path)
+    store = SQLiteStore.from_url(f"sqlite:///{tmp_path / 'simgate.db'}")
+    now = time.time()
+    try:
+        store.run(
+            lambda uow: uow.alerts.fire(
+                "gateway_silent:goip", "gateway_silent", "Gateway goip silent for 16 min", now - 600
+            )
+        )
+        store.run(lambda uow: uow.alerts.fire("push_pending", "push_pending", "3 pushes waiting", now - 60))
+        store.run(
+            lambda uow: uow.alerts.fire("sim_failing:7928", "sim_failing", "SIM 7928 failing", now - 30)
+        )
+        store.run(lambda uow: uow.alerts.resolve("sim_failing:7928", now))
+    finally:
+        store.close()
+    report = json.loads(run(tmp_path, "status", "--json").stdout)
+    assert report["alerts"] == ["gateway_silent:goip", "push_pending"]
+    assert report["gateways_silent"] == ["goip"]
+    assert report["open_alerts"]["total"] == 2
+    assert [a["text"] for a in report["open_alerts"]["newest"]] == [
+        "3 pushes waiting",
+        "Gateway goip silent for 16 min",
+    ]
+    lines = run(tmp_path, "status").stdout.splitlines()
+    shown = [line for line in lines if "pushes waiting" in line or "silent for 16 min" in line]
+    assert shown[0].startswith("alerts       3 pushes waiting (for "), shown
+    assert shown[1] == "             Gateway goip silent for 16 min (for 10 min)", shown
+
+
 def test_status_shows_each_lane_and_each_currency_apart(tmp_path: Path) -> None:
     """Two marketplaces in lanes; a USD sale on SMSHUB is never added to the roubles."""
     url = f"sqlite:///{tmp_path / 'simgate.db'}"

@@ -58,12 +58,16 @@ def rubles(kopecks: int) -> str:
 
 # --- status -----------------------------------------------------------------------------------
 
+ALERTS_LISTED = 20
+"""Open alerts shown with their text, newest first; `alerts` in --json has every key."""
+
 
 def farm_status(reports: Reports, now: Timestamp) -> dict[str, Any]:
     """Everything `simgate status` shows, as plain data (the --json form)."""
     outbox = reports.outbox()
     today = reports.earnings(day_starts(1, now)[0])
     open_alerts = reports.open_alerts()
+    firing = reports.firing(ALERTS_LISTED)
     last_calls = reports.last_calls()
     # Per marketplace: what it holds open, the free SIMs in its lane (only it counts and issues
     # them) and its last call; aggregates, so a farm of any size is read in a few rows.
@@ -97,6 +101,12 @@ def farm_status(reports: Reports, now: Timestamp) -> dict[str, Any]:
             key.split(":", 1)[-1] for key, rule in open_alerts.items() if rule == GATEWAY_SILENT
         ),
         "alerts": sorted(open_alerts),
+        "open_alerts": {
+            "total": firing.total,
+            "newest": [
+                {"key": a.key, "rule": a.rule, "text": a.text, "since": a.since} for a in firing.items
+            ],
+        },
         "today": {
             "sold": today.sold,
             "finished": today.finished,
@@ -136,8 +146,12 @@ def status(
     )
     silent = report["gateways_silent"]
     typer.echo("gateways     " + (f"silent: {', '.join(silent)}" if silent else "none silent"))
-    if report["alerts"]:
-        typer.echo(f"alerts       {', '.join(report['alerts'])}")
+    alerts = report["open_alerts"]
+    for i, alert in enumerate(alerts["newest"]):
+        label = "alerts" if i == 0 else ""
+        typer.echo(f"{label:<12} {alert['text']} (for {_ago(now - alert['since'])})")
+    if alerts["total"] > len(alerts["newest"]):
+        typer.echo(f"{'':<12} and {alerts['total'] - len(alerts['newest'])} more (--json lists every key)")
     today = report["today"]
     # Each currency apart (never added across); RUB is always shown, even at zero.
     money = {"RUB": {"sold": 0, "earnings": 0}, **today["by_currency"]}
