@@ -89,14 +89,10 @@ def held_numbers(rules: LedgerRules, marketplace: str, now: Timestamp) -> tuple[
     whole: resale_filter with no service), one SELECT per window over migration 0011's index
     of sales by marketplace and time, so a window costs the sales inside it (none, mostly),
     not a probe per number. None: no window binds."""
-    selects: list[str] = []
-    params: list[Any] = []
-    for window in ledger.window_clauses(rules, marketplace, now):
-        part = f"o.marketplace {'<>' if window.elsewhere else '='} ? AND o.finished_at > ?"
-        params += [window.sold_on, window.since]
-        if not window.number_wide:
-            part += " AND o.kind = 'rent'"
-        selects.append(f"SELECT o.number_id FROM operations o WHERE o.finish_status = 3 AND {part}")
-    if not selects:
+    # The same windows as resale_filter's (no service: each part takes its own parameters in
+    # order), each its own SELECT so each can use the index.
+    parts, params = _window_parts(rules, marketplace, now, None)
+    if not parts:
         return None
+    selects = [f"SELECT o.number_id FROM operations o WHERE o.finish_status = 3 AND {part}" for part in parts]
     return " UNION ".join(selects), params
