@@ -1,6 +1,12 @@
 """A TCP relay in front of PostgreSQL that a test can take down and bring back: an outage of
 the server as a client sees it (every session cut off, new ones refused) without restarting
-the shared server, so tests of reconnection need not run alone."""
+the shared server, so tests of reconnection need not run alone.
+
+It can also freeze: a server that hangs rather than goes (a frozen host, a firewall that drops
+packets, a half-open connection after a NAT reset). Every session stays open and new ones are
+accepted, but no byte moves either way until it thaws. On loopback the kernel still
+acknowledges what the client sends (the relay's socket buffers take it), so TCP's own timeouts
+(keepalives, tcp_user_timeout) never fire here: only a bound in the client notices."""
 
 from __future__ import annotations
 
@@ -24,6 +30,8 @@ class PgRelay:
         self._links: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._closed = False
+        self._flowing = threading.Event()
+        self._flowing.set()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def down(self) -> None:
@@ -40,10 +48,23 @@ class PgRelay:
         with self._lock:
             self.up = True
 
+    def freeze(self) -> None:
+        """The server hangs: sessions stay open, new ones are accepted, nothing is forwarded."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        """Whatever was held moves on, and so does everything after it."""
+        self._flowing.set()
+
+    @property
+    def frozen(self) -> bool:
+        return not self._flowing.is_set()
+
     def close(self) -> None:
         self._closed = True
         self.down()
         self._listener.close()
+        self._flowing.set()  # pumps holding bytes find their sockets closed and end
 
     def _accept(self) -> None:
         while not self._closed:
@@ -69,6 +90,7 @@ class PgRelay:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._flowing.wait()  # frozen: hold it, and read nothing more
                 sink.sendall(data)
         except OSError:
             pass
