@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from functools import cache
 from typing import Any
 
@@ -40,6 +41,7 @@ from simgate.domain.types import (
     PhoneNumber,
     Timestamp,
 )
+from simgate.storage.pg_hang import AnswerWatch
 from simgate.storage.sql import SqlNumbers
 from simgate.storage.sql_base import Cursor
 from simgate.storage.sql_unit import SqlUnitOfWork
@@ -54,23 +56,36 @@ def translate(sql: str) -> str:
 class PgConnection:
     """One unit of work's connection (in autocommit mode): the transaction begins with the
     unit's first statement, in the same round trip. A `single` unit (Store.transact) is one
-    statement (`execute_whole`), which runs as its own transaction."""
+    statement (`execute_whole`), which runs as its own transaction. Each round trip is held to
+    `watch`'s bound (storage/pg_hang.py): a server that stops answering fails the unit."""
 
     IntegrityError: type[Exception] = psycopg.IntegrityError
 
-    def __init__(self, conn: psycopg.Connection[Any], begin: str = "BEGIN", *, single: bool = False) -> None:
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        begin: str = "BEGIN",
+        *,
+        single: bool = False,
+        watch: AnswerWatch | None = None,
+    ) -> None:
         self.conn = conn
         self.begin = begin.encode()
         self.single = single
         self.begun = False
         self.whole = False
+        self.watch = watch
+
+    def _round_trip(self) -> AbstractContextManager[None]:
+        return nullcontext() if self.watch is None else self.watch.round_trip(self.conn)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         self._refuse_after_whole()
         if self.begun:
-            return self.conn.execute(translate(sql), params)
+            with self._round_trip():
+                return self.conn.execute(translate(sql), params)
         self.begun = True
-        with self.conn.pipeline():
+        with self._round_trip(), self.conn.pipeline():
             self.conn.execute(self.begin)
             cursor = self.conn.execute(translate(sql), params)
         return cursor
@@ -82,7 +97,8 @@ class PgConnection:
             return self.execute(sql, params)
         self._refuse_after_whole()
         self.whole = True
-        return self.conn.execute(translate(sql), params)
+        with self._round_trip():
+            return self.conn.execute(translate(sql), params)
 
     def _refuse_after_whole(self) -> None:
         if self.whole:
@@ -90,11 +106,13 @@ class PgConnection:
 
     def commit(self) -> None:
         if self.begun:
-            self.conn.commit()
+            with self._round_trip():
+                self.conn.commit()
 
     def rollback(self) -> None:
         if self.begun and not self.conn.closed:
-            self.conn.rollback()
+            with self._round_trip():
+                self.conn.rollback()
 
 
 CLAIM = (

@@ -18,6 +18,16 @@ server is back. When the probe finds the server back it has the pool check its i
 connections (`ConnectionPool.check`: the dead ones replaced, the pool grown if empty), so
 within about a second of the server's return units run on working connections, whatever
 the outage's length, and no unit fails on a connection from before it.
+
+A server that hangs instead (it stops answering, the connection stays open) is bounded by
+storage/pg_hang.py: TCP keepalives and tcp_user_timeout on every connection, and a watch that
+cuts any round trip that has waited longer than statement_timeout plus a second. A cut fails
+its unit with StoreUnavailable and counts as a probe that found the server gone: units fail
+at once, rather than each taking another connection that may be as silent, until a probe
+finds the server answering again, so the units queued behind a hung one fail at once too. A
+unit thus waits on the database for at most about that bound, or the pool's `acquire_timeout`
+for a connection, and its thread comes back: no deadline on the asyncio side is needed (one
+there would answer while the thread still held its connection, and could still commit).
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors
@@ -35,6 +45,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from simgate.domain.errors import ClaimConflict
 from simgate.domain.ledger import NO_RULES, LedgerRules
+from simgate.storage.pg_hang import ANSWER_GRACE, AnswerWatch, Unanswered, tcp_settings
 from simgate.storage.pg_units import PgConnection, PgUnitOfWork
 from simgate.storage.ports import Reports, StoreUnavailable, UnitOfWork
 from simgate.storage.sql_reports import SqlReports
@@ -77,8 +88,13 @@ class PostgresStore:
             # round trip; GET_NUMBER and FINISH are one statement each and need none
             # (storage/pg_units.py).
             "autocommit": True,
+            # Keepalives and tcp_user_timeout, unless the URL sets its own (storage/pg_hang.py).
+            **tcp_settings(database_url),
         }
-        self.pool = ConnectionPool(
+        self._watch = AnswerWatch(statement_timeout_ms / 1000 + ANSWER_GRACE)
+        """Every round trip on our connections, held to the server's own deadline plus a second."""
+        self.pool = WatchedPool(
+            self._watch,
             database_url,
             min_size=min(min_size, max_size),
             max_size=max_size,
@@ -104,8 +120,9 @@ class PostgresStore:
         self.ledger = ledger
         """The resale windows and exclusion groups (bootstrap's, from the settings)."""
         self._down = False
-        """The probe found the server gone: units fail at once instead of each waiting for
-        the pool's timeout, until a probe finds it back."""
+        """The probe found the server gone, or a round trip waited out the watch: units fail
+        at once instead of each waiting for the pool's timeout (or the watch's), until a probe
+        finds it back."""
 
     @property
     def write_error(self) -> str | None:
@@ -124,7 +141,8 @@ class PostgresStore:
         answers, have the pool check its idle connections: those from before an outage are
         dead, and each would fail a unit of work."""
         try:
-            with psycopg.connect(self._url, **self._connect_kwargs) as conn:  # type: ignore[arg-type]
+            conn = psycopg.connect(self._url, **self._connect_kwargs)  # type: ignore[arg-type]
+            with conn, self._watch.round_trip(conn):
                 row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
             self.pool.check()
             if row is not None and row[0]:
@@ -157,7 +175,9 @@ class PostgresStore:
         for attempt in range(1, RETRIES + 1):
             try:
                 with self.pool.connection() as conn:
-                    db = PgConnection(conn, READ_ONLY if read_only else "BEGIN", single=single)
+                    db = PgConnection(
+                        conn, READ_ONLY if read_only else "BEGIN", single=single, watch=self._watch
+                    )
                     try:
                         result = work(view(db))
                         db.commit()
@@ -177,6 +197,8 @@ class PostgresStore:
                     # every failure: a steady stream of them would put the probe off forever.
                     self._last_probe = time.monotonic()
                 self._write_error = f"PostgreSQL unavailable: {error}"
+                if isinstance(error, Unanswered):
+                    self._down = True  # its other connections are likely as silent
                 raise StoreUnavailable(self._write_error) from error
         raise AssertionError("unreachable")
 
@@ -201,7 +223,7 @@ class PostgresStore:
     async def schema_revision(self) -> str | None:
         def query() -> str | None:
             try:
-                with self.pool.connection() as conn:
+                with self.pool.connection() as conn, self._watch.round_trip(conn):
                     row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
             except GONE as error:
                 raise StoreUnavailable(f"PostgreSQL unavailable: {error}") from error
@@ -213,3 +235,18 @@ class PostgresStore:
         self._threads.shutdown(wait=True)
         self._prober.shutdown(wait=True)
         self.pool.close()
+        self._watch.close()
+
+
+class WatchedPool(ConnectionPool):
+    """The pool, whose check of its idle connections (the probe's `pool.check()`) is held to
+    the watch like any round trip: an idle connection to a peer that hangs would otherwise hold
+    the probe, and with it every later probe, for ever."""
+
+    def __init__(self, watch: AnswerWatch, *args: Any, **kwargs: Any) -> None:
+        self.watch = watch
+        super().__init__(*args, **kwargs)
+
+    def check_connection(self, conn: psycopg.Connection[Any]) -> None:  # type: ignore[override]
+        with self.watch.round_trip(conn):
+            ConnectionPool.check_connection(conn)

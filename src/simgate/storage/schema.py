@@ -86,7 +86,11 @@ def current_revision(database_url: str) -> str | None:
     else:
         import psycopg
 
-        with psycopg.connect(database_url, autocommit=True) as conn:
+        from simgate.storage.pg_hang import with_tcp_settings
+
+        # Keepalives and tcp_user_timeout (storage/pg_hang.py): a peer that goes silent fails
+        # this read instead of holding a command or `serve`'s start for ever.
+        with psycopg.connect(with_tcp_settings(database_url), autocommit=True) as conn:
             exists = conn.execute("SELECT to_regclass('alembic_version')").fetchone()
             present = exists is not None and exists[0] is not None
             rows = conn.execute("SELECT version_num FROM alembic_version").fetchall() if present else []

@@ -13,7 +13,14 @@ config = context.config
 def run_migrations() -> None:
     url = config.get_main_option("sqlalchemy.url")
     assert url, "simgate sets sqlalchemy.url before running migrations"
-    engine = create_engine(url, poolclass=pool.NullPool)
+    connect_args: dict[str, str] = {}
+    if url.startswith("postgresql"):
+        from simgate.storage.pg_hang import tcp_settings
+
+        # Keepalives and tcp_user_timeout, unless the URL sets its own: a server that hangs
+        # mid-migration fails it instead of holding `simgate migrate` for ever.
+        connect_args = tcp_settings("postgresql://" + url.split("://", 1)[1])
+    engine = create_engine(url, poolclass=pool.NullPool, connect_args=connect_args)
     with engine.connect() as connection:
         # render_as_batch lets SQLite alter tables by copy, which it needs for most ALTERs.
         context.configure(
