@@ -495,6 +495,9 @@ class SqlNumbers:
             " GROUP BY counted_lane, country, operator, service",
             (EVERYWHERE,),
         )
+        # SQLite's count triggers move the version (migration 0019); this is the one other
+        # writer of the totals. (PostgreSQL's statement triggers on them would move it too.)
+        self.db.execute("UPDATE count_version SET version = version + 1 WHERE id = 1")
 
     def group_counts_recounted(
         self, marketplace: str | None = None, now: Timestamp | None = None
