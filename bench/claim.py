@@ -62,13 +62,16 @@ async def _run(store: SQLiteStore, seconds: float, clients: int) -> dict[str, An
             order = orders[step % len(orders)]
             step += clients
             now = time.time()
-            operation = await store.transact(lambda uow: issue_number(uow, MARKET, order, now), single=True)
+            operation = await store.transact(
+                lambda uow, order=order, now=now: issue_number(uow, MARKET, order, now), single=True
+            )
             if operation is None:
                 no_numbers += 1
                 continue
             opened = operation.id
             await store.transact(
-                lambda uow: finish_operation(uow, MARKET, opened, 4, None, time.time()), single=True
+                lambda uow, opened=opened: finish_operation(uow, MARKET, opened, 4, None, time.time()),
+                single=True,
             )
             pairs += 1
 

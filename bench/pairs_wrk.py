@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import secrets
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from bench import farm, machine
+from bench import claim, farm, machine
 from bench.procs import ServerProcess, clean_environment, free_port, python_module
 from bench.scenarios import order_maker
 from bench.wrk import SERVER_CPU, WrkRun, can_pin, lua_script, pinned, run_wrk
@@ -89,6 +90,7 @@ def bench_pairs_wrk(folder: Path, wrk: str, options: WrkPairsOptions, say: Calla
         measured, load = _measure(wrk, server, script, options)
     if measured.failures or measured.socket_errors:
         say(f"[red]{measured.failures} failed answers, {measured.socket_errors} socket errors[/red]")
+    alone = _claim_alone(folder, shape, services, options, say)
     return {
         "connections": options.connections,
         "duration": options.duration,
@@ -97,4 +99,30 @@ def bench_pairs_wrk(folder: Path, wrk: str, options: WrkPairsOptions, say: Calla
         "simgate": {**measured.as_dict(), "load_average": load},
         "baseline": {**base.as_dict(), "load_average": base_load},
         "ratio_requests": measured.requests_per_second / base.requests_per_second,
+        "claim_alone": alone,
     }
+
+
+def _claim_alone(
+    folder: Path,
+    shape: farm.FarmShape,
+    services: list[str],
+    options: WrkPairsOptions,
+    say: Callable[[str], None],
+) -> Result:
+    """The same pairs through the store alone on the server's CPU (bench/claim.py): no HTTP."""
+    database = folder / "claim-alone.db"
+    farm.build(database, shape, services)
+    say(
+        f"the claim alone (no HTTP): {options.connections} tasks, {options.duration:.0f} s, pinned like the server"
+    )
+    argv = pinned(
+        python_module("bench.claim", str(database), str(options.duration), str(options.connections)),
+        SERVER_CPU,
+    )
+    done = subprocess.run(
+        argv, env=clean_environment(), capture_output=True, text=True, check=True, timeout=300
+    )
+    line = next(x for x in done.stdout.splitlines() if x.startswith(claim.RESULT_PREFIX))
+    result: Result = msgspec.json.decode(line[len(claim.RESULT_PREFIX) :])
+    return result

@@ -82,6 +82,25 @@ def pairs_wrk_table(pairs: Result) -> Table:
             f"x{mine / floor:.2f}",
             "",
         )
+    alone = pairs.get("claim_alone")
+    if alone and cpu and base_cpu:
+        # The budget of target 2 on this core: 2,500 pairs/s leave 0.4 ms of CPU per pair for
+        # everything; the store alone and two trivial requests already take this much.
+        floor_ms = 2 * 1000 / per_cpu_second(base)
+        table.add_row(
+            "the claim alone, no HTTP (bench/claim.py): pairs/s · CPU ms per pair",
+            f"{alone['pairs_per_second']:,.0f} · {alone['cpu_ms_per_pair']:.3f}",
+            "",
+            "",
+            f"2,500 pairs/s = {1000 / TARGET_PAIRS:.2f} ms per pair",
+        )
+        table.add_row(
+            "CPU ms per pair: simgate · the claim alone + two trivial requests",
+            f"{2 * 1000 / per_cpu_second(ours):.3f}",
+            f"{alone['cpu_ms_per_pair'] + floor_ms:.3f}",
+            "",
+            "",
+        )
     table.add_row(
         "answers: GET_NUMBER · FINISH · NO_NUMBERS · failed · socket errors",
         f"{ours['gets']:,} · {ours['finishes']:,} · {ours['no_numbers']} · {ours['failures']} · "
