@@ -113,9 +113,7 @@ def _claim_alone(
     """The same pairs through the store alone on the server's CPU (bench/claim.py): no HTTP."""
     database = folder / "claim-alone.db"
     farm.build(database, shape, services)
-    say(
-        f"the claim alone (no HTTP): {options.connections} tasks, {options.duration:.0f} s, pinned like the server"
-    )
+    say(f"the claim alone (no HTTP): {options.connections} tasks, {options.duration:.0f} s, on its CPU")
     argv = pinned(
         python_module("bench.claim", str(database), str(options.duration), str(options.connections)),
         SERVER_CPU,
