@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from simgate.delivery.worker import DeliveryWorker
     from simgate.marketplaces.base import Marketplace
     from simgate.services.alerts import CallLog
+    from simgate.services.history import HistoryPruner
     from simgate.services.lanes import LaneBalancer, LanePolicy
 
 # The serving side (HTTP app, console, drivers, delivery, alerts) is imported by the functions
@@ -108,6 +109,16 @@ async def balancing(balancer: LaneBalancer) -> AsyncIterator[None]:
         yield
     finally:
         balancer.stop()
+        await task
+
+
+@asynccontextmanager
+async def pruning(pruner: HistoryPruner) -> AsyncIterator[None]:
+    task = asyncio.create_task(pruner.run())
+    try:
+        yield
+    finally:
+        pruner.stop()
         await task
 
 
@@ -264,6 +275,7 @@ def build_app(
     from simgate.http.app import AppDeps, create_app
     from simgate.http.intake import Intake
     from simgate.services.alerts import CallLog
+    from simgate.services.history import HistoryPruner
     from simgate.services.lanes import LaneBalancer
     from simgate.services.sink import StoreSink
 
@@ -296,6 +308,9 @@ def build_app(
         store, clock, policy, enabled=enabled_marketplaces(settings), weights=settings.weights
     )
     background.append(lambda: balancing(balancer))
+    if settings.history.horizon is not None:
+        pruner = HistoryPruner(store, settings.history, clock)
+        background.append(lambda: pruning(pruner))
     deps = AppDeps(
         store=store,
         marketplaces=marketplaces,

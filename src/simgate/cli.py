@@ -14,7 +14,7 @@ import typer
 from rich.table import Column, Table
 
 from simgate import __version__, catalogue
-from simgate.commands import farm, owner, why
+from simgate.commands import farm, history, owner, why
 from simgate.commands.common import (
     DatabaseMissing,
     State,
@@ -339,7 +339,7 @@ def demo(
 
 
 # After serve, worker and migrate: --help lists the commands in the order they are learnt.
-for command in (owner.status, owner.earnings, owner.backup, owner.check):
+for command in (owner.status, owner.earnings, owner.backup, owner.check, history.prune):
     app.command()(command)
 
 

@@ -25,7 +25,8 @@ from pydantic import (
 
 from simgate import catalogue
 from simgate import marketplaces as registry
-from simgate.domain import ledger
+from simgate.domain import history, ledger
+from simgate.domain.history import HistoryPolicy
 from simgate.domain.ledger import ExclusionGroup, LedgerRules
 from simgate.domain.messages import MAX_CLOCK_SKEW_SECONDS
 from simgate.domain.types import CountryName, ServiceName
@@ -133,6 +134,9 @@ class Settings(BaseModel):
     """`name=weight,...`, e.g. `smshub=2,onlinesim=1`; unnamed marketplaces weigh 1."""
     exclusion_groups: tuple[ExclusionGroupSettings, ...] = HEROSMS_GROUPS
     """TOML `[[exclusion_groups]]`; set, it replaces the shipped groups (README)."""
+    history_days: float = Field(default=history.DEFAULT_DAYS, ge=0, le=36_500)
+    """Days of operations, SMS, pushes and alert notices kept; 0: forever (README, "History
+    and disk use"). Never shorter in effect than the longest resale window."""
 
     @field_validator("database_url")
     @classmethod
@@ -225,6 +229,14 @@ class Settings(BaseModel):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
 
+    @field_validator("history_days")
+    @classmethod
+    def _history_days(cls, value: float) -> float:
+        # Shorter would prune what the dashboard's 30-day earnings and the lanes' demand read.
+        if 0 < value < history.MIN_DAYS:
+            raise ValueError(f"must be 0 (keep history forever) or at least {history.MIN_DAYS} days")
+        return value
+
     @field_validator("lane_weights")
     @classmethod
     def _lane_weights(cls, value: str | None) -> str | None:
@@ -253,6 +265,16 @@ class Settings(BaseModel):
         """The resale windows every registered marketplace's terms set, and the groups."""
         resale = tuple(rule for name, table in self.marketplaces.items() for rule in table.resale_rules(name))
         return LedgerRules(resale=resale, groups=tuple(g.group() for g in self.exclusion_groups))
+
+    @property
+    def history(self) -> HistoryPolicy:
+        """SIMGATE_HISTORY_DAYS with what it may never prune: the resale windows' sales and
+        the finished operations a marketplace's rule counts (domain/history.py)."""
+        windows = [rule.window_seconds for rule in self.ledger.resale]
+        counted = frozenset(
+            (name, status) for name, table in self.marketplaces.items() for status in table.counted_statuses()
+        )
+        return HistoryPolicy(self.history_days, max(windows, default=0.0), counted)
 
     @property
     def database(self) -> DatabaseUrl:

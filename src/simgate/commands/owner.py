@@ -30,6 +30,7 @@ from simgate.commands.common import (
     load,
     misspelt_variables,
     require_database,
+    settings,
     sqlite_file,
 )
 from simgate.config import Settings, SettingsError, load_settings
@@ -119,10 +120,14 @@ def farm_status(reports: Reports, now: Timestamp) -> dict[str, Any]:
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
 ) -> None:
-    """The farm at a glance: numbers, marketplaces, pushes, silent gateways, today's earnings."""
-    now = time.time()
-    with database() as store:
+    """The farm at a glance: numbers, marketplaces, pushes, silent gateways, history, today's earnings."""
+    from simgate.commands.history import history_line, history_status
+
+    now, current = time.time(), settings()
+    with database(current) as store:
         report = store.run_report(lambda r: farm_status(r, now))
+        pruned = store.run_read(lambda uow: uow.history.pruned())
+    report["history"] = history_status(current.history, pruned, now)
     if as_json:
         sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
         return
@@ -152,6 +157,7 @@ def status(
         typer.echo(f"{label:<12} {alert['text']} (for {_ago(now - alert['since'])})")
     if alerts["total"] > len(alerts["newest"]):
         typer.echo(f"{'':<12} and {alerts['total'] - len(alerts['newest'])} more (--json lists every key)")
+    typer.echo(f"history      {history_line(report['history'], current.history, now)}")
     today = report["today"]
     # Each currency apart (never added across); RUB is always shown, even at zero.
     money = {"RUB": {"sold": 0, "earnings": 0}, **today["by_currency"]}

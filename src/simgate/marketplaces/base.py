@@ -140,6 +140,12 @@ class MarketplaceSettings(BaseModel):
         last month stays bound after its key is unset."""
         return ()
 
+    def counted_statuses(self) -> frozenset[int]:
+        """FINISH statuses whose finished operations a rule of this marketplace counts (its
+        FinishPolicy's budget): pruning keeps those (domain/history.py). Asked of every
+        registered marketplace, like resale_rules."""
+        return frozenset()
+
 
 class ResaleWindowSettings(MarketplaceSettings):
     """Mixed into a plug-in's settings whose marketplace fines resale across platforms

@@ -40,6 +40,7 @@ from simgate.domain.types import (
 )
 from simgate.storage.memory_alerts import MemoryAlerts
 from simgate.storage.memory_filters import number_matches
+from simgate.storage.memory_history import MemoryHistory
 from simgate.storage.memory_lanes import LaneState, MemoryLanes
 from simgate.storage.memory_outbox import MemoryMessages, MemoryOutbox
 from simgate.storage.memory_reports import MemoryReports
@@ -299,6 +300,7 @@ class MemoryUnitOfWork:
         self.outbox = MemoryOutbox(state.outbox, state.operations)
         self.alerts = MemoryAlerts(state.alerts)
         self.sessions = MemorySessions(state.sessions)
+        self.history = MemoryHistory(state)
         self.lanes = MemoryLanes(LaneState(state.numbers, state.marketplaces, state.operations), ledger)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from simgate.domain.model import Marketplace, Number, Operation
 from simgate.domain.types import NumberId, OperationId, ServiceName, Timestamp
+from simgate.storage.history_ports import Pruned
 from simgate.storage.memory_alerts import AlertState
 from simgate.storage.memory_outbox import OutboxState
 from simgate.storage.sessions import SessionState
@@ -37,6 +38,8 @@ class MemoryState:
     outbox: OutboxState = field(default_factory=OutboxState)
     alerts: AlertState = field(default_factory=AlertState)
     sessions: SessionState = field(default_factory=SessionState)
+    pruned: dict[str, Pruned] = field(default_factory=dict)
+    """What the last prunes removed, per table (history_ports.Pruned)."""
 
     def copy(self) -> MemoryState:
         # Records are frozen, so copying the containers is a full snapshot.
@@ -52,4 +55,5 @@ class MemoryState:
             outbox=self.outbox.copy(),
             alerts=self.alerts.copy(),
             sessions=self.sessions.copy(),
+            pruned=dict(self.pruned),
         )

@@ -59,6 +59,7 @@ from simgate.domain.types import (
     Timestamp,
 )
 from simgate.storage.alert_ports import AlertRepository
+from simgate.storage.history_ports import HistoryRepository
 
 T = TypeVar("T")
 
@@ -450,6 +451,9 @@ class UnitOfWork(Protocol):
 
     @property
     def lanes(self) -> LaneRepository: ...
+
+    @property
+    def history(self) -> HistoryRepository: ...
 
 
 class Store(Protocol):

@@ -15,6 +15,7 @@ from simgate.storage.sessions import SqlSessions
 from simgate.storage.sql import SqlNumbers, SqlOperations
 from simgate.storage.sql_alerts import SqlAlerts
 from simgate.storage.sql_base import Connection
+from simgate.storage.sql_history import SqlHistory
 from simgate.storage.sql_lanes import SqlLanes
 from simgate.storage.sql_outbox import SqlMessages, SqlOutbox
 
@@ -32,3 +33,4 @@ class SqlUnitOfWork:
         self.alerts = SqlAlerts(db)
         self.sessions = SqlSessions(db)
         self.lanes = SqlLanes(db, skip_locked=skip_locked, ledger=ledger)
+        self.history = SqlHistory(db, skip_locked=skip_locked)

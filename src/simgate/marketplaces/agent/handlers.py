@@ -13,10 +13,10 @@ import msgspec
 
 from simgate.domain import rules
 from simgate.domain.errors import DomainError
-from simgate.domain.model import FinishPolicy
 from simgate.domain.types import ServiceName, Timestamp
 from simgate.marketplaces import dispatch
 from simgate.marketplaces.agent.names import NameMaps
+from simgate.marketplaces.agent.settings import FINISH
 from simgate.marketplaces.agent.wire import NO_NUMBERS, SUCCESS, Request, decoder, error
 from simgate.marketplaces.base import Answer, Payload
 from simgate.marketplaces.dispatch import BadRequest
@@ -24,10 +24,6 @@ from simgate.services.answers import AnswerCache
 from simgate.services.explain import plain
 from simgate.services.operations import FinishOutcome
 from simgate.storage.ports import Store
-
-FINISH = FinishPolicy(refuse_statuses=frozenset({1}), retry_budget_status=4, retry_budget=3)
-"""Status 1: never this number for this service again; 4: at most 3 more offers of it for
-that service on that marketplace; 3 sold; 5 refunded (spec 5.3, CONTRACT.md)."""
 
 
 @dataclass(frozen=True)

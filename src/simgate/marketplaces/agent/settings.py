@@ -12,10 +12,17 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from simgate import __version__, catalogue
+from simgate.domain.model import FinishPolicy
 from simgate.domain.types import ServiceName
 from simgate.marketplaces.base import MarketplaceSettings, http_url
 
 OperatorMode = Literal["auto", "named", "any"]
+
+FINISH = FinishPolicy(refuse_statuses=frozenset({1}), retry_budget_status=4, retry_budget=3)
+"""Status 1: never this number for this service again; 4: at most 3 more offers of it for
+that service on that marketplace; 3 sold; 5 refunded (spec 5.3, CONTRACT.md). Here, beside
+the settings, so config learns what a rule counts without loading the protocol
+(AgentSettings.counted_statuses)."""
 
 
 class AgentSettings(MarketplaceSettings):
@@ -156,6 +163,11 @@ class AgentSettings(MarketplaceSettings):
         named = self.service_map
         wanted = catalogue.services() if self.offer is None else self.offer.split(",")
         return tuple(ServiceName(name) for name in wanted if name in named)
+
+    def counted_statuses(self) -> frozenset[int]:
+        # The status-4 budget is counted from the finished operations themselves.
+        status = FINISH.retry_budget_status
+        return frozenset() if status is None else frozenset({status})
 
 
 def _merge(shipped: dict[str, str], overrides: dict[str, str]) -> dict[str, str]:

@@ -1,0 +1,133 @@
+"""In-memory history pruning, held to the same contract tests as sql_history (it asks the
+domain's predicates, which the SQL must agree with)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from simgate.domain import history
+from simgate.domain.history import PrunePlan
+from simgate.domain.model import Operation
+from simgate.domain.types import EVERYWHERE, Timestamp
+from simgate.storage.history_ports import Pruned
+from simgate.storage.memory_state import MemoryState
+
+
+class MemoryHistory:
+    def __init__(self, state: MemoryState) -> None:
+        self.s = state
+
+    def _messages_going(self, plan: PrunePlan) -> list[int]:
+        out = self.s.outbox
+        deliveries: dict[int, list[int]] = {}
+        for d in out.deliveries.values():
+            deliveries.setdefault(d.message_id, []).append(d.id)
+        return [
+            m.id
+            for m in sorted(out.messages.values(), key=lambda m: m.id)
+            if history.message_goes(
+                m,
+                None if m.operation_id is None else self.s.operations.get(m.operation_id),
+                [out.deliveries[i] for i in deliveries.get(m.id, [])],
+                plan,
+            )
+        ]
+
+    def _excluded(self, operation: Operation) -> bool:
+        scopes = {EVERYWHERE, operation.marketplace}
+        rows = self.s.exclusions.get(operation.number_id, {})
+        return any(service == operation.service and scope in scopes for service, scope in rows)
+
+    def _operations_going(self, plan: PrunePlan, gone: set[int] | None = None) -> list[Operation]:
+        """`gone`: messages deemed deleted already (a dry run counts what a prune would reach)."""
+        out, gone = self.s.outbox, gone or set()
+        referenced = {m.operation_id for m in out.messages.values() if m.id not in gone}
+        referenced |= {d.operation_id for d in out.deliveries.values() if d.message_id not in gone}
+        return [
+            o
+            for o in sorted(self.s.operations.values(), key=lambda o: o.id)
+            if history.operation_goes(o, plan, excluded=self._excluded(o), referenced=o.id in referenced)
+        ]
+
+    def _notices_going(self, plan: PrunePlan) -> list[int]:
+        alerts = self.s.alerts
+        still_open = {key: a.rule for key, a in alerts.alerts.items() if a.resolved_at is None}
+        return [i for i, n in sorted(alerts.notices.items()) if history.notice_goes(n, plan, still_open)]
+
+    def prune(self, table: str, plan: PrunePlan, limit: int) -> int:
+        steps = {
+            "delivery_attempts": self._attempts,
+            "deliveries": self._deliveries,
+            "messages": self._messages,
+            "operations": self._operations,
+            "alert_notices": self._notices,
+        }
+        if table not in steps:
+            raise ValueError(f"not a history table: {table}")
+        return steps[table](plan, limit)
+
+    def _attempts(self, plan: PrunePlan, limit: int) -> int:
+        out, going = self.s.outbox, set(self._messages_going(plan))
+        removed = 0
+        for delivery_id, d in sorted(out.deliveries.items()):
+            attempts = out.attempts.get(delivery_id)
+            if d.message_id not in going or not attempts or removed >= limit:
+                continue
+            take = min(limit - removed, len(attempts))
+            out.attempts[delivery_id] = attempts[take:]
+            removed += take
+            if not out.attempts[delivery_id]:
+                del out.attempts[delivery_id]
+        return removed
+
+    def _deliveries(self, plan: PrunePlan, limit: int) -> int:
+        out, going = self.s.outbox, set(self._messages_going(plan))
+        bare = [i for i, d in sorted(out.deliveries.items()) if not out.attempts.get(i)]
+        ids = [i for i in bare if out.deliveries[i].message_id in going]
+        for delivery_id in ids[:limit]:
+            del out.deliveries[delivery_id]
+            out.claims.pop(delivery_id, None)
+        return len(ids[:limit])
+
+    def _messages(self, plan: PrunePlan, limit: int) -> int:
+        out = self.s.outbox
+        pushed = {d.message_id for d in out.deliveries.values()}
+        ids = [i for i in self._messages_going(plan) if i not in pushed][:limit]
+        for message_id in ids:
+            del out.messages[message_id]
+        return len(ids)
+
+    def _operations(self, plan: PrunePlan, limit: int) -> int:
+        operations = self._operations_going(plan)[:limit]
+        for operation in operations:
+            del self.s.operations[operation.id]
+            self.s.finish_requests.pop(operation.id, None)
+        return len(operations)
+
+    def _notices(self, plan: PrunePlan, limit: int) -> int:
+        notices = self._notices_going(plan)[:limit]
+        for notice_id in notices:
+            del self.s.alerts.notices[notice_id]
+        return len(notices)
+
+    def prunable(self, plan: PrunePlan) -> dict[str, int]:
+        out = self.s.outbox
+        going = set(self._messages_going(plan))
+        deliveries = [i for i, d in out.deliveries.items() if d.message_id in going]
+        return {
+            "delivery_attempts": sum(len(out.attempts.get(i, [])) for i in deliveries),
+            "deliveries": len(deliveries),
+            "messages": len(going),
+            "operations": len(self._operations_going(plan, going)),
+            "alert_notices": len(self._notices_going(plan)),
+        }
+
+    def note(self, removed: Mapping[str, int], now: Timestamp) -> None:
+        for table, rows in removed.items():
+            if rows > 0:
+                before = self.s.pruned.get(table)
+                total = rows + (0 if before is None else before.total_rows)
+                self.s.pruned[table] = Pruned(table, now, rows, total)
+
+    def pruned(self) -> list[Pruned]:
+        return [self.s.pruned[t] for t in history.TABLES if t in self.s.pruned]

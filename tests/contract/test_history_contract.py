@@ -1,0 +1,241 @@
+"""History pruning (domain/history.py), held to one contract over memory, SQLite and PostgreSQL:
+old finished history goes; open operations, unfinished pushes, sales inside a resale window,
+operations a rule still counts and notices of open alerts stay; batches stay bounded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from simgate.domain.history import DAY, TABLES, HistoryPolicy
+from simgate.domain.messages import Attempt, DeliveryState, IncomingMessage, Verdict
+from simgate.domain.model import Number, Operation, OperationKind
+from simgate.domain.types import ServiceName, Timestamp
+from simgate.services.history import prune_history, prune_pass
+from simgate.storage.ports import Store, UnitOfWork
+from tests.factories import make_order, make_spec
+
+NOW = 1_800_000_000.0
+OLD = NOW - 200 * DAY
+"""Past the 180-day horizon."""
+POLICY = HistoryPolicy(days=180, longest_window=60 * DAY, counted=frozenset({("smshub", 4)}))
+
+
+@dataclass
+class Farm:
+    """What a scenario made, by name: operations and messages."""
+
+    store: Store
+    ops: dict[str, Operation] = field(default_factory=dict)
+    messages: dict[str, int] = field(default_factory=dict)
+    deliveries: dict[str, int] = field(default_factory=dict)
+
+    def number(self) -> Number:
+        spec = make_spec()
+
+        def work(uow: UnitOfWork) -> Number:
+            uow.numbers.upsert(spec, OLD - DAY)
+            found = uow.numbers.get_by_phone(spec.phone)
+            assert found is not None
+            return found
+
+        return self.store.run(work)
+
+    def operation(
+        self,
+        name: str,
+        opened: Timestamp,
+        finished: Timestamp | None = None,
+        status: int = 4,
+        marketplace: str = "onlinesim",
+        kind: OperationKind = OperationKind.ACTIVATION,
+    ) -> Operation:
+        number = self.number()
+        order = make_order(kind=kind)
+
+        def work(uow: UnitOfWork) -> Operation:
+            operation = uow.operations.open(marketplace, order, number, opened)
+            uow.numbers.mark_busy(number.id, operation.id, opened)
+            if finished is not None:
+                uow.operations.finish(operation.id, status, None, finished)
+                uow.numbers.release(number.id, operation.id)
+            if status == 3 and operation.service is not None:  # what finish_operation adds
+                uow.numbers.exclude(number.id, operation.service, "sold", finished, operation_id=operation.id)
+            return operation
+
+        self.ops[name] = self.store.run(work)
+        return self.ops[name]
+
+    def sms(self, name: str, operation: str, at: Timestamp, pushes: int = 2, delivered: bool = True) -> None:
+        """An SMS to `operation` stored at `at`, pushed `pushes` times; delivered or still pending."""
+        op = self.ops[operation]
+        incoming = IncomingMessage(op.phone, "VK", f"code {name}", "http", None, None)
+
+        def work(uow: UnitOfWork) -> tuple[int, int]:
+            message = uow.messages.add(incoming, op.number_id, op.id, at)
+            assert message is not None
+            delivery = uow.outbox.enqueue(message.id, op.id, op.marketplace, at)
+            for i in range(pushes):
+                last = i == pushes - 1
+                state = DeliveryState.DELIVERED if delivered and last else DeliveryState.PENDING
+                verdict = Verdict.DELIVERED if delivered and last else Verdict.RETRY
+                attempt = Attempt(at + i, 12.0, 200, "ok", None, verdict)
+                uow.outbox.record(delivery, "w1", attempt, state, at + i + 10, None)
+            return message.id, delivery
+
+        self.messages[name], self.deliveries[name] = self.store.run(work)
+
+
+def operation_ids(store: Store) -> set[int]:
+    def work(uow: UnitOfWork) -> set[int]:
+        return {op.id for n in uow.numbers.search() for op in uow.operations.of_number(n.id)}
+
+    return store.run(work)
+
+
+def message_exists(store: Store, message_id: int) -> bool:
+    return store.run(lambda uow: uow.messages.get(message_id)) is not None
+
+
+def attempts_of(store: Store, delivery_id: int) -> int:
+    return len(store.run(lambda uow: uow.outbox.attempts(delivery_id)))
+
+
+def history(store: Store) -> Farm:
+    farm = Farm(store)
+    farm.operation("done", OLD, OLD + 60)  # old, finished, pushed: goes whole
+    farm.sms("done", "done", OLD + 30)
+    farm.operation("rent", OLD, None, kind=OperationKind.RENT)  # still open after 200 days
+    farm.sms("rent", "rent", OLD + 30)
+    farm.operation("waiting", OLD, OLD + 60)  # its SMS never reached the marketplace
+    farm.sms("waiting", "waiting", OLD + 30, delivered=False)
+    farm.operation("recent", NOW - 10 * DAY, NOW - 10 * DAY + 60)
+    farm.sms("recent", "recent", NOW - 10 * DAY + 30)
+    farm.operation("sold", OLD, OLD + 60, status=3)  # a sale long out of every window
+    farm.operation("budget", OLD, OLD + 60, marketplace="smshub")  # status 4 counted, not spent
+    farm.operation("spent", OLD, OLD + 60, marketplace="smshub")
+    spent = farm.ops["spent"]
+    assert spent.service is not None
+    store.run(
+        lambda uow: uow.numbers.exclude(
+            spent.number_id, spent.service, "retries", OLD + 60, marketplace="smshub", operation_id=spent.id
+        )
+    )
+    return farm
+
+
+def test_old_finished_history_goes_and_what_is_still_needed_stays(store: Store) -> None:
+    farm = history(store)
+    before = operation_ids(store)
+    expected = {"delivery_attempts": 2, "deliveries": 1, "messages": 1, "operations": 3, "alert_notices": 0}
+    plan = POLICY.plan(NOW)
+    assert plan is not None
+    assert store.run_read(lambda uow: uow.history.prunable(plan)) == expected
+
+    assert prune_history(store, POLICY, NOW) == expected
+
+    gone = {farm.ops[name].id for name in ("done", "sold", "spent")}
+    assert operation_ids(store) == before - gone
+    assert not message_exists(store, farm.messages["done"])
+    assert store.run(lambda uow: uow.outbox.get(farm.deliveries["done"])) is None
+    for kept in ("rent", "waiting", "recent"):
+        assert message_exists(store, farm.messages[kept]), kept
+        assert attempts_of(store, farm.deliveries[kept]) == 2, kept
+    # The sale's lasting consequence is its exclusion row, which stays.
+    sold = farm.ops["sold"]
+    excluded = store.run(lambda uow: uow.numbers.excluded_services(sold.number_id, "smshub"))
+    assert ServiceName("telegram") in excluded
+    # Nothing more to do, and the GET_SERVICES counts still equal a recount (`simgate check`).
+    assert store.run_read(lambda uow: uow.history.prunable(plan)) == dict.fromkeys(TABLES, 0)
+    assert prune_history(store, POLICY, NOW) == dict.fromkeys(TABLES, 0)
+    assert store.run_read(lambda uow: uow.numbers.count_drift()) == []
+
+
+def test_a_delivered_push_releases_what_it_kept(store: Store) -> None:
+    farm = history(store)
+    prune_history(store, POLICY, NOW)
+    waiting = farm.deliveries["waiting"]
+    attempt = Attempt(NOW, 12.0, 200, "ok", None, Verdict.DELIVERED)
+    store.run(lambda uow: uow.outbox.record(waiting, "w1", attempt, DeliveryState.DELIVERED, NOW, None))
+    removed = prune_history(store, POLICY, NOW)
+    assert (removed["messages"], removed["operations"], removed["delivery_attempts"]) == (1, 1, 3)
+    assert farm.ops["waiting"].id not in operation_ids(store)
+
+
+def test_a_sale_inside_a_resale_window_stays_whatever_the_setting(store: Store) -> None:
+    farm = Farm(store)
+    farm.operation("in_window", NOW - 45 * DAY, NOW - 45 * DAY, status=3)
+    farm.operation("past_window", NOW - 70 * DAY, NOW - 70 * DAY, status=3)
+    short = HistoryPolicy(days=30, longest_window=60 * DAY)
+    assert short.horizon == 60 * DAY
+    assert prune_history(store, short, NOW)["operations"] == 1
+    assert operation_ids(store) == {farm.ops["in_window"].id}
+
+
+def test_notices_go_when_sent_long_ago_for_an_alert_no_longer_open(store: Store) -> None:
+    def work(uow: UnitOfWork) -> list[int]:
+        uow.alerts.fire("gone", "push_pending", "old", OLD)
+        uow.alerts.resolve("gone", OLD + 60)
+        uow.alerts.fire("still", "gateway_silent", "silent", OLD)
+        ids = [
+            uow.alerts.add_notice("gone", "push_pending", "firing", "webhook", "old", OLD),
+            uow.alerts.add_notice("still", "gateway_silent", "firing", "webhook", "silent", OLD),
+            uow.alerts.add_notice("gone", "push_pending", "resolved", "webhook", "unsent", OLD),
+        ]
+        for notice_id in ids[:2]:
+            assert uow.alerts.claim(notice_id, 0, OLD)
+            uow.alerts.record_send(notice_id, OLD, None)
+        return ids
+
+    ids = store.run(work)
+    assert prune_history(store, POLICY, NOW)["alert_notices"] == 1
+    left = {n.id for n in store.run(lambda uow: uow.alerts.recent(10))}
+    assert left == {ids[1], ids[2]}
+
+
+def test_each_batch_removes_at_most_its_bound_and_a_prune_works_off_the_backlog(store: Store) -> None:
+    farm = Farm(store)
+    for i in range(5):
+        farm.operation(f"op{i}", OLD, OLD + 60)
+        farm.sms(f"op{i}", f"op{i}", OLD + 30, pushes=3)
+    plan = POLICY.plan(NOW)
+    assert plan is not None
+    first = prune_pass(store, plan, batch=4)
+    assert all(rows <= 4 for rows in first.values())
+    assert first["delivery_attempts"] == 4
+    removed = prune_history(store, POLICY, NOW, batch=4)
+    for table, rows in first.items():
+        removed[table] += rows
+    assert removed == {
+        "delivery_attempts": 15, "deliveries": 5, "messages": 5, "operations": 5, "alert_notices": 0
+    }  # fmt: skip
+    assert operation_ids(store) == set()
+
+
+def test_the_last_prune_is_remembered_per_table(store: Store) -> None:
+    history(store)
+    prune_history(store, POLICY, NOW)
+    farm = Farm(store)
+    farm.operation("later", OLD, OLD + 60)
+    prune_history(store, POLICY, NOW + 300)
+    pruned = {p.table: p for p in store.run_read(lambda uow: uow.history.pruned())}
+    assert pruned["operations"].last_at == NOW + 300
+    assert (pruned["operations"].last_rows, pruned["operations"].total_rows) == (1, 4)
+    assert (pruned["messages"].last_at, pruned["messages"].total_rows) == (NOW, 1)
+    assert "alert_notices" not in pruned
+
+
+def test_history_kept_forever_prunes_nothing(store: Store) -> None:
+    history(store)
+    forever = HistoryPolicy(days=0, longest_window=60 * DAY)
+    assert forever.plan(NOW) is None
+    assert prune_history(store, forever, NOW) == dict.fromkeys(TABLES, 0)
+
+
+@pytest.mark.parametrize("table", ["numbers", "nonsense"])
+def test_only_history_tables_are_pruned(store: Store, table: str) -> None:
+    plan = POLICY.plan(NOW)
+    assert plan is not None
+    with pytest.raises(ValueError, match="not a history table"):
+        store.run(lambda uow: uow.history.prune(table, plan, 10))
