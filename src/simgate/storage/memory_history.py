@@ -24,7 +24,7 @@ class MemoryHistory:
             deliveries.setdefault(d.message_id, []).append(d.id)
         return [
             m.id
-            for m in sorted(out.messages.values(), key=lambda m: m.id)
+            for m in sorted(out.messages.values(), key=lambda m: (m.stored_at, m.id))
             if history.message_goes(
                 m,
                 None if m.operation_id is None else self.s.operations.get(m.operation_id),
@@ -38,14 +38,14 @@ class MemoryHistory:
         rows = self.s.exclusions.get(operation.number_id, {})
         return any(service == operation.service and scope in scopes for service, scope in rows)
 
-    def _operations_going(self, plan: PrunePlan, gone: set[int] | None = None) -> list[Operation]:
-        """`gone`: messages deemed deleted already (a dry run counts what a prune would reach)."""
-        out, gone = self.s.outbox, gone or set()
+    def _operations_going(self, plan: PrunePlan, gone: set[int]) -> list[Operation]:
+        """Oldest first, the operations that go once the messages `gone` and their pushes have."""
+        out = self.s.outbox
         referenced = {m.operation_id for m in out.messages.values() if m.id not in gone}
         referenced |= {d.operation_id for d in out.deliveries.values() if d.message_id not in gone}
         return [
             o
-            for o in sorted(self.s.operations.values(), key=lambda o: o.id)
+            for o in sorted(self.s.operations.values(), key=lambda o: (o.finished_at or 0.0, o.id))
             if history.operation_goes(o, plan, excluded=self._excluded(o), referenced=o.id in referenced)
         ]
 
@@ -66,8 +66,12 @@ class MemoryHistory:
             raise ValueError(f"not a history table: {table}")
         return steps[table](plan, limit)
 
+    def _front(self, plan: PrunePlan, limit: int) -> set[int]:
+        """sql_history's front: the oldest `limit` messages that go."""
+        return set(self._messages_going(plan)[:limit])
+
     def _attempts(self, plan: PrunePlan, limit: int) -> int:
-        out, going = self.s.outbox, set(self._messages_going(plan))
+        out, going = self.s.outbox, self._front(plan, limit)
         removed = 0
         for delivery_id, d in sorted(out.deliveries.items()):
             attempts = out.attempts.get(delivery_id)
@@ -81,7 +85,7 @@ class MemoryHistory:
         return removed
 
     def _deliveries(self, plan: PrunePlan, limit: int) -> int:
-        out, going = self.s.outbox, set(self._messages_going(plan))
+        out, going = self.s.outbox, self._front(plan, limit)
         bare = [i for i, d in sorted(out.deliveries.items()) if not out.attempts.get(i)]
         ids = [i for i in bare if out.deliveries[i].message_id in going]
         for delivery_id in ids[:limit]:
@@ -92,13 +96,18 @@ class MemoryHistory:
     def _messages(self, plan: PrunePlan, limit: int) -> int:
         out = self.s.outbox
         pushed = {d.message_id for d in out.deliveries.values()}
-        ids = [i for i in self._messages_going(plan) if i not in pushed][:limit]
+        ids = sorted(i for i in self._front(plan, limit) if i not in pushed)[:limit]
         for message_id in ids:
             del out.messages[message_id]
         return len(ids)
 
     def _operations(self, plan: PrunePlan, limit: int) -> int:
-        operations = self._operations_going(plan)[:limit]
+        # sql_history's front: the oldest `limit` that go once their messages have.
+        front = self._operations_going(plan, set(self._messages_going(plan)))[:limit]
+        out = self.s.outbox
+        referenced = {m.operation_id for m in out.messages.values()}
+        referenced |= {d.operation_id for d in out.deliveries.values()}
+        operations = [o for o in front if o.id not in referenced]
         for operation in operations:
             del self.s.operations[operation.id]
             self.s.finish_requests.pop(operation.id, None)

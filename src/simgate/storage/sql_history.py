@@ -1,10 +1,18 @@
 """SQL history pruning (both dialects, `?` placeholders): domain/history.py in SQL.
 
-Every batch is `DELETE ... WHERE id IN (SELECT ... LIMIT n)` walking an index from the oldest
-rows (migration 0020): messages by stored_at, operations by finished_at, notices by sent_at,
-and each table's children by their parent's key, so a batch costs its rows, not the table.
-On PostgreSQL the candidates are locked with SKIP LOCKED: two instances pruning at once take
-different rows and never wait on (or deadlock with) each other.
+Every batch walks an index from the oldest rows (migration 0020): messages by stored_at,
+operations by finished_at, notices by sent_at, each table's children by their parent's key;
+it looks at no more than `limit` candidates (plus the old rows that stay), so a batch costs
+its rows, not the table. On PostgreSQL:
+- the candidates are locked with SKIP LOCKED: two instances pruning at once take different
+  rows and never wait on (or deadlock with) each other;
+- each "is there still a ..." subquery ends in OFFSET 0, which keeps it a lookup per
+  candidate through its index. Without it PostgreSQL turned them into hash joins over the
+  whole outbox, on statistics that a prune had just made wrong (measured at 200,000 SMS:
+  10 s for one batch of messages, past the 5 s statement timeout, so pruning never advanced);
+- the batch is collected into an array first (`id = ANY(ARRAY(...))`), or the DELETE was
+  planned as a scan of its table against the batch.
+SQLite runs each of those subqueries as an index lookup per row already.
 """
 
 from __future__ import annotations
@@ -18,23 +26,28 @@ from simgate.domain.types import Timestamp
 from simgate.storage.history_ports import Pruned
 from simgate.storage.sql_base import Connection
 
-GOES = (
-    "m.stored_at < ?"
-    " AND (m.operation_id IS NULL OR EXISTS (SELECT 1 FROM operations mo"
-    " WHERE mo.id = m.operation_id AND mo.finished_at IS NOT NULL))"
-    " AND 'pending' NOT IN (SELECT mp.state FROM deliveries mp WHERE mp.message_id = m.id)"
-)
-"""history.message_goes over a message `m` (one parameter: plan.before). "No push of it pending"
-is written as NOT IN so that SQLite, which has no statistics here, looks the pushes up by
-message and not by state (all the pending ones, when a marketplace has no push URL)."""
 
-NOTICE_GOES = (
-    "n.sent_at < ? AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.key = n.key AND a.resolved_at IS NULL)"
-)
-"""history.notice_goes over a notice `n`."""
+def goes(fence: str = "") -> str:
+    """history.message_goes over a message `m` (one parameter: plan.before). "No push of it
+    pending" is a NOT IN so that SQLite, which has no statistics here, looks the pushes up by
+    message and not by state (all the pending ones, when a marketplace has no push URL)."""
+    return (
+        "m.stored_at < ?"
+        " AND (m.operation_id IS NULL OR EXISTS (SELECT 1 FROM operations mo"
+        f" WHERE mo.id = m.operation_id AND mo.finished_at IS NOT NULL{fence}))"
+        f" AND 'pending' NOT IN (SELECT mp.state FROM deliveries mp WHERE mp.message_id = m.id{fence})"
+    )
 
 
-def still_counted(plan: PrunePlan) -> tuple[str, list[Any]]:
+def notice_goes(fence: str = "") -> str:
+    """history.notice_goes over a notice `n`."""
+    return (
+        "n.sent_at < ? AND NOT EXISTS (SELECT 1 FROM alerts a"
+        f" WHERE a.key = n.key AND a.resolved_at IS NULL{fence})"
+    )
+
+
+def still_counted(plan: PrunePlan, fence: str = "") -> tuple[str, list[Any]]:
     """history.still_counted over an operation `o`: ` AND NOT (...)`, empty when no rule counts."""
     if not plan.counted:
         return "", []
@@ -46,7 +59,7 @@ def still_counted(plan: PrunePlan) -> tuple[str, list[Any]]:
     sql = (
         f" AND NOT (o.kind = 'activation' AND o.service IS NOT NULL AND ({' OR '.join(parts)})"
         " AND NOT EXISTS (SELECT 1 FROM number_exclusions x WHERE x.number_id = o.number_id"
-        " AND x.service = o.service AND x.marketplace IN ('*', o.marketplace)))"
+        f" AND x.service = o.service AND x.marketplace IN ('*', o.marketplace){fence}))"
     )
     return sql, params
 
@@ -54,49 +67,74 @@ def still_counted(plan: PrunePlan) -> tuple[str, list[Any]]:
 class SqlHistory:
     def __init__(self, db: Connection, *, skip_locked: bool = False) -> None:
         self.db = db
-        self.skip_locked = skip_locked
+        self.postgres = skip_locked
+        """PostgreSQL, the one store that skips locked rows."""
+        self.fence = " OFFSET 0" if skip_locked else ""
 
-    def _lock(self, alias: str) -> str:
-        return f" FOR UPDATE OF {alias} SKIP LOCKED" if self.skip_locked else ""
+    def _in(self, column: str, select: str) -> str:
+        return f"{column} = ANY(ARRAY({select}))" if self.postgres else f"{column} IN ({select})"
 
-    def _delete(self, table: str, select: str, params: list[Any], limit: int, alias: str) -> int:
-        sql = f"DELETE FROM {table} WHERE id IN ({select} LIMIT ?{self._lock(alias)})"
-        return self.db.execute(sql, [*params, limit]).rowcount
+    def _batch(self, select: str, order: str, alias: str | None = None) -> str:
+        """`select`, oldest first, `limit` rows (its last parameter); PostgreSQL locks `alias`'s."""
+        lock = f" FOR UPDATE OF {alias} SKIP LOCKED" if self.postgres and alias else ""
+        return f"{select} ORDER BY {order} LIMIT ?{lock}"
+
+    def _delete(self, table: str, batch: str, params: list[Any]) -> int:
+        return self.db.execute(f"DELETE FROM {table} WHERE {self._in('id', batch)}", params).rowcount
+
+    def _some(self, table: str, where: str) -> str:
+        """A row of `table` (aliased as its first letter and x) matches `where`."""
+        return f"EXISTS (SELECT 1 FROM {table} {table[0]}x WHERE {where}{self.fence})"
+
+    def _none(self, table: str, where: str) -> str:
+        return f"NOT {self._some(table, where)}"
+
+    def _front(self) -> str:
+        """The oldest `limit` messages that go (parameters: before, limit). The batches of
+        their attempts, pushes and themselves look at these alone: a batch that finds fewer
+        than `limit` rows must not have read all the old history to say so (a prune that has
+        stripped 500 pushes would otherwise read every old SMS looking for 500 more)."""
+        return self._batch(f"SELECT m.id FROM messages m WHERE {goes(self.fence)}", "m.stored_at, m.id")
+
+    def _front_operations(self, counted: str) -> str:
+        """The oldest `limit` operations that go once their messages have (parameters:
+        before, before, the counted ones', limit): those with a message that stays (an SMS
+        still pushed) are not in it, so they never hold the others back."""
+        stays = (
+            f"SELECT 1 FROM messages m WHERE m.operation_id = o.id AND NOT ({goes(self.fence)}){self.fence}"
+        )
+        select = f"SELECT o.id FROM operations o WHERE o.finished_at < ? AND NOT EXISTS ({stays}){counted}"
+        return self._batch(select, "o.finished_at, o.id")
 
     def prune(self, table: str, plan: PrunePlan, limit: int) -> int:
-        before = plan.before
+        before, front = plan.before, self._front()
         if table == "delivery_attempts":
-            # The pushes first (from the oldest messages), then their attempts: joined in one
-            # FROM, SQLite chose to read every attempt and look each one's message up.
-            select = (
-                "SELECT a.id FROM delivery_attempts a WHERE a.delivery_id IN (SELECT d.id"
-                f" FROM messages m JOIN deliveries d ON d.message_id = m.id WHERE {GOES}"
-                " AND EXISTS (SELECT 1 FROM delivery_attempts x WHERE x.delivery_id = d.id) LIMIT ?)"
-            )
-            return self._delete(table, select, [before, limit], limit, "a")
+            # Their pushes first, then the attempts: joined in one FROM, SQLite chose to read
+            # every attempt and look each one's message up.
+            pushes = f"SELECT d.id FROM deliveries d WHERE {self._in('d.message_id', front)}"
+            select = f"SELECT a.id FROM delivery_attempts a WHERE {self._in('a.delivery_id', pushes)}"
+            batch = self._batch(select, "a.delivery_id, a.id", "a")
+            return self._delete(table, batch, [before, limit, limit])
         if table == "deliveries":
-            select = (
-                f"SELECT d.id FROM messages m JOIN deliveries d ON d.message_id = m.id WHERE {GOES}"
-                " AND NOT EXISTS (SELECT 1 FROM delivery_attempts a WHERE a.delivery_id = d.id)"
-            )
-            return self._delete(table, select, [before], limit, "d")
+            bare = self._none("delivery_attempts", "dx.delivery_id = d.id")
+            select = f"SELECT d.id FROM deliveries d WHERE {self._in('d.message_id', front)} AND {bare}"
+            return self._delete(table, self._batch(select, "d.id", "d"), [before, limit, limit])
         if table == "messages":
-            select = (
-                f"SELECT m.id FROM messages m WHERE {GOES}"
-                " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id)"
-            )
-            return self._delete(table, select, [before], limit, "m")
+            unpushed = self._none("deliveries", "dx.message_id = m.id")
+            select = f"SELECT m.id FROM messages m WHERE {self._in('m.id', front)} AND {unpushed}"
+            return self._delete(table, self._batch(select, "m.id", "m"), [before, limit, limit])
         if table == "operations":
-            counted, params = still_counted(plan)
+            counted, params = still_counted(plan, self.fence)
             select = (
-                "SELECT o.id FROM operations o WHERE o.finished_at < ?"
-                " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.operation_id = o.id)"
-                f" AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.operation_id = o.id){counted}"
+                f"SELECT o.id FROM operations o WHERE {self._in('o.id', self._front_operations(counted))}"
+                f" AND {self._none('messages', 'mx.operation_id = o.id')}"
+                f" AND {self._none('deliveries', 'dx.operation_id = o.id')}"
             )
-            return self._delete(table, select, [before, *params], limit, "o")
+            batch = self._batch(select, "o.id", "o")
+            return self._delete(table, batch, [before, before, *params, limit, limit])
         if table == "alert_notices":
-            select = f"SELECT n.id FROM alert_notices n WHERE {NOTICE_GOES}"
-            return self._delete(table, select, [before], limit, "n")
+            select = f"SELECT n.id FROM alert_notices n WHERE {notice_goes(self.fence)}"
+            return self._delete(table, self._batch(select, "n.sent_at, n.id", "n"), [before, limit])
         raise ValueError(f"not a history table: {table}")
 
     def _count(self, sql: str, params: list[Any]) -> int:
@@ -109,20 +147,22 @@ class SqlHistory:
         joined = "FROM messages m JOIN deliveries d ON d.message_id = m.id"
         return {
             "delivery_attempts": self._count(
-                f"SELECT COUNT(*) {joined} JOIN delivery_attempts a ON a.delivery_id = d.id WHERE {GOES}",
+                f"SELECT COUNT(*) {joined} JOIN delivery_attempts a ON a.delivery_id = d.id WHERE {goes()}",
                 [before],
             ),
-            "deliveries": self._count(f"SELECT COUNT(*) {joined} WHERE {GOES}", [before]),
-            "messages": self._count(f"SELECT COUNT(*) FROM messages m WHERE {GOES}", [before]),
+            "deliveries": self._count(f"SELECT COUNT(*) {joined} WHERE {goes()}", [before]),
+            "messages": self._count(f"SELECT COUNT(*) FROM messages m WHERE {goes()}", [before]),
             # What a prune reaches once it has removed the messages and pushes that go.
             "operations": self._count(
                 "SELECT COUNT(*) FROM operations o WHERE o.finished_at < ?"
-                f" AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.operation_id = o.id AND NOT ({GOES}))"
-                f" AND NOT EXISTS (SELECT 1 {joined} WHERE d.operation_id = o.id AND NOT ({GOES})){counted}",
+                " AND NOT EXISTS (SELECT 1 FROM messages m"
+                f" WHERE m.operation_id = o.id AND NOT ({goes()}))"
+                f" AND NOT EXISTS (SELECT 1 {joined}"
+                f" WHERE d.operation_id = o.id AND NOT ({goes()})){counted}",
                 [before, before, before, *params],
             ),
             "alert_notices": self._count(
-                f"SELECT COUNT(*) FROM alert_notices n WHERE {NOTICE_GOES}", [before]
+                f"SELECT COUNT(*) FROM alert_notices n WHERE {notice_goes()}", [before]
             ),
         }
 
