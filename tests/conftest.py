@@ -112,7 +112,8 @@ def restart_postgres_command() -> list[str]:
 TABLES = (
     "delivery_attempts, deliveries, messages, number_exclusions, operations, numbers, write_probe,"
     " alert_notices, alerts, marketplace_calls, console_sessions, marketplaces,"
-    " number_counts, exclusion_counts, number_count_deltas, exclusion_count_deltas, history_prunes"
+    " number_counts, exclusion_counts, number_count_deltas, exclusion_count_deltas, history_prunes,"
+    " pruned_sales"
 )
 FRESH = "INSERT INTO marketplaces (name, enabled, weight, updated_at) VALUES ('onlinesim', TRUE, 1, 0)"
 """What migration 0005 leaves in a fresh database, put back after each truncation."""

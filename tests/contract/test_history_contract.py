@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from simgate.dashboard.farm_gauges import FarmCollector
 from simgate.domain.history import DAY, TABLES, HistoryPolicy
 from simgate.domain.messages import Attempt, DeliveryState, IncomingMessage, Verdict
 from simgate.domain.model import Number, Operation, OperationKind
@@ -239,3 +240,28 @@ def test_only_history_tables_are_pruned(store: Store, table: str) -> None:
     assert plan is not None
     with pytest.raises(ValueError, match="not a history table"):
         store.run(lambda uow: uow.history.prune(table, plan, 10))
+
+
+def all_time(store: Store) -> dict[str, float]:
+    """The /metrics counters read from the database, by sample name and labels."""
+    found: dict[str, float] = {}
+    for family in FarmCollector(store, lambda: NOW).collect():
+        for sample in family.samples:
+            if family.type == "counter":
+                found[f"{sample.name}{sorted(sample.labels.items())}"] = sample.value
+    return found
+
+
+def test_metrics_all_time_counters_never_go_down(store: Store) -> None:
+    farm = history(store)
+    farm.operation("sold_smshub", OLD, OLD + 60, status=3, marketplace="smshub")
+    before = all_time(store)
+    assert before["simgate_sales_total[]"] == 2
+    prune_history(store, POLICY, NOW)
+    assert farm.ops["sold"].id not in operation_ids(store)
+    assert all_time(store) == before
+    pruned = store.run_report(lambda r: r.pruned_sales())
+    assert [(p.marketplace, p.currency, p.sold, p.earnings) for p in pruned] == [
+        ("onlinesim", "RUB", 1, 1250),
+        ("smshub", "RUB", 1, 1250),
+    ]

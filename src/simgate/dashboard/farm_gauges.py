@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -70,6 +70,20 @@ def _families() -> dict[str, GaugeMetricFamily | CounterMetricFamily]:
     }
 
 
+def with_pruned(
+    markets: Iterable[MarketplaceStats], pruned: Iterable[MarketplaceStats]
+) -> list[MarketplaceStats]:
+    """All-time figures with the sales pruned from history added back: a counter that went
+    down would read to Prometheus as a restart (and a spike in any rate of it)."""
+    found = {(m.marketplace, m.currency): m for m in markets}
+    for p in pruned:
+        kept = found.get((p.marketplace, p.currency), MarketplaceStats(p.marketplace, p.currency))
+        found[(p.marketplace, p.currency)] = replace(
+            kept, sold=kept.sold + p.sold, earnings=kept.earnings + p.earnings
+        )
+    return [found[key] for key in sorted(found)]
+
+
 class FarmCollector(Collector):
     def __init__(self, store: Store, clock: Callable[[], Timestamp]) -> None:
         self.store = store
@@ -81,7 +95,7 @@ class FarmCollector(Collector):
 
     def _read(self, r: Reports) -> Snapshot:
         # Epoch 0 as both starts: every operation ever, per marketplace and currency.
-        markets = r.marketplace_stats(0.0, 0.0)
+        markets = with_pruned(r.marketplace_stats(0.0, 0.0), r.pruned_sales())
         return Snapshot(r.number_states(), r.operation_statuses(), markets, r.outbox(), r.free_by_lane())
 
     def collect(self) -> Iterator[Metric]:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from simgate.domain import history
 from simgate.domain.history import PrunePlan
 from simgate.domain.model import Operation
+from simgate.domain.read_model import earned, status_name
 from simgate.domain.types import EVERYWHERE, Timestamp
 from simgate.storage.history_ports import Pruned
 from simgate.storage.memory_state import MemoryState
@@ -111,6 +112,10 @@ class MemoryHistory:
         for operation in operations:
             del self.s.operations[operation.id]
             self.s.finish_requests.pop(operation.id, None)
+            if status_name(operation.finished_at, operation.finish_status) == "sold":
+                key = (operation.marketplace, operation.currency)
+                sold, money = self.s.pruned_sales.get(key, (0, 0))
+                self.s.pruned_sales[key] = (sold + 1, money + earned(operation))
         return len(operations)
 
     def _notices(self, plan: PrunePlan, limit: int) -> int:

@@ -262,3 +262,9 @@ class MemoryReports:
 
     def last_calls(self) -> dict[str, Timestamp]:
         return MemoryAlerts(self.s.alerts).last_calls()
+
+    def pruned_sales(self) -> list[MarketplaceStats]:
+        return [
+            MarketplaceStats(m, c, sold=sold, earnings=earnings)
+            for (m, c), (sold, earnings) in sorted(self.s.pruned_sales.items())
+        ]

@@ -40,6 +40,8 @@ class MemoryState:
     sessions: SessionState = field(default_factory=SessionState)
     pruned: dict[str, Pruned] = field(default_factory=dict)
     """What the last prunes removed, per table (history_ports.Pruned)."""
+    pruned_sales: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    """(marketplace, currency) -> (sales, earnings) of the operations pruned."""
 
     def copy(self) -> MemoryState:
         # Records are frozen, so copying the containers is a full snapshot.
@@ -56,4 +58,5 @@ class MemoryState:
             alerts=self.alerts.copy(),
             sessions=self.sessions.copy(),
             pruned=dict(self.pruned),
+            pruned_sales=dict(self.pruned_sales),
         )

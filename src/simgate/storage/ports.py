@@ -385,6 +385,11 @@ class Reports(Protocol):
         """When each marketplace last called (AlertRepository.last_calls, read side)."""
         ...
 
+    def pruned_sales(self) -> list[MarketplaceStats]:
+        """The sales pruned from history (SIMGATE_HISTORY_DAYS), per marketplace and currency
+        (`sold`, `earnings`): /metrics adds them in, so its all-time counters never go down."""
+        ...
+
 
 class SessionRepository(Protocol):
     """Signed-in console sessions (storage/sessions.py): a cookie counts only while listed."""

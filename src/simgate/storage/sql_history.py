@@ -25,6 +25,7 @@ from simgate.domain.history import PrunePlan
 from simgate.domain.types import Timestamp
 from simgate.storage.history_ports import Pruned
 from simgate.storage.sql_base import Connection
+from simgate.storage.sql_reports import EARNED_SQL, SOLD_SQL
 
 
 def goes(fence: str = "") -> str:
@@ -131,11 +132,31 @@ class SqlHistory:
                 f" AND {self._none('deliveries', 'dx.operation_id = o.id')}"
             )
             batch = self._batch(select, "o.id", "o")
-            return self._delete(table, batch, [before, before, *params, limit, limit])
+            ids = [
+                row[0] for row in self.db.execute(batch, [before, before, *params, limit, limit]).fetchall()
+            ]
+            return self._delete_operations(ids)
         if table == "alert_notices":
             select = f"SELECT n.id FROM alert_notices n WHERE {notice_goes(self.fence)}"
             return self._delete(table, self._batch(select, "n.sent_at, n.id", "n"), [before, limit])
         raise ValueError(f"not a history table: {table}")
+
+    def _delete_operations(self, ids: list[Any]) -> int:
+        """Delete these operations, adding their sales to `pruned_sales` in the same
+        transaction (/metrics' all-time counters add those in and never go down)."""
+        if not ids:
+            return 0
+        listed = ", ".join("?" * len(ids))
+        self.db.execute(
+            "INSERT INTO pruned_sales (marketplace, currency, sold, earnings)"
+            f" SELECT o.marketplace, o.currency, SUM(CASE WHEN {SOLD_SQL} THEN 1 ELSE 0 END),"
+            f" SUM({EARNED_SQL}) FROM operations o WHERE o.id IN ({listed})"
+            f" AND {SOLD_SQL} GROUP BY o.marketplace, o.currency"
+            " ON CONFLICT (marketplace, currency) DO UPDATE SET sold = pruned_sales.sold + excluded.sold,"
+            " earnings = pruned_sales.earnings + excluded.earnings",
+            ids,
+        )
+        return self.db.execute(f"DELETE FROM operations WHERE id IN ({listed})", ids).rowcount
 
     def _count(self, sql: str, params: list[Any]) -> int:
         row = self.db.execute(sql, params).fetchone()

@@ -457,3 +457,8 @@ class SqlReports:
             GroupStats(str(r[0]), _int(r[1]), _int(r[2]), _int(r[3]), Kopecks(_int(r[4]))) for r in rows
         ]
         return sort_groups(groups, limit)
+
+    def pruned_sales(self) -> list[MarketplaceStats]:
+        rows = self.db.execute("SELECT marketplace, currency, sold, earnings FROM pruned_sales").fetchall()
+        found = [MarketplaceStats(m, c, sold=_int(sold), earnings=_int(e)) for m, c, sold, e in rows]
+        return sorted(found, key=lambda s: (s.marketplace, s.currency))

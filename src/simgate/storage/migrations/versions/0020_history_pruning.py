@@ -13,7 +13,10 @@ Operations are found by `finished_at` (migration 0003), a message's pushes and a
 attempts by the keys of migration 0002.
 
 `history_prunes` keeps, per table, when a prune last removed rows, how many, and how many
-in all: what `simgate status` shows.
+in all: what `simgate status` shows. `pruned_sales` keeps the count and the money of the
+sales pruned, per marketplace and currency, in the transaction that prunes them: /metrics
+adds them to the sales in the table, so its all-time counters never go down (Prometheus
+would read a drop as a restart, and a graph of sales per hour would spike).
 
 Revision ID: 0020
 Revises: 0018
@@ -41,9 +44,17 @@ def upgrade() -> None:
         sa.Column("last_rows", sa.BigInteger(), nullable=False),
         sa.Column("total_rows", sa.BigInteger(), nullable=False),
     )
+    op.create_table(
+        "pruned_sales",
+        sa.Column("marketplace", sa.String(32), primary_key=True),
+        sa.Column("currency", sa.String(3), primary_key=True),
+        sa.Column("sold", sa.BigInteger(), nullable=False),
+        sa.Column("earnings", sa.BigInteger(), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("pruned_sales")
     op.drop_table("history_prunes")
     op.drop_index("ix_alert_notices_sent", table_name="alert_notices")
     op.drop_index("ix_deliveries_operation", table_name="deliveries")
