@@ -265,3 +265,23 @@ def test_metrics_all_time_counters_never_go_down(store: Store) -> None:
         ("onlinesim", "RUB", 1, 1250),
         ("smshub", "RUB", 1, 1250),
     ]
+
+
+def test_a_full_batch_of_operations_goes_in_one_transaction(store: Store) -> None:
+    """More operations than one statement's list holds (500): the store splits its lists."""
+    numbers = [Farm(store).number() for _ in range(3)]
+
+    def work(uow: UnitOfWork) -> None:
+        for i in range(601):
+            number = numbers[i % 3]
+            operation = uow.operations.open("onlinesim", make_order(), number, OLD + i)
+            uow.numbers.mark_busy(number.id, operation.id, OLD + i)
+            uow.operations.finish(operation.id, 3 if i % 2 else 4, None, OLD + i + 1)
+            uow.numbers.release(number.id, operation.id)
+
+    store.run(work)
+    plan = POLICY.plan(NOW)
+    assert plan is not None
+    assert prune_pass(store, plan, batch=1000)["operations"] == 601
+    (pruned,) = store.run_report(lambda r: r.pruned_sales())
+    assert (pruned.sold, pruned.earnings) == (300, 300 * 1250)
