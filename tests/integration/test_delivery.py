@@ -648,6 +648,13 @@ async def _race_stop_against_claim(store: SQLiteStore, receiver: FakeReceiver) -
         held.gate.set()
         await asyncio.wait_for(stop_first, 10)
         await asyncio.wait_for(run_first, 10)
+        # Every SMS pushed before the second worker stops (a stop may release what it has not
+        # sent yet), however slow a loaded machine; then a while for a second copy to show.
+        expected = {f"text of {s.phone}" for s in specs}
+        for _ in range(400):  # 20 s
+            if {r.body["text"] for r in receiver.requests} >= expected:
+                break
+            await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)
         await second.stop(grace=5)
         await asyncio.wait_for(run_second, 10)
