@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -93,7 +93,25 @@ def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
 def expect(locator: Any) -> Any:
     from playwright.sync_api import expect as playwright_expect
 
+    # Assertions retry for as long as actions do (Playwright's own default is 5 s, which a
+    # page refreshing on a loaded machine can miss).
+    playwright_expect.set_options(timeout=TIMEOUT_MS)
     return playwright_expect(locator)
+
+
+def eventually(page: Any, script: str, done: Callable[[Any], bool]) -> Any:
+    """`script`'s result once `done` holds of it, else its last after TIMEOUT_MS: the page
+    lays itself out again after a resize when the browser gets to it, later on a loaded
+    machine, so a fixed pause before one look is a timing."""
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while True:
+        result = page.evaluate(script)
+        if done(result) or time.monotonic() > deadline:
+            return result
+        page.wait_for_timeout(100)
+
+
+FITS_WIDTH = "document.documentElement.scrollWidth <= window.innerWidth + 1"
 
 
 def shoot(page: Any, name: str) -> None:
@@ -136,8 +154,7 @@ def test_overview_shows_the_farm_and_is_saved_as_a_screenshot(page: Any, farm: F
     page.screenshot(path=str(ARTIFACTS / "overview.png"), full_page=True)
     # Readable on a phone: nothing wider than the screen but the scrollable tables.
     page.set_viewport_size({"width": 390, "height": 844})
-    page.wait_for_timeout(300)
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert eventually(page, FITS_WIDTH, bool)
     page.screenshot(path=str(ARTIFACTS / "overview-phone.png"), full_page=True)
 
 
@@ -226,7 +243,10 @@ def test_disable_a_losing_sim_and_get_services_drops_it(
     asked: list[str] = []
     page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
     row.locator("button[data-action=disable]").click()
-    page.wait_for_timeout(500)
+    for _ in range(TIMEOUT_MS // 100):  # the dialog comes when the browser gets to it
+        if asked:
+            break
+        page.wait_for_timeout(100)
     assert len(asked) == 1
     assert B in asked[0]
     expect(row.locator("button[data-action=disable]")).to_be_visible()
@@ -331,10 +351,11 @@ def test_hardware_page_shows_each_driver_its_sims_and_silence(
         shoot(page, "hardware.png")
         # Readable on a phone: every SIM a small card, nothing wider than the screen.
         page.set_viewport_size({"width": 390, "height": 844})
-        page.wait_for_timeout(300)
-        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-        assert page.evaluate(
-            "[...document.querySelectorAll('table.ports')].every((t) => t.scrollWidth <= t.clientWidth + 1)"
+        assert eventually(page, FITS_WIDTH, bool)
+        assert eventually(
+            page,
+            "[...document.querySelectorAll('table.ports')].every((t) => t.scrollWidth <= t.clientWidth + 1)",
+            bool,
         )
         assert goip.locator("thead").is_hidden()
         shoot(page, "hardware-phone.png")
@@ -410,9 +431,9 @@ def test_every_page_is_usable_on_a_phone_and_a_desktop(
         for name, path, ready in PAGES:
             page.goto(path.format(sold=farm.sold))
             page.wait_for_selector(ready)
-            page.wait_for_timeout(300)
+            problems = eventually(page, FITS, lambda found: found == [])
             shoot(page, f"{name}-{width}.png")
-            assert page.evaluate(FITS) == [], name
+            assert problems == [], name
         if width < 600:
             # On a phone each row is a card whose values carry their column's name.
             page.goto("/deliveries?state=failed")
