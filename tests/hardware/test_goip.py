@@ -34,7 +34,9 @@ class Gateway:
     def send(self, text: str) -> None:
         self.sock.sendto(text.encode(), self.address)
 
-    def ask(self, text: str, timeout: float = 3.0) -> str | None:
+    def ask(self, text: str, timeout: float = 10.0) -> str | None:
+        """The answer, or None after `timeout`: generous, since an answer expected must come on
+        a loaded machine too; callers that expect none pass a short one."""
         self.sock.settimeout(timeout)
         self.send(text)
         try:
