@@ -40,6 +40,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SIMGATE = Path(sys.executable).with_name("simgate")
 RETRY = 0.5
 TIMEOUT = 1.0
+"""The push timeout by default (test_fault_injection's too)."""
+PATIENT = 10.0
+"""The push timeout of the tests here: far above what their receivers take (3 s at most, on
+purpose), so that no push times out and comes twice, which exactly-once would count, on a
+loaded machine either (1 s against a receiver holding pushes 0.5 s was a timing)."""
 QUIET = 3 * RETRY
 """Several retry periods: long enough for a copy that should not come to come."""
 STARTUP = 30.0
@@ -94,6 +99,7 @@ class Fleet:
     database_url: str
     receiver_port: int = field(default_factory=free_port)
     procs: list[Proc] = field(default_factory=list)
+    push_timeout: float = TIMEOUT
 
     def __enter__(self) -> Fleet:
         return self
@@ -143,7 +149,7 @@ class Fleet:
             "SIMGATE_INTAKE_TOKEN": INTAKE_TOKEN,
             "SIMGATE_ONLINESIM_PUSH_URL": f"http://127.0.0.1:{self.receiver_port}",
             "SIMGATE_PUSH_RETRY_SECONDS": str(RETRY),
-            "SIMGATE_PUSH_TIMEOUT_SECONDS": str(TIMEOUT),
+            "SIMGATE_PUSH_TIMEOUT_SECONDS": str(self.push_timeout),
             "PYTHONUNBUFFERED": "1",
         }
         env |= {f"SIMGATE_{k.upper()}": v for k, v in extra.items()}
@@ -288,7 +294,7 @@ def exactly_once(copies: Counter[str], texts: list[str]) -> None:
 
 def test_an_sms_accepted_while_onlinesim_is_down_survives_a_kill(tmp_path: Path, sqlite_url: str) -> None:
     add_numbers(sqlite_url, 1)
-    with Fleet(tmp_path, sqlite_url) as fleet:
+    with Fleet(tmp_path, sqlite_url, push_timeout=PATIENT) as fleet:
         server = fleet.serve()
         ((phone, _),) = open_operations(server, 1)
         post_sms(server, [(phone, "survives SIGKILL")])
@@ -325,8 +331,10 @@ def test_a_server_killed_mid_push_delivers_after_restart_and_never_after_the_200
 ) -> None:
     count = 3
     add_numbers(sqlite_url, count)
-    with Fleet(tmp_path, sqlite_url) as fleet:
-        receiver = fleet.receiver(delay=0.7 * TIMEOUT, wait=False)  # slow, within the push timeout
+    with Fleet(tmp_path, sqlite_url, push_timeout=PATIENT) as fleet:
+        # Slow, within the push timeout: held 3 s, time enough to kill the server meanwhile on
+        # a loaded machine too.
+        receiver = fleet.receiver(delay=3.0, wait=False)
         server = fleet.serve()
         receiver.wait_ready()
         issued = open_operations(server, count)
@@ -371,7 +379,7 @@ def test_a_server_killed_mid_push_delivers_after_restart_and_never_after_the_200
 def test_two_workers_deliver_every_message_exactly_once(tmp_path: Path, sqlite_url: str) -> None:
     count = 60
     add_numbers(sqlite_url, count)
-    with Fleet(tmp_path, sqlite_url) as fleet:
+    with Fleet(tmp_path, sqlite_url, push_timeout=PATIENT) as fleet:
         receiver = fleet.receiver(delay=0.1, wait=False)
         workers = [fleet.worker(wait=False, onlinesim_sms_id="message") for _ in range(2)]
         server = fleet.serve("--no-worker")
@@ -405,7 +413,7 @@ def test_a_worker_stopped_mid_push_exits_cleanly_and_the_other_finishes(
 ) -> None:
     count = 100
     add_numbers(sqlite_url, count)
-    with Fleet(tmp_path, sqlite_url) as fleet:
+    with Fleet(tmp_path, sqlite_url, push_timeout=PATIENT) as fleet:
         receiver = fleet.receiver(delay=0.5, wait=False)
         first, second = fleet.worker(wait=False), fleet.worker(wait=False)
         server = fleet.serve("--no-worker")
@@ -454,15 +462,14 @@ def test_a_restarted_server_resumes_the_pushes_of_its_killed_self_at_once(
 ) -> None:
     """Issue 12.4: the claims of a dead process on this host are released at start.
 
-    The push timeout is 10 s here, so the lease is 30 s: a delivery that comes back within
-    a few seconds of the restart came back through the pid check, not the lease.
+    The push timeout is 10 s here, so the lease is 30 s: deliveries that come back within
+    a few seconds of the restart came back through the pid check, which the log says.
     """
     count = 3
     add_numbers(sqlite_url, count)
-    timeout = "10"
-    with Fleet(tmp_path, sqlite_url) as fleet:
+    with Fleet(tmp_path, sqlite_url, push_timeout=PATIENT) as fleet:
         receiver = fleet.receiver(delay=5.0, wait=False)  # holds every push for 5 s
-        server = fleet.serve(push_timeout_seconds=timeout)
+        server = fleet.serve()
         receiver.wait_ready()
         issued = open_operations(server, count)
         texts = [f"resume {i}" for i in range(count)]
@@ -477,10 +484,12 @@ def test_a_restarted_server_resumes_the_pushes_of_its_killed_self_at_once(
         assert fast.alive()
 
         started = time.monotonic()
-        restarted = fleet.serve(push_timeout_seconds=timeout)
+        restarted = fleet.serve()
         ready_after = time.monotonic() - started
-        wait_until(lambda: all_delivered(sqlite_url, count), 10, "the pushes to resume", restarted.proc)
+        wait_until(lambda: all_delivered(sqlite_url, count), 20, "the pushes to resume", restarted.proc)
         resumed_after = time.monotonic() - started
-        assert resumed_after < 20, "resumed by the lease (30 s), not by the pid check"
+        # Resumed by the pid check, which says so, not by the lease running out: the log tells
+        # on any machine, where a bound on the time did only on a quiet one.
+        assert "the process is gone" in restarted.proc.text(), "resumed by the lease, not by the pid check"
         print(f"restart: ready after {ready_after:.2f} s, every push delivered after {resumed_after:.2f} s")
         exactly_once(Counter(r["body"]["text"] for r in fleet.received()[count:]), texts)
