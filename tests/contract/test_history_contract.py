@@ -285,3 +285,18 @@ def test_a_full_batch_of_operations_goes_in_one_transaction(store: Store) -> Non
     assert prune_pass(store, plan, batch=1000)["operations"] == 601
     (pruned,) = store.run_report(lambda r: r.pruned_sales())
     assert (pruned.sold, pruned.earnings) == (300, 300 * 1250)
+
+
+def test_a_lifted_block_does_not_release_the_status_4_budget(store: Store) -> None:
+    """An owner's block is an exclusion that can be lifted (services/admin.unblock_service):
+    while it stands, the status-4 operations it covers are still what the budget counts once
+    it is lifted, so they stay."""
+    farm = Farm(store)
+    budget = farm.operation("budget", OLD, OLD + 60, marketplace="smshub")
+    assert budget.service is not None
+    store.run(lambda uow: uow.numbers.exclude(budget.number_id, budget.service, "blocked", OLD + 120))
+    prune_history(store, POLICY, NOW)
+    assert operation_ids(store) == {budget.id}
+    store.run(lambda uow: uow.numbers.unexclude(budget.number_id, budget.service, "blocked"))
+    used = store.run(lambda uow: uow.operations.count_finished(budget.number_id, budget.service, "smshub", 4))
+    assert used == 1

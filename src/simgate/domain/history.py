@@ -89,7 +89,8 @@ def message_goes(
 
 def still_counted(operation: Operation, plan: PrunePlan, excluded: bool) -> bool:
     """A rule counts this finished operation, and the exclusion it leads to (`excluded`: the
-    number's service is excluded on the operation's marketplace or everywhere) is not written yet."""
+    number's service is excluded on the operation's marketplace or everywhere, by a row no
+    owner can lift: a block is not one) is not written yet."""
     if operation.kind is not OperationKind.ACTIVATION or operation.service is None:
         return False
     if operation.finish_status is None or excluded:

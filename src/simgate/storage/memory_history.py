@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from simgate.domain import history
 from simgate.domain.history import PrunePlan
 from simgate.domain.model import Operation
-from simgate.domain.read_model import earned, status_name
+from simgate.domain.read_model import BLOCKED, earned, status_name
 from simgate.domain.types import EVERYWHERE, Timestamp
 from simgate.storage.history_ports import Pruned
 from simgate.storage.memory_state import MemoryState
@@ -35,9 +35,13 @@ class MemoryHistory:
         ]
 
     def _excluded(self, operation: Operation) -> bool:
+        """Excluded for good: an owner's block can be lifted (sql_history.still_counted)."""
         scopes = {EVERYWHERE, operation.marketplace}
         rows = self.s.exclusions.get(operation.number_id, {})
-        return any(service == operation.service and scope in scopes for service, scope in rows)
+        return any(
+            service == operation.service and scope in scopes and reason != BLOCKED
+            for (service, scope), reason in rows.items()
+        )
 
     def _operations_going(self, plan: PrunePlan, gone: set[int]) -> list[Operation]:
         """Oldest first, the operations that go once the messages `gone` and their pushes have."""

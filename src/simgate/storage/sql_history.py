@@ -22,6 +22,7 @@ from typing import Any
 
 from simgate.domain import history
 from simgate.domain.history import PrunePlan
+from simgate.domain.read_model import BLOCKED
 from simgate.domain.types import Timestamp
 from simgate.storage.history_ports import Pruned
 from simgate.storage.sql_base import Connection
@@ -49,7 +50,9 @@ def notice_goes(fence: str = "") -> str:
 
 
 def still_counted(plan: PrunePlan, fence: str = "") -> tuple[str, list[Any]]:
-    """history.still_counted over an operation `o`: ` AND NOT (...)`, empty when no rule counts."""
+    """history.still_counted over an operation `o`: ` AND NOT (...)`, empty when no rule counts.
+    An owner's block is no such exclusion: it can be lifted (admin.unblock_service), and the
+    budget then counts these operations again."""
     if not plan.counted:
         return "", []
     parts: list[str] = []
@@ -60,9 +63,9 @@ def still_counted(plan: PrunePlan, fence: str = "") -> tuple[str, list[Any]]:
     sql = (
         f" AND NOT (o.kind = 'activation' AND o.service IS NOT NULL AND ({' OR '.join(parts)})"
         " AND NOT EXISTS (SELECT 1 FROM number_exclusions x WHERE x.number_id = o.number_id"
-        f" AND x.service = o.service AND x.marketplace IN ('*', o.marketplace){fence}))"
+        f" AND x.service = o.service AND x.marketplace IN ('*', o.marketplace) AND x.reason <> ?{fence}))"
     )
-    return sql, params
+    return sql, [*params, BLOCKED]
 
 
 class SqlHistory:
