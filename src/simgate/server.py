@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import signal
 import socket
+from types import FrameType
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -64,8 +66,18 @@ def settle_garbage_collector() -> None:
     gc.freeze()
 
 
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 def run_server(settings: Settings, *, host: str, port: int, worker: bool, migrate: bool) -> None:
     logs.configure(settings.log_format, queued=True)
+    # uvicorn catches SIGTERM while it serves, shuts down, then raises it again for the handler
+    # it found. The default one killed the process there: the log thread's last lines (the
+    # shutdown's, requests finished meanwhile) never written, the store never closed. This
+    # one unwinds instead (the `finally`s below, then logging's own close at exit), and a
+    # SIGTERM before uvicorn starts (during migrations) stops the process as before.
+    signal.signal(signal.SIGTERM, _stop)
     require_serving(settings)  # before touching the database: a missing key changes nothing
     sock = listen(host, port)
     try:
