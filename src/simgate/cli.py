@@ -87,6 +87,9 @@ def serve(
     from simgate.server import PortUnavailable, run_server
     from simgate.storage.schema import SchemaMismatch
 
+    if not 1 <= port <= 65535:
+        fail("--port must be between 1 and 65535", 2)
+
     current = settings()  # outside the try: its own failure already printed its one line
     try:
         run_server(current, host=host, port=port, worker=not no_worker, migrate=not no_migrate)

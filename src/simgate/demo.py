@@ -74,6 +74,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+MAX_PORT = 65535
+
+
 def choose_port(port: int | None) -> tuple[int, str | None]:
     """The asked port, or 8080, or (if 8080 is taken and none was asked) any free one."""
     if port is not None:
@@ -279,7 +282,8 @@ def live_view(progress: Progress, duration: float | None, port: int) -> Renderab
     table.add_row(
         "SMS",
         f"received {counts.get('sms.sent', 0)} (routed {counts.get('sms.routed', 0)}, "
-        f"idle numbers {counts.get('sms.stray', 0)}, resent {counts.get('sms.resent', 0)}); "
+        f"idle numbers {counts.get('sms.stray', 0)}, no open operation {counts.get('sms.unrouted', 0)}, "
+        f"resent {counts.get('sms.resent', 0)}); "
         f"pushed {sum(m.get('push.success', 0) for m in markets)} "
         f"(+{sum(m.get('push.ignored', 0) for m in markets)} ignored, "
         f"{sum(m.get('push.no_operation', 0) for m in markets)} late); pending {progress.pending_pushes}",
@@ -379,11 +383,15 @@ def run_demo(
 ) -> int:
     """The `simgate demo` command; returns the exit status."""
     console = Console()
+    # Refusals go to standard error, like every other command's (CONTRACT.md).
     if numbers < 1:
-        console.print("simgate: demo: --numbers must be at least 1", style="red")
+        print("simgate: demo: --numbers must be at least 1", file=sys.stderr)
         return 2
     if speed <= 0 or (duration is not None and duration <= 0):
-        console.print("simgate: demo: --speed and --duration must be > 0", style="red")
+        print("simgate: demo: --speed and --duration must be > 0", file=sys.stderr)
+        return 2
+    if port is not None and not 1 <= port <= MAX_PORT:
+        print(f"simgate: demo: --port must be between 1 and {MAX_PORT}", file=sys.stderr)
         return 2
     try:
         names = parse_marketplaces(marketplaces)

@@ -131,6 +131,17 @@ CASES: dict[str, Case] = {
     "broken toml": Case(("--config", "s.toml", "migrate"), {}, {"s.toml": "push_retry_seconds = \n"}),
     "toml unreadable": Case(("--config", "missing.toml", "migrate"), {}, {}),
     "bad setting for serve": Case(("serve", "--no-worker"), {"SIMGATE_PUSH_RETRY_SECONDS": "soon"}, {}),
+    "serve on no port": Case(("serve", "--port", "99999"), {"SIMGATE_ONLINESIM_KEY": "k"}, {}),
+    "demo on no port": Case(("demo", "--port", "70000", "--duration", "1"), {}, {}),
+    "demo with no SIMs": Case(("demo", "--numbers", "0"), {}, {}),
+    "simulated buyer without its farm": Case(
+        ("simulate", "marketplace", "--key", "k", "--farm", "missing.csv", "--duration", "1"), {}, {}
+    ),
+    "simulated bank writes nowhere": Case(
+        ("simulate", "simbank", "--numbers", "2", "--write-csv", "no/such/folder/farm.csv", "--csv-only"),
+        {},
+        {},
+    ),
 }
 
 
@@ -194,6 +205,29 @@ def test_a_bad_setting_stops_the_command_naming_it(outcomes: dict[str, Outcome])
     assert outcome.result.stderr.count("\n") == 1
     assert reason.startswith("simgate: SIMGATE_PUSH_RETRY_SECONDS:")
     assert not (outcome.folder / "simgate.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("serve on no port", "simgate: --port must be between 1 and 65535"),
+        ("demo on no port", "simgate: demo: --port must be between 1 and 65535"),
+        ("demo with no SIMs", "simgate: demo: --numbers must be at least 1"),
+        ("simulated buyer without its farm", "simgate: cannot read missing.csv: No such file or directory"),
+        (
+            "simulated bank writes nowhere",
+            "simgate: cannot write no/such/folder/farm.csv: No such file or directory",
+        ),
+    ],
+)
+def test_a_bad_port_or_file_is_one_line_on_stderr_exit_2(
+    outcomes: dict[str, Outcome], case: str, expected: str
+) -> None:
+    result = outcomes[case].result
+    assert one_line_reason(result) == expected
+    assert result.stderr.count("\n") == 1, result.stderr  # the reason alone, nothing on stdout for it
+    assert expected not in result.stdout
+    assert result.returncode == 2
 
 
 def test_serve_without_the_partner_key_refuses_to_start(outcomes: dict[str, Outcome]) -> None:

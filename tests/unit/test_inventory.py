@@ -267,3 +267,21 @@ def test_other_flag_words_are_rejected(value: str) -> None:
     specs, rejected = parse(f"phone,country,operator,rent\n79281234567,russia,beeline,{value}\n")
     assert specs == []
     assert "rent must be 1 or 0 (or yes/no, true/false)" in rejected[0][2]
+
+
+def test_a_row_with_more_values_than_the_header_is_rejected_not_cut_short() -> None:
+    specs, rejected = parse(
+        "phone,country,operator,port\n"
+        "79281234567,russia,beeline,goip1/1,0,0\n"  # rent and enabled, but no such columns
+        "79281234568,russia,mts,goip1/2,,\n"  # trailing empty cells: harmless
+        '79281234569,russia,mts,"bank 1, slot 2"\n'  # a quoted comma is one value
+    )
+    assert rejected == [
+        (
+            2,
+            "79281234567",
+            "6 values but the header has 4 columns (put a value containing ',' in double quotes,"
+            " or name the column)",
+        )
+    ]
+    assert [spec.port for spec in specs] == ["goip1/2", "bank 1, slot 2"]

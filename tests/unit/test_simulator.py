@@ -192,6 +192,39 @@ def test_a_warning_does_not_fail_the_report_but_an_error_does() -> None:
     assert report.to_dict()["checks"]["no_duplicate_push"]["examples"] == ["pushed twice"]
 
 
+def rendered(report: Report) -> str:
+    from rich.console import Console
+
+    console = Console(width=200, record=True, file=io.StringIO())
+    report.print(console)
+    return console.export_text()
+
+
+def test_the_report_accounts_for_every_sms_sent() -> None:
+    """The owner adds the parts up: routed, for idle numbers and unroutable make the total."""
+    report = Report()
+    report.prepare()
+    report.counts.update(
+        {"sms.sent": 50, "sms.routed": 40, "sms.stray": 6, "sms.unrouted": 4, "sms.resent": 3}
+    )
+    assert (
+        "50 sent to intake: 40 routed to an operation, 6 for idle numbers, 4 found no open operation; "
+        "3 resent (same id)"
+    ) in rendered(report)
+
+
+def test_a_check_made_elsewhere_says_where_instead_of_not_run() -> None:
+    report = Report()
+    report.prepare()
+    moved = report.check("numbers_offered_again")
+    moved.active = False
+    moved.note("checked across all marketplaces together, above")
+    report.check("answers_fast").active = False
+    text = rendered(report)
+    assert "checked across all marketplaces together, above" in text
+    assert "not run" in text  # a check no one made still says so
+
+
 # ---------------------------------------------------------------------- layering and CLI
 
 

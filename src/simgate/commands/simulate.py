@@ -49,6 +49,9 @@ Speed = Annotated[float, typer.Option(help="Time acceleration: every simulated d
 JsonOut = Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON here")]
 
 
+MAX_PORT = 65535
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(f"simgate: {message}", err=True)
     raise typer.Exit(code)
@@ -99,7 +102,8 @@ def run_until_signal(work: Callable[[asyncio.Event], Coroutine[Any, Any, Any]]) 
 def finish(report: Report, json_out: Path | None) -> None:
     report.print(console)
     if json_out is not None:
-        json_out.write_text(report.to_json(), encoding="utf-8")
+        json_out_text = report.to_json()
+        write_file(json_out, lambda path: path.write_text(json_out_text, encoding="utf-8"))
     if not report.ok:
         fail(f"{len(report.failed)} partner check(s) failed", 1)
 
@@ -107,10 +111,25 @@ def finish(report: Report, json_out: Path | None) -> None:
 def farm_from(path: Path | None, numbers: int, seed: int) -> list[SimCard]:
     if path is None:
         return make_farm(numbers, seed=seed)
+    return read_farm(path)
+
+
+def read_farm(path: Path) -> list[SimCard]:
+    """The inventory CSV, or the one-line reason it cannot be read (never a traceback)."""
     try:
         return load_csv(path)
     except OSError as error:
-        fail(f"cannot read {path}: {error.strerror}")
+        fail(f"cannot read {path}: {error.strerror or error}")
+    except UnicodeDecodeError:
+        fail(f"{path} is not UTF-8 text (save it from the spreadsheet as CSV UTF-8)")
+
+
+def write_file(path: Path, write: Callable[[Path], object]) -> None:
+    """Write an output file the owner named, or say in one line why it cannot be written."""
+    try:
+        write(path)
+    except OSError as error:
+        fail(f"cannot write {path}: {error.strerror or error}")
 
 
 @app.command()
@@ -153,6 +172,8 @@ def marketplace(
         fail(f"--push-host: {push_host} is not a loopback address")
     if speed <= 0:
         fail("--speed must be > 0")
+    if not 0 <= push_port <= MAX_PORT:
+        fail(f"--push-port must be between 0 (any) and {MAX_PORT}")
     agent = PROTOCOLS[protocol] == "agent"
     from simgate.simulator.market_config import for_marketplace
     from simgate.simulator.marketplace import MarketplaceSimulator
@@ -165,7 +186,7 @@ def marketplace(
         protocol, loopback_url(server, "--server"), key, push_host=push_host, push_port=push_port,
         speed=speed, activation_rate=activation_rate, seed=seed, **habits,
     )  # fmt: skip
-    cards = load_csv(farm) if farm is not None else None
+    cards = read_farm(farm) if farm is not None else None
     bank_url = loopback_url(simbank_url, "--simbank-url") if simbank_url else None
 
     async def work(stop: asyncio.Event) -> Report:
@@ -229,9 +250,12 @@ def simbank(
     """Be a SIM bank: send the farm's SMS to /intake/sms and check the answers."""
     if numbers < 0 or speed <= 0:
         fail("--numbers must be >= 0 and --speed > 0")
+    if control_port is not None and not 0 <= control_port <= MAX_PORT:
+        fail(f"--control-port must be between 0 (any) and {MAX_PORT}")
     cards = farm_from(farm, numbers, seed)
     if write_csv is not None:
-        rows = save_csv(cards, write_csv)
+        rows = len(cards)
+        write_file(write_csv, lambda path: save_csv(cards, path))
         console.print(f"wrote {rows} SIMs to {write_csv} (load it with `simgate numbers import {write_csv}`)")
     if csv_only:
         return
@@ -287,6 +311,8 @@ def load(
     data = result.to_dict()
     console.print_json(json.dumps(data))
     if json_out is not None:
-        json_out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        write_file(
+            json_out, lambda path: path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        )
     if result.errors:
         fail(f"{result.errors} error(s); first: {result.first_error}", 1)

@@ -118,6 +118,20 @@ def parse_csv(stream: TextIO) -> tuple[list[NumberSpec], list[Rejection]]:
     for row in reader:
         line = reader.line_num
         raw_phone = (row.get("phone") or "").strip()
+        # More values than the header has columns: a value holding the delimiter that was not
+        # quoted, or columns left out of the header. Either way the values are shifted, and
+        # loading the row would drop what the owner wrote. Trailing empty cells are harmless.
+        extra = row.get(None) or []  # DictReader puts the surplus under None (its restkey)
+        if any(value.strip() for value in extra):
+            rejected.append(
+                Rejection(
+                    line,
+                    raw_phone,
+                    f"{len(header) + len(extra)} values but the header has {len(header)} columns"
+                    f" (put a value containing {delimiter!r} in double quotes, or name the column)",
+                )
+            )
+            continue
         try:
             spec = parse_row(row)
         except InvalidNumber as error:

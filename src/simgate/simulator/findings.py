@@ -290,8 +290,9 @@ def activity_table(report: Report) -> Table:
     if counts["sms.sent"] or report.sections:
         table.add_row(
             "SMS",
-            f"{counts['sms.sent']} sent to intake, {counts['sms.routed']} routed to an operation, "
-            f"{counts['sms.stray']} for idle numbers, {counts['sms.resent']} resent (same id)",
+            f"{counts['sms.sent']} sent to intake: {counts['sms.routed']} routed to an operation, "
+            f"{counts['sms.stray']} for idle numbers, {counts['sms.unrouted']} found no open operation; "
+            f"{counts['sms.resent']} resent (same id)",
         )
     if buying:
         _buyer_rows(table, counts)
@@ -344,7 +345,8 @@ def checks_table(report: Report) -> Table:
     table.add_column("examples / notes")
     for check in report.checks.values():
         if not check.active:
-            table.add_row(Text("-", style="dim"), check.title, "", "", Text("not run", style="dim"))
+            why = "\n".join(check.notes) or "not run"  # a note says where it was made instead
+            table.add_row(Text("-", style="dim"), check.title, "", "", Text(why, style="dim"))
             continue
         if check.passed:
             mark = Text("ok", style="green")

@@ -336,6 +336,10 @@ class SimBank:
         if record.stored and record.operation_id is not None:
             counts["sms.routed"] += 1
             self.routed.setdefault((record.operation_id, text), []).append(record)
+        elif purpose != "stray":
+            # Meant for an operation that had ended when it arrived (a late follow-up): the
+            # report names it, so that routed + idle + these add up to what was sent.
+            counts["sms.unrouted"] += 1
         if len(self.records) < cfg.max_records:
             self.records.append(record)
         if message_id is not None and record.stored and rng.random() < cfg.p_duplicate:
