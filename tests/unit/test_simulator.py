@@ -310,3 +310,13 @@ def test_dedicated_sims_are_written_to_the_csv_and_judged_per_marketplace() -> N
     check = market.report.checks["issued_matches_order"]
     assert check.failures == 1
     assert "its CSV row says smshub" in check.examples[0]
+
+
+def test_a_sim_bank_report_shows_no_rows_of_a_buyer_it_is_not() -> None:
+    report = Report(title="SIM bank")
+    report.prepare()
+    report.counts.update({"sms.sent": 5, "sms.routed": 5})
+    text = rendered(report)
+    assert "5 sent to intake" in text
+    for buyer_row in ("orders", "pushes", "finish", "earnings", "activations"):
+        assert f"│ {buyer_row}" not in text, text

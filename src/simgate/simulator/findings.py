@@ -270,7 +270,9 @@ def activity_table(report: Report) -> Table:
     table.add_row(
         "time", f"{report.real_seconds:.1f} s real, x{report.speed:g} = {simulated / 60:.1f} simulated min"
     )
-    buying = not report.sections  # with several marketplaces, each section shows its own
+    # With several marketplaces each section shows its own; a SIM bank orders nothing, and
+    # rows of zero orders, pushes and FINISHes would only make the owner look for a fault.
+    buying = not report.sections and bool(counts["order.sent"] or counts["services.polls"])
     for kind in ("activation", "rent") if buying else ():
         if kind == "rent" and not counts["rent.opened"]:
             continue  # none ordered (the agent protocol has no rent)
@@ -296,7 +298,8 @@ def activity_table(report: Report) -> Table:
         )
     if buying:
         _buyer_rows(table, counts)
-    table.add_row("earnings", earnings_text(report.earnings))
+    if buying or report.sections or report.earnings:
+        table.add_row("earnings", earnings_text(report.earnings))
     if counts["simulator.errors"]:
         errors = counts["simulator.errors"]
         table.add_row("simulator", Text(f"{errors} internal error(s): see the log", "red"))
