@@ -23,6 +23,7 @@ from simgate.commands.common import (
     describe_error,
     fail,
     require_database,
+    require_folder,
     settings,
 )
 from simgate.commands.intake import intake_app
@@ -92,10 +93,11 @@ def serve(
 
     current = settings()  # outside the try: its own failure already printed its one line
     try:
+        require_folder(current)
         run_server(current, host=host, port=port, worker=not no_worker, migrate=not no_migrate)
     except SettingsError as error:
         fail(str(error), 2)
-    except (SchemaMismatch, PortUnavailable) as error:
+    except (SchemaMismatch, PortUnavailable, DatabaseMissing) as error:
         fail(str(error))
     except Exception as error:
         fail(describe_error(error))
@@ -124,7 +126,12 @@ def migrate() -> None:
     """Apply pending database migrations and exit."""
     from simgate.bootstrap import migrate_schema
 
-    before, after = migrate_schema(settings())
+    current = settings()
+    try:
+        require_folder(current)
+    except DatabaseMissing as error:
+        fail(str(error))
+    before, after = migrate_schema(current)
     if before == after:
         typer.echo(f"schema is current (revision {after})")
     else:

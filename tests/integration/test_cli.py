@@ -131,6 +131,9 @@ CASES: dict[str, Case] = {
     "broken toml": Case(("--config", "s.toml", "migrate"), {}, {"s.toml": "push_retry_seconds = \n"}),
     "toml unreadable": Case(("--config", "missing.toml", "migrate"), {}, {}),
     "bad setting for serve": Case(("serve", "--no-worker"), {"SIMGATE_PUSH_RETRY_SECONDS": "soon"}, {}),
+    "migrate into no folder": Case(
+        ("migrate",), {"SIMGATE_DATABASE_URL": "sqlite:///{folder}/no/such/simgate.db"}, {}
+    ),
     "serve on no port": Case(("serve", "--port", "99999"), {"SIMGATE_ONLINESIM_KEY": "k"}, {}),
     "demo on no port": Case(("demo", "--port", "70000", "--duration", "1"), {}, {}),
     "demo with no SIMs": Case(("demo", "--numbers", "0"), {}, {}),
@@ -160,7 +163,8 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
             write(folder, file_name, data)
         if case.migrated:
             schema.upgrade(f"sqlite:///{folder / 'simgate.db'}")
-        return Outcome(folder, run(folder, *case.args, env=case.env))
+        env = {key: value.replace("{folder}", str(folder)) for key, value in case.env.items()}
+        return Outcome(folder, run(folder, *case.args, env=env))
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         return dict(zip(CASES, pool.map(launch, CASES), strict=True))
@@ -228,6 +232,17 @@ def test_a_bad_port_or_file_is_one_line_on_stderr_exit_2(
     assert result.stderr.count("\n") == 1, result.stderr  # the reason alone, nothing on stdout for it
     assert expected not in result.stdout
     assert result.returncode == 2
+
+
+def test_migrate_names_a_missing_folder_and_how_to_create_it(outcomes: dict[str, Outcome]) -> None:
+    outcome = outcomes["migrate into no folder"]
+    folder = outcome.folder / "no" / "such"
+    assert one_line_reason(outcome.result) == (
+        f"simgate: cannot create the database {folder / 'simgate.db'}: the folder {folder} does not exist"
+        f" (create it: mkdir -p {folder})"
+    )
+    assert outcome.result.returncode == 1
+    assert not folder.exists()
 
 
 def test_serve_without_the_partner_key_refuses_to_start(outcomes: dict[str, Outcome]) -> None:
@@ -370,7 +385,10 @@ def test_migrate_twice(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("url", "words"),
     [
-        ("sqlite:////nonexistent-simgate-dir/sub/x.db", "unable to open database file"),
+        (
+            "sqlite:////nonexistent-simgate-dir/sub/x.db",
+            "the folder /nonexistent-simgate-dir/sub does not exist",
+        ),
         ("postgresql://nobody:secret@127.0.0.1:1/none", "Connection refused"),
     ],
 )

@@ -210,6 +210,11 @@ def test_check_lists_every_problem_and_passes_a_good_setup(tmp_path: Path) -> No
         "or set SIMGATE_DATABASE_URL to the farm's database)",
     ]
     assert not (tmp_path / "simgate.db").exists()
+    # An owner who set no admin token learns why the dashboard will not open before serving.
+    assert (
+        "simgate: warning: SIMGATE_ADMIN_TOKEN is not set: the admin API and dashboard are disabled"
+        in unserviceable.stderr.splitlines()
+    )
 
     farm(tmp_path)
     good = run(
@@ -219,6 +224,7 @@ def test_check_lists_every_problem_and_passes_a_good_setup(tmp_path: Path) -> No
             "SIMGATE_ONLINESIM_KEY": "k",
             "SIMGATE_ONLINESIM_PUSH_URL": "http://x",
             "SIMGATE_INTAKE_TOKEN": "intake-token-0123456789",
+            "SIMGATE_ADMIN_TOKEN": "admin-token-0123456789",
         },
     )
     assert good.returncode == 0, good.stderr
@@ -231,6 +237,7 @@ def test_check_finds_kept_counts_that_drifted_and_recount_rebuilds_them(tmp_path
         "SIMGATE_ONLINESIM_KEY": "k",
         "SIMGATE_ONLINESIM_PUSH_URL": "http://x",
         "SIMGATE_INTAKE_TOKEN": "intake-token-0123456789",
+        "SIMGATE_ADMIN_TOKEN": "admin-token-0123456789",
     }
     with sqlite3.connect(tmp_path / "simgate.db") as conn:  # a bug's work: one SIM too many
         conn.execute("UPDATE number_counts SET numbers = numbers + 1 WHERE lane = 'onlinesim'")

@@ -108,6 +108,17 @@ def require_database(current: Settings) -> None:
         )
 
 
+def require_folder(current: Settings) -> None:
+    """`migrate` and `serve` create a SQLite file, never its folder: SQLite's own word for a
+    missing folder ("unable to open database file") does not say what to do."""
+    if current.is_sqlite and not sqlite_file(current).parent.is_dir():
+        folder = sqlite_file(current).parent
+        raise DatabaseMissing(
+            f"cannot create the database {sqlite_file(current)}: the folder {folder} does not exist"
+            f" (create it: mkdir -p {folder})"
+        )
+
+
 @contextmanager
 def database(current: Settings | None = None, *, announce: bool = True) -> Iterator[Store]:
     """The farm's store for one command; refuses a missing or un-migrated database.

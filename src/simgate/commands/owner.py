@@ -302,6 +302,7 @@ def problems_of(current: Settings, *, recount: bool = False) -> tuple[list[str],
     import os
 
     from simgate.bootstrap import ensure_schema, push_warnings, require_serving
+    from simgate.dashboard.auth import NOT_CONFIGURED
     from simgate.hardware import build_drivers
     from simgate.storage.schema import SchemaMismatch
 
@@ -318,6 +319,8 @@ def problems_of(current: Settings, *, recount: bool = False) -> tuple[list[str],
     notes.extend(push_warnings(current))
     if current.intake_token is None:
         notes.append("SIMGATE_INTAKE_TOKEN is not set: POST /intake/sms answers 503")
+    if current.admin_token is None:
+        notes.append(NOT_CONFIGURED)
     try:
         require_database(current)
         ensure_schema(current)
