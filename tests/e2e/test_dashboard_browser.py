@@ -559,3 +559,17 @@ def test_two_marketplaces_and_two_currencies_are_shown_apart(
             shoot(page, f"operations-two-marketplaces-{width}.png")
     finally:
         server.stop()
+
+
+def test_an_unknown_operation_says_so_instead_of_an_empty_page(browser: Any, live_server: LiveServer) -> None:
+    # Not tab_on: its console check counts the API's 404, which is the point here.
+    context = browser.new_context(viewport={"width": 375, "height": 800}, base_url=live_server.url)
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        tab = context.new_page()
+        sign_in(tab, "/operations/999999")
+        expect(tab.locator("main")).to_contain_text("There is no operation 999999 in this farm's database.")
+        expect(tab.locator("main a[href='/operations']")).to_have_count(2)
+        expect(tab.locator("#status")).not_to_contain_text("Refresh failed")
+    finally:
+        context.close()

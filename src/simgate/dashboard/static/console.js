@@ -44,7 +44,11 @@
       throw new Error("signed out");
     }
     const body = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(body.error || response.statusText);
+    if (!response.ok) {
+      const error = new Error(body.error || response.statusText);
+      error.status = response.status;
+      throw error;
+    }
     return body;
   }
 
@@ -521,7 +525,20 @@
   function operation() {
     const id = document.body.dataset.id;
     async function refresh() {
-      const d = await api("/api/operations/" + id);
+      let d;
+      try {
+        d = await api("/api/operations/" + id);
+      } catch (error) {
+        if (error.status !== 404) throw error;
+        // An old link or one from another farm: say so, instead of an empty page.
+        document.querySelector("main").replaceChildren(
+          el("p", {}, el("a", { href: "/operations" }, "← Operations")),
+          el("h1", {}, "Operation " + id),
+          el("section", { class: "card empty-state" }, el("p", {}, "There is no operation " + id + " in this farm's database. Find it in ",
+            el("a", { href: "/operations" }, "Operations"), " by phone or service.")),
+        );
+        return;
+      }
       const o = d.operation;
       const status = document.getElementById("op-status");
       status.className = "badge " + o.status;
