@@ -140,7 +140,9 @@ def migrate() -> None:
 
 @numbers_app.command("import")
 def numbers_import(
-    file: Annotated[Path, typer.Argument(help="CSV with phone,country,operator[,port,rent,enabled]")],
+    file: Annotated[
+        Path, typer.Argument(help="CSV with phone,country,operator (and port,rent,enabled,marketplaces)")
+    ],
 ) -> None:
     """Load or update SIM numbers from a CSV file (idempotent)."""
     from rich.progress import Progress
@@ -334,7 +336,7 @@ def demo(
     numbers: Annotated[int, typer.Option(help="Virtual SIMs in the demo farm")] = 200,
     speed: Annotated[float, typer.Option(help="Time acceleration of the simulated world")] = 10.0,
     port: Annotated[
-        int | None, typer.Option(help="Port of the demo server [default: 8080, or a free one if taken]")
+        int | None, typer.Option(help="Port of the demo server (default: 8080, or a free one if taken)")
     ] = None,
     marketplaces: Annotated[
         str, typer.Option(help="Simulated marketplaces selling the one farm, e.g. onlinesim,smshub")

@@ -258,8 +258,10 @@ def _print_marketplaces(rows: list[MarketplaceStats], days: int, as_csv: bool) -
 
 
 def backup(file: Annotated[Path, typer.Argument(help="Where to write the copy (must not exist)")]) -> None:
-    """Copy the database while `serve` runs (SQLite's online backup); on PostgreSQL, print
-    the pg_dump command to use."""
+    """Copy the database while `serve` runs (SQLite); on PostgreSQL, print the pg_dump to run.
+
+    SQLite's online backup: a consistent copy without stopping `serve`.
+    """
     import sqlite3
 
     current = load()

@@ -27,8 +27,10 @@ def why(
     service: Annotated[str | None, typer.Option(help="For this service (default: any)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
 ) -> None:
-    """Why is this number not offered on a marketplace (for a service)? Busy, sold, a resale
-    window, an exclusion group, a refusal, its lane, disabled or offline: each with its time."""
+    """Why a number is not offered on a marketplace (for a service), each rule with its time.
+
+    Busy, sold, a resale window, an exclusion group, a refusal, its lane, disabled or offline.
+    """
     wanted = ServiceName(normalise_name(service)) if service else None
     market = normalise_name(marketplace) if marketplace else None
     now = time.time()
