@@ -686,8 +686,12 @@
           : since(d.last_contact_age_seconds) + " · " + clock(d.last_contact)],
         ["Last error", error],
         ["SMS", d.received + " received · " + plural(d.duplicates, "duplicate") + " · " + d.rejected + " rejected"],
-        ["SIMs", d.ports_online + " of " + d.ports_total + " online"
-          + (d.ports_with_errors ? " · " + d.ports_with_errors + " with errors" : "")],
+        // A source that only hands over SMS (HTTP intake) says nothing of its SIMs: "0 of 0
+        // online" would read as a dead farm. Imported SIMs count as online (CONTRACT.md).
+        ["SIMs", !d.reports_on_its_own && !d.ports.length
+          ? el("span", { class: "muted" }, "not reported by this source; imported SIMs count as online")
+          : d.ports_online + " of " + d.ports_total + " online"
+            + (d.ports_with_errors ? " · " + d.ports_with_errors + " with errors" : "")],
       ];
       for (const c of d.clock_skew || []) {
         // The device's clock, not simgate's: its received_at is far from ours (README, "Clock skew").
@@ -701,7 +705,7 @@
               el("thead", {}, el("tr", {}, ["Port", "Phone", "Online", "Signal", "Registration", "ICCID", "Last contact", "Last error"]
                 .map((h) => el("th", {}, h)))),
               el("tbody", {}, d.ports.map((p) => portRow(d, p)))))
-        : el("p", { class: "muted" }, "No SIM reported yet.");
+        : d.reports_on_its_own ? el("p", { class: "muted" }, "No SIM reported yet.") : null;
       const classes = ["card", "driver", d.silent ? "silent" : null, d.recent_error ? "has-error" : null];
       return el("section", { class: classes.filter(Boolean).join(" "), dataset: { name: d.name, kind: d.kind } },
         el("div", { class: "driver-head" }, el("h2", {}, d.name), badge(d.kind, "kind"), state(d)),
