@@ -5,6 +5,8 @@ They follow the first marketplace's spelling; every other marketplace maps them 
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from functools import cache
 from importlib.resources import files
 
@@ -26,3 +28,14 @@ def countries() -> dict[CountryName, str]:
 @cache
 def services() -> tuple[ServiceName, ...]:
     return tuple(ServiceName(name) for name in _lines("services.txt"))
+
+
+def not_in_catalogue(unknown: Iterable[str]) -> str:
+    """The settings' refusal of service names, each with the closest catalogue name: a typo
+    in SIMGATE_<NAME>_SERVICES or a group stops start-up, and should say what was meant."""
+    known = services()
+    named = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1)
+        named.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return f"not in the service catalogue: {', '.join(named)}"

@@ -63,7 +63,7 @@ class ExclusionGroupSettings(BaseModel):
             raise ValueError("a group needs at least two different services")
         unknown = sorted(set(value) - set(catalogue.services()))
         if unknown:
-            raise ValueError(f"not in the service catalogue: {', '.join(unknown)}")
+            raise ValueError(catalogue.not_in_catalogue(unknown))
         return value
 
     @field_validator("countries")
@@ -250,6 +250,10 @@ class Settings(BaseModel):
                 raise ValueError(f"{item.strip()!r} is not name=weight") from None
             if not name.strip() or not 0 <= number <= 1000:
                 raise ValueError(f"{item.strip()!r}: a name and a weight from 0 to 1000")
+            if name.strip().lower() not in registry.names():
+                # A misspelt name would weigh nothing and leave the intended lane at 1.
+                known = ", ".join(registry.names())
+                raise ValueError(f"unknown marketplace {name.strip()!r} (known: {known})")
         return value
 
     @property

@@ -270,3 +270,24 @@ def test_a_variable_for_a_toml_table_says_where_it_is_set(table: str) -> None:
     with pytest.raises(SettingsError) as raised:
         load_settings({f"SIMGATE_{table.upper()}": "whatsapp,astropay"})
     assert str(raised.value).startswith(f"SIMGATE_{table.upper()}: {table} is set in the TOML file (")
+
+
+def test_lane_weights_refuse_a_marketplace_simgate_does_not_know() -> None:
+    # "smshb=2" would weigh nothing at all and leave SMSHUB at 1, with no word to the owner.
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"SIMGATE_LANE_WEIGHTS": "smshb=2,onlinesim=1"})
+    assert str(raised.value) == (
+        "SIMGATE_LANE_WEIGHTS: unknown marketplace 'smshb' (known: onlinesim, smshub, grizzly, herosms)"
+    )
+    assert load_settings({"SIMGATE_LANE_WEIGHTS": "SMSHUB=2, onlinesim=1"}).weights == {
+        "smshub": 2.0,
+        "onlinesim": 1.0,
+    }
+
+
+def test_a_misspelt_service_is_refused_with_the_closest_catalogue_name() -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"SIMGATE_ONLINESIM_SERVICES": "telegramm,whatsapp,zzzqqq"})
+    assert str(raised.value) == (
+        "SIMGATE_ONLINESIM_SERVICES: not in the service catalogue: telegramm (did you mean telegram?), zzzqqq"
+    )

@@ -93,7 +93,7 @@ class AgentSettings(MarketplaceSettings):
             return None
         unknown = sorted(set(names) - set(catalogue.services()))
         if unknown:
-            raise ValueError(f"not in the service catalogue: {', '.join(unknown)}")
+            raise ValueError(catalogue.not_in_catalogue(unknown))
         named = _merge(cls.SHIPPED_SERVICES, info.data.get("services", {}))
         unnamed = [name for name in names if name not in named]
         if unnamed:
@@ -116,7 +116,7 @@ class AgentSettings(MarketplaceSettings):
     def _service_names(cls, value: dict[str, str]) -> dict[str, str]:
         unknown = sorted(set(value) - set(catalogue.services()))
         if unknown:
-            raise ValueError(f"not in the service catalogue: {', '.join(unknown)}")
+            raise ValueError(catalogue.not_in_catalogue(unknown))
         return value
 
     @field_validator("countries", "operator_mode")

@@ -37,7 +37,7 @@ class OnlinesimSettings(MarketplaceSettings):
         names = [name.strip().lower() for name in value.split(",") if name.strip()]
         unknown = sorted(set(names) - set(catalogue.services()))
         if unknown:
-            raise ValueError(f"not in the service catalogue: {', '.join(unknown)}")
+            raise ValueError(catalogue.not_in_catalogue(unknown))
         return ",".join(dict.fromkeys(names))
 
     @property
