@@ -282,7 +282,17 @@ def sms_list(
         sys.stdout.write(json.dumps(records, ensure_ascii=False) + "\n")
         return
     # The push id comes first: it is the one `outbox retry` and the dashboard's Pushes page use.
-    table = Table("push", "stored", "phone", "sender", "text", "operation", "state", "tries", "reason")
+    table = Table(
+        "push",
+        "stored",
+        Column("phone", no_wrap=True),
+        "sender",
+        "text",
+        "operation",
+        "state",
+        "tries",
+        "reason",
+    )
     for r in records:
         table.add_row(
             str(r["delivery_id"] or "-"),

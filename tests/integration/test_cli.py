@@ -455,6 +455,8 @@ def test_operations_list(tmp_path: Path) -> None:
     assert json.loads(run(tmp_path, "operations", "list", "--json", "--state", "finished").stdout) == []
     table = run(tmp_path, "operations", "list", env={"COLUMNS": "200"})
     assert "1 of 1 operation(s)" in table.stdout
+    narrow = run(tmp_path, "operations", "list")  # 80 columns, as a pipe or cron has
+    assert operation.phone in narrow.stdout, narrow.stdout  # whole, so it can be copied
     assert run(tmp_path, "operations", "list", "--state", "closed").returncode == 2
 
 

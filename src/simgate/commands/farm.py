@@ -12,7 +12,7 @@ import time
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from simgate.commands.common import console, database, fail
 from simgate.domain.errors import DomainError
@@ -127,7 +127,10 @@ def operations_list(
     if as_json:
         sys.stdout.write(json.dumps(records, ensure_ascii=False) + "\n")
         return
-    table = Table("id", "marketplace", "opened", "phone", "service", "status", "sms", "earned")
+    # A cut phone ("79284562…") cannot be copied into `numbers why`: it never wraps.
+    table = Table(
+        "id", "marketplace", "opened", Column("phone", no_wrap=True), "service", "status", "sms", "earned"
+    )
     for r in records:
         opened = time.strftime("%m-%d %H:%M", time.localtime(float(r["opened_at"] or 0)))
         table.add_row(
