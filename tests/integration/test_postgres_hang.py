@@ -183,3 +183,55 @@ def test_every_pooled_connection_carries_the_tcp_settings_and_the_owners_win(pos
                 assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
     finally:
         store.close()
+
+
+def test_a_connection_cut_just_as_its_answer_came_is_not_handed_out_again(postgres_url: str) -> None:
+    """The watch may cut a round trip whose answer has just arrived (its bound passed while the
+    thread had not yet left the block): no error then, but the socket is shut, so the
+    connection must not go back to the pool for another unit to fail on."""
+    import psycopg
+
+    from simgate.storage.pg_hang import AnswerWatch
+
+    watch = AnswerWatch(bound=0.0)
+    try:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            with watch.round_trip(conn):
+                conn.execute("SELECT 1").fetchone()  # answered
+                watch.cut_silent()  # the watch's look lands now, past the (zero) bound
+            assert watch.cuts == 1
+            assert conn.closed, "a connection with its socket shut down stayed open"
+    finally:
+        watch.close()
+
+
+def test_the_pools_check_of_an_idle_connection_has_its_own_short_bound(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch, postgres_url: str
+) -> None:
+    """After a hang the probe checks the idle connections one after another while the store is
+    held down: each silent one may hold it CHECK_BOUND, not the statement bound."""
+    import psycopg
+
+    from simgate.storage.pg_hang import CHECK_BOUND, AnswerWatch
+
+    assert store._watch.bound > CHECK_BOUND
+    bounds: list[float | None] = []
+    round_trip = store._watch.round_trip
+
+    def recorded(conn: psycopg.Connection[object], bound: float | None = None) -> object:
+        bounds.append(bound)
+        return round_trip(conn, bound)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store._watch, "round_trip", recorded)
+    store.pool.wait(HANG)
+    store.pool.check()
+    assert bounds
+    assert set(bounds) == {CHECK_BOUND}
+    # And a round trip's own bound is the one the watch holds it to.
+    watch = AnswerWatch(bound=3600.0)
+    try:
+        with psycopg.connect(postgres_url, autocommit=True) as conn, watch.round_trip(conn, 0.0):
+            watch.cut_silent()
+        assert watch.cuts == 1
+    finally:
+        watch.close()

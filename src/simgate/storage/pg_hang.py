@@ -58,6 +58,10 @@ never cut; only a peer that acknowledges nothing is."""
 ANSWER_GRACE = 1.0
 """Seconds a round trip may outlast the server's statement_timeout before we give up on it:
 the server's own timeout fires first, so only a peer that does not answer at all reaches it."""
+CHECK_BOUND = 1.0
+"""Seconds the pool's check of an idle connection (an empty query) may take: the probe checks
+them one after another while the store is held down, so after a hang that left N idle
+connections silent, writes return within about N x this, not N x the statement bound."""
 TICK = 0.25
 """How often the watch looks; a hang is noticed at most this late."""
 
@@ -89,7 +93,7 @@ class AnswerWatch:
         self.bound = bound
         self.cuts = 0
         """Connections cut for silence (a number to test and to log, never a control)."""
-        self._waiting: dict[int, tuple[psycopg.Connection[Any], float]] = {}
+        self._waiting: dict[int, tuple[psycopg.Connection[Any], float, float]] = {}
         self._cut: set[int] = set()
         self._tokens = count()
         self._lock = threading.Lock()
@@ -98,20 +102,28 @@ class AnswerWatch:
         self._thread.start()
 
     @contextlib.contextmanager
-    def round_trip(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
+    def round_trip(self, conn: psycopg.Connection[Any], bound: float | None = None) -> Iterator[None]:
+        """`bound`: this round trip's own limit, if shorter work than a statement is waited for."""
         token = next(self._tokens)
+        limit = self.bound if bound is None else bound
         with self._lock:
-            self._waiting[token] = (conn, time.monotonic())
+            self._waiting[token] = (conn, time.monotonic(), limit)
         try:
             yield
         except psycopg.Error as error:
             if token in self._cut:  # the error is our cut, as libpq saw it: say what happened
-                raise Unanswered(f"PostgreSQL did not answer within {self.bound:g} s") from error
+                raise Unanswered(f"PostgreSQL did not answer within {limit:g} s") from error
             raise
         finally:
             with self._lock:
                 self._waiting.pop(token, None)
+                cut = token in self._cut
                 self._cut.discard(token)
+            if cut and not conn.closed:
+                # Cut just as its answer came in: the round trip succeeded, but the socket is
+                # shut; closed here, the pool discards it instead of handing it to a later unit
+                # that would fail (503) for nothing.
+                conn.close()
 
     def close(self) -> None:
         self._stop.set()
@@ -124,9 +136,9 @@ class AnswerWatch:
     def cut_silent(self) -> None:
         now = time.monotonic()
         with self._lock:  # held while cutting: a finished round trip's socket may be reused
-            late = [token for token, (_, since) in self._waiting.items() if now - since > self.bound]
+            late = [token for token, (_, since, limit) in self._waiting.items() if now - since > limit]
             for token in late:
-                conn, since = self._waiting.pop(token)
+                conn, since, _ = self._waiting.pop(token)
                 if _shut_down(conn):
                     self._cut.add(token)
                     self.cuts += 1

@@ -45,7 +45,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from simgate.domain.errors import ClaimConflict
 from simgate.domain.ledger import NO_RULES, LedgerRules
-from simgate.storage.pg_hang import ANSWER_GRACE, AnswerWatch, Unanswered, tcp_settings
+from simgate.storage.pg_hang import ANSWER_GRACE, CHECK_BOUND, AnswerWatch, Unanswered, tcp_settings
 from simgate.storage.pg_units import PgConnection, PgUnitOfWork
 from simgate.storage.ports import Reports, StoreUnavailable, UnitOfWork
 from simgate.storage.sql_reports import SqlReports
@@ -248,5 +248,5 @@ class WatchedPool(ConnectionPool):
         super().__init__(*args, **kwargs)
 
     def check_connection(self, conn: psycopg.Connection[Any]) -> None:  # type: ignore[override]
-        with self.watch.round_trip(conn):
+        with self.watch.round_trip(conn, CHECK_BOUND):
             ConnectionPool.check_connection(conn)
