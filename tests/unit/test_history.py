@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,3 +106,40 @@ def test_a_prune_that_removes_nothing_is_not_logged(caplog: pytest.LogCaptureFix
     with caplog.at_level(logging.INFO, logger="simgate.history"):
         assert asyncio.run(pruner.prune()) == dict.fromkeys(TABLES, 0)
     assert caplog.text == ""
+
+
+@pytest.mark.parametrize(("days", "started"), [("180", True), ("0", False)])
+def test_serve_runs_the_pruner_unless_history_is_kept_forever(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, days: str, started: bool
+) -> None:
+    """The wiring: the app `serve` builds makes a HistoryPruner and runs it with its background
+    tasks (none when SIMGATE_HISTORY_DAYS=0), and stops it with the app."""
+    import time
+
+    from tests.conftest import LiveServer, test_settings
+
+    made: list[HistoryPruner] = []
+    runs: list[str] = []
+    real_init, real_run = HistoryPruner.__init__, HistoryPruner.run
+
+    def init(self: HistoryPruner, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        real_init(self, *args, **kwargs)
+
+    async def run(self: HistoryPruner) -> None:
+        runs.append("started")
+        await real_run(self)
+        runs.append("stopped")
+
+    monkeypatch.setattr(HistoryPruner, "__init__", init)
+    monkeypatch.setattr(HistoryPruner, "run", run)
+    server = LiveServer(test_settings(sqlite_url, history_days=days)).start()
+    try:
+        assert len(made) == (1 if started else 0)
+        deadline = time.monotonic() + 30
+        while started and not runs and time.monotonic() < deadline:
+            time.sleep(0.01)  # the task takes its first step on the server's loop
+        assert runs == (["started"] if started else [])
+    finally:
+        server.stop()
+    assert runs == (["started", "stopped"] if started else [])
