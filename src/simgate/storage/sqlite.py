@@ -284,7 +284,21 @@ class SQLiteStore:
             with contextlib.suppress(RuntimeError):  # that loop is closed: nobody awaits these
                 loop.call_soon_threadsafe(_settle, results)
 
-    def _run_group(self, works: list[Callable[[UnitOfWork], Any]]) -> list[tuple[bool, Any]]:
+    def _run_group(
+        self, works: list[Callable[[UnitOfWork], Any]], *, careful: bool = False
+    ) -> list[tuple[bool, Any]]:
+        """The units of one group in one transaction, each one's outcome in order.
+
+        First without savepoints (`careful` False): a savepoint per unit made SQLite copy every
+        page a unit first touched into its statement journal (four fifths of the bytes the
+        writer wrote per GET_NUMBER + FINISH; docs/benchmarks.md), though units almost never
+        fail. A unit that fails without having changed a row needs nothing undone (a domain
+        error raised before any write: an SMS for an unknown number). Only when a failed unit
+        may have written something (or the database failed) is the transaction rolled back and
+        the whole group run again, carefully: a savepoint per unit, each failure undone alone.
+        Units are functions of the database and their arguments, so the second run does what
+        the first would have; only the rows of the careful run are committed.
+        """
         conn = self._connection()
         changes = conn.total_changes
         try:
@@ -296,16 +310,23 @@ class SQLiteStore:
         faulted = False
         uow = SqlUnitOfWork(conn, ledger=self.ledger)
         # A unit alone in its group needs no savepoint: rolling the transaction back undoes
-        # it just as well. Two statements fewer per commit where groups are small (an idle
-        # farm, a fast disk), where a commit's fixed cost already weighs most.
+        # it just as well.
         alone = len(works) == 1
         for work in works:
-            if not alone:
+            guarded = careful and not alone
+            if guarded:
                 conn.execute("SAVEPOINT unit")
+            before = conn.total_changes
             try:
                 result = work(uow)
             except BaseException as error:
                 fault = storage_fault(error)
+                if not alone and not careful:
+                    if fault is None and conn.in_transaction and conn.total_changes == before:
+                        outcomes.append((False, error))  # it changed nothing: nothing to undo
+                        continue
+                    self._abandon()
+                    return self._run_group(works, careful=True)
                 if not self._undo(conn, alone):
                     # SQLite rolled the whole transaction back (it does on a full disk): the
                     # units before this one went with it, so none of the group was written.
@@ -320,7 +341,7 @@ class SQLiteStore:
                 else:
                     outcomes.append((False, error))
             else:
-                if not alone:
+                if guarded:
                     conn.execute("RELEASE unit")
                 outcomes.append((True, result))
         try:
