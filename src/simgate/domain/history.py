@@ -22,7 +22,7 @@ predicates below, the SQL stores say the same in SQL, and the contract tests hol
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from simgate.domain.alerts import Notice
@@ -41,6 +41,21 @@ BATCH = 1000
 
 TABLES = ("delivery_attempts", "deliveries", "messages", "operations", "alert_notices")
 """In the order they are deleted: each refers only to tables after it."""
+
+WALK = {
+    "delivery_attempts": "messages",
+    "deliveries": "messages",
+    "messages": "messages",
+    "operations": "operations",
+    "alert_notices": "alert_notices",
+}
+"""The walk each table's batch follows: a message's attempts and pushes go with it, so the
+three follow the messages (by stored_at), whose batch, the last of them, moves that walk on."""
+
+SCAN = 5
+"""A batch examines at most SCAN x its limit old rows of its walk. Old rows that stay (an SMS
+pushed to a marketplace with no push URL, a counted status 4) would otherwise be read again
+by every batch, each one walking past all of them to find its `limit` rows that go."""
 
 Counted = frozenset[tuple[str, int]]
 """(marketplace, FINISH status) pairs whose finished operations a rule counts."""
@@ -67,6 +82,42 @@ class HistoryPolicy:
         """What may go now, or None when nothing ever does."""
         horizon = self.horizon
         return None if horizon is None else PrunePlan(now - horizon, self.counted)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Position:
+    """Where a walk got to: the ordering key (stored_at, finished_at, sent_at) and id of the
+    last row it is done with for this prune; its next batch starts after it."""
+
+    at: float
+    id: int
+
+
+START = Position(float("-inf"), 0)
+"""Each prune starts from the oldest row: one that stayed last time may go now (its push
+delivered once the marketplace got a push URL)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    removed: int
+    reached: Position | None
+    """Where the walk's next batch of this prune starts (after it), or None: the walk has
+    reached the horizon, nothing more goes in this prune."""
+
+
+def reached(after: Position, window: Sequence[tuple[Position, bool]], scan: int) -> Position | None:
+    """Where a walk goes on after a batch: `window` is what the batch's walk finds after
+    `after` once it has deleted (at most `scan` old rows, oldest first, whether each would go).
+    A row that goes and is still there (beyond the batch's limit, its pushes not all gone
+    yet, or locked by another instance) holds the walk just before it; else the walk goes
+    past every row read, or ends when it read fewer than `scan` (it met the horizon)."""
+    last = after
+    for position, goes in window:
+        if goes:
+            return last
+        last = position
+    return None if len(window) < scan else last
 
 
 @dataclass(frozen=True, slots=True)

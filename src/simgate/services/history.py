@@ -1,9 +1,16 @@
 """Pruning history past SIMGATE_HISTORY_DAYS: `simgate prune`, and a background task in `serve`.
 
 A pass deletes one batch of each table, in the order rows refer to each other, each batch
-its own transaction; a prune repeats passes until every batch comes back short. So a prune
-never holds the SQLite writer or a PostgreSQL lock for more than one batch, and the backlog
-of a farm that turns pruning on after a year is worked off gradually, between other writes.
+its own transaction. So a prune never holds the SQLite writer or a PostgreSQL lock for more
+than one batch, and the backlog of a farm that turns pruning on after a year is worked off
+gradually, between other writes.
+
+Each batch examines a bounded stretch of its walk (history.WALK, history.SCAN) and says where
+it got to; the next batch of the same prune continues from there, so old rows that stay (SMS
+still to be pushed, counted status 4) are read once per prune, not once per batch. A prune
+ends when every walk has met the horizon, or when a pass neither removed a row nor moved a
+walk (what is left is held by another instance's batch). The next prune starts from the
+oldest row again: what stayed may go by then.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
-from simgate.domain.history import BATCH, TABLES, HistoryPolicy, PrunePlan
+from simgate.domain.history import BATCH, START, TABLES, WALK, Batch, HistoryPolicy, Position, PrunePlan
 from simgate.domain.types import Timestamp
 from simgate.storage.ports import Store, UnitOfWork
 
@@ -26,17 +33,37 @@ PAUSE = 0.05
 """Seconds between two passes of one prune: other writes go first."""
 
 
-def _batch(table: str, plan: PrunePlan, limit: int) -> Callable[[UnitOfWork], int]:
-    return lambda uow: uow.history.prune(table, plan, limit)
+class Run:
+    """One prune: where each walk got to, carried from one batch to the next, and the rows removed."""
 
+    def __init__(self, plan: PrunePlan, batch: int) -> None:
+        self.plan, self.batch = plan, batch
+        self.at: dict[str, Position | None] = dict.fromkeys(WALK.values(), START)
+        self.removed = dict.fromkeys(TABLES, 0)
+        self.moved = True
+        """The last pass removed a row or moved a walk (or none has run yet)."""
 
-def _short(removed: Mapping[str, int], batch: int) -> bool:
-    return all(rows < batch for rows in removed.values())
+    @property
+    def done(self) -> bool:
+        return not self.moved or all(at is None for at in self.at.values())
 
+    def steps(self) -> list[tuple[str, Callable[[UnitOfWork], Batch]]]:
+        """The next pass: a batch of each table whose walk has not met the horizon yet."""
+        self.moved = False
+        return [(table, self._step(table)) for table in TABLES if self.at[WALK[table]] is not None]
 
-def _add(total: dict[str, int], removed: Mapping[str, int]) -> None:
-    for table, rows in removed.items():
-        total[table] = total.get(table, 0) + rows
+    def _step(self, table: str) -> Callable[[UnitOfWork], Batch]:
+        def work(uow: UnitOfWork) -> Batch:
+            after = self.at[WALK[table]]
+            return uow.history.prune(table, self.plan, self.batch, START if after is None else after)
+
+        return work
+
+    def record(self, table: str, batch: Batch) -> None:
+        walk = WALK[table]
+        self.moved = self.moved or batch.removed > 0 or batch.reached != self.at[walk]
+        self.at[walk] = batch.reached
+        self.removed[table] += batch.removed
 
 
 def _note(removed: dict[str, int], now: Timestamp) -> Callable[[UnitOfWork], None]:
@@ -53,26 +80,27 @@ def _log(removed: Mapping[str, int], plan: PrunePlan) -> None:
 
 
 def prune_pass(store: Store, plan: PrunePlan, batch: int = BATCH) -> dict[str, int]:
-    """One batch of each table, in history.TABLES order; the rows each removed."""
-    return {table: store.run(_batch(table, plan, batch)) for table in TABLES}
+    """One batch of each table from the oldest row, in history.TABLES order; the rows each removed."""
+    run = Run(plan, batch)
+    for table, work in run.steps():
+        run.record(table, store.run(work))
+    return run.removed
 
 
 def prune_history(store: Store, policy: HistoryPolicy, now: Timestamp, batch: int = BATCH) -> dict[str, int]:
-    """Prune until every batch comes back short (`simgate prune`); the rows removed per table.
-    Nothing when the policy keeps history forever."""
+    """Prune until every walk has met the horizon (`simgate prune`); the rows removed per
+    table. Nothing when the policy keeps history forever."""
     plan = policy.plan(now)
-    removed = dict.fromkeys(TABLES, 0)
     if plan is None:
-        return removed
-    while True:
-        done = prune_pass(store, plan, batch)
-        _add(removed, done)
-        if _short(done, batch):
-            break
-    if any(removed.values()):
-        store.run(_note(removed, now))
-        _log(removed, plan)
-    return removed
+        return dict.fromkeys(TABLES, 0)
+    run = Run(plan, batch)
+    while not run.done:
+        for table, work in run.steps():
+            run.record(table, store.run(work))
+    if any(run.removed.values()):
+        store.run(_note(run.removed, now))
+        _log(run.removed, plan)
+    return run.removed
 
 
 class HistoryPruner:
@@ -110,19 +138,19 @@ class HistoryPruner:
     async def prune(self) -> dict[str, int]:
         now = self.clock()
         plan = self.policy.plan(now)
-        removed = dict.fromkeys(TABLES, 0)
         if plan is None:
-            return removed
+            return dict.fromkeys(TABLES, 0)
+        run = Run(plan, self.batch)
         while not self._stop.is_set():
-            done = {table: await self.store.transact(_batch(table, plan, self.batch)) for table in TABLES}
-            _add(removed, done)
-            if _short(done, self.batch):
+            for table, work in run.steps():
+                run.record(table, await self.store.transact(work))
+            if run.done:
                 break
             await asyncio.sleep(self.pause)
-        if any(removed.values()):
-            await self.store.transact(_note(removed, now))
-            _log(removed, plan)
-        return removed
+        if any(run.removed.values()):
+            await self.store.transact(_note(run.removed, now))
+            _log(run.removed, plan)
+        return run.removed
 
     def stop(self) -> None:
         self._stop.set()

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from simgate.domain.history import PrunePlan
+from simgate.domain.history import START, Batch, Position, PrunePlan
 from simgate.domain.types import Timestamp
 
 
@@ -25,10 +25,13 @@ class Pruned:
 
 
 class HistoryRepository(Protocol):
-    def prune(self, table: str, plan: PrunePlan, limit: int) -> int:
+    def prune(self, table: str, plan: PrunePlan, limit: int, after: Position = START) -> Batch:
         """Delete at most `limit` rows of `table` (one of history.TABLES) that `plan` lets
-        go and nothing refers to any more; how many went. Idempotent: two instances at once
-        delete each row once, and a row another deletes meanwhile is simply not counted."""
+        go and nothing refers to any more, among the first history.SCAN x `limit` old rows of
+        its walk (history.WALK) after `after`; how many went and where the walk goes on
+        (history.reached: the messages' batch moves the walk of their attempts and pushes,
+        whose own batches leave it where it was). Idempotent: two instances at once delete
+        each row once, and a row another deletes meanwhile is simply not counted."""
         ...
 
     def prunable(self, plan: PrunePlan) -> dict[str, int]:

@@ -3,13 +3,13 @@ domain's predicates, which the SQL must agree with)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from simgate.domain import history
-from simgate.domain.history import PrunePlan
+from simgate.domain.history import Batch, Position, PrunePlan
 from simgate.domain.model import Operation
 from simgate.domain.read_model import BLOCKED, earned, status_name
-from simgate.domain.types import EVERYWHERE, Timestamp
+from simgate.domain.types import EVERYWHERE, OperationId, Timestamp
 from simgate.storage.history_ports import Pruned
 from simgate.storage.memory_state import MemoryState
 
@@ -59,24 +59,55 @@ class MemoryHistory:
         still_open = {key: a.rule for key, a in alerts.alerts.items() if a.resolved_at is None}
         return [i for i, n in sorted(alerts.notices.items()) if history.notice_goes(n, plan, still_open)]
 
-    def prune(self, table: str, plan: PrunePlan, limit: int) -> int:
-        steps = {
-            "delivery_attempts": self._attempts,
-            "deliveries": self._deliveries,
-            "messages": self._messages,
-            "operations": self._operations,
-            "alert_notices": self._notices,
-        }
-        if table not in steps:
+    def prune(self, table: str, plan: PrunePlan, limit: int, after: Position = history.START) -> Batch:
+        if table not in history.WALK:
             raise ValueError(f"not a history table: {table}")
-        return steps[table](plan, limit)
+        scan = history.SCAN * limit
+        if table == "operations":
+            removed = self._operations(self._operation_window(plan, after, scan), limit)
+            return Batch(removed, history.reached(after, self._operation_window(plan, after, scan), scan))
+        if table == "alert_notices":
+            removed = self._notices(self._notice_window(plan, after, scan), limit)
+            return Batch(removed, history.reached(after, self._notice_window(plan, after, scan), scan))
+        front = self._front(plan, after, limit)
+        if table == "delivery_attempts":
+            return Batch(self._attempts(front, limit), after)
+        if table == "deliveries":
+            return Batch(self._deliveries(front, limit), after)
+        removed = self._messages(front, limit)
+        return Batch(removed, history.reached(after, self._message_window(plan, after, scan), scan))
 
-    def _front(self, plan: PrunePlan, limit: int) -> set[int]:
-        """sql_history's front: the oldest `limit` messages that go."""
-        return set(self._messages_going(plan)[:limit])
+    def _message_window(self, plan: PrunePlan, after: Position, scan: int) -> list[tuple[Position, bool]]:
+        """sql_history's window: the first `scan` old messages after `after`, whether each goes."""
+        going = set(self._messages_going(plan))
+        rows = ((Position(m.stored_at, m.id), m.id in going) for m in self.s.outbox.messages.values())
+        return _window(rows, plan, after, scan)
 
-    def _attempts(self, plan: PrunePlan, limit: int) -> int:
-        out, going = self.s.outbox, self._front(plan, limit)
+    def _operation_window(self, plan: PrunePlan, after: Position, scan: int) -> list[tuple[Position, bool]]:
+        going = {o.id for o in self._operations_going(plan, set(self._messages_going(plan)))}
+        rows = (
+            (Position(o.finished_at, o.id), o.id in going)
+            for o in self.s.operations.values()
+            if o.finished_at is not None
+        )
+        return _window(rows, plan, after, scan)
+
+    def _notice_window(self, plan: PrunePlan, after: Position, scan: int) -> list[tuple[Position, bool]]:
+        going = set(self._notices_going(plan))
+        rows = (
+            (Position(n.sent_at, i), i in going)
+            for i, n in self.s.alerts.notices.items()
+            if n.sent_at is not None
+        )
+        return _window(rows, plan, after, scan)
+
+    def _front(self, plan: PrunePlan, after: Position, limit: int) -> set[int]:
+        """sql_history's front: the oldest `limit` messages that go in the window."""
+        window = self._message_window(plan, after, history.SCAN * limit)
+        return {position.id for position, _ in _first(window, limit)}
+
+    def _attempts(self, going: set[int], limit: int) -> int:
+        out = self.s.outbox
         removed = 0
         for delivery_id, d in sorted(out.deliveries.items()):
             attempts = out.attempts.get(delivery_id)
@@ -89,8 +120,8 @@ class MemoryHistory:
                 del out.attempts[delivery_id]
         return removed
 
-    def _deliveries(self, plan: PrunePlan, limit: int) -> int:
-        out, going = self.s.outbox, self._front(plan, limit)
+    def _deliveries(self, going: set[int], limit: int) -> int:
+        out = self.s.outbox
         bare = [i for i, d in sorted(out.deliveries.items()) if not out.attempts.get(i)]
         ids = [i for i in bare if out.deliveries[i].message_id in going]
         for delivery_id in ids[:limit]:
@@ -98,17 +129,17 @@ class MemoryHistory:
             out.claims.pop(delivery_id, None)
         return len(ids[:limit])
 
-    def _messages(self, plan: PrunePlan, limit: int) -> int:
+    def _messages(self, going: set[int], limit: int) -> int:
         out = self.s.outbox
         pushed = {d.message_id for d in out.deliveries.values()}
-        ids = sorted(i for i in self._front(plan, limit) if i not in pushed)[:limit]
+        ids = sorted(i for i in going if i not in pushed)[:limit]
         for message_id in ids:
             del out.messages[message_id]
         return len(ids)
 
-    def _operations(self, plan: PrunePlan, limit: int) -> int:
-        # sql_history's front: the oldest `limit` that go once their messages have.
-        front = self._operations_going(plan, set(self._messages_going(plan)))[:limit]
+    def _operations(self, window: list[tuple[Position, bool]], limit: int) -> int:
+        # sql_history's front: the oldest `limit` of the window that go once their messages have.
+        front = [self.s.operations[OperationId(position.id)] for position, _ in _first(window, limit)]
         out = self.s.outbox
         referenced = {m.operation_id for m in out.messages.values()}
         referenced |= {d.operation_id for d in out.deliveries.values()}
@@ -122,8 +153,8 @@ class MemoryHistory:
                 self.s.pruned_sales[key] = (sold + 1, money + earned(operation))
         return len(operations)
 
-    def _notices(self, plan: PrunePlan, limit: int) -> int:
-        notices = self._notices_going(plan)[:limit]
+    def _notices(self, window: list[tuple[Position, bool]], limit: int) -> int:
+        notices = [position.id for position, _ in _first(window, limit)]
         for notice_id in notices:
             del self.s.alerts.notices[notice_id]
         return len(notices)
@@ -149,3 +180,15 @@ class MemoryHistory:
 
     def pruned(self) -> list[Pruned]:
         return [self.s.pruned[t] for t in history.TABLES if t in self.s.pruned]
+
+
+def _window(
+    rows: Iterable[tuple[Position, bool]], plan: PrunePlan, after: Position, scan: int
+) -> list[tuple[Position, bool]]:
+    """sql_history's window: the first `scan` rows after `after` older than the horizon."""
+    return sorted((p, goes) for p, goes in rows if after < p and p.at < plan.before)[:scan]
+
+
+def _first(window: list[tuple[Position, bool]], limit: int) -> list[tuple[Position, bool]]:
+    """The oldest `limit` rows of the window that go."""
+    return [row for row in window if row[1]][:limit]

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from simgate.domain import history
-from simgate.domain.history import PrunePlan
+from simgate.domain.history import Batch, Position, PrunePlan
 from simgate.domain.read_model import BLOCKED
 from simgate.domain.types import Timestamp
 from simgate.storage.history_ports import Pruned
@@ -47,6 +47,11 @@ def notice_goes(fence: str = "") -> str:
         "n.sent_at < ? AND NOT EXISTS (SELECT 1 FROM alerts a"
         f" WHERE a.key = n.key AND a.resolved_at IS NULL{fence})"
     )
+
+
+def notice_goes_after(fence: str = "") -> str:
+    """notice_goes over a notice `n` of a window, which is older than the horizon already."""
+    return f"NOT EXISTS (SELECT 1 FROM alerts a WHERE a.key = n.key AND a.resolved_at IS NULL{fence})"
 
 
 def still_counted(plan: PrunePlan, fence: str = "") -> tuple[str, list[Any]]:
@@ -93,40 +98,83 @@ class SqlHistory:
     def _none(self, table: str, where: str) -> str:
         return f"NOT {self._some(table, where)}"
 
-    def _front(self) -> str:
-        """The oldest `limit` messages that go (parameters: before, limit). The batches of
-        their attempts, pushes and themselves look at these alone: a batch that finds fewer
-        than `limit` rows must not have read all the old history to say so (a prune that has
-        stripped 500 pushes would otherwise read every old SMS looking for 500 more)."""
-        return self._batch(f"SELECT m.id FROM messages m WHERE {goes(self.fence)}", "m.stored_at, m.id")
+    def _window(self, table: str, key: str) -> str:
+        """The first rows of `table` (aliased as its first letter) after a position, oldest
+        by `key` first, older than the horizon (parameters: before, at, at, id, scan): the
+        most one batch examines, through the index on `key`, however many of them stay."""
+        t = table[0]
+        return (
+            f"SELECT {t}.* FROM {table} {t} WHERE {t}.{key} < ? AND {t}.{key} >= ?"
+            f" AND ({t}.{key} > ? OR {t}.id > ?) ORDER BY {t}.{key}, {t}.id LIMIT ?"
+        )
 
-    def _front_operations(self, counted: str) -> str:
-        """The oldest `limit` operations that go once their messages have (parameters:
-        before, before, the counted ones', limit): those with a message that stays (an SMS
-        still pushed) are not in it, so they never hold the others back."""
+    def _front(self) -> str:
+        """The oldest `limit` messages that go in the window (parameters: the window's,
+        before, limit). The batches of their attempts, pushes and themselves look at these
+        alone: a batch that finds fewer than `limit` rows must not have read all the old
+        history to say so (a prune that has stripped 500 pushes would otherwise read every
+        old SMS looking for 500 more)."""
+        window = self._window("messages", "stored_at")
+        return self._batch(f"SELECT m.id FROM ({window}) m WHERE {goes(self.fence)}", "m.stored_at, m.id")
+
+    def _operation_goes(self, counted: str) -> str:
+        """Over an operation `o` of the window (parameters: before, the counted ones'): it goes
+        once its messages have; one with a message that stays (an SMS still pushed) is not
+        among them, so it never holds the others back."""
         stays = (
             f"SELECT 1 FROM messages m WHERE m.operation_id = o.id AND NOT ({goes(self.fence)}){self.fence}"
         )
-        select = f"SELECT o.id FROM operations o WHERE o.finished_at < ? AND NOT EXISTS ({stays}){counted}"
-        return self._batch(select, "o.finished_at, o.id")
+        return f"NOT EXISTS ({stays}){counted}"
 
-    def prune(self, table: str, plan: PrunePlan, limit: int) -> int:
-        before, front = plan.before, self._front()
+    def _front_operations(self, counted: str) -> str:
+        """The oldest `limit` operations of the window that go once their messages have
+        (parameters: the window's, before, the counted ones', limit)."""
+        window = self._window("operations", "finished_at")
+        return self._batch(
+            f"SELECT o.id FROM ({window}) o WHERE {self._operation_goes(counted)}", "o.finished_at, o.id"
+        )
+
+    @staticmethod
+    def _where(after: Position, before: Timestamp, limit: int) -> list[Any]:
+        return [before, after.at, after.at, after.id, history.SCAN * limit]
+
+    def _reached(
+        self, table: str, key: str, goes: str, params: list[Any], after: Position, scan: int, t: str
+    ) -> Position | None:
+        """history.reached over what is left of the batch's window (`goes` over its alias;
+        `params`: its own, then the window's; `t`: the alias)."""
+        window = self._window(table, key)
+        rows = self.db.execute(
+            f"SELECT {t}.{key}, {t}.id, CASE WHEN {goes} THEN 1 ELSE 0 END FROM ({window}) {t}"
+            f" ORDER BY {t}.{key}, {t}.id",
+            params,
+        ).fetchall()
+        found = [(Position(float(row[0]), int(row[1])), bool(row[2])) for row in rows]
+        return history.reached(after, found, scan)
+
+    def prune(self, table: str, plan: PrunePlan, limit: int, after: Position = history.START) -> Batch:
+        before, front, scan = plan.before, self._front(), history.SCAN * limit
+        window = self._where(after, before, limit)
         if table == "delivery_attempts":
             # Their pushes first, then the attempts: joined in one FROM, SQLite chose to read
             # every attempt and look each one's message up.
             pushes = f"SELECT d.id FROM deliveries d WHERE {self._in('d.message_id', front)}"
             select = f"SELECT a.id FROM delivery_attempts a WHERE {self._in('a.delivery_id', pushes)}"
             batch = self._batch(select, "a.delivery_id, a.id", "a")
-            return self._delete(table, batch, [before, limit, limit])
+            return Batch(self._delete(table, batch, [*window, before, limit, limit]), after)
         if table == "deliveries":
             bare = self._none("delivery_attempts", "dx.delivery_id = d.id")
             select = f"SELECT d.id FROM deliveries d WHERE {self._in('d.message_id', front)} AND {bare}"
-            return self._delete(table, self._batch(select, "d.id", "d"), [before, limit, limit])
+            removed = self._delete(table, self._batch(select, "d.id", "d"), [*window, before, limit, limit])
+            return Batch(removed, after)
         if table == "messages":
             unpushed = self._none("deliveries", "dx.message_id = m.id")
             select = f"SELECT m.id FROM messages m WHERE {self._in('m.id', front)} AND {unpushed}"
-            return self._delete(table, self._batch(select, "m.id", "m"), [before, limit, limit])
+            removed = self._delete(table, self._batch(select, "m.id", "m"), [*window, before, limit, limit])
+            return Batch(
+                removed,
+                self._reached(table, "stored_at", goes(self.fence), [before, *window], after, scan, "m"),
+            )
         if table == "operations":
             counted, params = still_counted(plan, self.fence)
             select = (
@@ -136,12 +184,27 @@ class SqlHistory:
             )
             batch = self._batch(select, "o.id", "o")
             ids = [
-                row[0] for row in self.db.execute(batch, [before, before, *params, limit, limit]).fetchall()
+                row[0] for row in self.db.execute(batch, [*window, before, *params, limit, limit]).fetchall()
             ]
-            return self._delete_operations(ids)
+            removed = self._delete_operations(ids)
+            going = self._operation_goes(counted)
+            return Batch(
+                removed,
+                self._reached(table, "finished_at", going, [before, *params, *window], after, scan, "o"),
+            )
         if table == "alert_notices":
-            select = f"SELECT n.id FROM alert_notices n WHERE {notice_goes(self.fence)}"
-            return self._delete(table, self._batch(select, "n.sent_at, n.id", "n"), [before, limit])
+            sent = notice_goes_after(self.fence)
+            front = self._batch(
+                f"SELECT n.id FROM ({self._window(table, 'sent_at')}) n WHERE {sent}", "n.sent_at, n.id"
+            )
+            batch = self._batch(
+                f"SELECT n.id FROM alert_notices n WHERE {self._in('n.id', front)}", "n.id", "n"
+            )
+            removed = self._delete(table, batch, [*window, limit, limit])
+            return Batch(
+                removed,
+                self._reached(table, "sent_at", notice_goes_after(self.fence), window, after, scan, "n"),
+            )
         raise ValueError(f"not a history table: {table}")
 
     def _delete_operations(self, ids: list[Any]) -> int:
