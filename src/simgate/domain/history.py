@@ -22,7 +22,7 @@ predicates below, the SQL stores say the same in SQL, and the contract tests hol
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from simgate.domain.alerts import Notice
@@ -106,15 +106,18 @@ class Batch:
     reached the horizon, nothing more goes in this prune."""
 
 
-def reached(after: Position, window: Sequence[tuple[Position, bool]], scan: int) -> Position | None:
-    """Where a walk goes on after a batch: `window` is what the batch's walk finds after
-    `after` once it has deleted (at most `scan` old rows, oldest first, whether each would go).
-    A row that goes and is still there (beyond the batch's limit, its pushes not all gone
-    yet, or locked by another instance) holds the walk just before it; else the walk goes
-    past every row read, or ends when it read fewer than `scan` (it met the horizon)."""
+def reached(
+    after: Position, window: Sequence[tuple[Position, bool]], scan: int, gone: Collection[int] = ()
+) -> Position | None:
+    """Where a walk goes on after a batch. `window` is what the batch examined after `after`
+    (at most `scan` old rows, oldest first, whether each goes), `gone` the ids it deleted. A
+    row that goes and is still there (beyond the batch's limit, its pushes not all gone yet,
+    locked by another instance) holds the walk just before it: skipped, it would stay until
+    the next prune. Else the walk goes past every row examined, or ends when the batch
+    examined fewer than `scan` (it met the horizon)."""
     last = after
     for position, goes in window:
-        if goes:
+        if goes and position.id not in gone:
             return last
         last = position
     return None if len(window) < scan else last

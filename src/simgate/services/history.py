@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from simgate.domain.history import BATCH, START, TABLES, WALK, Batch, HistoryPolicy, Position, PrunePlan
 from simgate.domain.types import Timestamp
@@ -31,6 +31,10 @@ EVERY = 300.0
 """Seconds between prunes in `serve`: a day's history ages out in ~300 small batches."""
 PAUSE = 0.05
 """Seconds between two passes of one prune: other writes go first."""
+
+
+def _batch(table: str, plan: PrunePlan, limit: int, after: Position) -> Callable[[UnitOfWork], Batch]:
+    return lambda uow: uow.history.prune(table, plan, limit, after)
 
 
 class Run:
@@ -47,17 +51,14 @@ class Run:
     def done(self) -> bool:
         return not self.moved or all(at is None for at in self.at.values())
 
-    def steps(self) -> list[tuple[str, Callable[[UnitOfWork], Batch]]]:
-        """The next pass: a batch of each table whose walk has not met the horizon yet."""
+    def steps(self) -> Iterator[tuple[str, Callable[[UnitOfWork], Batch]]]:
+        """The next pass: a batch of each table whose walk has not met the horizon yet (one
+        may meet it mid-pass: the attempts' batch can walk past the last old SMS)."""
         self.moved = False
-        return [(table, self._step(table)) for table in TABLES if self.at[WALK[table]] is not None]
-
-    def _step(self, table: str) -> Callable[[UnitOfWork], Batch]:
-        def work(uow: UnitOfWork) -> Batch:
+        for table in TABLES:
             after = self.at[WALK[table]]
-            return uow.history.prune(table, self.plan, self.batch, START if after is None else after)
-
-        return work
+            if after is not None:
+                yield table, _batch(table, self.plan, self.batch, after)
 
     def record(self, table: str, batch: Batch) -> None:
         walk = WALK[table]

@@ -63,19 +63,28 @@ class MemoryHistory:
         if table not in history.WALK:
             raise ValueError(f"not a history table: {table}")
         scan = history.SCAN * limit
-        if table == "operations":
-            removed = self._operations(self._operation_window(plan, after, scan), limit)
-            return Batch(removed, history.reached(after, self._operation_window(plan, after, scan), scan))
-        if table == "alert_notices":
-            removed = self._notices(self._notice_window(plan, after, scan), limit)
-            return Batch(removed, history.reached(after, self._notice_window(plan, after, scan), scan))
-        front = self._front(plan, after, limit)
-        if table == "delivery_attempts":
-            return Batch(self._attempts(front, limit), after)
-        if table == "deliveries":
-            return Batch(self._deliveries(front, limit), after)
-        removed = self._messages(front, limit)
-        return Batch(removed, history.reached(after, self._message_window(plan, after, scan), scan))
+        windows = {
+            "messages": self._message_window,
+            "operations": self._operation_window,
+            "alert_notices": self._notice_window,
+        }
+        window = windows[history.WALK[table]](plan, after, scan)
+        front = {position.id for position, _ in _first(window, limit)}
+        gone: set[int] = set()
+        removed = 0
+        if front and table == "delivery_attempts":
+            removed = self._attempts(front, limit)
+        elif front and table == "deliveries":
+            removed = self._deliveries(front, limit)
+        elif front and table == "messages":
+            gone = self._messages(front, limit)
+        elif front and table == "operations":
+            gone = self._operations(front)
+        elif front:
+            gone = self._notices(front)
+        # No front: sql_history's walk goes past old rows that all stay without deleting.
+        removed = removed or len(gone)
+        return Batch(removed, history.reached(after, window, scan, gone))
 
     def _message_window(self, plan: PrunePlan, after: Position, scan: int) -> list[tuple[Position, bool]]:
         """sql_history's window: the first `scan` old messages after `after`, whether each goes."""
@@ -101,11 +110,6 @@ class MemoryHistory:
         )
         return _window(rows, plan, after, scan)
 
-    def _front(self, plan: PrunePlan, after: Position, limit: int) -> set[int]:
-        """sql_history's front: the oldest `limit` messages that go in the window."""
-        window = self._message_window(plan, after, history.SCAN * limit)
-        return {position.id for position, _ in _first(window, limit)}
-
     def _attempts(self, going: set[int], limit: int) -> int:
         out = self.s.outbox
         removed = 0
@@ -129,17 +133,18 @@ class MemoryHistory:
             out.claims.pop(delivery_id, None)
         return len(ids[:limit])
 
-    def _messages(self, going: set[int], limit: int) -> int:
+    def _messages(self, going: set[int], limit: int) -> set[int]:
         out = self.s.outbox
         pushed = {d.message_id for d in out.deliveries.values()}
         ids = sorted(i for i in going if i not in pushed)[:limit]
         for message_id in ids:
             del out.messages[message_id]
-        return len(ids)
+        return set(ids)
 
-    def _operations(self, window: list[tuple[Position, bool]], limit: int) -> int:
-        # sql_history's front: the oldest `limit` of the window that go once their messages have.
-        front = [self.s.operations[OperationId(position.id)] for position, _ in _first(window, limit)]
+    def _operations(self, going: set[int]) -> set[int]:
+        """Of the front (the oldest `limit` of the window that go once their messages have),
+        those whose messages and pushes have gone."""
+        front = [self.s.operations[OperationId(i)] for i in going]
         out = self.s.outbox
         referenced = {m.operation_id for m in out.messages.values()}
         referenced |= {d.operation_id for d in out.deliveries.values()}
@@ -151,13 +156,12 @@ class MemoryHistory:
                 key = (operation.marketplace, operation.currency)
                 sold, money = self.s.pruned_sales.get(key, (0, 0))
                 self.s.pruned_sales[key] = (sold + 1, money + earned(operation))
-        return len(operations)
+        return {o.id for o in operations}
 
-    def _notices(self, window: list[tuple[Position, bool]], limit: int) -> int:
-        notices = [position.id for position, _ in _first(window, limit)]
-        for notice_id in notices:
+    def _notices(self, going: set[int]) -> set[int]:
+        for notice_id in going:
             del self.s.alerts.notices[notice_id]
-        return len(notices)
+        return going
 
     def prunable(self, plan: PrunePlan) -> dict[str, int]:
         out = self.s.outbox

@@ -28,6 +28,13 @@ from simgate.storage.history_ports import Pruned
 from simgate.storage.sql_base import Connection
 from simgate.storage.sql_reports import EARNED_SQL, SOLD_SQL
 
+WALKS = {
+    "messages": ("stored_at", "m"),
+    "operations": ("finished_at", "o"),
+    "alert_notices": ("sent_at", "n"),
+}
+"""Each walk's table: its ordering key (an index, migrations 0003 and 0020) and its alias."""
+
 
 def goes(fence: str = "") -> str:
     """history.message_goes over a message `m` (one parameter: plan.before). "No push of it
@@ -98,23 +105,32 @@ class SqlHistory:
     def _none(self, table: str, where: str) -> str:
         return f"NOT {self._some(table, where)}"
 
-    def _window(self, table: str, key: str) -> str:
-        """The first rows of `table` (aliased as its first letter) after a position, oldest
-        by `key` first, older than the horizon (parameters: before, at, at, id, scan): the
-        most one batch examines, through the index on `key`, however many of them stay."""
-        t = table[0]
+    def _window(self, table: str, key: str, t: str) -> str:
+        """The first rows of `table` (aliased `t`) after a position, oldest by `key` first, older
+        than the horizon (parameters: before, at, at, id, scan): the most one batch examines,
+        through the index on `key`, however many of them stay."""
         return (
             f"SELECT {t}.* FROM {table} {t} WHERE {t}.{key} < ? AND {t}.{key} >= ?"
             f" AND ({t}.{key} > ? OR {t}.id > ?) ORDER BY {t}.{key}, {t}.id LIMIT ?"
         )
 
+    def _examine(
+        self, walk: str, goes: str, params: list[Any], where: list[Any]
+    ) -> list[tuple[Position, bool]]:
+        """The batch's window of `walk` (history.WALK), whether each row goes (`goes` over the
+        walk's alias, with `params`); `where`: the window's parameters."""
+        key, t = WALKS[walk]
+        rows = self.db.execute(
+            f"SELECT {t}.{key}, {t}.id, CASE WHEN {goes} THEN 1 ELSE 0 END"
+            f" FROM ({self._window(walk, key, t)}) {t} ORDER BY {t}.{key}, {t}.id",
+            [*params, *where],
+        ).fetchall()
+        return [(Position(float(row[0]), int(row[1])), bool(row[2])) for row in rows]
+
     def _front(self) -> str:
-        """The oldest `limit` messages that go in the window (parameters: the window's,
-        before, limit). The batches of their attempts, pushes and themselves look at these
-        alone: a batch that finds fewer than `limit` rows must not have read all the old
-        history to say so (a prune that has stripped 500 pushes would otherwise read every
-        old SMS looking for 500 more)."""
-        window = self._window("messages", "stored_at")
+        """The oldest `limit` messages of the window that go (parameters: the window's, before,
+        limit). The batches of their attempts, pushes and themselves look at these alone."""
+        window = self._window("messages", "stored_at", "m")
         return self._batch(f"SELECT m.id FROM ({window}) m WHERE {goes(self.fence)}", "m.stored_at, m.id")
 
     def _operation_goes(self, counted: str) -> str:
@@ -129,83 +145,74 @@ class SqlHistory:
     def _front_operations(self, counted: str) -> str:
         """The oldest `limit` operations of the window that go once their messages have
         (parameters: the window's, before, the counted ones', limit)."""
-        window = self._window("operations", "finished_at")
-        return self._batch(
-            f"SELECT o.id FROM ({window}) o WHERE {self._operation_goes(counted)}", "o.finished_at, o.id"
-        )
+        window = self._window("operations", "finished_at", "o")
+        going = self._operation_goes(counted)
+        return self._batch(f"SELECT o.id FROM ({window}) o WHERE {going}", "o.finished_at, o.id")
 
-    @staticmethod
-    def _where(after: Position, before: Timestamp, limit: int) -> list[Any]:
-        return [before, after.at, after.at, after.id, history.SCAN * limit]
-
-    def _reached(
-        self, table: str, key: str, goes: str, params: list[Any], after: Position, scan: int, t: str
-    ) -> Position | None:
-        """history.reached over what is left of the batch's window (`goes` over its alias;
-        `params`: its own, then the window's; `t`: the alias)."""
-        window = self._window(table, key)
-        rows = self.db.execute(
-            f"SELECT {t}.{key}, {t}.id, CASE WHEN {goes} THEN 1 ELSE 0 END FROM ({window}) {t}"
-            f" ORDER BY {t}.{key}, {t}.id",
-            params,
-        ).fetchall()
-        found = [(Position(float(row[0]), int(row[1])), bool(row[2])) for row in rows]
-        return history.reached(after, found, scan)
+    def _ids(self, select: str, params: list[Any]) -> list[Any]:
+        return [row[0] for row in self.db.execute(select, params).fetchall()]
 
     def prune(self, table: str, plan: PrunePlan, limit: int, after: Position = history.START) -> Batch:
-        before, front, scan = plan.before, self._front(), history.SCAN * limit
-        window = self._where(after, before, limit)
+        if table not in history.WALK:
+            raise ValueError(f"not a history table: {table}")
+        before, scan = plan.before, history.SCAN * limit
+        where = [before, after.at, after.at, after.id, scan]
+        counted, params = still_counted(plan, self.fence)
+        walk = history.WALK[table]
+        if walk == "operations":
+            window = self._examine(walk, self._operation_goes(counted), [before, *params], where)
+        elif walk == "alert_notices":
+            window = self._examine(walk, notice_goes_after(self.fence), [], where)
+        else:
+            window = self._examine(walk, goes(self.fence), [before], where)
+        if not any(going for _, going in window):
+            # Old rows that all stay: the walk goes past them without another statement.
+            return Batch(0, history.reached(after, window, scan))
+        front = self._front()
+        gone: list[Any] = []
         if table == "delivery_attempts":
             # Their pushes first, then the attempts: joined in one FROM, SQLite chose to read
             # every attempt and look each one's message up.
             pushes = f"SELECT d.id FROM deliveries d WHERE {self._in('d.message_id', front)}"
             select = f"SELECT a.id FROM delivery_attempts a WHERE {self._in('a.delivery_id', pushes)}"
             batch = self._batch(select, "a.delivery_id, a.id", "a")
-            return Batch(self._delete(table, batch, [*window, before, limit, limit]), after)
-        if table == "deliveries":
+            removed = self._delete(table, batch, [*where, before, limit, limit])
+        elif table == "deliveries":
             bare = self._none("delivery_attempts", "dx.delivery_id = d.id")
             select = f"SELECT d.id FROM deliveries d WHERE {self._in('d.message_id', front)} AND {bare}"
-            removed = self._delete(table, self._batch(select, "d.id", "d"), [*window, before, limit, limit])
-            return Batch(removed, after)
-        if table == "messages":
+            removed = self._delete(table, self._batch(select, "d.id", "d"), [*where, before, limit, limit])
+        elif table == "messages":
             unpushed = self._none("deliveries", "dx.message_id = m.id")
             select = f"SELECT m.id FROM messages m WHERE {self._in('m.id', front)} AND {unpushed}"
-            removed = self._delete(table, self._batch(select, "m.id", "m"), [*window, before, limit, limit])
-            return Batch(
-                removed,
-                self._reached(table, "stored_at", goes(self.fence), [before, *window], after, scan, "m"),
-            )
-        if table == "operations":
-            counted, params = still_counted(plan, self.fence)
+            gone = self._ids(self._batch(select, "m.id", "m"), [*where, before, limit, limit])
+            removed = self._delete_ids(table, gone)
+        elif table == "operations":
             select = (
                 f"SELECT o.id FROM operations o WHERE {self._in('o.id', self._front_operations(counted))}"
                 f" AND {self._none('messages', 'mx.operation_id = o.id')}"
                 f" AND {self._none('deliveries', 'dx.operation_id = o.id')}"
             )
-            batch = self._batch(select, "o.id", "o")
-            ids = [
-                row[0] for row in self.db.execute(batch, [*window, before, *params, limit, limit]).fetchall()
-            ]
-            removed = self._delete_operations(ids)
-            going = self._operation_goes(counted)
-            return Batch(
-                removed,
-                self._reached(table, "finished_at", going, [before, *params, *window], after, scan, "o"),
-            )
-        if table == "alert_notices":
+            gone = self._ids(self._batch(select, "o.id", "o"), [*where, before, *params, limit, limit])
+            removed = self._delete_operations(gone)
+        else:
             sent = notice_goes_after(self.fence)
-            front = self._batch(
-                f"SELECT n.id FROM ({self._window(table, 'sent_at')}) n WHERE {sent}", "n.sent_at, n.id"
+            notices = self._batch(
+                f"SELECT n.id FROM ({self._window(table, 'sent_at', 'n')}) n WHERE {sent}", "n.sent_at, n.id"
             )
-            batch = self._batch(
-                f"SELECT n.id FROM alert_notices n WHERE {self._in('n.id', front)}", "n.id", "n"
-            )
-            removed = self._delete(table, batch, [*window, limit, limit])
-            return Batch(
-                removed,
-                self._reached(table, "sent_at", notice_goes_after(self.fence), window, after, scan, "n"),
-            )
-        raise ValueError(f"not a history table: {table}")
+            select = f"SELECT n.id FROM alert_notices n WHERE {self._in('n.id', notices)}"
+            gone = self._ids(self._batch(select, "n.id", "n"), [*where, limit, limit])
+            removed = self._delete_ids(table, gone)
+        # A message's attempts and pushes going leave it there: its own batch moves the walk on.
+        return Batch(removed, history.reached(after, window, scan, {int(i) for i in gone}))
+
+    def _delete_ids(self, table: str, ids: list[Any]) -> int:
+        removed = 0
+        for start in range(0, len(ids), 500):  # SQLite before 3.32: at most 999 parameters
+            chunk = ids[start : start + 500]
+            removed += self.db.execute(
+                f"DELETE FROM {table} WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+            ).rowcount
+        return removed
 
     def _delete_operations(self, ids: list[Any]) -> int:
         """Delete these operations, adding their sales to `pruned_sales` in the same
