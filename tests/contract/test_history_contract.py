@@ -4,16 +4,17 @@ operations a rule still counts and notices of open alerts stay; batches stay bou
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 
 import pytest
 
 from simgate.dashboard.farm_gauges import FarmCollector
-from simgate.domain.history import DAY, TABLES, HistoryPolicy
+from simgate.domain.history import DAY, SCAN, START, TABLES, WALK, Batch, HistoryPolicy, Position
 from simgate.domain.messages import Attempt, DeliveryState, IncomingMessage, Verdict
 from simgate.domain.model import Number, Operation, OperationKind
 from simgate.domain.types import ServiceName, Timestamp
-from simgate.services.history import prune_history, prune_pass
+from simgate.services.history import Run, prune_history, prune_pass
 from simgate.storage.ports import Store, UnitOfWork
 from tests.factories import make_order, make_spec
 
@@ -86,6 +87,25 @@ class Farm:
             return message.id, delivery
 
         self.messages[name], self.deliveries[name] = self.store.run(work)
+
+    def stuck(self, operation: str, at: Timestamp, count: int) -> list[int]:
+        """`count` SMS to `operation` from `at` on, a second apart, each with a push still
+        pending (a marketplace without a push URL): old, yet they stay. One transaction."""
+        op = self.ops[operation]
+
+        def work(uow: UnitOfWork) -> list[int]:
+            ids = []
+            for i in range(count):
+                incoming = IncomingMessage(op.phone, "VK", f"stuck {i}", "http", None, None)
+                message = uow.messages.add(incoming, op.number_id, op.id, at + i)
+                assert message is not None
+                self.deliveries[f"{operation}{i}"] = uow.outbox.enqueue(
+                    message.id, op.id, op.marketplace, at + i
+                )
+                ids.append(message.id)
+            return ids
+
+        return self.store.run(work)
 
 
 def operation_ids(store: Store) -> set[int]:
@@ -300,3 +320,105 @@ def test_a_lifted_block_does_not_release_the_status_4_budget(store: Store) -> No
     store.run(lambda uow: uow.numbers.unexclude(budget.number_id, budget.service, "blocked"))
     used = store.run(lambda uow: uow.operations.count_finished(budget.number_id, budget.service, "smshub", 4))
     assert used == 1
+
+
+def test_a_batch_examines_a_bounded_stretch_of_old_rows_that_stay_and_says_where_it_stopped(
+    store: Store,
+) -> None:
+    """SMS still to be pushed to a marketplace without a push URL are old and stay: a batch
+    must not walk past all of them to find its rows (every batch read them all again)."""
+    farm = Farm(store)
+    farm.operation("stuck", OLD, OLD + 60)
+    stuck = farm.stuck("stuck", OLD, 3 * SCAN * 2 + 5)
+    plan = POLICY.plan(NOW)
+    assert plan is not None
+
+    def batch(table: str, after: Position = START) -> Batch:
+        return store.run(lambda uow: uow.history.prune(table, plan, 2, after))
+
+    first = Batch(0, Position(OLD + SCAN * 2 - 1, stuck[SCAN * 2 - 1]))
+    for table in ("delivery_attempts", "deliveries", "messages"):
+        assert batch(table) == first, table
+    assert first.reached is not None
+    assert batch("messages", first.reached) == Batch(
+        0, Position(OLD + 2 * SCAN * 2 - 1, stuck[2 * SCAN * 2 - 1])
+    )
+    last = Position(OLD + 3 * SCAN * 2 - 1, stuck[3 * SCAN * 2 - 1])
+    assert batch("messages", last) == Batch(0, None)
+
+
+def test_a_prune_walks_past_the_rows_that_stay_once(store: Store) -> None:
+    """With S old SMS that stay ahead of M that go, a prune's batches each continue where the
+    previous one of their walk stopped: about S / (SCAN x limit) + M / limit passes, each
+    batch's examined stretch after the previous one's, and all M go."""
+    farm = Farm(store)
+    farm.operation("stuck", OLD, OLD + 60)
+    stuck_sms, limit = 50, 2
+    farm.stuck("stuck", OLD, stuck_sms)
+    for i in range(5):
+        farm.operation(f"op{i}", OLD + 100 + i, OLD + 200 + i)
+        farm.sms(f"op{i}", f"op{i}", OLD + 100 + i, pushes=1)
+    for i in range(3 * SCAN * limit):  # status 4 the agent protocol still counts, then one that goes
+        farm.operation(f"counted{i}", OLD + 300, OLD + 300, marketplace="smshub")
+    farm.operation("last", OLD + 400, OLD + 400)
+    plan = POLICY.plan(NOW)
+    assert plan is not None
+    run, passes = Run(plan, limit), 0
+    while not run.done:
+        passes += 1
+        for table, work in run.steps():
+            before = run.at[WALK[table]]
+            run.record(table, store.run(work))
+            reached = run.at[WALK[table]]
+            assert before is not None
+            assert reached is None or reached >= before, (table, before, reached)
+    assert run.removed == {
+        "delivery_attempts": 5,
+        "deliveries": 5,
+        "messages": 5,
+        "operations": 6,
+        "alert_notices": 0,
+    }
+    assert passes <= stuck_sms // (SCAN * limit) + 6 // limit + 3
+    assert operation_ids(store) == {
+        farm.ops[name].id for name in farm.ops if name.startswith(("stuck", "counted"))
+    }
+    # The next prune starts from the oldest again: what stayed may go by then.
+    for delivery in (farm.deliveries["stuck0"], farm.deliveries[f"stuck{stuck_sms - 1}"]):
+        attempt = Attempt(NOW, 12.0, 200, "ok", None, Verdict.DELIVERED)
+        store.run(
+            lambda uow, d=delivery: uow.outbox.record(d, "w1", attempt, DeliveryState.DELIVERED, NOW, None)
+        )
+    removed = prune_history(store, POLICY, NOW, batch=limit)
+    assert (removed["delivery_attempts"], removed["deliveries"], removed["messages"]) == (2, 2, 2)
+
+
+def test_an_sqlite_batch_costs_its_stretch_not_the_rows_that_stay(sqlite_url: str) -> None:
+    """The work of one batch on SQLite, counted in virtual machine instructions (progress
+    handler, not time): the same with 10 times as many old SMS that stay ahead of it."""
+    from simgate.storage.sql_history import SqlHistory
+    from simgate.storage.sqlite import SQLiteStore
+
+    def steps(stuck: int) -> int:
+        store = SQLiteStore.from_url(sqlite_url)
+        farm = Farm(store)
+        farm.operation(f"stuck{stuck}", OLD, OLD + 60)
+        farm.stuck(f"stuck{stuck}", OLD, stuck)
+        store.close()
+        db = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"))
+        counted = [0]
+
+        def count() -> int:
+            counted[0] += 1
+            return 0
+
+        db.set_progress_handler(count, 100)
+        plan = POLICY.plan(NOW)
+        assert plan is not None
+        SqlHistory(db).prune("messages", plan, 10)
+        db.rollback()
+        db.close()
+        return counted[0]
+
+    few = steps(200)
+    assert steps(2000) < 1.5 * few  # before: 70 and 730 (hundreds of instructions)
