@@ -15,6 +15,7 @@ from simgate.domain.messages import Attempt, DeliveryState, IncomingMessage, Ver
 from simgate.domain.model import Number, Operation, OperationKind
 from simgate.domain.types import ServiceName, Timestamp
 from simgate.services.history import Run, prune_history, prune_pass
+from simgate.services.lanes import register_marketplaces
 from simgate.storage.ports import Store, UnitOfWork
 from tests.factories import make_order, make_spec
 
@@ -422,3 +423,43 @@ def test_an_sqlite_batch_costs_its_stretch_not_the_rows_that_stay(sqlite_url: st
 
     few = steps(200)
     assert steps(2000) < 1.5 * few  # before: 70 and 730 (hundreds of instructions)
+
+
+def test_two_postgres_prunes_at_once_share_the_work_and_never_wait(postgres_url: str) -> None:
+    """Instance A holds its batch of attempts, uncommitted; instance B, whose every wait on a
+    lock would fail at once (lock_timeout), takes the other attempts and what they held up."""
+    import psycopg
+
+    from simgate.storage.pg_units import PgConnection
+    from simgate.storage.postgres import PostgresStore
+    from simgate.storage.sql_history import SqlHistory
+
+    store = PostgresStore(postgres_url, min_size=1, max_size=2)
+    store.run(lambda uow: register_marketplaces(uow, ["onlinesim"], 0.0))
+    farm = Farm(store)
+    for i in range(4):
+        farm.operation(f"op{i}", OLD + i, OLD + 60 + i)
+        farm.sms(f"op{i}", f"op{i}", OLD + 30 + i, pushes=2)
+    plan = POLICY.plan(NOW)
+    assert plan is not None
+    with (
+        psycopg.connect(postgres_url, autocommit=True) as a,
+        psycopg.connect(postgres_url, autocommit=True) as b,
+    ):
+        b.execute("SET lock_timeout = '1ms'")
+        first, second = (
+            SqlHistory(PgConnection(a), skip_locked=True),
+            SqlHistory(PgConnection(b), skip_locked=True),
+        )
+        assert first.prune("delivery_attempts", plan, 4).removed == 4
+        other = {table: second.prune(table, plan, 4) for table in TABLES}
+        b.execute("COMMIT")
+        a.execute("COMMIT")
+    assert {table: batch.removed for table, batch in other.items()} == {
+        "delivery_attempts": 4, "deliveries": 2, "messages": 2, "operations": 2, "alert_notices": 0
+    }  # fmt: skip
+    assert other["messages"].reached == START  # held before A's messages, which go next
+    assert prune_history(store, POLICY, NOW) == {
+        "delivery_attempts": 0, "deliveries": 2, "messages": 2, "operations": 2, "alert_notices": 0
+    }  # fmt: skip
+    store.close()
