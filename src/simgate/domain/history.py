@@ -22,7 +22,7 @@ predicates below, the SQL stores say the same in SQL, and the contract tests hol
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from simgate.domain.alerts import Notice
@@ -107,20 +107,18 @@ class Batch:
 
 
 def reached(
-    after: Position, window: Sequence[tuple[Position, bool]], scan: int, gone: Collection[int] = ()
+    going: Iterable[Position], last: Position | None, examined: int, scan: int, gone: Collection[int] = ()
 ) -> Position | None:
-    """Where a walk goes on after a batch. `window` is what the batch examined after `after`
-    (at most `scan` old rows, oldest first, whether each goes), `gone` the ids it deleted. A
-    row that goes and is still there (beyond the batch's limit, its pushes not all gone yet,
-    locked by another instance) holds the walk just before it: skipped, it would stay until
-    the next prune. Else the walk goes past every row examined, or ends when the batch
-    examined fewer than `scan` (it met the horizon)."""
-    last = after
-    for position, goes in window:
-        if goes and position.id not in gone:
-            return last
-        last = position
-    return None if len(window) < scan else last
+    """Where a walk goes on after a batch that examined `examined` old rows after where it
+    started (at most `scan`, `last` the newest of them), of which `going` would go and `gone`
+    (ids) it deleted. A row that goes and is still there (beyond the batch's limit, its pushes
+    not all gone yet, locked by another instance) holds the walk just before it: skipped, it
+    would stay until the next prune. Else the walk goes past every row examined, or ends when
+    the batch examined fewer than `scan` (it met the horizon)."""
+    held = min((p for p in going if p.id not in gone), default=None)
+    if held is not None:
+        return Position(held.at, held.id - 1)  # ids are integers: nothing lies between
+    return None if examined < scan else last
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,11 +29,20 @@ from simgate.storage.sql_base import Connection
 from simgate.storage.sql_reports import EARNED_SQL, SOLD_SQL
 
 WALKS = {
-    "messages": ("stored_at", "m"),
-    "operations": ("finished_at", "o"),
-    "alert_notices": ("sent_at", "n"),
+    "messages": ("stored_at", "m", "m.id, m.stored_at, m.operation_id"),
+    "operations": (
+        "finished_at",
+        "o",
+        "o.id, o.finished_at, o.kind, o.service, o.marketplace, o.finish_status, o.number_id",
+    ),
+    "alert_notices": ("sent_at", "n", "n.id, n.sent_at, n.key"),
 }
-"""Each walk's table: its ordering key (an index, migrations 0003 and 0020) and its alias."""
+"""Each walk's table: its ordering key (an index, migrations 0003 and 0020), its alias, and
+the columns its rules read (the window copies no more than those)."""
+
+
+Examined = tuple[list[Position], Position | None, int]
+"""A batch's window: the rows that go, the newest row, how many rows (history.reached)."""
 
 
 def goes(fence: str = "") -> str:
@@ -105,32 +114,39 @@ class SqlHistory:
     def _none(self, table: str, where: str) -> str:
         return f"NOT {self._some(table, where)}"
 
-    def _window(self, table: str, key: str, t: str) -> str:
-        """The first rows of `table` (aliased `t`) after a position, oldest by `key` first, older
+    def _window(self, walk: str, columns: str | None = None) -> str:
+        """The first rows of `walk`'s table after a position, oldest by its key first, older
         than the horizon (parameters: before, at, at, id, scan): the most one batch examines,
-        through the index on `key`, however many of them stay."""
+        through the index on the key, however many of them stay."""
+        key, t, read = WALKS[walk]
         return (
-            f"SELECT {t}.* FROM {table} {t} WHERE {t}.{key} < ? AND {t}.{key} >= ?"
+            f"SELECT {columns or read} FROM {walk} {t} WHERE {t}.{key} < ? AND {t}.{key} >= ?"
             f" AND ({t}.{key} > ? OR {t}.id > ?) ORDER BY {t}.{key}, {t}.id LIMIT ?"
         )
 
-    def _examine(
-        self, walk: str, goes: str, params: list[Any], where: list[Any]
-    ) -> list[tuple[Position, bool]]:
-        """The batch's window of `walk` (history.WALK), whether each row goes (`goes` over the
-        walk's alias, with `params`); `where`: the window's parameters."""
-        key, t = WALKS[walk]
-        rows = self.db.execute(
-            f"SELECT {t}.{key}, {t}.id, CASE WHEN {goes} THEN 1 ELSE 0 END"
-            f" FROM ({self._window(walk, key, t)}) {t} ORDER BY {t}.{key}, {t}.id",
-            [*params, *where],
+    def _examine(self, walk: str, goes: str, params: list[Any], where: list[Any]) -> Examined:
+        """The batch's window of `walk` (history.WALK): the rows that go (`goes` over the walk's
+        alias, with `params`), how many rows it holds and the newest; `where`: the window's
+        parameters. Two statements: fetching every row of the window to say which go cost
+        SQLite as much again as the rules themselves."""
+        key, t, _ = WALKS[walk]
+        window = self._window(walk)
+        going = self.db.execute(
+            f"SELECT {t}.{key}, {t}.id FROM ({window}) {t} WHERE {goes}", [*where, *params]
         ).fetchall()
-        return [(Position(float(row[0]), int(row[1])), bool(row[2])) for row in rows]
+        # The same window through its index alone: how far it reaches.
+        bare = self._window(walk, f"{t}.id, {t}.{key}")
+        count = self._count(f"SELECT COUNT(*) FROM ({bare}) {t}", where)
+        newest = self.db.execute(
+            f"SELECT {t}.{key}, {t}.id FROM ({bare}) {t} ORDER BY {t}.{key} DESC, {t}.id DESC LIMIT 1", where
+        ).fetchone()
+        last = None if newest is None else Position(float(newest[0]), int(newest[1]))
+        return [Position(float(row[0]), int(row[1])) for row in going], last, count
 
     def _front(self) -> str:
         """The oldest `limit` messages of the window that go (parameters: the window's, before,
         limit). The batches of their attempts, pushes and themselves look at these alone."""
-        window = self._window("messages", "stored_at", "m")
+        window = self._window("messages")
         return self._batch(f"SELECT m.id FROM ({window}) m WHERE {goes(self.fence)}", "m.stored_at, m.id")
 
     def _operation_goes(self, counted: str) -> str:
@@ -145,7 +161,7 @@ class SqlHistory:
     def _front_operations(self, counted: str) -> str:
         """The oldest `limit` operations of the window that go once their messages have
         (parameters: the window's, before, the counted ones', limit)."""
-        window = self._window("operations", "finished_at", "o")
+        window = self._window("operations")
         going = self._operation_goes(counted)
         return self._batch(f"SELECT o.id FROM ({window}) o WHERE {going}", "o.finished_at, o.id")
 
@@ -165,9 +181,10 @@ class SqlHistory:
             window = self._examine(walk, notice_goes_after(self.fence), [], where)
         else:
             window = self._examine(walk, goes(self.fence), [before], where)
-        if not any(going for _, going in window):
+        going, last, examined = window
+        if not going:
             # Old rows that all stay: the walk goes past them without another statement.
-            return Batch(0, history.reached(after, window, scan))
+            return Batch(0, history.reached(going, last, examined, scan))
         front = self._front()
         gone: list[Any] = []
         if table == "delivery_attempts":
@@ -197,13 +214,13 @@ class SqlHistory:
         else:
             sent = notice_goes_after(self.fence)
             notices = self._batch(
-                f"SELECT n.id FROM ({self._window(table, 'sent_at', 'n')}) n WHERE {sent}", "n.sent_at, n.id"
+                f"SELECT n.id FROM ({self._window(table)}) n WHERE {sent}", "n.sent_at, n.id"
             )
             select = f"SELECT n.id FROM alert_notices n WHERE {self._in('n.id', notices)}"
             gone = self._ids(self._batch(select, "n.id", "n"), [*where, limit, limit])
             removed = self._delete_ids(table, gone)
         # A message's attempts and pushes going leave it there: its own batch moves the walk on.
-        return Batch(removed, history.reached(after, window, scan, {int(i) for i in gone}))
+        return Batch(removed, history.reached(going, last, examined, scan, {int(i) for i in gone}))
 
     def _delete_ids(self, table: str, ids: list[Any]) -> int:
         removed = 0
