@@ -106,19 +106,17 @@ class Batch:
     reached the horizon, nothing more goes in this prune."""
 
 
-def reached(
-    going: Iterable[Position], last: Position | None, examined: int, scan: int, gone: Collection[int] = ()
-) -> Position | None:
-    """Where a walk goes on after a batch that examined `examined` old rows after where it
-    started (at most `scan`, `last` the newest of them), of which `going` would go and `gone`
-    (ids) it deleted. A row that goes and is still there (beyond the batch's limit, its pushes
-    not all gone yet, locked by another instance) holds the walk just before it: skipped, it
-    would stay until the next prune. Else the walk goes past every row examined, or ends when
-    the batch examined fewer than `scan` (it met the horizon)."""
+def reached(going: Iterable[Position], end: Position | None, gone: Collection[int] = ()) -> Position | None:
+    """Where a walk goes on after a batch. The batch examined the old rows after where it
+    started up to `end`, the SCAN x limit-th (None: fewer, it met the horizon); `going` are
+    rows of them that go, the oldest one still there among them, `gone` ids it deleted. A
+    row that goes and is still there (beyond the batch's limit, its pushes not all gone yet,
+    locked by another instance) holds the walk just before it: skipped, it would stay until
+    the next prune. Else the walk goes past every row examined, or ends with them."""
     held = min((p for p in going if p.id not in gone), default=None)
     if held is not None:
         return Position(held.at, held.id - 1)  # ids are integers: nothing lies between
-    return None if examined < scan else last
+    return end
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,9 +84,9 @@ class MemoryHistory:
             gone = self._notices(front)
         # No front: sql_history's walk goes past old rows that all stay without deleting.
         removed = removed or len(gone)
-        going = [position for position, goes in window if goes]
-        last = window[-1][0] if window else None
-        return Batch(removed, history.reached(going, last, len(window), scan, gone))
+        going = [position for position, goes in window if goes][: limit + 1]
+        end = window[-1][0] if len(window) == scan else None
+        return Batch(removed, history.reached(going, end, gone))
 
     def _message_window(self, plan: PrunePlan, after: Position, scan: int) -> list[tuple[Position, bool]]:
         """sql_history's window: the first `scan` old messages after `after`, whether each goes."""

@@ -1,9 +1,11 @@
 """SQL history pruning (both dialects, `?` placeholders): domain/history.py in SQL.
 
-Every batch walks an index from the oldest rows (migration 0020): messages by stored_at,
-operations by finished_at, notices by sent_at, each table's children by their parent's key;
-it looks at no more than `limit` candidates (plus the old rows that stay), so a batch costs
-its rows, not the table. On PostgreSQL:
+Every batch walks an index (migration 0020) from where the prune's previous batch of its
+walk stopped (history.WALK, Position): messages by stored_at, operations by finished_at,
+notices by sent_at, each table's children by their parent's key. It first finds, through the
+index alone, the SCAN x limit-th old row after that point, and looks no further: the old rows
+that stay (an SMS whose push is pending, a counted status 4) cost each prune one reading, not
+every batch one, and a batch costs its window at most, never the table. On PostgreSQL:
 - the candidates are locked with SKIP LOCKED: two instances pruning at once take different
   rows and never wait on (or deadlock with) each other;
 - each "is there still a ..." subquery ends in OFFSET 0, which keeps it a lookup per
@@ -29,20 +31,11 @@ from simgate.storage.sql_base import Connection
 from simgate.storage.sql_reports import EARNED_SQL, SOLD_SQL
 
 WALKS = {
-    "messages": ("stored_at", "m", "m.id, m.stored_at, m.operation_id"),
-    "operations": (
-        "finished_at",
-        "o",
-        "o.id, o.finished_at, o.kind, o.service, o.marketplace, o.finish_status, o.number_id",
-    ),
-    "alert_notices": ("sent_at", "n", "n.id, n.sent_at, n.key"),
+    "messages": ("stored_at", "m"),
+    "operations": ("finished_at", "o"),
+    "alert_notices": ("sent_at", "n"),
 }
-"""Each walk's table: its ordering key (an index, migrations 0003 and 0020), its alias, and
-the columns its rules read (the window copies no more than those)."""
-
-
-Examined = tuple[list[Position], Position | None, int]
-"""A batch's window: the rows that go, the newest row, how many rows (history.reached)."""
+"""Each walk's table: its ordering key (an index, migrations 0003 and 0020) and its alias."""
 
 
 def goes(fence: str = "") -> str:
@@ -114,56 +107,47 @@ class SqlHistory:
     def _none(self, table: str, where: str) -> str:
         return f"NOT {self._some(table, where)}"
 
-    def _window(self, walk: str, columns: str | None = None) -> str:
-        """The first rows of `walk`'s table after a position, oldest by its key first, older
-        than the horizon (parameters: before, at, at, id, scan): the most one batch examines,
-        through the index on the key, however many of them stay."""
-        key, t, read = WALKS[walk]
-        return (
-            f"SELECT {columns or read} FROM {walk} {t} WHERE {t}.{key} < ? AND {t}.{key} >= ?"
-            f" AND ({t}.{key} > ? OR {t}.id > ?) ORDER BY {t}.{key}, {t}.id LIMIT ?"
-        )
-
-    def _examine(self, walk: str, goes: str, params: list[Any], where: list[Any]) -> Examined:
-        """The batch's window of `walk` (history.WALK): the rows that go (`goes` over the walk's
-        alias, with `params`), how many rows it holds and the newest; `where`: the window's
-        parameters. Two statements: fetching every row of the window to say which go cost
-        SQLite as much again as the rules themselves."""
-        key, t, _ = WALKS[walk]
-        window = self._window(walk)
-        going = self.db.execute(
-            f"SELECT {t}.{key}, {t}.id FROM ({window}) {t} WHERE {goes}", [*where, *params]
-        ).fetchall()
-        # The same window through its index alone: how far it reaches.
-        bare = self._window(walk, f"{t}.id, {t}.{key}")
-        count = self._count(f"SELECT COUNT(*) FROM ({bare}) {t}", where)
-        newest = self.db.execute(
-            f"SELECT {t}.{key}, {t}.id FROM ({bare}) {t} ORDER BY {t}.{key} DESC, {t}.id DESC LIMIT 1", where
+    def _end(self, walk: str, before: Timestamp, after: Position, scan: int) -> Position | None:
+        """The `scan`-th old row after `after` (None: there are fewer): how far a batch looks,
+        found through the index on the walk's key alone, however many of those rows stay."""
+        key, t = WALKS[walk]
+        row = self.db.execute(
+            f"SELECT {t}.{key}, {t}.id FROM {walk} {t} WHERE {t}.{key} < ? AND {t}.{key} >= ?"
+            f" AND ({t}.{key} > ? OR {t}.id > ?) ORDER BY {t}.{key}, {t}.id LIMIT 1 OFFSET ?",
+            [before, after.at, after.at, after.id, scan - 1],
         ).fetchone()
-        last = None if newest is None else Position(float(newest[0]), int(newest[1]))
-        return [Position(float(row[0]), int(row[1])) for row in going], last, count
+        return None if row is None else Position(float(row[0]), int(row[1]))
+
+    @staticmethod
+    def _window(walk: str) -> str:
+        """Over `walk`'s alias: a row after one position and up to another (parameters: the
+        first's at, at and id, the second's). Bounded by these alone: given the horizon too,
+        SQLite ranged its index up to the horizon and read every row that stays."""
+        key, t = WALKS[walk]
+        after = f"{t}.{key} >= ? AND ({t}.{key} > ? OR {t}.id > ?)"
+        return f"{after} AND {t}.{key} <= ? AND ({t}.{key} < ? OR {t}.id <= ?)"
+
+    def _going(self, walk: str, goes: str, columns: str = "") -> str:
+        """The oldest rows of the window that go (`goes` over the walk's alias), `limit` of
+        them (parameters: the window's, `goes`'s, limit): read in the index's order, so a
+        window of rows that go costs their limit, not the window."""
+        key, t = WALKS[walk]
+        select = f"SELECT {columns or f'{t}.id'} FROM {walk} {t} WHERE {self._window(walk)} AND {goes}"
+        return self._batch(select, f"{t}.{key}, {t}.id")
 
     def _front(self) -> str:
         """The oldest `limit` messages of the window that go (parameters: the window's, before,
         limit). The batches of their attempts, pushes and themselves look at these alone."""
-        window = self._window("messages")
-        return self._batch(f"SELECT m.id FROM ({window}) m WHERE {goes(self.fence)}", "m.stored_at, m.id")
+        return self._going("messages", goes(self.fence))
 
     def _operation_goes(self, counted: str) -> str:
-        """Over an operation `o` of the window (parameters: before, the counted ones'): it goes
-        once its messages have; one with a message that stays (an SMS still pushed) is not
-        among them, so it never holds the others back."""
+        """Over an operation `o` (parameters: before, the counted ones'): it goes once its
+        messages have; one with a message that stays (an SMS still pushed) is not among
+        them, so it never holds the others back."""
         stays = (
             f"SELECT 1 FROM messages m WHERE m.operation_id = o.id AND NOT ({goes(self.fence)}){self.fence}"
         )
-        return f"NOT EXISTS ({stays}){counted}"
-
-    def _front_operations(self, counted: str) -> str:
-        """The oldest `limit` operations of the window that go once their messages have
-        (parameters: the window's, before, the counted ones', limit)."""
-        window = self._window("operations")
-        going = self._operation_goes(counted)
-        return self._batch(f"SELECT o.id FROM ({window}) o WHERE {going}", "o.finished_at, o.id")
+        return f"o.finished_at IS NOT NULL AND NOT EXISTS ({stays}){counted}"
 
     def _ids(self, select: str, params: list[Any]) -> list[Any]:
         return [row[0] for row in self.db.execute(select, params).fetchall()]
@@ -171,65 +155,64 @@ class SqlHistory:
     def prune(self, table: str, plan: PrunePlan, limit: int, after: Position = history.START) -> Batch:
         if table not in history.WALK:
             raise ValueError(f"not a history table: {table}")
-        before, scan = plan.before, history.SCAN * limit
-        where = [before, after.at, after.at, after.id, scan]
+        before, walk = plan.before, history.WALK[table]
+        end = self._end(walk, before, after, history.SCAN * limit)
+        # Up to the end, or to the horizon: (before, 0) is past every old row, before none.
+        upto = end or Position(before, 0)
+        window = [after.at, after.at, after.id, upto.at, upto.at, upto.id]
         counted, params = still_counted(plan, self.fence)
-        walk = history.WALK[table]
-        if walk == "operations":
-            window = self._examine(walk, self._operation_goes(counted), [before, *params], where)
-        elif walk == "alert_notices":
-            window = self._examine(walk, notice_goes_after(self.fence), [], where)
-        else:
-            window = self._examine(walk, goes(self.fence), [before], where)
-        going, last, examined = window
+        rule = {
+            "messages": (goes(self.fence), [before]),
+            "operations": (self._operation_goes(counted), [before, *params]),
+            "alert_notices": (notice_goes_after(self.fence), []),
+        }
+        going_sql, going_params = rule[walk]
+        key, t = WALKS[walk]
+        oldest = self._going(walk, going_sql, f"{t}.{key}, {t}.id")
+
+        def first() -> list[Position]:
+            """The oldest row of the window that goes and is still there: read in the
+            index's order, it costs the rows that stay ahead of it, never the window's rest."""
+            row = self.db.execute(oldest, [*window, *going_params, 1]).fetchone()
+            return [] if row is None else [Position(float(row[0]), int(row[1]))]
+
+        going = first()
         if not going:
             # Old rows that all stay: the walk goes past them without another statement.
-            return Batch(0, history.reached(going, last, examined, scan))
+            return Batch(0, history.reached(going, end))
         front = self._front()
-        gone: list[Any] = []
         if table == "delivery_attempts":
             # Their pushes first, then the attempts: joined in one FROM, SQLite chose to read
             # every attempt and look each one's message up.
             pushes = f"SELECT d.id FROM deliveries d WHERE {self._in('d.message_id', front)}"
             select = f"SELECT a.id FROM delivery_attempts a WHERE {self._in('a.delivery_id', pushes)}"
-            batch = self._batch(select, "a.delivery_id, a.id", "a")
-            removed = self._delete(table, batch, [*where, before, limit, limit])
+            removed = self._delete(
+                table, self._batch(select, "a.delivery_id, a.id", "a"), [*window, before, limit, limit]
+            )
         elif table == "deliveries":
             bare = self._none("delivery_attempts", "dx.delivery_id = d.id")
             select = f"SELECT d.id FROM deliveries d WHERE {self._in('d.message_id', front)} AND {bare}"
-            removed = self._delete(table, self._batch(select, "d.id", "d"), [*where, before, limit, limit])
+            removed = self._delete(table, self._batch(select, "d.id", "d"), [*window, before, limit, limit])
         elif table == "messages":
             unpushed = self._none("deliveries", "dx.message_id = m.id")
             select = f"SELECT m.id FROM messages m WHERE {self._in('m.id', front)} AND {unpushed}"
-            gone = self._ids(self._batch(select, "m.id", "m"), [*where, before, limit, limit])
-            removed = self._delete_ids(table, gone)
+            removed = self._delete(table, self._batch(select, "m.id", "m"), [*window, before, limit, limit])
         elif table == "operations":
             select = (
-                f"SELECT o.id FROM operations o WHERE {self._in('o.id', self._front_operations(counted))}"
+                f"SELECT o.id FROM operations o WHERE {self._in('o.id', self._going(walk, going_sql))}"
                 f" AND {self._none('messages', 'mx.operation_id = o.id')}"
                 f" AND {self._none('deliveries', 'dx.operation_id = o.id')}"
             )
-            gone = self._ids(self._batch(select, "o.id", "o"), [*where, before, *params, limit, limit])
-            removed = self._delete_operations(gone)
+            ids = self._ids(self._batch(select, "o.id", "o"), [*window, *going_params, limit, limit])
+            removed = self._delete_operations(ids)
         else:
-            sent = notice_goes_after(self.fence)
-            notices = self._batch(
-                f"SELECT n.id FROM ({self._window(table)}) n WHERE {sent}", "n.sent_at, n.id"
+            select = (
+                f"SELECT n.id FROM alert_notices n WHERE {self._in('n.id', self._going(walk, going_sql))}"
             )
-            select = f"SELECT n.id FROM alert_notices n WHERE {self._in('n.id', notices)}"
-            gone = self._ids(self._batch(select, "n.id", "n"), [*where, limit, limit])
-            removed = self._delete_ids(table, gone)
-        # A message's attempts and pushes going leave it there: its own batch moves the walk on.
-        return Batch(removed, history.reached(going, last, examined, scan, {int(i) for i in gone}))
-
-    def _delete_ids(self, table: str, ids: list[Any]) -> int:
-        removed = 0
-        for start in range(0, len(ids), 500):  # SQLite before 3.32: at most 999 parameters
-            chunk = ids[start : start + 500]
-            removed += self.db.execute(
-                f"DELETE FROM {table} WHERE id IN ({', '.join('?' * len(chunk))})", chunk
-            ).rowcount
-        return removed
+            removed = self._delete(table, self._batch(select, "n.id", "n"), [*window, limit, limit])
+        # A message's attempts and pushes going leave it there: its own batch moves the walk.
+        held = going if table in ("delivery_attempts", "deliveries") else first()
+        return Batch(removed, history.reached(held, end))
 
     def _delete_operations(self, ids: list[Any]) -> int:
         """Delete these operations, adding their sales to `pruned_sales` in the same
