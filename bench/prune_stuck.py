@@ -5,7 +5,7 @@ pruned. Behind them, SMS and operations that do go. Prints, for a prune that rem
 and for the next one (nothing left to remove), how many batches it ran and how long each
 held the writer.
 
-    .venv/bin/python -m bench.prune_stuck --stuck 100000 --going 2000
+    .venv/bin/python -m bench.prune_stuck --stuck 100000 --going 2000 [--postgres URL]
 
 Written through the storage ports and `prune_history` only, so it runs against an older
 checkout too (PYTHONPATH=that/src) and compares before with after on the same data.
@@ -35,10 +35,10 @@ NOW = 1_800_000_000.0
 OLD = NOW - 200 * DAY
 POLICY = HistoryPolicy(days=180, longest_window=60 * DAY)
 PER_OPERATION = 1000
-"""Stuck SMS per (rent) operation."""
+"""SMS per (rent) operation, unless --per-operation says otherwise."""
 
 
-def fill(store: Store, stuck: int, going: int) -> None:
+def fill(store: Store, stuck: int, going: int, per_operation: int = PER_OPERATION) -> None:
     spec = NumberSpec(PhoneNumber("79281234567"), CountryName("russia"), OperatorName("beeline"))
     order = Order(OperationKind.RENT, CountryName("russia"), OperatorName("any"), None)
 
@@ -46,10 +46,10 @@ def fill(store: Store, stuck: int, going: int) -> None:
         uow.numbers.upsert(spec, OLD - DAY)
         number = uow.numbers.get_by_phone(spec.phone)
         assert number is not None
-        for start in range(0, stuck + going, PER_OPERATION):
+        for start in range(0, stuck + going, per_operation):
             at = OLD + start
             operation = uow.operations.open("onlinesim", order, number, at)
-            for i in range(start, min(start + PER_OPERATION, stuck + going)):
+            for i in range(start, min(start + per_operation, stuck + going)):
                 incoming = IncomingMessage(spec.phone, "VK", f"code {i}", "http", None, None)
                 message = uow.messages.add(incoming, number.id, operation.id, OLD + i)
                 assert message is not None
@@ -57,7 +57,7 @@ def fill(store: Store, stuck: int, going: int) -> None:
                 if i >= stuck:  # pushed: it goes
                     attempt = Attempt(OLD + i, 12.0, 200, "ok", None, Verdict.DELIVERED)
                     uow.outbox.record(delivery, "w1", attempt, DeliveryState.DELIVERED, OLD + i, None)
-            uow.operations.finish(operation.id, 3, None, OLD + start + PER_OPERATION)
+            uow.operations.finish(operation.id, 3, None, OLD + start + per_operation)
 
     store.run(lambda uow: register_marketplaces(uow, ["onlinesim"], 0.0))
     store.run(work)
@@ -78,8 +78,16 @@ class Timed:
             self.times.append(time.perf_counter() - started)
 
 
-def measure(path: Path, label: str) -> None:
-    store = SQLiteStore.from_url(f"sqlite:///{path}")
+def open_store(url: str) -> Store:
+    if url.startswith("postgresql"):
+        from simgate.storage.postgres import PostgresStore
+
+        return PostgresStore(url, min_size=1, max_size=2)
+    return SQLiteStore.from_url(url)
+
+
+def measure(url: str, label: str) -> None:
+    store = open_store(url)
     try:
         timed = Timed(store)
         started = time.perf_counter()
@@ -99,16 +107,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stuck", type=int, default=100_000)
     parser.add_argument("--going", type=int, default=2_000)
+    parser.add_argument("--per-operation", type=int, default=PER_OPERATION, help="SMS per operation")
+    parser.add_argument("--postgres", help="an empty PostgreSQL database's URL instead of a SQLite file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "farm.db"
-        schema.upgrade(f"sqlite:///{path}")
-        store = SQLiteStore.from_url(f"sqlite:///{path}")
-        fill(store, args.stuck, args.going)
+        url = args.postgres or f"sqlite:///{Path(folder) / 'farm.db'}"
+        schema.upgrade(url)
+        store = open_store(url)
+        fill(store, args.stuck, args.going, args.per_operation)
         store.close()
         print(f"{args.stuck} old SMS whose push is pending, then {args.going} old SMS that go")
-        measure(path, "first prune")
-        measure(path, "next prune ")
+        measure(url, "first prune")
+        measure(url, "next prune ")
 
 
 if __name__ == "__main__":

@@ -211,7 +211,7 @@ class SqlHistory:
             )
             removed = self._delete(table, self._batch(select, "n.id", "n"), [*window, limit, limit])
         # A message's attempts and pushes going leave it there: its own batch moves the walk.
-        held = going if table in ("delivery_attempts", "deliveries") else first()
+        held = going if table in ("delivery_attempts", "deliveries") or not removed else first()
         return Batch(removed, history.reached(held, end))
 
     def _delete_operations(self, ids: list[Any]) -> int:
