@@ -64,3 +64,23 @@ def test_the_switch_gives_up_after_its_patience(tmp_path: Path) -> None:
             enable_wal(str(path), patience=0.2)
     finally:
         holder.close()
+
+
+def test_the_writer_checkpoints_every_4000_pages_and_readers_keep_the_defaults(tmp_path: Path) -> None:
+    """A claim and its FINISH write ~8 WAL pages, many rewritten by the next pairs: a longer
+    interval between checkpoints copies each page fewer times (storage/sqlite.py)."""
+    from simgate.storage.sqlite import WAL_CHECKPOINT_PAGES, WAL_SIZE_LIMIT, SQLiteStore
+
+    store = SQLiteStore(str(tmp_path / "w.db"))
+    try:
+
+        def pragmas(uow: object) -> tuple[int, int]:
+            db = uow.messages.db  # type: ignore[attr-defined]
+            return db.execute("PRAGMA wal_autocheckpoint").fetchone()[0], db.execute(
+                "PRAGMA journal_size_limit"
+            ).fetchone()[0]
+
+        assert store.run(pragmas) == (WAL_CHECKPOINT_PAGES, WAL_SIZE_LIMIT) == (4000, 64 * 1024 * 1024)
+        assert store.run_read(pragmas)[0] == 1000  # a reader never writes, so never checkpoints
+    finally:
+        store.close()

@@ -81,6 +81,11 @@ def _settle(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
 
 Job = tuple[Callable[[UnitOfWork], Any], "Future[Any] | LoopWaiter"]
 
+WAL_CHECKPOINT_PAGES = 4000
+"""WAL pages between automatic checkpoints (16 MB at 4 KB pages; SQLite's default is 1,000)."""
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+"""Bytes the WAL file is cut back to after a checkpoint, should a burst have grown it past that."""
+
 MAX_GROUP = 256
 """Units committed together at most; bounds how long the first one waits for the fsync."""
 
@@ -174,6 +179,13 @@ class SQLiteStore:
             conn.execute("PRAGMA journal_mode=WAL")
             # FULL: an SMS acknowledged to the hardware must survive a power cut.
             conn.execute("PRAGMA synchronous=FULL")
+            if not query_only:
+                # A checkpoint every WAL_CHECKPOINT_PAGES, not SQLite's 1,000: a claim and its
+                # FINISH write ~8 pages to the WAL, many of them pages the next pairs write
+                # again (counts, index heads), and each checkpoint copies a page once however
+                # often it changed. 12 % less writer CPU per pair (bench/claim.py, 15 s).
+                conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+                conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
             if query_only:
