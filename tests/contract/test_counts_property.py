@@ -144,6 +144,18 @@ steps = st.lists(
     ("number", OS, 2, 3, 5.0), ("finish", OS, 0, 3, 5.0), ("markets", OS, 0, 3, 5.0),
     ("import", HERO, 4, 3, 5.0), ("poll", HERO, 0, 3, 29 * DAY), ("markets", OS, 0, 3, WINDOW + 1),
 ])  # fmt: skip
+# A SIM only SMSHUB may sell spends its status-4 budget for WhatsApp there (a scoped exclusion),
+# is blocked for WhatsApp everywhere (both rows stay, the pair counts once) and unblocked (the
+# scoped row counts again); then blocked for AstroPay while an AstroPay activation is open,
+# which status 3 sells: the sale takes the block's row over, and its exclusion group puts a
+# global row over WhatsApp's scoped one.
+@example(sims=1, history=[
+    ("markets", OS, 0, 3, 5.0), ("import", HUB, 4, 3, 5.0),
+    *[step for _ in range(3) for step in (("number", HUB, 0, 3, 5.0), ("finish", HUB, 0, 4, 5.0))],
+    ("block", HUB, 0, 3, 5.0), ("poll", HUB, 0, 3, 5.0), ("unblock", HUB, 0, 3, 5.0),
+    ("number", HUB, 1, 3, 5.0), ("block", HUB, 0, 4, 5.0), ("finish", HUB, 0, 3, 5.0),
+    ("unblock", HUB, 0, 4, 5.0), ("poll", HUB, 0, 3, 5.0),
+])  # fmt: skip
 @given(sims=st.integers(1, 6), history=steps)
 @settings(
     max_examples=20,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from simgate.domain.model import FinishPolicy, FinishStatus, NumberSpec, OperationKind, Order
-from simgate.domain.read_model import BLOCKED, SOLD
+from simgate.domain.read_model import BLOCKED, SOLD, Exclusion
 from simgate.domain.types import (
     ANY_OPERATOR,
     EVERYWHERE,
@@ -53,6 +53,13 @@ def facts(store: Store, number_id: NumberId) -> list[tuple[str, str, str]]:
     ]
 
 
+def shown(store: Store, number_id: NumberId) -> tuple[Exclusion, ...]:
+    """What the console (dashboard, `numbers list`) shows of them."""
+    report = store.run_report(lambda r: r.number(number_id))
+    assert report is not None
+    return report.exclusions
+
+
 def offered_on(store: Store, number_id: NumberId) -> dict[str, bool]:
     """Whether each marketplace may still be offered the SIM for WhatsApp."""
     return {
@@ -80,11 +87,15 @@ def test_unblock_keeps_a_sale_scoped_to_one_marketplace(store: Store) -> None:
     store.run(lambda uow: uow.numbers.exclude(number_id, WHATSAPP, SOLD, NOW, marketplace=HUB))
     store.run(lambda uow: block_service(uow, number_id, "whatsapp", NOW + 1))
     assert facts(store, number_id) == [(WHATSAPP, EVERYWHERE, BLOCKED), (WHATSAPP, HUB, SOLD)]
+    assert shown(store, number_id) == (Exclusion(WHATSAPP, BLOCKED), Exclusion(WHATSAPP, SOLD, HUB))
     assert offered_on(store, number_id) == {OS: False, HUB: False}
+    assert_counted_once(store)
+    store.run(lambda uow: uow.numbers.rebuild_counts())  # `simgate check --recount`
     assert_counted_once(store)
 
     store.run(lambda uow: unblock_service(uow, number_id, "whatsapp", NOW + 2))
     assert facts(store, number_id) == [(WHATSAPP, HUB, SOLD)]
+    assert shown(store, number_id) == (Exclusion(WHATSAPP, SOLD, HUB),)
     assert offered_on(store, number_id) == {OS: True, HUB: False}
     assert_counted_once(store)
 

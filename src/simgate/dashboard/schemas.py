@@ -471,8 +471,9 @@ def number_out(r: NumberReport) -> NumberOut:
         open_operation_id=n.open_operation_id, last_issued_at=n.last_issued_at or None,
         last_sms_at=r.last_sms_at, sms=r.sms, operations=r.operations, finished=r.finished,
         sold=r.sold, earnings_kopecks=r.earnings, success_rate=r.success_rate,
-        blocked_services=[e.service for e in r.exclusions if e.reason == BLOCKED],
-        sold_services=[e.service for e in r.exclusions if e.reason == SOLD],
+        # A service may be excluded both everywhere and on one marketplace: named once.
+        blocked_services=list(dict.fromkeys(e.service for e in r.exclusions if e.reason == BLOCKED)),
+        sold_services=list(dict.fromkeys(e.service for e in r.exclusions if e.reason == SOLD)),
         rent_no_sms_streak=r.rent_no_sms_streak,
         activation_no_sms_streak=r.activation_no_sms_streak, losing=list(r.loss_reasons),
         lane=n.lane, lane_target=n.lane_target, marketplaces=sorted(n.marketplaces),

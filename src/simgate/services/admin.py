@@ -93,11 +93,14 @@ def block_service(uow: UnitOfWork, number_id: NumberId, service: str, now: Times
 def unblock_service(uow: UnitOfWork, number_id: NumberId, service: str, now: Timestamp) -> None:
     """Lift an operator's block. A sale is the marketplace's fact and stays (spec 5.1)."""
     _known(uow, number_id)
-    reasons = {e.service: e.reason for e in uow.numbers.exclusions(number_id)}
+    facts = uow.numbers.exclusions(number_id)
     # Any name already blocked may be lifted, a typo stored before names were checked too.
-    name = service_name(service, known={*catalogue.services(), *reasons})
-    if reasons.get(name) == SOLD:
+    name = service_name(service, known={*catalogue.services(), *(f.service for f in facts)})
+    # A service may also be excluded on one marketplace (its own rules): that stays.
+    reasons = {f.reason for f in facts if f.service == name}
+    if BLOCKED in reasons:
+        uow.numbers.unexclude(number_id, name, BLOCKED)
+    elif SOLD in reasons:
         raise Conflict(f"number {number_id} was sold for {name}; a sale cannot be unblocked")
-    if name not in reasons:
+    elif not reasons:
         raise NotFound(f"number {number_id} has no block for {name}")
-    uow.numbers.unexclude(number_id, name, BLOCKED)

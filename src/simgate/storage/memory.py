@@ -26,7 +26,7 @@ from simgate.domain.model import (
     Operation,
     Order,
 )
-from simgate.domain.read_model import NumberQuery
+from simgate.domain.read_model import BLOCKED, NumberQuery
 from simgate.domain.types import (
     EVERYWHERE,
     CountryName,
@@ -143,14 +143,14 @@ class MemoryNumbers:
         marketplace: str = EVERYWHERE,
         operation_id: OperationId | None = None,
     ) -> None:
+        # Scoped rows stay beside a global one (its facts may be lifted: an operator's block);
+        # excluded_counts subtracts (number, service) once anyway, as a set (migration 0021).
         rows = self.s.exclusions.setdefault(number_id, {})
-        scopes = {scope for (s, scope) in rows if s == service}
-        if EVERYWHERE in scopes or marketplace in scopes:
+        held = rows.get((service, marketplace))
+        # A marketplace's fact takes a block's row over: it binds for good, a block can be lifted.
+        takes_over = marketplace == EVERYWHERE and held == BLOCKED and reason != BLOCKED
+        if held is not None and not takes_over:
             return
-        if marketplace == EVERYWHERE:
-            for scope in scopes:
-                del rows[(service, scope)]
-                self.s.exclusion_origins.pop((number_id, service, scope), None)
         rows[(service, marketplace)] = reason
         self.s.exclusion_origins[(number_id, service, marketplace)] = (now, operation_id)
 

@@ -24,7 +24,7 @@ from simgate.domain.model import (
     OperationKind,
     Order,
 )
-from simgate.domain.read_model import NumberQuery
+from simgate.domain.read_model import BLOCKED, NumberQuery
 from simgate.domain.types import (
     ANY_OPERATOR,
     EVERYWHERE,
@@ -242,26 +242,41 @@ class SqlNumbers:
         marketplace: str = EVERYWHERE,
         operation_id: OperationId | None = None,
     ) -> None:
-        scopes = {r[0] for r in self.db.execute(
-            "SELECT marketplace FROM number_exclusions WHERE number_id = ? AND service = ?",
-            (number_id, service),
-        ).fetchall()}  # fmt: skip
-        if EVERYWHERE in scopes or marketplace in scopes:
+        held: dict[str, str] = {
+            r[0]: r[1]
+            for r in self.db.execute(
+                "SELECT marketplace, reason FROM number_exclusions WHERE number_id = ? AND service = ?",
+                (number_id, service),
+            ).fetchall()
+        }
+        origin = "COALESCE((SELECT o.marketplace FROM operations o WHERE o.id = ?), '')"
+        if marketplace in held:
+            if marketplace == EVERYWHERE and held[marketplace] == BLOCKED and reason != BLOCKED:
+                # A marketplace's fact binds for good; the operator's block could be lifted.
+                self.db.execute(
+                    "UPDATE number_exclusions SET reason = ?, created_at = ?, operation_id = ?,"
+                    f" origin = {origin} WHERE number_id = ? AND service = ? AND marketplace = ?",
+                    (reason, now, operation_id, operation_id, number_id, service, EVERYWHERE),
+                )
             return
-        if marketplace == EVERYWHERE and scopes:
-            # The global row subsumes them: counts must subtract (number, service) once.
+        if marketplace == EVERYWHERE and held:
+            # The scoped rows stay (their facts outlive this one: an operator's block can be
+            # lifted) but count no more: counts subtract (number, service) once (migration 0021).
             self.db.execute(
-                "DELETE FROM number_exclusions WHERE number_id = ? AND service = ?", (number_id, service)
+                "UPDATE number_exclusions SET subsumed = TRUE WHERE number_id = ? AND service = ?",
+                (number_id, service),
             )
         self.db.execute(
             "INSERT INTO number_exclusions (number_id, service, marketplace, reason, created_at,"
-            " country, operator, free, counted_lane, operation_id, origin)"
+            " country, operator, free, counted_lane, operation_id, origin, subsumed)"
             f" SELECT n.id, ?, ?, ?, ?, n.country, n.operator, ({FREE}),"
-            f" CASE WHEN {COUNTED} THEN n.lane END, ?,"
-            " COALESCE((SELECT o.marketplace FROM operations o WHERE o.id = ?), '')"
+            f" CASE WHEN {COUNTED} THEN n.lane END, ?, {origin}, ?"
             " FROM numbers n WHERE n.id = ?",
-            (service, marketplace, reason, now, operation_id, operation_id, number_id),
-        )
+            (
+                service, marketplace, reason, now, operation_id, operation_id,
+                marketplace != EVERYWHERE and EVERYWHERE in held, number_id,
+            ),
+        )  # fmt: skip
 
     def exclusions(self, number_id: NumberId) -> list[ExclusionFact]:
         rows = self.db.execute(
@@ -282,13 +297,18 @@ class SqlNumbers:
         return {ServiceName(row[0]) for row in rows}
 
     def unexclude(self, number_id: NumberId, service: ServiceName, reason: str) -> bool:
-        return (
-            self.db.execute(
-                "DELETE FROM number_exclusions WHERE number_id = ? AND service = ? AND reason = ?",
-                (number_id, service, reason),
-            ).rowcount
-            == 1
+        removed = self.db.execute(
+            "DELETE FROM number_exclusions WHERE number_id = ? AND service = ? AND reason = ?",
+            (number_id, service, reason),
+        ).rowcount
+        # The scoped rows a global one subsumed count again once none is left (migration 0021).
+        self.db.execute(
+            "UPDATE number_exclusions SET subsumed = FALSE WHERE number_id = ? AND service = ? AND subsumed"
+            " AND NOT EXISTS (SELECT 1 FROM number_exclusions g"
+            " WHERE g.number_id = ? AND g.service = ? AND g.marketplace = ?)",
+            (number_id, service, number_id, service, EVERYWHERE),
         )
+        return removed == 1
 
     def group_counts(self, marketplace: str | None = None, now: Timestamp | None = None) -> list[GroupCount]:
         if marketplace is None:
@@ -412,7 +432,7 @@ class SqlNumbers:
                 "SELECT x.country, x.operator, x.service, COUNT(*)"
                 f" FROM ({sql}) h CROSS JOIN number_exclusions x"
                 " WHERE x.number_id = h.number_id AND x.counted_lane || '' = ? AND x.marketplace IN (?, ?)"
-                " GROUP BY x.country, x.operator, x.service",
+                " AND NOT x.subsumed GROUP BY x.country, x.operator, x.service",
                 (*params, marketplace, EVERYWHERE, marketplace),
             ).fetchall()
         }
@@ -460,9 +480,10 @@ class SqlNumbers:
             " GROUP BY lane, country, operator, service"
         ).fetchall():
             kept[("excluded", r[0], r[1], r[2], r[3])] += int(r[4])
-        # From the numbers themselves, not from the copies on the exclusion rows (0004).
+        # From the numbers themselves, not from the copies on the exclusion rows (0004), and
+        # each (number, service) once however many rows bind it, not trusting `subsumed` (0021).
         for r in self.db.execute(
-            f"SELECT n.lane, n.country, n.operator, x.service, COUNT(*) FROM number_exclusions x"
+            f"SELECT n.lane, n.country, n.operator, x.service, COUNT(DISTINCT n.id) FROM number_exclusions x"
             f" JOIN numbers n ON n.id = x.number_id WHERE {COUNTED} AND n.lane IS NOT NULL"
             " AND x.marketplace IN (?, n.lane)"
             " GROUP BY n.lane, n.country, n.operator, x.service",
@@ -480,6 +501,11 @@ class SqlNumbers:
             # No number may change between the recount and the totals it replaces.
             self.db.execute("LOCK TABLE numbers, number_exclusions IN SHARE ROW EXCLUSIVE MODE")
         sync_exclusions(self.db, "1 = 1")
+        # A scoped row counts only while no global row of its (number, service) exists.
+        self.db.execute(
+            f"UPDATE number_exclusions SET subsumed = NOT subsumed WHERE subsumed <> ({_SUBSUMED})",
+            (EVERYWHERE, EVERYWHERE),
+        )
         for table in ("number_counts", "number_count_deltas", "exclusion_counts", "exclusion_count_deltas"):
             self.db.execute(f"DELETE FROM {table}")
         self.db.execute(
@@ -491,7 +517,7 @@ class SqlNumbers:
         self.db.execute(
             "INSERT INTO exclusion_counts (lane, country, operator, service, numbers)"
             " SELECT counted_lane, country, operator, service, COUNT(*) FROM number_exclusions"
-            " WHERE counted_lane IS NOT NULL AND marketplace IN (?, counted_lane)"
+            " WHERE counted_lane IS NOT NULL AND marketplace IN (?, counted_lane) AND NOT subsumed"
             " GROUP BY counted_lane, country, operator, service",
             (EVERYWHERE,),
         )
@@ -526,14 +552,15 @@ class SqlNumbers:
         self, marketplace: str | None = None, now: Timestamp | None = None
     ) -> list[ExcludedCount]:
         """excluded_counts by scanning the exclusion rows (see group_counts_recounted)."""
-        # At most one row per (number, service) binds a marketplace (see exclude), so COUNT(*)
-        # subtracts each number once; numbers group_counts leaves out (a resale window) too.
+        # At most one row per (number, service) binds a marketplace and is not subsumed (see
+        # exclude), so COUNT(*) subtracts each number once; numbers group_counts leaves out (a
+        # resale window) too.
         params: list[object]
         if marketplace is None:
             where, params = "free AND marketplace = ?", [EVERYWHERE]
         else:
             resale, more = resale_filter(self.ledger, marketplace, _now(now), "number_exclusions.number_id")
-            where = f"counted_lane = ? AND marketplace IN (?, ?){resale}"
+            where = f"counted_lane = ? AND marketplace IN (?, ?) AND NOT subsumed{resale}"
             params = [marketplace, EVERYWHERE, marketplace, *more]
         rows = self.db.execute(
             f"SELECT country, operator, service, COUNT(*) FROM number_exclusions WHERE {where}"
@@ -578,6 +605,12 @@ _COUNTS_AND_DELTAS = (
     "SELECT lane, country, operator, numbers, rentable FROM number_counts UNION ALL"
     " SELECT lane, country, operator, numbers, rentable FROM number_count_deltas"
 )
+_SUBSUMED = (
+    "marketplace <> ? AND EXISTS (SELECT 1 FROM number_exclusions g"
+    " WHERE g.number_id = number_exclusions.number_id AND g.service = number_exclusions.service"
+    " AND g.marketplace = ?)"
+)
+"""Whether an exclusion row is subsumed: scoped, beside a global row of its (number, service)."""
 _EXCLUDED = "SELECT country, operator, service, numbers FROM exclusion_counts WHERE lane = ? AND numbers <> 0"
 _EXCLUDED_AND_DELTAS = (
     f"{_EXCLUDED} UNION ALL"
