@@ -385,18 +385,21 @@ def test_status_4_allows_three_more_offers_on_that_marketplace_only(store: Store
     assert count(store, HUB, ServiceName("vkcom")) == 1
     hop(store, sim, HUB, OS, NOW + 20)
     assert count(store, OS) == 1  # the budget is SMSHUB's alone
-    # A later sale elsewhere replaces the scoped exclusion: counts subtract it once.
+    # A later sale elsewhere goes beside the scoped exclusion (migration 0021): counts
+    # subtract the pair once.
     operation = issue(store, OS)
     assert operation is not None
     finish(store, operation, 3, FinishPolicy())
     reports = store.run_report(lambda r: r.number(sim.id))
     assert reports is not None
     assert [(e.service, e.reason, e.marketplace) for e in reports.exclusions] == [
-        (TELEGRAM, "sold", EVERYWHERE)
+        (TELEGRAM, "sold", EVERYWHERE),
+        (TELEGRAM, "retries", HUB),
     ]
     hop(store, sim, OS, HUB, NOW + 30)
     assert count(store, HUB) == 0
     assert count(store, HUB, ServiceName("vkcom")) == 1
+    assert store.run(lambda uow: uow.numbers.count_drift()) == []
 
 
 def test_operations_keep_their_currency(store: Store) -> None:
@@ -429,12 +432,16 @@ def test_a_spec_names_its_marketplaces(store: Store) -> None:
 
 
 @pytest.mark.parametrize("status", [3, 1])
-def test_a_scoped_exclusion_under_a_global_one_is_not_added(store: Store, status: int) -> None:
+def test_a_scoped_exclusion_under_a_global_one_is_kept_and_counted_once(store: Store, status: int) -> None:
+    """Kept, so no later change to the global row can lose it (migration 0021)."""
     sim = load(store, 1)[0]
     operation = issue(store, OS)
     assert operation is not None
     finish(store, operation, status)
-    store.run(lambda uow: uow.numbers.exclude(sim.id, TELEGRAM, "retries", NOW, marketplace=HUB))
+    store.run(lambda uow: uow.numbers.exclude(sim.id, TELEGRAM, "retries", NOW, marketplace=OS))
     reports = store.run_report(lambda r: r.number(sim.id))
     assert reports is not None
-    assert [e.marketplace for e in reports.exclusions] == [EVERYWHERE]
+    assert [e.marketplace for e in reports.exclusions] == [EVERYWHERE, OS]
+    assert count(store, OS) == 0
+    assert count(store, OS, ServiceName("vkcom")) == 1
+    assert store.run(lambda uow: uow.numbers.count_drift()) == []
