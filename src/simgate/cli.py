@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Column, Table
 
 from simgate import __version__, catalogue
 from simgate.commands import farm, history, owner, why
@@ -28,6 +27,7 @@ from simgate.commands.common import (
 )
 from simgate.commands.intake import intake_app
 from simgate.commands.simulate import app as simulate_app
+from simgate.commands.tables import Drop, Field, Shorten, Step, one_line, print_table, when
 from simgate.config import SettingsError
 
 if TYPE_CHECKING:  # the storage layer loads only for commands that open a database
@@ -231,21 +231,29 @@ def numbers_list(
     # Both switches: "csv" is the file's `enabled` column, "owner" the dashboard's and
     # `simgate numbers disable`'s, which no re-import changes. A busy SIM's lane is the
     # marketplace of its open operation (it was issued from there), shown beside its id.
-    phone = Column("phone", no_wrap=True)  # a wrapped phone cannot be copied
-    table = Table(
-        phone, "country", "operator", "port", "rent", "csv", "owner", "state", "operation", "lane", "sells on"
+    columns: dict[str, list[str]] = {
+        "phone": [n.phone for n in rows],
+        "country": [n.country for n in rows],
+        "operator": [n.operator or "-" for n in rows],
+        "port": [n.port or "-" for n in rows],
+        "rent": ["yes" if n.rentable else "no" for n in rows],
+        "csv": ["on" if n.file_enabled else "off" for n in rows],
+        "owner": ["on" if n.operator_enabled else "off" for n in rows],
+        "state": [n.state for n in rows],
+        "operation": [
+            f"{n.open_operation_id} ({sold_on.get(n.id, '?')})" if n.open_operation_id else "" for n in rows
+        ],
+        "lane": [(n.lane or "-") + (f" -> {n.lane_target}" if n.lane_target else "") for n in rows],
+        "sells on": ["|".join(sorted(n.marketplaces)) or "all" for n in rows],
+    }
+    # Narrow terminals lose the rarely read columns first; phone, state and operation stay.
+    narrow = ("sells on", "csv", "owner", "rent", "lane", "port", "operator", "country")
+    print_table(
+        console,
+        [Field(header, cells) for header, cells in columns.items()],
+        [Drop(header) for header in narrow],
+        footer=f"{len(rows)} number(s)",
     )
-    for n in rows:
-        table.add_row(
-            n.phone, n.country, n.operator or "-", n.port or "-", "yes" if n.rentable else "no",
-            "on" if n.file_enabled else "off", "on" if n.operator_enabled else "off",
-            n.state,
-            f"{n.open_operation_id} ({sold_on.get(n.id, '?')})" if n.open_operation_id else "",
-            (n.lane or "-") + (f" -> {n.lane_target}" if n.lane_target else ""),
-            "|".join(sorted(n.marketplaces)) or "all",
-        )  # fmt: skip
-    console.print(table)
-    console.print(f"{len(rows)} number(s)")
 
 
 @sms_app.command("list")
@@ -282,25 +290,28 @@ def sms_list(
         sys.stdout.write(json.dumps(records, ensure_ascii=False) + "\n")
         return
     # The push id comes first: it is the one `outbox retry` and the dashboard's Pushes page use.
-    table = Table(
-        "push",
-        "stored",
-        Column("phone", no_wrap=True),
-        "sender",
-        "text",
-        "operation",
-        "state",
-        "tries",
-        "reason",
-    )
-    for r in records:
-        table.add_row(
-            str(r["delivery_id"] or "-"),
-            time.strftime("%m-%d %H:%M:%S", time.localtime(float(r["stored_at"] or 0))),
-            str(r["phone"]), str(r["sender"]), str(r["text"])[:40], str(r["operation_id"] or "-"),
-            str(r["push"]), str(r["attempts"]), str(r["reason"] or ""),
-        )  # fmt: skip
-    console.print(table)
+    now = time.time()
+    stored = [float(str(r["stored_at"] or 0)) for r in records]
+    reasons = [one_line(str(r["reason"] or "")) for r in records]
+    fields = [
+        Field("push", [str(r["delivery_id"] or "-") for r in records]),
+        Field(
+            "stored",
+            [when(at, seconds=True) for at in stored],
+            short=("stored", [when(at, now=now) for at in stored]),
+        ),
+        Field("phone", [str(r["phone"]) for r in records]),
+        Field("sender", [one_line(str(r["sender"])) for r in records], wants=12),
+        Field("text", [one_line(str(r["text"])) for r in records], wants=40),
+        Field("operation", [str(r["operation_id"] or "-") for r in records]),
+        Field("state", [str(r["push"]) for r in records]),
+        Field("tries", [str(r["attempts"]) for r in records], justify="right"),
+    ]
+    if any(reasons):  # only failed pushes have one
+        fields.append(Field("reason", reasons, wants=12))
+    # Narrow: a shorter time, then the columns least read; the text is cut last, with "…".
+    narrow: list[Step] = [Drop("tries"), Shorten("stored"), Drop("sender"), Drop("stored")]
+    print_table(console, fields, narrow, footer=f"{len(records)} SMS")
 
 
 @outbox_app.command("retry")

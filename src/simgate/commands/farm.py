@@ -12,9 +12,9 @@ import time
 from typing import Annotated
 
 import typer
-from rich.table import Column, Table
 
 from simgate.commands.common import console, database, fail
+from simgate.commands.tables import Drop, Field, Shorten, Step, print_table, when
 from simgate.domain.errors import DomainError
 from simgate.domain.read_model import BLOCKED, NumberReport, OperationQuery
 from simgate.domain.types import NumberId
@@ -127,18 +127,26 @@ def operations_list(
     if as_json:
         sys.stdout.write(json.dumps(records, ensure_ascii=False) + "\n")
         return
-    # A cut phone ("79284562…") cannot be copied into `numbers why`: it never wraps.
-    table = Table(
-        "id", "marketplace", "opened", Column("phone", no_wrap=True), "service", "status", "sms", "earned"
-    )
-    for r in records:
-        opened = time.strftime("%m-%d %H:%M", time.localtime(float(r["opened_at"] or 0)))
-        table.add_row(
-            str(r["id"]), str(r["marketplace"]), opened, str(r["phone"]), str(r["service"] or "rent"),
-            str(r["status"]), str(r["sms"]), rubles(int(str(r["earned_kopecks"]))),
-        )  # fmt: skip
-    console.print(table)
-    console.print(f"{len(records)} of {page.total} operation(s)")
+    # A cut phone ("79284562…") cannot be copied into `numbers why`: tables.py never cuts one.
+    # Money in the operation's own currency: SMSHUB may pay in USD what Onlinesim pays in RUB.
+    now = time.time()
+    opened = [float(str(r["opened_at"] or 0)) for r in records]
+    fields = [
+        Field("id", [str(r["id"]) for r in records]),
+        Field("marketplace", [str(r["marketplace"]) for r in records]),
+        Field("opened", [when(at) for at in opened], short=("opened", [when(at, now=now) for at in opened])),
+        Field("phone", [str(r["phone"]) for r in records]),
+        Field("service", [str(r["service"] or "rent") for r in records]),
+        Field("status", [str(r["status"]) for r in records]),
+        Field("sms", [str(r["sms"]) for r in records], justify="right"),
+        Field(
+            "earned",
+            [f"{rubles(int(r.earned))} {r.operation.currency}" for r in page.items],
+            justify="right",
+        ),
+    ]
+    narrow: list[Step] = [Shorten("opened"), Drop("sms"), Drop("marketplace"), Drop("opened")]
+    print_table(console, fields, narrow, footer=f"{len(records)} of {page.total} operation(s)")
 
 
 def rubles(kopecks: int) -> str:
