@@ -28,6 +28,7 @@ from simgate.commands.common import (
 from simgate.commands.intake import intake_app
 from simgate.commands.simulate import app as simulate_app
 from simgate.commands.tables import Drop, Field, Shorten, Step, one_line, print_table, when
+from simgate.commands.usage import OneLineErrors
 from simgate.config import SettingsError
 
 if TYPE_CHECKING:  # the storage layer loads only for commands that open a database
@@ -37,7 +38,13 @@ if TYPE_CHECKING:  # the storage layer loads only for commands that open a datab
 
 __all__ = ["app", "fail", "main", "settings"]
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False)
+app = typer.Typer(
+    cls=OneLineErrors,
+    no_args_is_help=True,
+    add_completion=False,
+    help=__doc__,
+    pretty_exceptions_enable=False,
+)
 numbers_app = typer.Typer(no_args_is_help=True, help="The SIM inventory.")
 app.add_typer(numbers_app, name="numbers")
 sms_app = typer.Typer(no_args_is_help=True, help="SMS received from the hardware.")

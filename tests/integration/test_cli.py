@@ -134,6 +134,7 @@ CASES: dict[str, Case] = {
     "migrate into no folder": Case(
         ("migrate",), {"SIMGATE_DATABASE_URL": "sqlite:///{folder}/no/such/simgate.db"}, {}
     ),
+    "mistyped option": Case(("numbers", "list", "--jsn"), {}, {}, migrated=True),
     "serve on no port": Case(("serve", "--port", "99999"), {"SIMGATE_ONLINESIM_KEY": "k"}, {}),
     "demo on no port": Case(("demo", "--port", "70000", "--duration", "1"), {}, {}),
     "demo with no SIMs": Case(("demo", "--numbers", "0"), {}, {}),
@@ -232,6 +233,14 @@ def test_a_bad_port_or_file_is_one_line_on_stderr_exit_2(
     assert result.stderr.count("\n") == 1, result.stderr  # the reason alone, nothing on stdout for it
     assert expected not in result.stdout
     assert result.returncode == 2
+
+
+def test_a_mistyped_option_is_one_line_naming_the_right_one(outcomes: dict[str, Outcome]) -> None:
+    result = outcomes["mistyped option"].result
+    assert result.returncode == 2
+    assert result.stderr == (
+        "simgate: no such option: --jsn (did you mean --json?); see `simgate numbers list --help`\n"
+    )
 
 
 def test_migrate_names_a_missing_folder_and_how_to_create_it(outcomes: dict[str, Outcome]) -> None:
