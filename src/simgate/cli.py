@@ -309,7 +309,7 @@ def sms_list(
         ),
         Field("phone", [str(r["phone"]) for r in records]),
         Field("sender", [one_line(str(r["sender"])) for r in records], wants=12),
-        Field("text", [one_line(str(r["text"])) for r in records], wants=40),
+        Field("text", [one_line(str(r["text"])) for r in records], wants=32),
         Field("operation", [str(r["operation_id"] or "-") for r in records]),
         Field("state", [str(r["push"]) for r in records]),
         Field("tries", [str(r["attempts"]) for r in records], justify="right"),
@@ -338,8 +338,12 @@ def outbox_retry(
     # Name the SMS, so a mistyped id is seen at once rather than when a buyer complains.
     typer.echo(
         f"push {delivery_id} is pending again: SMS {message.id} from {message.sender} "
-        f"to {message.phone}: {message.text[:40]!r}"
+        f"to {message.phone}: {_shorten(one_line(message.text), 40)!r}"
     )
+
+
+def _shorten(text: str, most: int) -> str:
+    return text if len(text) <= most else text[: most - 1].rstrip() + "…"
 
 
 @app.command()

@@ -420,7 +420,7 @@ def test_an_operator_s_disable_and_block_survive_a_reimport(tmp_path: Path) -> N
     assert run(tmp_path, "numbers", "import", str(csv)).returncode == 0
     disabled = run(tmp_path, "numbers", "disable", "+7 928 123-45-67")
     assert disabled.returncode == 0, disabled.stderr
-    assert disabled.stdout == "79281234567: disabled; switched off by the operator\n"
+    assert disabled.stdout == "79281234567: disabled; switched off by the owner\n"
     blocked = run(tmp_path, "numbers", "block", "79281234567", "WhatsApp")
     assert blocked.stdout == "79281234567: blocked for whatsapp\n", blocked.stderr
     typo = run(tmp_path, "numbers", "block", "79281234567", "telegramm")

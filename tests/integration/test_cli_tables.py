@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 from rich.cells import cell_len
 
-from simgate.domain.messages import IncomingMessage
+from simgate.domain.messages import Attempt, IncomingMessage, Verdict
 from simgate.domain.model import NumberSpec
 from simgate.domain.types import CountryName, OperatorName, PhoneNumber
 from simgate.services.intake import accept_sms
 from simgate.services.inventory import import_numbers
 from simgate.services.operations import issue_number
 from simgate.storage import schema
+from simgate.storage.ports import UnitOfWork
 from tests.factories import make_order
 from tests.integration.test_cli import open_db, run
 
@@ -108,5 +109,32 @@ def test_sms_list_cuts_the_text_with_an_ellipsis_and_shows_markup_as_written(far
     assert "sender" in wide
 
 
-def test_operations_list_shows_the_currency_of_what_was_earned(farm: Farm) -> None:
-    assert "0.00 RUB" in farm.outputs["operations", 80]
+def test_operations_list_keeps_the_marketplace_and_shows_the_currency_earned(farm: Farm) -> None:
+    narrow = farm.outputs["operations", 80]
+    assert "0.00 RUB" in narrow
+    assert any(KZ in line and "onlinesim" in line for line in narrow.splitlines())
+    assert narrow.splitlines()[-1] == "1 of 1 operation(s)"
+
+
+def test_outbox_retry_names_a_long_sms_with_an_ellipsis(tmp_path: Path) -> None:
+    schema.upgrade(f"sqlite:///{tmp_path / 'simgate.db'}")
+    store = open_db(tmp_path)
+    try:
+        now = time.time()
+        spec = NumberSpec(PhoneNumber(RU), CountryName("russia"), OperatorName("beeline"), "bank1/3")
+        store.run(lambda uow: import_numbers(uow, [spec], now))
+        assert store.run(lambda uow: issue_number(uow, "onlinesim", make_order(), now)) is not None
+        store.run(lambda uow: accept_sms(uow, IncomingMessage(PhoneNumber(RU), "Telegram", LONG), now))
+
+        def refuse(uow: UnitOfWork) -> int:
+            (item,) = uow.outbox.claim_due("test", now, 30.0, 10)
+            attempt = Attempt(now, 1.0, 200, "{}", None, Verdict.REJECTED)
+            uow.outbox.record(item.id, "test", attempt, "rejected", now + 10, "NO_OPERATION")
+            return item.id
+
+        push = store.run(refuse)
+    finally:
+        store.close()
+    result = run(tmp_path, "outbox", "retry", str(push))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith(f"to {RU}: 'Your Telegram code is 48213. Do not giv…'\n"), result.stdout

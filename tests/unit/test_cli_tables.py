@@ -7,7 +7,7 @@ import io
 from rich.cells import cell_len
 from rich.console import Console
 
-from simgate.commands.tables import Drop, Field, Shorten, print_table
+from simgate.commands.tables import Drop, Field, Shorten, fit, print_table
 
 PHONES = ["4915112345678", "79281234567"]
 SMS = "Your Telegram code is 48213. Do not give this code to anyone, even if they say they are from Telegram!"
@@ -66,3 +66,14 @@ def test_text_that_looks_like_markup_is_shown_as_written() -> None:
 def test_a_terminal_narrower_than_the_ids_gets_them_whole_anyway() -> None:
     lines = printed(30)
     assert any("4915112345678" in line and "9876543" in line for line in lines), "\n".join(lines)
+
+
+def test_a_shortened_column_can_take_a_shorter_header() -> None:
+    markets = ["onlinesim", "smshub"]
+    shown, dropped = fit(
+        [Field("phone", PHONES), Field("marketplace", markets, short=("market", markets))],
+        width=30,
+        steps=[Shorten("marketplace"), Drop("market")],
+    )
+    assert [f.header for f in shown] == ["phone", "market"]
+    assert dropped == []

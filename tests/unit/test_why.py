@@ -119,7 +119,7 @@ def test_exclusions_name_their_rule_marketplace_and_group() -> None:
     assert texts["sold"].startswith("sold for whatsapp on smshub at 2023-11-14 22:13 UTC")
     assert texts["refused"].startswith("refused for ok (status 1)")
     assert texts["retries"].startswith("retries for vkcom used up (status 4) on smshub")
-    assert texts["blocked"].startswith("blocked for tiktok by the operator")
+    assert texts["blocked"].startswith("blocked for tiktok by the owner")
     # Asked for one service: only what binds it; on another marketplace: no spent retry budget.
     only = why_not(facts(operations=history, exclusions=stored), RULES, "smshub", ServiceName("astropay"), T)
     assert rules_of(only) == ["group"]

@@ -62,7 +62,7 @@ def _switches(report: NumberReport) -> str:
     n = report.number
     words = [f"{n.phone}: {n.state}"]
     if not n.operator_enabled:
-        words.append("switched off by the operator")
+        words.append("switched off by the owner")
     if not n.file_enabled:
         words.append("switched off in the CSV (enabled=0)")
     return "; ".join(words)
@@ -131,9 +131,10 @@ def operations_list(
     # Money in the operation's own currency: SMSHUB may pay in USD what Onlinesim pays in RUB.
     now = time.time()
     opened = [float(str(r["opened_at"] or 0)) for r in records]
+    markets = [str(r["marketplace"]) for r in records]
     fields = [
         Field("id", [str(r["id"]) for r in records]),
-        Field("marketplace", [str(r["marketplace"]) for r in records]),
+        Field("marketplace", markets, short=("market", markets)),
         Field("opened", [when(at) for at in opened], short=("opened", [when(at, now=now) for at in opened])),
         Field("phone", [str(r["phone"]) for r in records]),
         Field("service", [str(r["service"] or "rent") for r in records]),
@@ -145,7 +146,14 @@ def operations_list(
             justify="right",
         ),
     ]
-    narrow: list[Step] = [Shorten("opened"), Drop("sms"), Drop("marketplace"), Drop("opened")]
+    # Narrow: the time without its date, then the columns least read; never the id or phone.
+    narrow: list[Step] = [
+        Shorten("opened"),
+        Drop("sms"),
+        Shorten("marketplace"),
+        Drop("opened"),
+        Drop("market"),
+    ]
     print_table(console, fields, narrow, footer=f"{len(records)} of {page.total} operation(s)")
 
 

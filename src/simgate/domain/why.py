@@ -66,7 +66,7 @@ def _state(number: Number, operations: Sequence[Operation]) -> list[Reason]:
     if not number.file_enabled:
         found.append(Reason("disabled", "disabled in the CSV (enabled column)"))
     if not number.operator_enabled:
-        found.append(Reason("disabled", "switched off by the operator (simgate numbers enable to undo)"))
+        found.append(Reason("disabled", "switched off by the owner (simgate numbers enable to undo)"))
     if not number.online:
         found.append(Reason("offline", "offline: its gateway reports no SIM in the slot"))
     holding = next((o for o in operations if o.id == number.open_operation_id), None)
@@ -159,4 +159,4 @@ def _exclusion(fact: ExclusionFact, cause: Operation | None, rules: LedgerRules)
         return Reason(
             "retries", f"retries for {fact.service} used up (status 4) on {fact.marketplace} at {at}"
         )
-    return Reason(fact.reason, f"{fact.reason} for {fact.service} by the operator at {at}")
+    return Reason(fact.reason, f"{fact.reason} for {fact.service} by the owner at {at}")
