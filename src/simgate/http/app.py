@@ -25,6 +25,7 @@ from simgate.http.access import AuthThrottle, metrics_refusal
 from simgate.http.body import BodyError, bearer, read_body
 from simgate.http.call_metrics import Metrics
 from simgate.http.fastpath import Call, IntakeRoute, MarketplaceRoutes
+from simgate.http.fastpath import unavailable as unavailable_text
 from simgate.http.intake import Intake
 from simgate.http.requestlog import log_call
 from simgate.marketplaces.base import Answer, Marketplace
@@ -226,7 +227,8 @@ def exception_handlers(marketplaces: Sequence[Marketplace]) -> dict[Any, Excepti
     async def unavailable(request: Request, exc: Exception) -> Response:
         # Answer at once: the marketplace's deadline is 10 s and it will ask again;
         # hardware keeps an SMS it was not told was stored.
-        return error_response(request, 503, "database unavailable, nothing was changed; try again")
+        assert isinstance(exc, StoreUnavailable)
+        return error_response(request, 503, unavailable_text(exc))
 
     async def server_error(request: Request, exc: Exception) -> Response:
         # Never a traceback on the wire; the log has it (Starlette logs unhandled errors).

@@ -29,7 +29,7 @@ from simgate.domain.throttle import Throttle
 from simgate.http.access import too_many
 from simgate.http.body import BodyError, read_stream, receive_chunks
 from simgate.marketplaces.base import Answer, Marketplace
-from simgate.storage.ports import StoreUnavailable
+from simgate.storage.ports import OutcomeUnknown, StoreUnavailable
 
 log = logging.getLogger("simgate.http")
 
@@ -47,6 +47,20 @@ GZIP_KEPT = 4
 """The last big answers kept with their gzip: an idle farm's GET_SERVICES is the same bytes
 poll after poll (services/answers.py), and gzip was most of what such a call still cost."""
 UNAVAILABLE = "database unavailable, nothing was changed; try again"
+SMS_OUTCOME_UNKNOWN = (
+    "database connection lost during commit: the SMS may or may not have been stored;"
+    " send it again (a resend with the same message_id is recognised, never pushed twice)"
+)
+
+
+def unavailable(problem: StoreUnavailable, in_doubt: str | None = None) -> str:
+    """The 503's text: "nothing was changed", unless the connection was lost while the unit
+    was committing (OutcomeUnknown): then the outcome is unknown, and the text says so and
+    what a retry does (`in_doubt`, or the one the unit's caller chose)."""
+    if isinstance(problem, OutcomeUnknown):
+        return in_doubt or problem.answer
+    return UNAVAILABLE
+
 
 _encode = msgspec.json.Encoder().encode
 
@@ -152,9 +166,9 @@ class MarketplaceRoutes:
                 market, endpoint, body, [bearer_token(header(b"authorization")), apikey], started
             )
             status, payload = answer.status, answer.payload
-        except StoreUnavailable:
+        except StoreUnavailable as problem:
             # Answer at once: the marketplace's deadline is 10 s and it will ask again.
-            status, payload = market.envelope(503, UNAVAILABLE)
+            status, payload = market.envelope(503, unavailable(problem))
         except Exception:
             # Never a traceback on the wire; the log has it.
             log.exception("%s %s failed", market.name, scope["path"][:80])
@@ -249,9 +263,9 @@ class IntakeRoute:
             status, payload = await self.handle(body, bearer_token(header(b"authorization")))
         except BodyError as problem:
             status, payload = problem.status, {"error": str(problem)}
-        except StoreUnavailable:
+        except StoreUnavailable as problem:
             # Hardware keeps an SMS it was not told was stored, and sends it again.
-            status, payload = 503, {"error": UNAVAILABLE}
+            status, payload = 503, {"error": unavailable(problem, SMS_OUTCOME_UNKNOWN)}
         except Exception:
             log.exception("POST %s failed", self.PATH)
             status, payload = 500, {"error": "internal error"}

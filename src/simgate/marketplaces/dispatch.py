@@ -32,7 +32,7 @@ from simgate.services.operations import (
     list_available,
     record_poll,
 )
-from simgate.storage.ports import Store
+from simgate.storage.ports import OutcomeUnknown, Store
 
 ACTIONS = ("GET_SERVICES", "GET_NUMBER", "FINISH_ACTIVATION")
 
@@ -172,11 +172,28 @@ async def available(
     return countries
 
 
+ISSUE_OUTCOME_UNKNOWN = (
+    "database connection lost during commit: a number may or may not have been issued for this"
+    " order; ask again (that may issue another number: one issued here and never answered"
+    " stays busy until a FINISH for it)"
+)
+"""GET_NUMBER is not idempotent (no order id to recognise a repeat by): the marketplace is told
+that its retry is a new order. The number of an unanswered issue stays busy, as for an answer
+that came too late (README, "Decisions"): simgate never closes an operation itself."""
+FINISH_OUTCOME_UNKNOWN = (
+    "database connection lost during commit: this FINISH may or may not have been recorded;"
+    " send it again (a repeat is answered as the first and changes nothing)"
+)
+
+
 async def issue(
     store: Store, marketplace: str, order: Order, clock: Callable[[], Timestamp]
 ) -> Operation | None:
     now = clock()
-    return await store.transact(lambda uow: issue_number(uow, marketplace, order, now), single=True)
+    try:
+        return await store.transact(lambda uow: issue_number(uow, marketplace, order, now), single=True)
+    except OutcomeUnknown as lost:
+        raise lost.telling(ISSUE_OUTCOME_UNKNOWN) from lost.__cause__
 
 
 async def finish(
@@ -189,6 +206,10 @@ async def finish(
     policy: FinishPolicy,
 ) -> FinishOutcome:
     now = clock()
-    return await store.transact(
-        lambda uow: finish_operation(uow, marketplace, activation, status, final, now, policy), single=True
-    )
+    try:
+        return await store.transact(
+            lambda uow: finish_operation(uow, marketplace, activation, status, final, now, policy),
+            single=True,
+        )
+    except OutcomeUnknown as lost:  # FINISH is idempotent: the resend settles it
+        raise lost.telling(FINISH_OUTCOME_UNKNOWN) from lost.__cause__

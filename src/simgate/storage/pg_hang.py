@@ -14,13 +14,15 @@ pool connection until every request waits.
    waiting after 40 s; docs/deployment.md).
 2. A bound in simgate (`AnswerWatch`): a round trip to the server that has waited longer than
    the server's own `statement_timeout` plus a second has its socket shut down from another
-   thread; the waiting unit of work fails with StoreUnavailable (503, nothing changed) and the
-   pool replaces the connection. This is what bounds a peer whose *kernel* still answers: a
-   stopped backend, a proxy or relay that hangs (pgbouncer, an SSH tunnel, a userspace relay
-   on the same host: there the kernel acknowledges every byte the relay's buffers take, so
-   TCP never sees a problem; through tests/pg_proxy.py frozen, a query with our TCP settings
-   still waited after 25 s). It is the only bound on loopback, and TCP's backstop elsewhere.
-   A cut during a COMMIT leaves its outcome unknown, as any connection lost then does.
+   thread; the waiting unit of work fails with StoreUnavailable (503, nothing changed; or
+   OutcomeUnknown if what it waited on was its commit) and the pool replaces the connection.
+   This is what bounds a peer whose *kernel* still answers: a stopped backend, a proxy or
+   relay that hangs (pgbouncer, an SSH tunnel, a userspace relay on the same host: there the
+   kernel acknowledges every byte the relay's buffers take, so TCP never sees a problem;
+   through tests/pg_proxy.py frozen, a query with our TCP settings still waited after 25 s).
+   It is the only bound on loopback, and TCP's backstop elsewhere.
+   A cut during a COMMIT leaves its outcome unknown, as any connection lost then does: the
+   unit fails with OutcomeUnknown, whose answer says so (storage/pg_units.py, `_committing`).
 
 Connecting is bounded by psycopg's `connect_timeout` (the whole handshake, not only TCP).
 """

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import cache
 from typing import Any
 
@@ -75,9 +75,28 @@ class PgConnection:
         self.begun = False
         self.whole = False
         self.watch = watch
+        self.in_doubt = False
+        """The connection was lost while this unit was committing: it may have committed."""
 
     def _round_trip(self) -> AbstractContextManager[None]:
         return nullcontext() if self.watch is None else self.watch.round_trip(self.conn)
+
+    @contextmanager
+    def _committing(self) -> Iterator[None]:
+        """The round trip that commits the unit (its COMMIT, or a `single` unit's statement).
+        Lost on the way (a cut, a reset, a server gone), it may have committed: the server
+        may have done it and only its answer been lost. `in_doubt` says so. A connection
+        already lost before (psycopg refuses to send on it), or an error the server answered
+        on a live connection (a serialization failure, a full disk), leaves no doubt: the
+        transaction did not commit."""
+        sendable = not self.conn.broken and not self.conn.closed
+        try:
+            with self._round_trip():
+                yield
+        except psycopg.Error:
+            if sendable and (self.conn.broken or self.conn.closed):
+                self.in_doubt = True
+            raise
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         self._refuse_after_whole()
@@ -97,7 +116,7 @@ class PgConnection:
             return self.execute(sql, params)
         self._refuse_after_whole()
         self.whole = True
-        with self._round_trip():
+        with self._committing():  # autocommit: this statement is the unit's commit
             return self.conn.execute(translate(sql), params)
 
     def _refuse_after_whole(self) -> None:
@@ -106,7 +125,7 @@ class PgConnection:
 
     def commit(self) -> None:
         if self.begun:
-            with self._round_trip():
+            with self._committing():
                 self.conn.commit()
 
     def rollback(self) -> None:

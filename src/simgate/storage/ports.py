@@ -68,6 +68,27 @@ class StoreUnavailable(RuntimeError):
     """The database cannot be reached now; the edge answers 503 and nothing is changed."""
 
 
+class OutcomeUnknown(StoreUnavailable):
+    """The connection was lost while the unit's commit was in flight (PostgreSQL: its COMMIT,
+    or the one statement of a `single` unit): the server may have committed it or not, and
+    nobody can tell from here. The edge still answers 503, but says so instead of "nothing
+    was changed"; a retry is safe only where the unit is idempotent (FINISH, an SMS with its
+    id), so the caller can pick a text that says what a retry does (`answer`)."""
+
+    GENERIC = "database connection lost during commit: the outcome is unknown; try again"
+
+    def __init__(self, reason: str, unit: str, answer: str = GENERIC) -> None:
+        super().__init__(reason)
+        self.unit = unit
+        """The unit of work that was committing (its function's name), for the log."""
+        self.answer = answer
+        """What the edge tells the caller."""
+
+    def telling(self, answer: str) -> OutcomeUnknown:
+        """The same loss, with the caller's own text (what a retry of *this* call does)."""
+        return OutcomeUnknown(str(self), self.unit, answer)
+
+
 UpsertOutcome = Literal["added", "updated", "unchanged"]
 
 

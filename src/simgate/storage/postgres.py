@@ -6,10 +6,12 @@ event loop never blocks. Claims pick candidates with FOR UPDATE SKIP LOCKED so c
 GET_NUMBERs (and workers) pass over each other's rows instead of queueing on them.
 
 A database that is gone (restarting, unreachable, disk full, read-only) fails each unit with
-StoreUnavailable (503, nothing changed), and `write_error` stays set until a write commits
-again or a probe (asked for at most once a second while writes fail) finds the server back
-and writable. Once a probe has found the server gone, units fail at once instead of each
-waiting for the pool's timeout.
+StoreUnavailable (503, nothing changed), or OutcomeUnknown when the connection was lost while
+the unit was committing (its COMMIT, or a single unit's one statement, in flight: the server
+may have committed it; 503 all the same, its text says so, and a warning names the unit).
+`write_error` stays set until a write commits again or a probe (asked for at most once a
+second while writes fail) finds the server back and writable. Once a probe has found the
+server gone, units fail at once instead of each waiting for the pool's timeout.
 
 The probe opens its own connection, never one of the pool's: a pool that lost its server
 has nothing to lend (its attempts to reconnect have given up, or its idle connections died
@@ -47,7 +49,7 @@ from simgate.domain.errors import ClaimConflict
 from simgate.domain.ledger import NO_RULES, LedgerRules
 from simgate.storage.pg_hang import ANSWER_GRACE, CHECK_BOUND, AnswerWatch, Unanswered, tcp_settings
 from simgate.storage.pg_units import PgConnection, PgUnitOfWork
-from simgate.storage.ports import Reports, StoreUnavailable, UnitOfWork
+from simgate.storage.ports import OutcomeUnknown, Reports, StoreUnavailable, UnitOfWork
 from simgate.storage.sql_reports import SqlReports
 
 T = TypeVar("T")
@@ -173,6 +175,7 @@ class PostgresStore:
         if self._down and gone is not None:
             raise StoreUnavailable(gone)
         for attempt in range(1, RETRIES + 1):
+            db: PgConnection | None = None
             try:
                 with self.pool.connection() as conn:
                     db = PgConnection(
@@ -199,6 +202,17 @@ class PostgresStore:
                 self._write_error = f"PostgreSQL unavailable: {error}"
                 if isinstance(error, Unanswered):
                     self._down = True  # its other connections are likely as silent
+                if db is not None and db.in_doubt and not read_only:
+                    # Lost while committing: the server may have committed and only its
+                    # answer been lost. Not "nothing changed"; the operator may need to look.
+                    unit = unit_name(work)
+                    log.warning(
+                        "PostgreSQL connection lost during the commit of %s: it may or may not"
+                        " have committed (%s)",
+                        unit,
+                        error,
+                    )
+                    raise OutcomeUnknown(self._write_error, unit) from error
                 raise StoreUnavailable(self._write_error) from error
         raise AssertionError("unreachable")
 
@@ -236,6 +250,14 @@ class PostgresStore:
         self._prober.shutdown(wait=True)
         self.pool.close()
         self._watch.close()
+
+
+def unit_name(work: Callable[..., object]) -> str:
+    """The function a unit of work runs, for the log: `simgate.marketplaces.dispatch.issue`
+    for the lambda `issue` hands the store, the function itself for a partial."""
+    func = getattr(work, "func", work)
+    name = getattr(func, "__qualname__", type(func).__qualname__)
+    return f"{getattr(func, '__module__', '?')}.{name}".replace(".<locals>.<lambda>", "")
 
 
 class WatchedPool(ConnectionPool):
