@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ from simgate.domain.types import ServiceName, Timestamp
 from simgate.services.history import Run, prune_history, prune_pass
 from simgate.services.lanes import register_marketplaces
 from simgate.storage.ports import Store, UnitOfWork
+from tests.conftest import copy_database
 from tests.factories import make_order, make_spec
 
 NOW = 1_800_000_000.0
@@ -107,6 +109,17 @@ class Farm:
             return ids
 
         return self.store.run(work)
+
+    def unpushed(self, operation: str, at: Timestamp, count: int) -> None:
+        """`count` SMS to `operation` from `at` on, never pushed (nothing pending): old ones go."""
+        op = self.ops[operation]
+
+        def work(uow: UnitOfWork) -> None:
+            for i in range(count):
+                incoming = IncomingMessage(op.phone, "VK", f"rent {i}", "http", None, None)
+                assert uow.messages.add(incoming, op.number_id, op.id, at + i) is not None
+
+        self.store.run(work)
 
 
 def operation_ids(store: Store) -> set[int]:
@@ -423,6 +436,41 @@ def test_an_sqlite_batch_costs_its_stretch_not_the_rows_that_stay(sqlite_url: st
 
     few = steps(200)
     assert steps(2000) < 1.5 * few  # before: 70 and 730 (hundreds of instructions)
+
+
+def test_an_sqlite_operations_batch_costs_the_same_however_many_sms_its_operation_had(
+    tmp_path: Path, migrated_sqlite: Path
+) -> None:
+    """Whether an old rent keeps one of its SMS is two index probes (migration 0022), not a
+    look at each of them: a rent with thousands of SMS not yet pruned cost every batch of the
+    operations' walk thousands of lookups. VM instructions, as above."""
+    from simgate.storage.sql_history import SqlHistory
+    from simgate.storage.sqlite import SQLiteStore
+
+    def steps(sms: int) -> int:
+        url = copy_database(migrated_sqlite, tmp_path / f"rent{sms}.db")
+        store = SQLiteStore.from_url(url)
+        farm = Farm(store)
+        farm.operation("rent", OLD, OLD + sms + 60, kind=OperationKind.RENT)
+        farm.unpushed("rent", OLD, sms)
+        store.close()
+        db = sqlite3.connect(url.removeprefix("sqlite:///"))
+        counted = [0]
+
+        def count() -> int:
+            counted[0] += 1
+            return 0
+
+        db.set_progress_handler(count, 100)
+        plan = POLICY.plan(NOW)
+        assert plan is not None
+        assert SqlHistory(db).prune("operations", plan, 10).removed == 0  # its SMS go first
+        db.rollback()
+        db.close()
+        return counted[0]
+
+    few = steps(200)
+    assert steps(2000) < 1.5 * few  # 4 and 4 (hundreds of instructions); before: 116 and 1,124
 
 
 def test_two_postgres_prunes_at_once_share_the_work_and_never_wait(postgres_url: str) -> None:
