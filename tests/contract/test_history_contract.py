@@ -187,6 +187,27 @@ def test_old_finished_history_goes_and_what_is_still_needed_stays(store: Store) 
     assert store.run_read(lambda uow: uow.numbers.count_drift()) == []
 
 
+def test_a_dry_run_counted_window_by_window_adds_up_to_what_a_prune_removes(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from simgate.storage import sql_history
+
+    monkeypatch.setattr(sql_history, "COUNT_WINDOW", 2)  # every old row a window's edge
+    farm = history(store)
+    farm.unpushed("done", OLD + 40, 5)
+    plan = POLICY.plan(NOW)
+    assert plan is not None
+    counted = store.run_read(lambda uow: uow.history.prunable(plan))
+    assert counted == {
+        "delivery_attempts": 2,
+        "deliveries": 1,
+        "messages": 6,
+        "operations": 3,
+        "alert_notices": 0,
+    }
+    assert prune_history(store, POLICY, NOW) == counted
+
+
 def test_a_delivered_push_releases_what_it_kept(store: Store) -> None:
     farm = history(store)
     prune_history(store, POLICY, NOW)
@@ -471,6 +492,41 @@ def test_an_sqlite_operations_batch_costs_the_same_however_many_sms_its_operatio
 
     few = steps(200)
     assert steps(2000) < 1.5 * few  # 4 and 4 (hundreds of instructions); before: 116 and 1,124
+
+
+def test_no_statement_of_a_dry_run_grows_with_the_history(tmp_path: Path, migrated_sqlite: Path) -> None:
+    """`simgate prune --dry-run` on a huge history must not outlast PostgreSQL's statement
+    timeout: it counts a window at a time, so its costliest statement is the same with 10
+    times as many old SMS (SQLite VM instructions per statement, not time)."""
+    from simgate.storage import sql_history
+    from simgate.storage.sqlite import SQLiteStore
+
+    def costliest(sms: int) -> int:
+        url = copy_database(migrated_sqlite, tmp_path / f"dry{sms}.db")
+        store = SQLiteStore.from_url(url)
+        farm = Farm(store)
+        farm.operation("rent", OLD, OLD + sms + 60, kind=OperationKind.RENT)
+        farm.unpushed("rent", OLD, sms)
+        store.close()
+        db = sqlite3.connect(url.removeprefix("sqlite:///"))
+        statements = [0]
+        db.set_trace_callback(lambda _: statements.append(0))
+
+        def count() -> int:
+            statements[-1] += 1
+            return 0
+
+        db.set_progress_handler(count, 100)
+        plan = POLICY.plan(NOW)
+        assert plan is not None
+        assert sql_history.SqlHistory(db).prunable(plan)["messages"] == sms
+        db.close()
+        return max(statements)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sql_history, "COUNT_WINDOW", 100)
+        few = costliest(200)
+        assert costliest(2000) < 1.5 * few
 
 
 def test_two_postgres_prunes_at_once_share_the_work_and_never_wait(postgres_url: str) -> None:

@@ -95,6 +95,11 @@ def still_counted(plan: PrunePlan, fence: str = "") -> tuple[str, list[Any]]:
     return sql, [*params, BLOCKED]
 
 
+COUNT_WINDOW = 20_000
+"""Old rows of a walk that one statement of `prunable` counts at most: four batches' windows
+(history.SCAN x 1,000), a few hundred milliseconds on PostgreSQL, far inside its timeout."""
+
+
 class SqlHistory:
     def __init__(self, db: Connection, *, skip_locked: bool = False) -> None:
         self.db = db
@@ -248,26 +253,62 @@ class SqlHistory:
         return 0 if row is None else int(row[0])
 
     def prunable(self, plan: PrunePlan) -> dict[str, int]:
+        """Counted window by window along each walk (COUNT_WINDOW old rows at most per
+        statement, found as a batch finds its end), never in one statement over the whole
+        history: on PostgreSQL one COUNT over a few million old SMS outlasts the 5 s
+        statement timeout, and `simgate prune --dry-run` would only ever fail on the very
+        databases it is meant for. Each window's statement costs what a batch's does; they
+        all run in the caller's one snapshot (Store.run_read), so the total is exact."""
         before = plan.before
-        counted, params = still_counted(plan)
-        joined = "FROM messages m JOIN deliveries d ON d.message_id = m.id"
+        counted, params = still_counted(plan, self.fence)
+        joined = f"FROM messages m JOIN deliveries d ON d.message_id = m.id WHERE {self._window('messages')}"
+        going = goes(self.fence)
         return {
-            "delivery_attempts": self._count(
-                f"SELECT COUNT(*) {joined} JOIN delivery_attempts a ON a.delivery_id = d.id WHERE {goes()}",
+            "delivery_attempts": self._windows(
+                "messages",
+                before,
+                "SELECT COUNT(*) FROM messages m JOIN deliveries d ON d.message_id = m.id"
+                " JOIN delivery_attempts a ON a.delivery_id = d.id"
+                f" WHERE {self._window('messages')} AND {going}",
                 [before],
             ),
-            "deliveries": self._count(f"SELECT COUNT(*) {joined} WHERE {goes()}", [before]),
-            "messages": self._count(f"SELECT COUNT(*) FROM messages m WHERE {goes()}", [before]),
-            # What a prune reaches once it has removed the messages and pushes that go.
-            "operations": self._count(
-                "SELECT COUNT(*) FROM operations o"
-                f" WHERE o.finished_at < ? AND {operation_keeps_none()}{counted}",
-                [before, before, *params],
+            "deliveries": self._windows(
+                "messages", before, f"SELECT COUNT(*) {joined} AND {going}", [before]
             ),
-            "alert_notices": self._count(
-                f"SELECT COUNT(*) FROM alert_notices n WHERE {notice_goes()}", [before]
+            "messages": self._windows(
+                "messages",
+                before,
+                f"SELECT COUNT(*) FROM messages m WHERE {self._window('messages')} AND {going}",
+                [before],
+            ),
+            # What a prune reaches once it has removed the messages and pushes that go.
+            "operations": self._windows(
+                "operations",
+                before,
+                f"SELECT COUNT(*) FROM operations o WHERE {self._window('operations')}"
+                f" AND o.finished_at IS NOT NULL AND {operation_keeps_none(self.fence)}{counted}",
+                [before, *params],
+            ),
+            "alert_notices": self._windows(
+                "alert_notices",
+                before,
+                f"SELECT COUNT(*) FROM alert_notices n WHERE {self._window('alert_notices')}"
+                f" AND {notice_goes_after(self.fence)}",
+                [],
             ),
         }
+
+    def _windows(self, walk: str, before: Timestamp, count: str, params: list[Any]) -> int:
+        """`count` (over `walk`'s window, then `params`) summed over the walk's old rows, a
+        window of COUNT_WINDOW of them at a time."""
+        total, after = 0, history.START
+        while True:
+            end = self._end(walk, before, after, COUNT_WINDOW)
+            upto = end or Position(before, 0)
+            total += self._count(count, [after.at, after.at, after.id, upto.at, upto.at, upto.id, *params])
+            if end is None:
+                return total
+            after = end
 
     def note(self, removed: Mapping[str, int], now: Timestamp) -> None:
         for table, rows in removed.items():
