@@ -591,7 +591,7 @@ def test_metrics_read_the_farm_from_the_database(client: httpx.Client, farm: Far
     assert metric(text, 'simgate_marketplace_earnings_total{currency="RUB",marketplace="onlinesim"}') == 12.5
     assert metric(text, 'simgate_marketplace_sales_total{marketplace="onlinesim"}') == 1
     assert (
-        'simgate_marketplace_requests_total{call="getNumber",marketplace="onlinesim",status="SUCCESS"}'
+        'simgate_marketplace_requests_total{call="getNumber",code="200",marketplace="onlinesim",status="SUCCESS"}'
         in text
     )
     # Always true: an action shows at the next scrape, with no counter to keep in step.

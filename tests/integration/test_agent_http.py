@@ -422,7 +422,7 @@ def test_each_call_is_logged_and_counted_under_its_marketplace_without_the_key(
     ), lines
     assert all(KEY not in line for line in lines)
     metrics = client.get("/metrics").text
-    labels = f'call="GET_NUMBER",marketplace="{client.name}",status="SUCCESS"'
+    labels = f'call="GET_NUMBER",code="200",marketplace="{client.name}",status="SUCCESS"'
     assert f"simgate_marketplace_requests_total{{{labels}}} 1.0" in metrics
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ from simgate.domain.types import PhoneNumber
 from simgate.services.intake import accept_sms
 from simgate.storage import schema
 from simgate.storage.memory import MemoryStore
-from simgate.storage.ports import StoreUnavailable, UnitOfWork
+from simgate.storage.ports import OutcomeUnknown, StoreUnavailable, UnitOfWork
 from simgate.storage.sqlite import SQLiteStore
 from tests import conftest
 from tests.conftest import INTAKE_TOKEN, KEY, LiveServer
@@ -265,3 +266,68 @@ async def test_readyz_is_not_ready_while_the_memory_fake_plays_a_failing_store()
         assert (await client.post("/onlinesim/getServices", json=services)).status_code == 503
         store.write_error = None
         assert (await client.post("/onlinesim/getServices", json=services)).status_code == 200
+
+
+class LosingStore(MemoryStore):
+    """A store whose GET_NUMBER and FINISH units (`single`) lose their commit, or whose every
+    unit finds the database gone (`gone`) or fails on a bug (`broken`)."""
+
+    gone = broken = False
+
+    async def transact(self, work: Callable[[UnitOfWork], T], *, single: bool = False) -> T:
+        if self.broken:
+            raise RuntimeError("a bug with a secret detail")
+        if self.gone:
+            raise StoreUnavailable("database is locked")
+        if single:
+            raise OutcomeUnknown("connection lost", getattr(work, "__name__", "unit"))
+        return await super().transact(work, single=single)
+
+
+async def test_a_503_is_logged_and_counted_as_the_503_it_is_with_its_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Was: "-> 500 EXCEPTION" in the request log, and no count, for an answer that was a 503."""
+    store = LosingStore(revision=schema.head_revision())
+    store.run(lambda uow: uow.numbers.upsert(make_spec(), time.time()))
+    settings = conftest.test_settings("sqlite:///unused.db", smshub_key="smshub-test-key")
+    app = build_app(settings, store, revision=schema.head_revision(), worker=False)
+    order = {"country": "russia", "operator": "any", "service": "vkcom"}
+    transport = httpx.ASGITransport(app=app)
+    caplog.set_level(logging.INFO, logger="simgate.requests")
+    async with httpx.AsyncClient(transport=transport, base_url="http://simgate") as client:
+        lost = await client.post("/onlinesim/getNumber", json={**order, "action": "GET_NUMBER", "key": KEY})
+        assert lost.status_code == 503
+        agent = {**order, "service": "vk", "sum": 10, "currency": 643, "key": "smshub-test-key"}
+        finish = {"action": "FINISH_ACTIVATION", "activationId": 7, "status": 3, "key": "smshub-test-key"}
+        assert (await client.post("/smshub", json=finish)).status_code == 503
+        store.gone = True
+        assert (await client.post("/smshub", json={**agent, "action": "GET_NUMBER"})).status_code == 503
+        store.gone, store.write_error = False, "disk full"
+        assert (await client.post("/onlinesim/getServices", json={"key": KEY})).status_code == 503
+        store.broken, store.write_error = True, None
+        broken = await client.post("/smshub", json=finish)
+        assert (broken.status_code, broken.json()) == (500, {"status": "ERROR", "error": "internal error"})
+        metrics = (await client.get("/metrics")).text
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "simgate.requests"]
+    level, line = lines.pop()
+    assert level == logging.ERROR
+    assert line.startswith("smshub unknown -> 500 ERROR error='internal error' ("), line
+    assert len(lines) == 4, lines
+    assert all(level == logging.WARNING and " -> 503 ERROR error=" in line for level, line in lines), lines
+    assert lines[0][1].startswith("onlinesim getNumber action=GET_NUMBER country=russia")
+    assert "a number may or may not have been issued" in lines[0][1]
+    assert lines[1][1].startswith("smshub FINISH_ACTIVATION action=FINISH_ACTIVATION operation=7")
+    assert "this FINISH may or may not have been recorded" in lines[1][1]
+    assert lines[2][1].startswith("smshub GET_NUMBER action=GET_NUMBER")
+    assert "nothing was changed" in lines[2][1]
+    assert lines[3][1].startswith("onlinesim getServices -> 503 ERROR error='database unavailable")
+    for labels in (
+        'call="getNumber",code="503",marketplace="onlinesim",status="ERROR"',
+        'call="FINISH_ACTIVATION",code="503",marketplace="smshub",status="ERROR"',
+        'call="GET_NUMBER",code="503",marketplace="smshub",status="ERROR"',
+        # Refused before its body is read (nothing is offered while writes fail).
+        'call="unknown",code="503",marketplace="onlinesim",status="ERROR"',
+        'call="unknown",code="500",marketplace="smshub",status="ERROR"',
+    ):
+        assert f"simgate_marketplace_requests_total{{{labels}}} 1.0" in metrics, metrics

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -36,6 +37,7 @@ JSON = "application/json; charset=utf-8"
 Endpoint = Callable[[Request], Awaitable[Response]]
 ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 _encode = msgspec.json.Encoder().encode
+log = logging.getLogger("simgate.http")
 
 
 def json_response(status: int, payload: Any) -> Response:
@@ -111,23 +113,27 @@ def marketplace_call(deps: AppDeps, metrics: Metrics) -> Call:
     async def call(
         market: Marketplace, path: str, body: bytes | BodyError, credentials: list[str | None], started: float
     ) -> Answer:
-        """One marketplace call: answered, logged, counted (both routes use it)."""
+        """One marketplace call: answered, logged, counted (both routes use it). It never
+        raises: the log line and the counter record the status the caller is sent."""
         if isinstance(body, BodyError):
-            status, payload = market.envelope(body.status, str(body))
-            answer = Answer(status, payload, "unknown")
+            answer = Answer(*market.envelope(body.status, str(body)), "unknown")
+        elif deps.store.write_error is not None:
+            # Nothing can be issued or finished while writes fail: advertise nothing.
+            answer = Answer(*market.envelope(503, StoreUnavailable.answer), "unknown")
         else:
-            if deps.store.write_error is not None:
-                # Nothing can be issued or finished while writes fail: advertise nothing.
-                raise StoreUnavailable(deps.store.write_error)
             try:
                 answer = await market.handle(path, body, credentials)
+            except StoreUnavailable as problem:  # the plug-ins answer it themselves; a new one may not
+                answer = Answer(*market.envelope(503, unavailable_text(problem)), "unknown")
             except Exception:
-                log_call(market.name, path or market.name, None, 500, {"status": "EXCEPTION"}, started)
-                raise
+                # Never a traceback on the wire; the log has it.
+                log.exception("%s %s failed", market.name, path[:80] or "call")
+                answer = Answer(*market.envelope(500, "internal error"), "unknown")
         log_call(market.name, path or answer.call, answer.request, answer.status, answer.payload, started)
         if deps.calls is not None and answer.status == 200:
             deps.calls.saw(market.name)
-        metrics.observe(market.name, answer.call, answer.payload, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        metrics.observe(market.name, answer.call, answer.status, answer.payload, seconds)
         return answer
 
     return call

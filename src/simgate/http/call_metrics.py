@@ -13,8 +13,8 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
             "simgate_marketplace_requests",
-            "Marketplace calls answered, by call and answer status",
-            ["marketplace", "call", "status"],
+            "Marketplace calls answered, by call, answer status and HTTP status code",
+            ["marketplace", "call", "status", "code"],
             registry=registry,
         )
         self.latency = Histogram(
@@ -25,17 +25,19 @@ class Metrics:
             registry=registry,
         )
 
-        self._counted: dict[tuple[str, str, str], Any] = {}
+        self._counted: dict[tuple[str, str, str, int], Any] = {}
         self._timed: dict[tuple[str, str], Any] = {}
         """The labelled series by their labels: `labels()` checks, joins and locks on every
         call (~4 us of every marketplace call's few hundred)."""
 
-    def observe(self, marketplace: str, call: str, payload: Any, seconds: float) -> None:
+    def observe(self, marketplace: str, call: str, code: int, payload: Any, seconds: float) -> None:
+        # `code` beside the answer's status word: an ERROR is a 401 (a wrong key) or a 503
+        # (the database), and the operator acts on which.
         status = payload.get("status", "?") if isinstance(payload, dict) else "?"
-        key = (marketplace, call, str(status))
+        key = (marketplace, call, str(status), code)
         counter = self._counted.get(key)
         if counter is None:
-            counter = self._counted[key] = self.requests.labels(*key)
+            counter = self._counted[key] = self.requests.labels(marketplace, call, str(status), str(code))
         counter.inc()
         timer = self._timed.get(key[:2])
         if timer is None:

@@ -46,7 +46,6 @@ compress off the event loop (zlib lets go of the GIL), so GET_NUMBERs beside nev
 GZIP_KEPT = 4
 """The last big answers kept with their gzip: an idle farm's GET_SERVICES is the same bytes
 poll after poll (services/answers.py), and gzip was most of what such a call still cost."""
-UNAVAILABLE = "database unavailable, nothing was changed; try again"
 SMS_OUTCOME_UNKNOWN = (
     "database connection lost during commit: the SMS may or may not have been stored;"
     " send it again (a resend with the same message_id is recognised, never pushed twice)"
@@ -57,9 +56,9 @@ def unavailable(problem: StoreUnavailable, in_doubt: str | None = None) -> str:
     """The 503's text: "nothing was changed", unless the connection was lost while the unit
     was committing (OutcomeUnknown): then the outcome is unknown, and the text says so and
     what a retry does (`in_doubt`, or the one the unit's caller chose)."""
-    if isinstance(problem, OutcomeUnknown):
-        return in_doubt or problem.answer
-    return UNAVAILABLE
+    if isinstance(problem, OutcomeUnknown) and in_doubt:
+        return in_doubt
+    return problem.answer
 
 
 _encode = msgspec.json.Encoder().encode

@@ -115,7 +115,8 @@ def log_call(
     started: float,
 ) -> None:
     """One line per marketplace call, from the request the handler already decoded."""
-    level = logging.INFO if status < 500 else logging.ERROR
+    # A 503 is the database being away (its own alert says so), not a fault in simgate.
+    level = logging.INFO if status < 500 else logging.WARNING if status == 503 else logging.ERROR
     if not log.isEnabledFor(level):
         return
     ms = (time.perf_counter() - started) * 1000

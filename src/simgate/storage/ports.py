@@ -67,6 +67,9 @@ T = TypeVar("T")
 class StoreUnavailable(RuntimeError):
     """The database cannot be reached now; the edge answers 503 and nothing is changed."""
 
+    answer = "database unavailable, nothing was changed; try again"
+    """What the edge tells the caller."""
+
 
 class OutcomeUnknown(StoreUnavailable):
     """The connection was lost while the unit's commit was in flight (PostgreSQL: its COMMIT,

@@ -23,7 +23,7 @@ from simgate.marketplaces.dispatch import BadRequest
 from simgate.services.answers import AnswerCache
 from simgate.services.explain import plain
 from simgate.services.operations import FinishOutcome
-from simgate.storage.ports import Store
+from simgate.storage.ports import Store, StoreUnavailable
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,9 @@ class AgentProtocol:
                 status, payload = await self.finish(request)
         except (BadRequest, DomainError) as problem:
             status, payload = self.envelope(getattr(problem, "status", 400), str(problem))
+        except StoreUnavailable as problem:
+            # Answered here, where the action and the request are known (the request log).
+            status, payload = self.envelope(503, problem.answer)
         return Answer(status, payload, call, request)
 
     async def get_services(self) -> tuple[int, Payload]:

@@ -26,7 +26,7 @@ from simgate.marketplaces.onlinesim.wire import NO_NUMBERS, SUCCESS, Request, de
 from simgate.services.answers import AnswerCache
 from simgate.services.explain import plain
 from simgate.services.operations import FinishOutcome
-from simgate.storage.ports import Store
+from simgate.storage.ports import Store, StoreUnavailable
 
 log = logging.getLogger("simgate.onlinesim")
 
@@ -92,6 +92,10 @@ class Onlinesim:
             return await self.finish(request)
         except (BadRequest, DomainError) as problem:
             return getattr(problem, "status", 400), error(str(problem))
+        except StoreUnavailable as problem:
+            # Answered here, where the call and the request are known: the request log and
+            # the metrics then show the 503 and its reason (commit lost: what a retry does).
+            return 503, error(problem.answer)
 
     async def get_services(self, rent: bool, *, single_url: bool) -> Reply:
         countries = await dispatch.available(
