@@ -6,7 +6,8 @@ import json
 import time
 from pathlib import Path
 
-from simgate.domain.history import DAY
+from simgate.commands.history import WORDS
+from simgate.domain.history import DAY, TABLES
 from simgate.domain.messages import Attempt, DeliveryState, IncomingMessage, Verdict
 from simgate.domain.types import Kopecks, ServiceName
 from simgate.services.inventory import import_numbers
@@ -62,11 +63,11 @@ def test_prune_shows_what_goes_removes_it_and_status_tells(tmp_path: Path) -> No
     lines = dry.stdout.splitlines()
     assert lines[0].startswith("history kept 180 days, since ")
     assert lines[1:] == [
-        "would remove          4 delivery_attempts",
-        "would remove          2 deliveries",
-        "would remove          2 messages",
+        "would remove          4 push attempts",
+        "would remove          2 pushes",
+        "would remove          2 SMS",
         "would remove          2 operations",
-        "would remove          0 alert_notices",
+        "would remove          0 alert notices",
     ]
     before = json.loads(run(tmp_path, "status", "--json", env=ENV).stdout)["history"]
     assert (before["kept_days"], before["last_pruned_at"], before["pruned_in_all"]) == (180, None, {})
@@ -88,7 +89,7 @@ def test_prune_shows_what_goes_removes_it_and_status_tells(tmp_path: Path) -> No
     text = run(tmp_path, "status", env=ENV).stdout
     line = next(line for line in text.splitlines() if line.startswith("history"))
     assert "kept 180 days, since " in line
-    assert line.endswith(": 4 delivery_attempts, 2 deliveries, 2 messages, 2 operations")
+    assert line.endswith(": 4 push attempts, 2 pushes, 2 SMS, 2 operations")
     # The kept counts still equal a recount; the sales' exclusions are untouched.
     assert run(tmp_path, "check", env=ENV).returncode == 0
     again = json.loads(run(tmp_path, "prune", "--json", env=ENV).stdout)["removed"]
@@ -99,10 +100,17 @@ def test_history_kept_forever_prunes_nothing_and_a_bad_setting_is_named(tmp_path
     farm(tmp_path)
     forever = run(tmp_path, "prune", env={**ENV, "SIMGATE_HISTORY_DAYS": "0"})
     assert forever.returncode == 0, forever.stderr
-    assert forever.stdout.splitlines()[0] == "history kept forever (SIMGATE_HISTORY_DAYS=0)"
+    assert forever.stdout.splitlines()[:2] == [
+        "history kept forever (SIMGATE_HISTORY_DAYS=0)",
+        "removed          0 push attempts",
+    ]
     bad = run(tmp_path, "prune", env={**ENV, "SIMGATE_HISTORY_DAYS": "7"})
     assert one_line_reason(bad) == (
         "simgate: SIMGATE_HISTORY_DAYS: must be 0 (keep history forever) or at least 30 days"
     )
     short = run(tmp_path, "prune", "--dry-run", env={**ENV, "SIMGATE_HISTORY_DAYS": "30"})
     assert short.stdout.startswith("history kept 60 days (the longest resale window), since ")
+
+
+def test_every_pruned_table_has_words_for_the_owner() -> None:
+    assert list(WORDS) == list(TABLES)

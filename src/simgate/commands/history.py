@@ -17,6 +17,16 @@ from simgate.domain.history import DAY, TABLES, HistoryPolicy
 from simgate.domain.types import Timestamp
 from simgate.storage.history_ports import Pruned
 
+WORDS = {
+    "delivery_attempts": "push attempts",
+    "deliveries": "pushes",
+    "messages": "SMS",
+    "operations": "operations",
+    "alert_notices": "alert notices",
+}
+"""What an owner reads for each of history.TABLES in the text output; --json keeps the table
+names, which scripts rely on."""
+
 
 def _day(at: Timestamp) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(at))
@@ -48,7 +58,7 @@ def history_line(report: dict[str, Any], policy: HistoryPolicy, now: Timestamp) 
     last = report["last_pruned_at"]
     if last is None:
         return f"{text}; nothing pruned yet"
-    removed = ", ".join(f"{rows} {table}" for table, rows in report["last_pruned"].items())
+    removed = ", ".join(f"{rows} {WORDS[table]}" for table, rows in report["last_pruned"].items())
     return f"{text}; last pruned {_day(last)}: {removed}"
 
 
@@ -78,4 +88,4 @@ def prune(
     typer.echo(f"history {horizon_text(policy, now)}")
     verb = "would remove" if dry_run else "removed"
     for table in TABLES:
-        typer.echo(f"{verb} {counts[table]:>10,} {table}")
+        typer.echo(f"{verb} {counts[table]:>10,} {WORDS[table]}")
