@@ -144,7 +144,41 @@ def test_earnings_per_day_and_by_group(tmp_path: Path) -> None:
     assert by_sim.startswith("sim,opened,finished,sold,earnings_rub\n")
     table = run(tmp_path, "earnings", env={"COLUMNS": "120"}).stdout
     assert "12.50 RUB from 1 sale(s) in 7 day(s)" in table
+    assert "other currencies" not in table  # only RUB sales: no line for the others
     assert run(tmp_path, "earnings", "--by", "country").returncode == 2
+
+
+def test_earnings_names_the_sales_paid_in_other_currencies_under_the_rub_table(tmp_path: Path) -> None:
+    """12.50 RUB on Onlinesim, two USD sales and one EUR sale on SMSHUB: the RUB column leaves
+    the last three out, and the line under the table says so, per currency, sorted."""
+    farm(tmp_path)
+    store = SQLiteStore.from_url(f"sqlite:///{tmp_path / 'simgate.db'}")
+    try:
+        now = time.time()
+        store.run(lambda uow: register_marketplaces(uow, ["onlinesim", "smshub"], now))
+        store.run(lambda uow: import_numbers(uow, [make_spec() for _ in range(3)], now))
+        for currency, cents in (("USD", 300), ("EUR", 100), ("USD", 150)):
+            order = make_order(offered=Kopecks(cents), currency=currency)
+            sold = store.run(lambda uow, order=order: issue_number(uow, "smshub", order, now))
+            assert sold is not None
+            store.run(lambda uow, op=sold, cents=cents: uow.operations.finish(op.id, 3, Kopecks(cents), now))
+            store.run(lambda uow, op=sold: uow.numbers.release(op.number_id, op.id))
+    finally:
+        store.close()
+    others = (
+        "of which paid in other currencies: 1.00 EUR from 1 sale(s), 4.50 USD from 2 sale(s),"
+        " not in the RUB column (--by marketplace)"
+    )
+    for by in ((), ("--by", "service"), ("--by", "sim")):
+        result = run(tmp_path, "earnings", *by, env={"COLUMNS": "200"})
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[-2:] == ["12.50 RUB from 4 sale(s) in 7 day(s)", others], result.stdout
+    # The CSV stays one table; --by marketplace already shows each currency.
+    spreadsheet = run(tmp_path, "earnings", "--csv").stdout
+    assert "other currencies" not in spreadsheet
+    assert spreadsheet.splitlines()[-1].endswith(",4,12.50")
+    assert "other currencies" not in run(tmp_path, "earnings", "--by", "marketplace").stdout
 
 
 def test_backup_copies_while_the_database_is_open_and_never_overwrites(tmp_path: Path) -> None:

@@ -216,7 +216,10 @@ def earnings(
         _print_marketplaces(per_currency, days, as_csv)
         return
     with database() as store:
-        rows = store.run_report(lambda r: earnings_rows(r, starts, by))
+        # One snapshot for both, so the line under the table counts the sales the table does.
+        rows, per_currency = store.run_report(
+            lambda r: (earnings_rows(r, starts, by), [] if as_csv else marketplace_rows(r, starts[0]))
+        )
     key = by or "day"
     if as_csv:
         out = csv.writer(sys.stdout, lineterminator="\n")
@@ -233,6 +236,24 @@ def earnings(
     console.print(table)
     total = sum(r.earnings for r in rows)
     console.print(f"{rubles(total)} RUB from {sum(r.sold for r in rows)} sale(s) in {days} day(s)")
+    others = other_currencies(per_currency)
+    if others is not None:
+        console.print(others)
+
+
+def other_currencies(rows: Sequence[MarketplaceStats]) -> str | None:
+    """The sales the RUB column leaves out (a marketplace that pays in USD), one clause per
+    currency: the table's `sold` counts them, its money does not. None when there are none."""
+    sold: Counter[str] = Counter()
+    earned: Counter[str] = Counter()
+    for r in rows:
+        if r.currency != "RUB" and r.sold:
+            sold[r.currency] += r.sold
+            earned[r.currency] += r.earnings
+    if not sold:
+        return None
+    clauses = ", ".join(f"{rubles(earned[c])} {c} from {sold[c]} sale(s)" for c in sorted(sold))
+    return f"of which paid in other currencies: {clauses}, not in the RUB column (--by marketplace)"
 
 
 def _print_marketplaces(rows: list[MarketplaceStats], days: int, as_csv: bool) -> None:
