@@ -146,3 +146,60 @@ def test_a_block_over_a_global_sale_changes_nothing(store: Store) -> None:
     with pytest.raises(Conflict):
         store.run(lambda uow: unblock_service(uow, number_id, "whatsapp", NOW + 2))
     assert_counted_once(store)
+
+
+@pytest.mark.parametrize("block_first", [True, False], ids=["block-then-sale", "sale-then-block"])
+def test_a_block_and_a_sale_in_either_order_leave_one_row_the_sale(store: Store, block_first: bool) -> None:
+    """The operator blocks while an activation is open and the marketplace reports it sold, in
+    either order: one global row, the sale's (it binds for good; the block could be lifted),
+    and no error. tests/integration/test_postgres_exclusion_races.py runs them at once."""
+    number_id = hub_number(store)
+    order = Order(OperationKind.ACTIVATION, COUNTRY, ANY_OPERATOR, WHATSAPP)
+    operation = store.run(lambda uow: issue_number(uow, HUB, order, NOW))
+    assert operation is not None
+
+    def block(uow: UnitOfWork) -> None:
+        block_service(uow, number_id, "whatsapp", NOW + 1)
+
+    def sell(uow: UnitOfWork) -> None:
+        finish_operation(uow, HUB, operation.id, FinishStatus.SOLD, None, NOW + 2, AGENT)
+
+    for step in (block, sell) if block_first else (sell, block):
+        store.run(step)
+    (fact,) = store.run_read(lambda uow: uow.numbers.exclusions(number_id))
+    assert (fact.service, fact.marketplace, fact.reason, fact.operation_id) == (
+        WHATSAPP,
+        EVERYWHERE,
+        SOLD,
+        operation.id,
+    )
+    assert offered_on(store, number_id) == {OS: False, HUB: False}
+    assert_counted_once(store)
+
+
+@pytest.mark.parametrize(
+    ("scope", "reasons"),
+    [
+        (EVERYWHERE, (BLOCKED, BLOCKED)),
+        (EVERYWHERE, (SOLD, SOLD)),
+        (EVERYWHERE, (SOLD, "group")),
+        (EVERYWHERE, (SOLD, BLOCKED)),
+        (HUB, ("retries", "retries")),
+    ],
+)
+def test_an_exclusion_written_twice_is_one_row_the_first_writer_s(
+    store: Store, scope: str, reasons: tuple[str, str]
+) -> None:
+    """A resent FINISH, a second click on Block: the row stays the first one's, its time and
+    cause too (only a marketplace's fact takes over a block, above)."""
+    number_id = hub_number(store)
+    for i, reason in enumerate(reasons):
+
+        def exclude(uow: UnitOfWork, reason: str = reason, at: float = NOW + i) -> None:
+            uow.numbers.exclude(number_id, WHATSAPP, reason, at, marketplace=scope)
+
+        store.run(exclude)
+    (fact,) = store.run_read(lambda uow: uow.numbers.exclusions(number_id))
+    assert (fact.service, fact.marketplace, fact.reason) == (WHATSAPP, scope, reasons[0])
+    assert fact.created_at == NOW
+    assert_counted_once(store)
