@@ -135,9 +135,12 @@ class NumberRepository(Protocol):
     ) -> None:
         """Never offer this number for `service` again on `marketplace` (EVERYWHERE: on any).
 
-        Idempotent. A global exclusion replaces the marketplace-scoped ones for the same
-        service, and a scoped one is not added under a global one, so each (number, service)
-        binds a marketplace at most once and counts subtract it once.
+        Idempotent: a row of the same (service, marketplace) stays as it is, its time and
+        cause the first writer's, except that a marketplace's global fact (a sale, a refusal,
+        a group) takes over the operator's block, which could be lifted. Scoped rows stay
+        beside a global one of their service, subsumed, so counts subtract (number, service)
+        once (migration 0021). Both hold when two units write one number's exclusions at once
+        (PostgreSQL: the number's row is locked first, migration 0023); neither fails.
         """
         ...
 

@@ -98,6 +98,9 @@ class SqlNumbers:
         """PostgreSQL: the triggers write count changes as deltas that fold_counts folds."""
         # PostgreSQL: lock the chosen number, passing over ones other GET_NUMBERs hold.
         self.lock_clause = " FOR UPDATE OF n SKIP LOCKED" if skip_locked else ""
+        self.holds_numbers = skip_locked
+        """PostgreSQL: a writer of a number's exclusions locks the number first (_hold). SQLite
+        runs one writing unit at a time (BEGIN IMMEDIATE), the memory store one call."""
 
     def upsert(self, spec: NumberSpec, now: Timestamp) -> UpsertOutcome:
         # The file's switch is `file_enabled`; the operator's (never touched here) stays.
@@ -242,6 +245,7 @@ class SqlNumbers:
         marketplace: str = EVERYWHERE,
         operation_id: OperationId | None = None,
     ) -> None:
+        self._hold(number_id)
         held: dict[str, str] = {
             r[0]: r[1]
             for r in self.db.execute(
@@ -249,34 +253,49 @@ class SqlNumbers:
                 (number_id, service),
             ).fetchall()
         }
-        origin = "COALESCE((SELECT o.marketplace FROM operations o WHERE o.id = ?), '')"
-        if marketplace in held:
-            if marketplace == EVERYWHERE and held[marketplace] == BLOCKED and reason != BLOCKED:
-                # A marketplace's fact binds for good; the operator's block could be lifted.
-                self.db.execute(
-                    "UPDATE number_exclusions SET reason = ?, created_at = ?, operation_id = ?,"
-                    f" origin = {origin} WHERE number_id = ? AND service = ? AND marketplace = ?",
-                    (reason, now, operation_id, operation_id, number_id, service, EVERYWHERE),
-                )
-            return
-        if marketplace == EVERYWHERE and held:
+        # A marketplace's fact binds for good; the operator's block could be lifted.
+        takes_over = marketplace == EVERYWHERE and held.get(marketplace) == BLOCKED and reason != BLOCKED
+        if marketplace in held and not takes_over:
+            return  # idempotent: the first writer's row, its time and cause, stays
+        if marketplace == EVERYWHERE and EVERYWHERE not in held and held:
             # The scoped rows stay (their facts outlive this one: an operator's block can be
             # lifted) but count no more: counts subtract (number, service) once (migration 0021).
             self.db.execute(
                 "UPDATE number_exclusions SET subsumed = TRUE WHERE number_id = ? AND service = ?",
                 (number_id, service),
             )
+        # An upsert, with the takeover as its one update: the row there is the rule's input
+        # even if it appeared after `held` was read (a writer that did not hold the number),
+        # so the unit never fails on the primary key (migration 0023 does the same). The
+        # update copies the number as this unit sees it, the unit that holds it.
         self.db.execute(
             "INSERT INTO number_exclusions (number_id, service, marketplace, reason, created_at,"
             " country, operator, free, counted_lane, operation_id, origin, subsumed)"
             f" SELECT n.id, ?, ?, ?, ?, n.country, n.operator, ({FREE}),"
-            f" CASE WHEN {COUNTED} THEN n.lane END, ?, {origin}, ?"
-            " FROM numbers n WHERE n.id = ?",
+            f" CASE WHEN {COUNTED} THEN n.lane END, ?,"
+            " COALESCE((SELECT o.marketplace FROM operations o WHERE o.id = ?), ''), ?"
+            " FROM numbers n WHERE n.id = ?"
+            f" ON CONFLICT (number_id, service, marketplace) DO UPDATE SET {_TAKEOVER}"
+            " WHERE number_exclusions.marketplace = ? AND number_exclusions.reason = ?"
+            " AND excluded.reason <> ?",
             (
                 service, marketplace, reason, now, operation_id, operation_id,
                 marketplace != EVERYWHERE and EVERYWHERE in held, number_id,
+                EVERYWHERE, BLOCKED, BLOCKED,
             ),
         )  # fmt: skip
+
+    def _hold(self, number_id: NumberId) -> None:
+        """PostgreSQL: lock the number before writing its exclusions. Two units each reading
+        the rows and then inserting (READ COMMITTED) would not see each other's: a block
+        and a sale's FINISH would both insert the global row (a unique violation), a global
+        and a scoped row would not mark the scoped one subsumed (counted twice), and either
+        would copy the number's state from before the other's change (migration 0004). FOR
+        NO KEY UPDATE is what FINISH's and the lane moves' updates of the number take, so
+        they queue; a GET_NUMBER passes over the number (SKIP LOCKED) for those milliseconds.
+        Every statement after it sees what the unit before it committed (migration 0023)."""
+        if self.holds_numbers:
+            self.db.execute("SELECT id FROM numbers WHERE id = ? FOR NO KEY UPDATE", (number_id,))
 
     def exclusions(self, number_id: NumberId) -> list[ExclusionFact]:
         rows = self.db.execute(
@@ -297,6 +316,9 @@ class SqlNumbers:
         return {ServiceName(row[0]) for row in rows}
 
     def unexclude(self, number_id: NumberId, service: ServiceName, reason: str) -> bool:
+        # Held, as by exclude: a scoped row written meanwhile must see the global row gone, or
+        # it stays subsumed under nothing and counts nowhere (GET_SERVICES over-reports).
+        self._hold(number_id)
         removed = self.db.execute(
             "DELETE FROM number_exclusions WHERE number_id = ? AND service = ? AND reason = ?",
             (number_id, service, reason),
@@ -597,6 +619,13 @@ class SqlNumbers:
         self._sync_exclusions(which, key)
         return True
 
+
+_TAKEOVER = (
+    "reason = excluded.reason, created_at = excluded.created_at, operation_id = excluded.operation_id,"
+    " origin = excluded.origin, country = excluded.country, operator = excluded.operator,"
+    " free = excluded.free, counted_lane = excluded.counted_lane"
+)
+"""What a marketplace's global fact rewrites of the operator's block it takes over (exclude)."""
 
 _LANE_OF = f"COALESCE(CASE WHEN {COUNTED} THEN n.lane END, '')"
 """The lane counting number `n` in number_counts, '' if none (migration 0011's lane_of)."""
