@@ -22,6 +22,19 @@ MAX_CLOCK_SKEW_SECONDS = 300.0
 gateway a day off would otherwise have every SMS judged older than its operation, and lost.
 """
 
+LATEST_RECEIVED_AT = 253402300800.0
+"""10000-01-01 UTC. A device whose clock is wrong still sends a time some calendar shows (1970
+after a reset, 2080 after a bad sync) and its SMS is stored with it; a time past the year 9999,
+before 1970, infinite or NaN is not a clock speaking but a broken sender, and no page or
+script could show it."""
+
+
+def received_at_problem(stamp: float) -> str | None:
+    """Why `stamp` cannot be an SMS's received_at, or None if it can."""
+    if not 0.0 <= stamp < LATEST_RECEIVED_AT:  # False for NaN too
+        return "must be a time between 1970 and 9999 (Unix seconds)"
+    return None
+
 
 @dataclass(frozen=True, slots=True)
 class IncomingMessage:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import msgspec
 
@@ -18,14 +18,15 @@ from simgate.hardware.health import Health
 from simgate.hardware.status import DriverStatus
 from simgate.services.explain import plain
 from simgate.services.intake import UnknownNumber
-from simgate.services.phones import normalise_phone
+from simgate.services.phones import normalise_phone, shown
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
 
 class IntakeBody(msgspec.Struct, kw_only=True):
-    phone: str | int
+    # A negative number was stored: its '-' reads as a separator in "7928-123-4567".
+    phone: str | Annotated[int, msgspec.Meta(ge=0)]
     sender: str
     text: str
     received_at: str | float | None = None
@@ -35,6 +36,8 @@ class IntakeBody(msgspec.Struct, kw_only=True):
 _decode = msgspec.json.Decoder(IntakeBody).decode
 
 Reply = tuple[int, dict[str, object]]
+REFUSED = "wrong or missing bearer token (Authorization: Bearer $SIMGATE_INTAKE_TOKEN)"
+"""Says where the token goes: a script that puts it in the query or the body learns why."""
 
 
 def parse_time(value: str | float | None) -> Timestamp | None:
@@ -46,7 +49,7 @@ def parse_time(value: str | float | None) -> Timestamp | None:
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError as error:
-        raise DomainError(f"received_at {value!r} is not an ISO 8601 time") from error
+        raise DomainError(f"received_at {shown(value)!r} is not an ISO 8601 time") from error
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
@@ -85,7 +88,7 @@ class Intake:
             return 503, {"error": "SMS intake is off: SIMGATE_INTAKE_TOKEN is not set"}
         if not self.authorised(bearer):
             self.health.error("wrong or missing bearer token")
-            return 401, {"error": "wrong or missing bearer token"}
+            return 401, {"error": REFUSED}
         try:
             request = _decode(body)
         except msgspec.DecodeError as problem:

@@ -10,6 +10,7 @@ from simgate.domain.messages import (
     IncomingMessage,
     Message,
     dedup_key,
+    received_at_problem,
     route,
     routing_time,
 )
@@ -46,6 +47,8 @@ def check(incoming: IncomingMessage) -> None:
         raise InvalidMessage(f"sender is longer than {MAX_SENDER} characters")
     if incoming.message_key is not None and not 0 < len(incoming.message_key) <= 200:
         raise InvalidMessage("message_id must be 1 to 200 characters")
+    if incoming.received_at is not None and (problem := received_at_problem(incoming.received_at)):
+        raise InvalidMessage(f"received_at {problem}")
 
 
 def accept_sms(

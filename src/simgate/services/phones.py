@@ -15,6 +15,13 @@ from simgate.domain.errors import InvalidNumber
 from simgate.domain.types import PhoneNumber
 
 PHONE_DECOR = re.compile(r"[\s\-().]")
+SHOWN = 32
+
+
+def shown(raw: str) -> str:
+    """A refused value as an error message quotes it: a megabyte sent as a phone number must
+    not come back in the answer, nor fill the log."""
+    return raw if len(raw) <= SHOWN else raw[:SHOWN] + "…"
 
 
 @lru_cache(maxsize=16_384)
@@ -30,18 +37,18 @@ def normalise_phone(raw: str, region: str | None = None) -> PhoneNumber:
     text = PHONE_DECOR.sub("", raw.strip())
     digits = text.removeprefix("+")
     if not digits.isascii() or not digits.isdigit():
-        raise InvalidNumber(f"phone {raw!r} must be digits with the country code")
+        raise InvalidNumber(f"phone {shown(raw)!r} must be digits with the country code")
     if not 8 <= len(digits) <= 15:
-        raise InvalidNumber(f"phone {raw!r} must have 8 to 15 digits (E.164)")
+        raise InvalidNumber(f"phone {shown(raw)!r} must have 8 to 15 digits (E.164)")
     try:
         parsed = phonenumbers.parse("+" + digits, None)
     except phonenumbers.NumberParseException as error:
-        raise InvalidNumber(f"phone {raw!r} has no valid country code") from error
+        raise InvalidNumber(f"phone {shown(raw)!r} has no valid country code") from error
     if not phonenumbers.is_possible_number(parsed):
-        raise InvalidNumber(f"phone {raw!r} is not a possible number for +{parsed.country_code}")
+        raise InvalidNumber(f"phone {shown(raw)!r} is not a possible number for +{parsed.country_code}")
     if region is not None and parsed.country_code != phonenumbers.country_code_for_region(region):
         raise InvalidNumber(
-            f"phone {raw!r} has calling code +{parsed.country_code}, not the country's "
+            f"phone {shown(raw)!r} has calling code +{parsed.country_code}, not the country's "
             f"+{phonenumbers.country_code_for_region(region)}"
         )
     return PhoneNumber(digits)
