@@ -12,7 +12,6 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +32,7 @@ from simgate.services.inventory import import_numbers
 from simgate.storage import schema
 from tests.conftest import ADMIN_TOKEN, INTAKE_TOKEN, KEY, LiveServer
 from tests.conftest import test_settings as settings_for
+from tests.edge.conftest import snapshot
 
 PHONES = ["79281234560", "79281234561", "4915112345678"]
 EJOIN_TOKEN = "fuzz-ejoin-token"
@@ -140,13 +140,6 @@ def routes(server: LiveServer, name: str) -> list[tuple[str, Route]]:
     ]
     assert found, f"no {name} routes discovered"
     return found
-
-
-def snapshot(server: LiveServer) -> dict[str, list[tuple[Any, ...]]]:
-    path = server.settings.database_url.removeprefix("sqlite:///")
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        return {t: sorted(db.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr) for t in tables}
 
 
 # -- strategies ------------------------------------------------------------------------------

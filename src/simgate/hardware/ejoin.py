@@ -22,16 +22,12 @@ changes, i.e. after a reboot); the same SMS pushed and polled is stored once, by
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import hmac
 import logging
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 import msgspec
@@ -43,12 +39,25 @@ from simgate.domain.errors import DomainError
 from simgate.domain.messages import IncomingMessage
 from simgate.domain.types import PhoneNumber
 from simgate.hardware.base import Background, Clock, Sink
+from simgate.hardware.ejoin_wire import (
+    PortState,
+    SmsRow,
+    header_recipient,
+    port_name,
+    port_states,
+    sms_row,
+    sms_rows,
+    sms_text,
+)
 from simgate.hardware.feed import Feed
 from simgate.hardware.health import Health
 from simgate.hardware.settings_table import Table
 from simgate.hardware.status import DriverStatus
+from simgate.hardware.wire import Malformed
 from simgate.http.body import BodyError, read_body
 from simgate.services.phones import normalise_phone
+
+__all__ = ["EjoinDevice", "EjoinDriver", "build", "port_name"]
 
 log = logging.getLogger("simgate.hardware.ejoin")
 
@@ -56,27 +65,6 @@ MAX_BODY = 4 * 1_048_576
 ONLINE_STATES = frozenset({3, 4})
 """Registered, and in a call: the SIM can receive. No SIM, registering, locked, no balance
 and the rest cannot, and selling such a number costs a refund."""
-PORT_LETTER = re.compile(r"^(\d+)([A-Za-z])$")
-PORT_DOTTED = re.compile(r"^(\d+)(?:\.(\d+))?$")
-HEADER_END = "\r\n\r\n"
-
-
-def port_name(raw: object) -> str:
-    """'1A', '1.1', '1.01' and '1' all name port 1 slot 1: '1.01'."""
-    text = str(raw).strip()
-    lettered = PORT_LETTER.match(text)
-    if lettered:
-        return f"{int(lettered[1])}.{ord(lettered[2].upper()) - ord('A') + 1:02d}"
-    dotted = PORT_DOTTED.match(text)
-    if dotted:
-        return f"{int(dotted[1])}.{int(dotted[2] or 1):02d}"
-    return text
-
-
-def state_code(raw: object) -> int | None:
-    """`st` is a number or "3 Registered"-like text."""
-    head = str(raw).strip().split(" ", 1)[0]
-    return int(head) if head.isdigit() else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,29 +128,6 @@ class Transient(Exception):
     """The SMS could not be stored now; the gateway must send it again."""
 
 
-def sms_text(raw: object) -> str:
-    try:
-        text = base64.b64decode(str(raw), validate=False).decode("utf-8", errors="replace")
-    except (binascii.Error, ValueError):
-        # Firmware set to plain text instead of base64.
-        text = str(raw)
-    if text.startswith("Sender:") and HEADER_END in text:
-        text = text.split(HEADER_END, 1)[1]
-    return text
-
-
-def header_recipient(raw: object) -> str:
-    """The number in a 'Receiver: "1.01" 79281234567' header line, if the text has one."""
-    try:
-        text = base64.b64decode(str(raw), validate=False).decode("utf-8", errors="replace")
-    except (binascii.Error, ValueError):
-        return ""
-    for line in text.split(HEADER_END, 1)[0].splitlines():
-        if line.startswith("Receiver:"):
-            return line.rsplit(" ", 1)[-1].strip().strip('"')
-    return ""
-
-
 class EjoinDriver:
     def __init__(self, devices: dict[str, EjoinDevice], sink: Sink, clock: Clock) -> None:
         self.devices = devices
@@ -190,40 +155,52 @@ class EjoinDriver:
     async def endpoint(self, request: Request) -> Response:
         device = self.devices.get(request.path_params["device"])
         if device is None:
-            return JSONResponse({"code": 404, "reason": "unknown device"}, status_code=404)
+            return answer(404, "unknown device")
+        health = self.health[device.name]
+        if len(request.query_params.getlist("token")) > 1:
+            health.error("push with the token given more than once")
+            return answer(400, "token given more than once")
         supplied = request.query_params.get("token") or _bearer(request) or ""
         if not hmac.compare_digest(supplied.encode(), device.token.encode()):
-            self.health[device.name].error("push with a wrong or missing token")
-            return JSONResponse({"code": 401, "reason": "wrong or missing token"}, status_code=401)
+            health.error("push with a wrong or missing token")
+            return answer(401, "wrong or missing token (?token=TOKEN in the push URL)")
         try:
             body = await read_body(request, MAX_BODY)
         except BodyError as problem:
-            return JSONResponse({"code": problem.status, "reason": str(problem)}, status_code=problem.status)
+            return answer(problem.status, str(problem))
         try:
             payload = msgspec.json.decode(body)
         except msgspec.DecodeError as problem:
-            self.health[device.name].error(f"push is not JSON: {problem}")
-            return JSONResponse({"code": 400, "reason": f"not JSON: {problem}"}, status_code=400)
-        if not isinstance(payload, dict):
-            return JSONResponse({"code": 400, "reason": "expected a JSON object"}, status_code=400)
-        self.health[device.name].contact()
-        kind = str(payload.get("type", ""))
+            health.error(f"push is not JSON: {problem}")
+            return answer(400, f"not JSON: {problem}")
+        kind = payload.get("type") if isinstance(payload, dict) else None
+        try:
+            if not isinstance(payload, dict):
+                raise Malformed("expected a JSON object")
+            if not isinstance(kind, str):
+                raise Malformed("type must be text: recv-sms, port-status or dev-status")
+            rows = sms_rows(payload.get("sms")) if kind == "recv-sms" else []
+            states = port_states(payload) if kind in ("port-status", "dev-status") else []
+        except Malformed as problem:
+            # Checked whole before anything is stored or applied: a 400 changes nothing.
+            health.error(f"push refused: {problem}")
+            return answer(400, str(problem))
+        health.contact()
         if kind == "recv-sms":
-            outcome = await self.store_rows(device, payload.get("sms"), max_age=None)
-            answer = {
-                "code": 0 if outcome.failed == 0 else 503,
-                "reason": "OK" if outcome.failed == 0 else "; ".join(outcome.problems),
-                "stored": outcome.stored,
-                "duplicates": outcome.duplicates,
-                "rejected": outcome.rejected,
-            }
-            return JSONResponse(answer, status_code=200 if outcome.failed == 0 else 503)
-        if kind == "port-status":
-            await self.port_states(device, [payload])
-        elif kind == "dev-status":
-            states = payload.get("status")
-            await self.port_states(device, states if isinstance(states, list) else [])
-        return JSONResponse({"code": 0, "reason": "OK"})
+            outcome = await self.store_parsed(device, rows, max_age=None)
+            failed = outcome.failed > 0
+            return JSONResponse(
+                {
+                    "code": 503 if failed else 0,
+                    "reason": "; ".join(outcome.problems) if failed else "OK",
+                    "stored": outcome.stored,
+                    "duplicates": outcome.duplicates,
+                    "rejected": outcome.rejected,
+                },
+                status_code=503 if failed else 200,
+            )
+        await self.port_states(device, states)
+        return answer(200, "OK")
 
     def phone_for(self, device: EjoinDevice, port: str, recipient: str) -> PhoneNumber | None:
         phone = device.ports.get(port) or self.learnt.get((device.name, port))
@@ -235,31 +212,38 @@ class EjoinDriver:
             return None
 
     async def store_rows(self, device: EjoinDevice, rows: object, max_age: float | None) -> Outcome:
+        """Store what the gateway's SMS list holds: a malformed entry is skipped (rejected),
+        since the cursor must move past it; a push is checked whole instead (endpoint)."""
+        parsed: list[SmsRow] = []
+        rejected = 0
+        for i, row in enumerate(rows if isinstance(rows, list) else []):
+            try:
+                parsed.append(sms_row(row, f"data[{i}]"))
+            except Malformed as problem:
+                self.health[device.name].error(f"SMS list entry skipped: {problem}")
+                rejected += 1
+        outcome = await self.store_parsed(device, parsed, max_age)
+        outcome.rejected += rejected
+        return outcome
+
+    async def store_parsed(self, device: EjoinDevice, rows: list[SmsRow], max_age: float | None) -> Outcome:
         outcome = Outcome()
         health = self.health[device.name]
-        if not isinstance(rows, list):
-            return outcome
         now = self.clock()
         for row in rows:
-            if not isinstance(row, list) or len(row) < 6:
-                health.error(f"recv-sms entry is not a 6-field array: {str(row)[:80]}")
-                outcome.rejected += 1
-                continue
-            if str(row[0]).strip() == "1":
+            if row.report:
                 continue  # a delivery report for an SMS the gateway sent
-            port = port_name(row[1])
-            stamp = float(row[2]) if str(row[2]).strip().lstrip("-").isdigit() else None
-            if max_age is not None and stamp is not None and stamp < now - max_age:
+            if max_age is not None and row.stamp is not None and row.stamp < now - max_age:
                 continue
             try:
-                duplicate = await self.store_one(device, port, stamp, row)
+                duplicate = await self.store_one(device, row)
             except Transient as problem:
                 outcome.failed += 1
                 outcome.problems.append(str(problem))
             except DomainError as problem:
                 outcome.rejected += 1
                 health.rejected += 1
-                health.error(f"port {port}: SMS rejected: {problem}")
+                health.error(f"port {row.port}: SMS rejected: {problem}")
             else:
                 if duplicate:
                     outcome.duplicates += 1
@@ -267,11 +251,10 @@ class EjoinDriver:
                     outcome.stored += 1
         return outcome
 
-    async def store_one(self, device: EjoinDevice, port: str, stamp: float | None, row: list[Any]) -> bool:
+    async def store_one(self, device: EjoinDevice, row: SmsRow) -> bool:
         """Store one recv-sms entry; True if it was a resend."""
-        sender, text = str(row[3]).strip(), sms_text(row[5])
-        recipient = str(row[4]).strip() or header_recipient(row[5])
-        phone = self.phone_for(device, port, recipient)
+        port, stamp, sender, text = row.port, row.stamp, row.sender, sms_text(row.text)
+        phone = self.phone_for(device, port, row.recipient or header_recipient(row.text))
         if phone is None:
             raise DomainError(
                 f"no phone for port {port}: map it in [hardware.ejoin.devices.{device.name}.ports]"
@@ -295,30 +278,25 @@ class EjoinDriver:
         self.health[device.name].port(port, phone=phone, last_contact=self.clock())
         return accepted.duplicate
 
-    async def port_states(self, device: EjoinDevice, states: list[Any]) -> None:
+    async def port_states(self, device: EjoinDevice, states: list[PortState]) -> None:
         health = self.health[device.name]
         for state in states:
-            if not isinstance(state, dict) or "port" not in state:
-                continue
-            port = port_name(state["port"])
-            number = str(state.get("sn") or "").strip()
-            if number and port not in device.ports:
+            port = state.port
+            if state.number and port not in device.ports:
                 with suppress(DomainError):
-                    self.learnt[(device.name, port)] = normalise_phone(number)
-            code = state_code(state.get("st", ""))
-            online = code in ONLINE_STATES and str(state.get("active", 1)) != "0"
-            signal = str(state.get("sig", "")).strip()
+                    self.learnt[(device.name, port)] = normalise_phone(state.number)
+            online = state.code in ONLINE_STATES and state.active
+            phone = self.phone_for(device, port, "")
             health.port(
                 port,
-                phone=self.phone_for(device, port, ""),
+                phone=phone,
                 online=online,
-                signal=int(signal) if signal.isdigit() else None,
-                registration=str(state.get("st", "")) or None,
-                iccid=state.get("iccid") or None,
-                imsi=state.get("imsi") or None,
+                signal=state.signal,
+                registration=state.registration or None,
+                iccid=state.iccid,
+                imsi=state.imsi,
                 last_contact=self.clock(),
             )
-            phone = self.phone_for(device, port, "")
             if phone is None:
                 continue
             try:
@@ -397,6 +375,11 @@ class EjoinDriver:
                 break
             cursor.next_id = following
         return stored
+
+
+def answer(status: int, reason: str) -> Response:
+    """The gateway's own envelope: `code` 0 for OK, else the HTTP status."""
+    return JSONResponse({"code": 0 if status == 200 else status, "reason": reason}, status_code=status)
 
 
 def _bearer(request: Request) -> str | None:
