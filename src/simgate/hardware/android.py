@@ -26,7 +26,7 @@ import hashlib
 import hmac
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -35,19 +35,22 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from simgate.domain.errors import DomainError
-from simgate.domain.messages import IncomingMessage
+from simgate.domain.messages import IncomingMessage, received_at_problem
 from simgate.domain.types import PhoneNumber, Timestamp
 from simgate.hardware.base import Background, Clock, Sink
 from simgate.hardware.feed import Feed
 from simgate.hardware.health import Health
 from simgate.hardware.settings_table import Table
 from simgate.hardware.status import DriverStatus
+from simgate.hardware.wire import Malformed, kind, optional_text
 from simgate.http.body import BodyError, read_body
 from simgate.services.phones import normalise_phone
 
 log = logging.getLogger("simgate.hardware.android")
 
 MAX_BODY = 1_048_576
+MAX_STAMP_DIGITS = 12
+"""Unix seconds have 10 digits until 2286; int() of 4,300 digits raises (a 500 it was)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +94,10 @@ def parse_time(value: object) -> Timestamp | None:
     if moment.tzinfo is None:
         # The app stamps the phone's local time; without its offset the instant is unknown.
         return None
-    return moment.astimezone(UTC).timestamp()
+    # timestamp(), not astimezone(UTC): year 1 at +23:59 is before year 1 in UTC (OverflowError).
+    stamp = moment.timestamp()
+    # Year 1 with an offset: a time, but not one a phone's clock says; as unknown as no time.
+    return stamp if received_at_problem(stamp) is None else None
 
 
 class AndroidDriver:
@@ -122,7 +128,8 @@ class AndroidDriver:
         supplied = request.headers.get("x-signature", "").strip().lower()
         if not stamp or not supplied:
             return "X-Signature and X-Timestamp are required"
-        if not stamp.isdigit():
+        # ASCII only: '²' (a latin-1 header byte) is a digit to isdigit() and not to int().
+        if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= MAX_STAMP_DIGITS):
             return "X-Timestamp must be Unix seconds"
         if abs(self.clock() - int(stamp)) > device.max_skew:
             return f"X-Timestamp is more than {device.max_skew:g} s away from our clock"
@@ -150,56 +157,51 @@ class AndroidDriver:
         if not isinstance(envelope, dict):
             return JSONResponse({"error": "expected a JSON object"}, status_code=400)
         if device.device_id and envelope.get("deviceId") != device.device_id:
-            health.error(f"webhook from device {envelope.get('deviceId')!r}, expected {device.device_id!r}")
+            sent = str(envelope.get("deviceId"))[:40]
+            health.error(f"webhook from device {sent!r}, expected {device.device_id!r}")
             return JSONResponse({"error": "deviceId does not match"}, status_code=403)
+        try:
+            event = optional_text(envelope.get("event"), "event")
+            sms = None if event != "sms:received" else received_sms(envelope)
+        except Malformed as problem:
+            health.error(f"webhook refused: {problem}")
+            return JSONResponse({"error": str(problem)}, status_code=400)
         health.contact()
-        if envelope.get("event") != "sms:received":
-            return JSONResponse({"status": "ignored", "event": envelope.get("event")})
-        payload = envelope.get("payload")
-        if not isinstance(payload, dict):
-            return JSONResponse({"error": "payload must be an object"}, status_code=400)
-        return await self.receive(device, envelope, payload)
+        if sms is None:
+            return JSONResponse({"status": "ignored", "event": event})
+        return await self.receive(device, sms)
 
-    def phone_for(self, device: AndroidDevice, payload: dict[str, Any]) -> PhoneNumber | None:
-        slot = payload.get("simNumber")
-        if slot is not None and str(slot) in device.sims:
-            return device.sims[str(slot)]
+    def phone_for(self, device: AndroidDevice, sms: ReceivedSms) -> PhoneNumber | None:
+        if sms.slot is not None and sms.slot in device.sims:
+            return device.sims[sms.slot]
         if device.phone is not None:
             return device.phone
-        recipient = payload.get("recipient")
-        if isinstance(recipient, str) and recipient:
+        if sms.recipient:
             try:
-                return normalise_phone(recipient)
+                return normalise_phone(sms.recipient)
             except DomainError:
                 return None  # masked or local-format: the config must name the slot
         return None
 
-    async def receive(
-        self, device: AndroidDevice, envelope: dict[str, Any], payload: dict[str, Any]
-    ) -> Response:
+    async def receive(self, device: AndroidDevice, sms: ReceivedSms) -> Response:
         health = self.health[device.name]
-        slot = f"sim{payload.get('simNumber') or 1}"
-        phone = self.phone_for(device, payload)
+        slot = f"sim{sms.slot or 1}"
+        phone = self.phone_for(device, sms)
         if phone is None:
             health.rejected += 1
             health.error(f"{slot}: no phone number; set [hardware.android.devices.{device.name}.sims]")
             return JSONResponse({"error": f"no phone number configured for {slot}"}, status_code=422)
-        text = payload.get("message")
-        if text is None and isinstance(payload.get("textMessage"), dict):
-            text = payload["textMessage"].get("text")
-        sender = payload.get("sender") or payload.get("phoneNumber") or ""
-        received_at = parse_time(payload.get("receivedAt"))
-        event_id = envelope.get("id")
-        if event_id:
-            key = f"event:{event_id}"
-        elif payload.get("messageId"):
-            key = f"message:{payload['messageId']}:{payload.get('receivedAt', '')}"
+        received_at = parse_time(sms.received_at)
+        if sms.event_id:
+            key = f"event:{sms.event_id}"
+        elif sms.message_id:
+            key = f"message:{sms.message_id}:{sms.received_at or ''}"
         else:
             key = None
         incoming = IncomingMessage(
             phone=phone,
-            sender=str(sender),
-            text=str(text or ""),
+            sender=sms.sender,
+            text=sms.text,
             source=f"android:{device.name}",
             message_key=key,
             received_at=received_at if device.use_device_time else None,
@@ -219,6 +221,58 @@ class AndroidDriver:
             {"id": message.id, "operation_id": message.operation_id, "duplicate": accepted.duplicate},
             status_code=200 if accepted.duplicate else 202,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedSms:
+    """An sms:received event's fields, each of the type the app sends."""
+
+    event_id: str | None
+    message_id: str | None
+    text: str
+    sender: str
+    recipient: str | None
+    slot: str | None
+    """simNumber as text ("1", "2"): the keys of the `sims` table."""
+    received_at: str | None
+
+
+def identifier(value: object, where: str) -> str | None:
+    """An id the app writes as text (a number is taken too): never an object made into text."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return optional_text(value, where)
+
+
+def sim_slot(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not (isinstance(text, str) and text.isascii() and text.isdigit() and len(text) <= 2):
+        raise Malformed(f"payload.simNumber must be a SIM slot number (1, 2, ...), not {kind(value)}")
+    return str(int(text))
+
+
+def received_sms(envelope: dict[str, Any]) -> ReceivedSms:
+    """The SMS an sms:received event carries, every field checked before anything is stored:
+    an object where the text should be was stored as its Python text."""
+    payload = envelope.get("payload")
+    if not isinstance(payload, dict):
+        raise Malformed(f"payload must be an object, not {kind(payload)}")
+    text = optional_text(payload.get("message"), "payload.message")
+    if text is None and isinstance(payload.get("textMessage"), dict):
+        text = optional_text(payload["textMessage"].get("text"), "payload.textMessage.text")
+    sender = optional_text(payload.get("sender"), "payload.sender")
+    old_sender = optional_text(payload.get("phoneNumber"), "payload.phoneNumber")
+    return ReceivedSms(
+        event_id=identifier(envelope.get("id"), "id"),
+        message_id=identifier(payload.get("messageId"), "payload.messageId"),
+        text=text or "",
+        sender=sender or old_sender or "",
+        recipient=optional_text(payload.get("recipient"), "payload.recipient"),
+        slot=sim_slot(payload.get("simNumber")),
+        received_at=optional_text(payload.get("receivedAt"), "payload.receivedAt"),
+    )
 
 
 def build(table: Table, sink: Sink, clock: Clock) -> AndroidDriver:
