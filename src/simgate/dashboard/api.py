@@ -116,6 +116,7 @@ class AdminApi:
                 # No row can have it, and the database cannot even hold it: a 404, not a 500.
                 return error(404, f"no such id {ids[0]}")
             try:
+                param.check_query(request.scope["query_string"], request.query_params.multi_items())
                 return await handler(request)
             except BadParam as problem:
                 return error(400, str(problem))

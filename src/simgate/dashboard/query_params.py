@@ -3,17 +3,48 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from urllib.parse import unquote_to_bytes
 
 from simgate.domain.errors import DomainError
 from simgate.domain.types import Timestamp
 
 DAY = 86400
 MAX_LIMIT = 500
+SHOWN = 32
 
 
 class BadParam(DomainError):
     pass
+
+
+def check_query(raw: bytes, items: Iterable[tuple[str, str]]) -> None:
+    """The query string as a whole: percent-escapes that decode to UTF-8, each name once.
+
+    Undecodable escapes became U+FFFD and a search for text nobody sent; a repeated name
+    (`state=open&state=finished`) kept its last value, an answer to another question than
+    the caller asked.
+    """
+    try:
+        unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadParam("the query string's percent-escapes are not UTF-8") from None
+    repeated = sorted(name for name, count in Counter(name for name, _ in items).items() if count > 1)
+    if repeated:
+        raise BadParam(f"{', '.join(repeated)} given more than once")
+
+
+def _plain(raw: str) -> str:
+    """`raw` if it is a number as people write it. int() and float() also read fullwidth and
+    Arabic-Indic digits and '1_0', which no caller means."""
+    if not raw.isascii() or "_" in raw:
+        raise ValueError(raw)
+    return raw
+
+
+def _shown(raw: str) -> str:
+    return raw if len(raw) <= SHOWN else raw[:SHOWN] + "…"
 
 
 def text(q: Mapping[str, str], name: str) -> str | None:
@@ -30,9 +61,9 @@ def integer(q: Mapping[str, str], name: str, default: int, low: int, high: int) 
     if not raw:
         return default
     try:
-        value = int(raw)
+        value = int(_plain(raw))
     except ValueError:
-        raise BadParam(f"{name} must be an integer, not {raw!r}") from None
+        raise BadParam(f"{name} must be an integer, not {_shown(raw)!r}") from None
     if not low <= value <= high:
         raise BadParam(f"{name} must be between {low} and {high}")
     return value
@@ -47,9 +78,9 @@ def epoch(q: Mapping[str, str], name: str) -> float | None:
     if not raw:
         return None
     try:
-        value = float(raw)
+        value = float(_plain(raw))
     except ValueError:
-        raise BadParam(f"{name} must be seconds since the epoch, not {raw!r}") from None
+        raise BadParam(f"{name} must be seconds since the epoch, not {_shown(raw)!r}") from None
     if not math.isfinite(value):
         raise BadParam(f"{name} must be a finite number")
     return value
