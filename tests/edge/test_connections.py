@@ -5,13 +5,16 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from simgate.http.guard import Limits
-from tests.conftest import KEY, LiveServer
+from tests.conftest import ADMIN_TOKEN, INTAKE_TOKEN, KEY, LiveServer, copy_database
 from tests.conftest import test_settings as settings_for
+from tests.edge.conftest import EJOIN_TOKEN, HARDWARE, snapshot
+from tests.hardware.conftest import hardware_settings
 
 
 def serve(sqlite_url: str, **limits: float) -> LiveServer:
@@ -76,16 +79,52 @@ def test_a_head_that_never_ends_gets_408(sqlite_url: str, sockets: list[socket.s
         server.stop()
 
 
-def test_a_body_that_never_ends_is_cut_off(sqlite_url: str, sockets: list[socket.socket]) -> None:
+SLOW_BODIES = [
+    (path, framing)
+    for path in (
+        f"/intake/sms\r\nAuthorization: Bearer {INTAKE_TOKEN}",
+        f"/intake/ejoin/box1?token={EJOIN_TOKEN}",
+        "/intake/android/pixel",
+        f"/api/numbers/1/blacklist\r\nAuthorization: Bearer {ADMIN_TOKEN}",
+        "/onlinesim/getNumber",
+        "/login",
+    )
+    for framing in ("Content-Length: 1000\r\n\r\n{", 'Transfer-Encoding: chunked\r\n\r\n5\r\n{"a":\r\n')
+]
+
+
+@pytest.mark.parametrize(("path", "framing"), SLOW_BODIES, ids=lambda v: v.split("?")[0].split("\r")[0])
+def test_a_body_that_never_ends_gets_408_and_stores_nothing(
+    tmp_path: Path, migrated_sqlite: Path, sockets: list[socket.socket], path: str, framing: str
+) -> None:
+    url = copy_database(migrated_sqlite, tmp_path / "slow.db")
+    settings = hardware_settings(url, tmp_path / "simgate.toml", HARDWARE)
+    server = LiveServer(settings, limits=Limits(body_timeout=0.5)).start()
+    try:
+        before = snapshot(server)
+        sock = connect(server, sockets)
+        sock.sendall(f"POST {path}\r\nHost: x\r\n{framing}".replace("\r\n", " HTTP/1.1\r\n", 1).encode())
+        started = time.monotonic()
+        assert answer(sock).startswith(b"HTTP/1.1 408 ")  # then closed, not held
+        assert time.monotonic() - started < 8
+        assert snapshot(server) == before
+        with server.client() as client:  # and the server is fine
+            assert client.get("/healthz").status_code == 200
+    finally:
+        server.stop()
+
+
+def test_a_body_answered_before_its_end_is_cut_not_answered_twice(
+    sqlite_url: str, sockets: list[socket.socket]
+) -> None:
     server = serve(sqlite_url, body_timeout=0.5)
     try:
         sock = connect(server, sockets)
-        sock.sendall(b"POST /intake/sms HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
-        started = time.monotonic()
-        answer(sock)  # returns once the server closes
-        assert time.monotonic() - started < 8
-        with server.client() as client:  # and the server is fine
-            assert client.get("/healthz").status_code == 200
+        # Declared too large: the 413 goes at once; the rest never comes.
+        sock.sendall(b"POST /intake/sms HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n{")
+        got = answer(sock)
+        assert got.startswith(b"HTTP/1.1 413 ")
+        assert b" 408 " not in got
     finally:
         server.stop()
 

@@ -7,7 +7,8 @@ calls, which are what the farm earns from. This protocol class adds what is miss
 
 - a request head (request line and headers) larger than `max_head_bytes` gets a 431;
 - a head not complete within `head_timeout` of its first byte (or of the connection) gets a
-  408; a body not complete within `body_timeout` of its head is cut off;
+  408; a body not complete within `body_timeout` of its head gets a 408 (or, if its answer
+  has begun, is cut off), and its request is abandoned: nothing of it is stored;
 - at most `max_connections_per_client` connections per peer address (a trusted proxy, named
   in FORWARDED_ALLOW_IPS, is exempt: it must limit its own clients, docs/security.md);
 - at most `max_connections` in all: when full, the connection that has waited longest for
@@ -182,10 +183,16 @@ def guarded_protocol(limits: Limits) -> type[HttpToolsProtocol]:
             self.refuse(408, "Request Timeout")
 
         def body_late(self) -> None:
-            # The app is reading this body: it sees a disconnect (a 400 nobody receives).
+            # The app is reading this body: it sees a disconnect (a 400 nobody receives, as
+            # uvicorn drops what a disconnected cycle sends). The client gets a 408 unless
+            # its answer has begun (a 413 or 401 sent before the body was in): a gateway
+            # that sends slowly learns why, instead of a bare reset.
             self.timer = None
-            if not self.transport.is_closing():
-                self.transport.close()
+            if self.transport.is_closing():
+                return
+            if self.cycle is None or not self.cycle.response_started:
+                self.transport.write(_response(408, "Request Timeout"))
+            self.transport.close()
 
         def refuse(self, status: int, reason: str) -> None:
             waiting.pop(self, None)
