@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -88,3 +89,20 @@ def test_gammu_falls_back_to_the_raw_parts_and_refuses_a_non_gammu_environment()
     assert read_environment(environ).text == TEXT
     with pytest.raises(GammuError, match="SMS_MESSAGES"):
         read_environment({})
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [
+        {"SMS_MESSAGES": "100000000"},
+        {"DECODED_PARTS": "100000000"},
+        {"DECODED_PARTS": "-1"},
+        {"SMS_MESSAGES": "9" * 5000},
+        {"SMS_MESSAGES": "²"},
+    ],
+)
+def test_an_impossible_part_count_is_refused_at_once(counts: dict[str, str]) -> None:
+    started = time.monotonic()
+    with pytest.raises(GammuError, match="SMS_MESSAGES"):
+        read_environment(gammu_environment(**counts))
+    assert time.monotonic() - started < 1

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from simgate.hardware.status import DriverStatus
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+MAX_PARTS = 255
+"""A concatenated SMS has at most 255 parts (its header counts them in one byte)."""
 
 
 class GammuError(Exception):
@@ -81,6 +83,9 @@ def read_environment(environ: Mapping[str, str]) -> GammuMessage:
         raise GammuError(f"SMS_MESSAGES / DECODED_PARTS are not numbers: {error}") from None
     if count < 1:
         raise GammuError("SMS_MESSAGES is missing or 0: run this from gammu-smsd's RunOnReceive")
+    if count > MAX_PARTS or not 0 <= decoded <= MAX_PARTS:
+        # A count of 10^8 walked 10^8 variable names: gammu-smsd's run never ended.
+        raise GammuError(f"SMS_MESSAGES / DECODED_PARTS must be 0 to {MAX_PARTS} (the parts of one SMS)")
     sender = environ.get("SMS_1_NUMBER", "").strip()
     # DECODED_n_TEXT is the reassembled, decoded message: concatenated parts joined, UCS2 and
     # the GSM alphabet resolved. The raw SMS_n_TEXT is the fallback for older gammu.
