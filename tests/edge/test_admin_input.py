@@ -85,7 +85,14 @@ def test_a_malformed_blacklist_body_is_a_400_that_blocks_nothing(
     answer = app_client.post("/api/numbers/1/blacklist", content=body, headers=ADMIN)
     assert answer.status_code == 400, answer.text
     assert words in answer.json()["error"]
+    assert len(answer.text) < 300  # a 3,000-character name is not sent back
     assert app_client.get("/api/numbers/1", headers=ADMIN).json()["number"]["blocked_services"] == []
+
+
+def test_a_long_service_in_the_path_is_quoted_in_part(app_client: httpx.Client) -> None:
+    answer = app_client.delete("/api/numbers/1/blacklist/" + "x" * 30_000, headers=ADMIN)
+    assert answer.status_code == 400, answer.text
+    assert len(answer.text) < 300
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from simgate.domain.read_model import BLOCKED, SOLD, STREAK_WINDOW, NumberReport
 from simgate.domain.rules import normalise_name
 from simgate.domain.types import RENT_SERVICE, NumberId, ServiceName, Timestamp
 from simgate.services.outbox import RetryRefused, retry_delivery
+from simgate.services.phones import shown
 from simgate.storage.ports import Reports, UnitOfWork
 
 SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
@@ -66,7 +67,7 @@ def service_name(raw: str, known: Collection[str] | None = None) -> ServiceName:
     block that blocks nothing, while the SIM keeps being sold for the real service."""
     name = normalise_name(raw)
     if not SERVICE_NAME.match(name):
-        raise DomainError(f"service {raw!r} is not an Onlinesim service name")
+        raise DomainError(f"service {shown(raw)!r} is not an Onlinesim service name")
     if name == RENT_SERVICE:
         # Spec 6.2: rent ignores the partner's blacklist, so blocking it would block nothing.
         raise DomainError("rent cannot be blocked: the blacklist applies to activations only")
@@ -74,7 +75,7 @@ def service_name(raw: str, known: Collection[str] | None = None) -> ServiceName:
     if name not in known:
         close = difflib.get_close_matches(name, list(known), n=1)
         hint = f"; did you mean {close[0]}?" if close else " (see `simgate services`)"
-        raise DomainError(f"unknown service {raw!r}{hint}")
+        raise DomainError(f"unknown service {shown(raw)!r}{hint}")
     return ServiceName(name)
 
 
