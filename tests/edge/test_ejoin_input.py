@@ -89,6 +89,8 @@ EJOIN_MALFORMED = [
     pytest.param(batch(row(time="9" * 400)), "sms[0][2] (time) must be a time", id="time-400-digits"),
     pytest.param(batch(row(time=-5)), "sms[0][2] (time) must be a time", id="time-negative"),
     pytest.param(batch(row(time=2**64)), "sms[0][2] (time) must be a time", id="time-2**64"),
+    # A JSON integer float() cannot take (OverflowError, a 500).
+    pytest.param(batch(row(time=10**400)), "sms[0][2] (time) must be a time", id="time-10**400"),
     pytest.param(batch(row(time=True)), "sms[0][2] (time) must be Unix seconds", id="time-bool"),
     pytest.param(batch(row(time=[NOW])), "sms[0][2] (time) must be Unix seconds", id="time-list"),
     pytest.param({"type": "port-status", "st": "3"}, "the report.port is missing", id="status-no-port"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from dataclasses import dataclass
 
@@ -79,7 +80,10 @@ def stamp_field(value: object, where: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise Malformed(f"{where} must be Unix seconds, not {kind(value)}")
-    stamp = float(value)
+    try:
+        stamp = float(value)
+    except OverflowError:  # a JSON integer of hundreds of digits
+        stamp = math.inf
     problem = received_at_problem(stamp)
     if problem is not None:
         raise Malformed(f"{where} {problem}")
