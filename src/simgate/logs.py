@@ -27,6 +27,18 @@ def escape_controls(text: str) -> str:
     return text.translate(_ESCAPES) if _CONTROL.search(text) else text
 
 
+class LateLine:
+    """A log message made by the log thread rather than where it is logged: `str()` makes it.
+
+    For a line logged so often that making it on the event loop shows in the server's CPU
+    (a marketplace call's, http/requestlog.py). What it is made from must not change once
+    logged. `LineQueue` queues it as it is; the writer thread makes the text once, before the
+    filters (control escapes, secret redaction) and the formatter see the record.
+    """
+
+    __slots__ = ()
+
+
 class ControlEscaper(logging.Filter):
     """On the root handlers, before any formatter: escapes control characters in the message.
 
@@ -109,9 +121,11 @@ class LineFormatter(logging.Formatter):
 class LineQueue(logging.handlers.QueueHandler):
     """Hands records to its own writer thread with the message merged, and nothing else done.
 
-    The filters (control escapes, secret redaction) stay on this handler, so they run where
-    the line is logged, as before; formatting and the write to stderr move off the event loop
-    (one line per marketplace call cost ~8 % of the server's CPU there; docs/benchmarks.md).
+    This handler's filters (control escapes, secret redaction) run on the writer thread, just
+    before the record is formatted, as do formatting and the write to stderr: none of it on
+    the event loop (one line per marketplace call cost ~8 % of the server's CPU there, and
+    then ~15 % with its filters; docs/benchmarks.md). The message is merged with its arguments
+    here, where it is logged (they may change later), except a `LateLine`, queued as it is.
     Unlike the stdlib's `prepare`, the exception stays attached, so the JSON formatter still
     puts the traceback in its own field. The handler owns its thread: `close` (configure's, or
     logging's own at exit) writes what is queued, then ends it.
@@ -123,11 +137,23 @@ class LineQueue(logging.handlers.QueueHandler):
         lines: queue.SimpleQueue[logging.LogRecord | Drained] = queue.SimpleQueue()
         super().__init__(lines)
         self._lines = lines
-        self._listener: logging.handlers.QueueListener | None = BatchListener(lines, writer)
+        self._listener: logging.handlers.QueueListener | None = BatchListener(lines, writer, front=self)
         self._listener.start()
 
+    def handle(self, record: logging.LogRecord) -> bool:
+        # Filters later, on the writer thread (`passes`); a SimpleQueue needs no lock.
+        self.emit(record)
+        return True
+
+    def passes(self, record: logging.LogRecord) -> bool:
+        """On the writer thread: the late line made, then this handler's filters."""
+        if isinstance(record.msg, LateLine):
+            record.msg = str(record.msg)
+        return bool(self.filter(record))
+
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        record.msg, record.args = record.getMessage(), None
+        if record.args or not isinstance(record.msg, str | LateLine):
+            record.msg, record.args = record.getMessage(), None
         return record
 
     def drain(self) -> None:
@@ -160,6 +186,17 @@ class Drained(threading.Event):
 class BatchListener(logging.handlers.QueueListener):
     """A QueueListener that writes lines in batches: the event loop's `put` finds no thread
     waiting on the queue while lines flow, so it wakes none."""
+
+    def __init__(
+        self,
+        lines: queue.SimpleQueue[logging.LogRecord | Drained],
+        writer: logging.Handler,
+        *,
+        front: LineQueue,
+    ) -> None:
+        super().__init__(lines, writer)
+        self.front = front
+        """The queue handler whose filters each record passes here, before it is written."""
 
     def _monitor(self) -> None:
         lines: queue.SimpleQueue[logging.LogRecord | Drained] = self.queue  # type: ignore[assignment]
@@ -198,6 +235,7 @@ class BatchListener(logging.handlers.QueueListener):
 
     def write(self, records: list[logging.LogRecord]) -> None:
         """What `handle` does for each record, with a stderr handler's lines written at once."""
+        records = [record for record in records if self.front.passes(record)]
         for handler in self.handlers:
             chosen = [r for r in records if not self.respect_handler_level or r.levelno >= handler.level]
             if isinstance(handler, StderrHandler):
