@@ -8,7 +8,8 @@ calls, which are what the farm earns from. This protocol class adds what is miss
 - a request head (request line and headers) larger than `max_head_bytes` gets a 431;
 - a head not complete within `head_timeout` of its first byte (or of the connection) gets a
   408; a body not complete within `body_timeout` of its head gets a 408 (or, if its answer
-  has begun, is cut off), and its request is abandoned: nothing of it is stored;
+  has begun, is cut off), and its request is abandoned: nothing of it is stored (deadlines
+  are checked every `SWEEP_SECONDS` at most, so either may come that much later);
 - at most `max_connections_per_client` connections per peer address (a trusted proxy, named
   in FORWARDED_ALLOW_IPS, is exempt: it must limit its own clients, docs/security.md);
 - at most `max_connections` in all: when full, the connection that has waited longest for
@@ -29,6 +30,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from simgate.http.onewrite import HeadWithBody
+
+INFINITY = float("inf")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +81,33 @@ def _response(status: int, reason: str) -> bytes:
     return head.encode() + text
 
 
+SWEEP_SECONDS = 0.5
+"""How often the deadlines are looked at, at most: a head or body timeout fires up to this
+much late (a tenth of the shorter timeout when that is less)."""
+
+
 def guarded_protocol(limits: Limits) -> type[HttpToolsProtocol]:
     """An httptools protocol class enforcing `limits`; one class per server (shared counts)."""
     per_client: Counter[str] = Counter()
     waiting: dict[GuardedProtocol, None] = {}
     """Connections waiting for a request head, oldest first (dicts keep insertion order)."""
     is_trusted: list[Any] = []
+    live: set[GuardedProtocol] = set()
+    swept: set[asyncio.AbstractEventLoop] = set()
+    """Loops a sweep is scheduled on (one per server; tests run several)."""
+    every = max(0.01, min(SWEEP_SECONDS, limits.head_timeout / 10, limits.body_timeout / 10))
+
+    # Deadlines are swept, not timed one by one: a timer per phase of every request (head,
+    # body) was a call_later and a cancel twice per request, ~6 % of the event loop's CPU
+    # under GET_NUMBER + FINISH (docs/benchmarks.md, issue 14). Now a request sets a float.
+    def sweep(loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        for late in [c for c in live if c.deadline <= now and c.loop is loop]:
+            late.expire()
+        if any(c.loop is loop for c in live):
+            loop.call_later(every, sweep, loop)
+        else:
+            swept.discard(loop)  # nothing to watch: an idle server does not tick
 
     class GuardedProtocol(HttpToolsProtocol):
         def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any], **kw: Any):
@@ -93,11 +117,17 @@ def guarded_protocol(limits: Limits) -> type[HttpToolsProtocol]:
             self.peer = ""
             self.reading_body = False
             self.head_bytes = 0
-            self.timer: asyncio.TimerHandle | None = None
+            self.deadline = INFINITY
+            """When the phase under way (head, body) must be over, on the loop's clock."""
+            self.on_late: Any = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             # Each answer's head and body in one write (http/onewrite.py).
             super().connection_made(HeadWithBody(transport, self.loop))  # type: ignore[arg-type]
+            live.add(self)
+            if self.loop not in swept:
+                swept.add(self.loop)
+                self.loop.call_later(every, sweep, self.loop)
             self.peer = self.client[0] if self.client else ""
             per_client[self.peer] += 1
             if per_client[self.peer] > limits.max_connections_per_client and not is_trusted[0](self.peer):
@@ -116,6 +146,7 @@ def guarded_protocol(limits: Limits) -> type[HttpToolsProtocol]:
             if per_client[self.peer] <= 0:
                 del per_client[self.peer]
             waiting.pop(self, None)
+            live.discard(self)
             self.stop_timer()
             super().connection_lost(exc)
 
@@ -139,7 +170,7 @@ def guarded_protocol(limits: Limits) -> type[HttpToolsProtocol]:
             super().on_message_begin()
             if self not in waiting:  # a pipelined request right after the previous one
                 self.await_head()
-            elif self.timer is None:
+            elif self.on_late is None:
                 self.start_timer(limits.head_timeout, self.head_late)
 
         def on_headers_complete(self) -> None:
@@ -170,16 +201,18 @@ def guarded_protocol(limits: Limits) -> type[HttpToolsProtocol]:
         # -- timers and refusals -----------------------------------------------------------
 
         def start_timer(self, delay: float, callback: Any) -> None:
-            self.stop_timer()
-            self.timer = self.loop.call_later(delay, callback)
+            self.deadline, self.on_late = self.loop.time() + delay, callback
 
         def stop_timer(self) -> None:
-            if self.timer is not None:
-                self.timer.cancel()
-                self.timer = None
+            self.deadline, self.on_late = INFINITY, None
+
+        def expire(self) -> None:
+            callback = self.on_late
+            self.stop_timer()
+            if callback is not None:
+                callback()
 
         def head_late(self) -> None:
-            self.timer = None
             self.refuse(408, "Request Timeout")
 
         def body_late(self) -> None:
@@ -187,7 +220,6 @@ def guarded_protocol(limits: Limits) -> type[HttpToolsProtocol]:
             # uvicorn drops what a disconnected cycle sends). The client gets a 408 unless
             # its answer has begun (a 413 or 401 sent before the body was in): a gateway
             # that sends slowly learns why, instead of a bare reset.
-            self.timer = None
             if self.transport.is_closing():
                 return
             if self.cycle is None or not self.cycle.response_started:
