@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 
 import pytest
 
-from simgate import logs
+from simgate import logs, logsecrets
 
 
 @pytest.fixture
@@ -80,3 +81,33 @@ def test_a_batch_of_lines_is_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
     records = [logging.LogRecord("x", logging.INFO, __file__, 1, f"line {i}", (), None) for i in range(100)]
     handler.emit_batch(records)
     assert stream.writes == ["".join(f"line {i}\n" for i in range(100))]
+
+
+class Traced(logs.LateLine):
+    """A late line that notes the threads that made it (pytest's own capture handler on the
+    root makes it too, where it is logged; the server has no such handler)."""
+
+    __slots__ = ("made_on", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text, self.made_on = text, set[str]()
+
+    def __str__(self) -> str:
+        self.made_on.add(threading.current_thread().name)
+        return self.text
+
+
+def test_a_late_line_is_made_and_filtered_on_the_log_thread(
+    queued_logs: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The marketplace call's line (http/requestlog.CallLine) is made off the event loop, and
+    # the filters still see its text: a control character is escaped, a secret masked.
+    # On the queue's handler only: pytest's own capture handler on the root stays unfiltered.
+    front = next(h for h in logging.getLogger().handlers if isinstance(h, logs.LineQueue))
+    front.addFilter(logsecrets.SecretRedactor(["s3cr3t-partner-key"]))
+    late = Traced("asked with s3cr3t-partner-key\nERROR forged")
+    queued_logs.info(late)
+    queued_logs.info("plain %s", "args")
+    logs.flush()
+    assert late.made_on - {threading.current_thread().name}, "made only where it was logged"
+    assert written(capsys) == [f"asked with {logsecrets.MASK}\\nERROR forged", "plain args"]
