@@ -113,8 +113,7 @@ class _Records:
         if kept is None:
             kept = self._kept = log.makeRecord(log.name, logging.INFO, __file__, 0, "", (), None).__dict__
         record = logging.LogRecord.__new__(logging.LogRecord)
-        fields = record.__dict__
-        fields.update(kept)
+        record.__dict__ = fields = kept.copy()  # half the cost of update() into a new dict
         created = time.time()
         fields["created"] = created
         fields["msecs"] = int((created - int(created)) * 1000) + 0.0
