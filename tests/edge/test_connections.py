@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from simgate.http import guard
 from simgate.http.guard import Limits
 from tests.conftest import ADMIN_TOKEN, INTAKE_TOKEN, KEY, LiveServer, copy_database
 from tests.conftest import test_settings as settings_for
@@ -177,5 +178,37 @@ def test_keep_alive_survives_errors(sqlite_url: str) -> None:
                 assert client.post("/intake/sms", content=b"\xff").status_code in (400, 401)
                 assert client.get("/no/such/path").status_code == 404
                 assert client.post("/onlinesim/getServices", json={"key": KEY}).status_code == 200
+    finally:
+        server.stop()
+
+
+def test_a_refusal_that_fails_does_not_stop_the_other_timeouts(
+    sqlite_url: str, sockets: list[socket.socket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One sweep looks at every connection's deadline (http/guard.py): if one connection's
+    # refusal raises, the others due in the same sweep, and every later one, still time out.
+    made = guard._response
+    failures = [RuntimeError("the first refusal fails")]
+
+    def failing_once(status: int, reason: str) -> bytes:
+        if failures:
+            raise failures.pop()
+        return made(status, reason)
+
+    monkeypatch.setattr(guard, "_response", failing_once)
+    server = serve(sqlite_url, head_timeout=0.5)
+    try:
+        first, second = connect(server, sockets), connect(server, sockets)
+        answers = []
+        for sock in (first, second):
+            sock.settimeout(4)
+            try:
+                answers.append(answer(sock))
+            except TimeoutError:
+                answers.append(b"")  # the one whose refusal failed
+        assert [a[:13] for a in answers].count(b"HTTP/1.1 408 ") == 1, answers
+        later = connect(server, sockets)
+        later.settimeout(4)
+        assert answer(later).startswith(b"HTTP/1.1 408 ")
     finally:
         server.stop()

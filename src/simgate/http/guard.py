@@ -103,7 +103,14 @@ def guarded_protocol(limits: Limits) -> type[HttpToolsProtocol]:
     def sweep(loop: asyncio.AbstractEventLoop) -> None:
         now = loop.time()
         for late in [c for c in live if c.deadline <= now and c.loop is loop]:
-            late.expire()
+            try:
+                late.expire()
+            except Exception as error:
+                # Reported as a timer's callback was, and only this connection's: the others
+                # due now are still refused, and the sweep is still re-armed below.
+                loop.call_exception_handler(
+                    {"message": "a late connection", "exception": error, "protocol": late}
+                )
         if any(c.loop is loop for c in live):
             loop.call_later(every, sweep, loop)
         else:
