@@ -147,9 +147,18 @@ class LineQueue(logging.handlers.QueueHandler):
 
     def passes(self, record: logging.LogRecord) -> bool:
         """On the writer thread: the late line made, then this handler's filters."""
-        if isinstance(record.msg, LateLine):
-            record.msg = str(record.msg)
-        return bool(self.filter(record))
+        try:
+            if isinstance(record.msg, LateLine):
+                record.msg = str(record.msg)
+            return bool(self.filter(record))
+        except Exception as error:
+            # Raised here it would end the writer thread: every later line lost, `drain`
+            # waiting for ever. Nor is the unfiltered line or the error's text written: only
+            # that a line was lost (the filters run first, before a handler's handleError).
+            lost = f"a log line was lost: {type(error).__name__} while making or filtering it"
+            record.msg, record.args, record.exc_info, record.exc_text = lost, None, None, None
+            record.stack_info = None
+            return True
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         if record.args or not isinstance(record.msg, str | LateLine):

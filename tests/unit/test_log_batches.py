@@ -111,3 +111,31 @@ def test_a_late_line_is_made_and_filtered_on_the_log_thread(
     logs.flush()
     assert late.made_on - {threading.current_thread().name}, "made only where it was logged"
     assert written(capsys) == [f"asked with {logsecrets.MASK}\\nERROR forged", "plain args"]
+
+
+class Unmakeable(logs.LateLine):
+    """A late line whose text cannot be made on the log thread (where it is logged, it can:
+    pytest's capture handler makes it there too)."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        if threading.current_thread() is not threading.main_thread():
+            raise ValueError("s3cr3t-partner-key cannot be made")
+        return "made where logged"
+
+
+def test_a_late_line_that_cannot_be_made_does_not_stop_the_log_thread(
+    queued_logs: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The log thread makes every late line and runs every filter: one that raises there must
+    # not end it (every later line lost, the queue growing, `flush` waiting for ever).
+    queued_logs.info(Unmakeable())
+    queued_logs.info("after")
+    flushing = threading.Thread(target=logs.flush, daemon=True)
+    flushing.start()
+    flushing.join(5)
+    assert not flushing.is_alive(), "the log thread has stopped"
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].endswith(": after")
+    assert "s3cr3t" not in err  # what could not be filtered is not written either
