@@ -44,8 +44,8 @@ def test_tracebacks_keep_their_lines(captured: Callable[[], str]) -> None:
 
 
 def test_queued_lines_are_escaped_and_keep_their_traceback(captured: Callable[[], str]) -> None:
-    # The server logs through a queue (logs.configure(queued=True)): the filters still run
-    # where the line is logged, and the JSON line still carries the traceback apart.
+    # The server logs through a queue (logs.configure(queued=True)): the filters run on its
+    # writer thread now (logs.LineQueue.passes), and the JSON line still carries the traceback apart.
     logs.configure("json", queued=True)
     try:
         logging.getLogger("simgate.test").warning("call %s", "a\nb")
