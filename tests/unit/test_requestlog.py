@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from simgate.http.requestlog import describe, log_call
+from simgate.http.requestlog import CallLine, describe, log_call
 from simgate.marketplaces.onlinesim.wire import decoder
 
 
@@ -65,3 +65,11 @@ def test_log_call_uses_the_decoded_request_and_never_the_key(caplog: pytest.LogC
     assert lines[1][1].startswith("onlinesim getNumber -> 400 ERROR error='malformed request'")
     assert lines[2][0] == logging.ERROR
     assert all("partner-secret" not in line for _, line in lines)
+
+
+def test_a_queued_call_line_keeps_only_the_answer_fields_it_quotes() -> None:
+    # A line waits in the log queue: it must not hold a whole GET_SERVICES answer alive.
+    answer = {"status": "SUCCESS", "countryList": [{"country": "russia"}] * 1000, "number": 7}
+    line = CallLine("onlinesim", "getServices", {}, 200, answer, 1.0)
+    assert line.answer == {"status": "SUCCESS", "number": 7}
+    assert str(line) == describe("onlinesim", "getServices", {}, 200, answer, 1.0)

@@ -29,6 +29,9 @@ REQUEST_FIELDS = (
 )  # fmt: skip
 
 
+ANSWER_FIELDS = ("status", "activationId", "number", "error")
+"""What `describe` reads of an answer."""
+
 _LABELS = tuple("operation" if name == "activationId" else name for name in REQUEST_FIELDS)
 
 
@@ -78,7 +81,7 @@ def describe(
 class CallLine(LateLine):
     """The call's line, made when a handler first needs the text (`str`): on the log thread
     in the server. Holds what `describe` reads; none of it changes once the call is answered
-    (the decoded request is never modified, the answer was already encoded and sent)."""
+    (the decoded request is never modified; the answer's few quoted fields are copied)."""
 
     __slots__ = ("answer", "call", "marketplace", "ms", "request", "status")
 
@@ -86,7 +89,9 @@ class CallLine(LateLine):
         self, marketplace: str, call: str, request: object, status: int, answer: dict[str, Any], ms: float
     ) -> None:
         self.marketplace, self.call, self.request = marketplace, call, request
-        self.status, self.answer, self.ms = status, answer, ms
+        # Only what the line quotes: a queued line must not hold a whole GET_SERVICES answer.
+        self.status, self.ms = status, ms
+        self.answer = {name: answer[name] for name in ANSWER_FIELDS if name in answer}
 
     def __str__(self) -> str:
         return describe(self.marketplace, self.call, self.request, self.status, self.answer, self.ms)
