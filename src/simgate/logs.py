@@ -11,6 +11,8 @@ import sys
 import threading
 import time
 
+from simgate.lateline import LateLine
+
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _ESCAPES = {
     code: _NAMED.get(chr(code), f"\\x{code:02x}") for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))
@@ -25,18 +27,6 @@ per-character translation (~3 us per marketplace call line)."""
 def escape_controls(text: str) -> str:
     """Control characters as visible escapes: a value can never start a new log line."""
     return text.translate(_ESCAPES) if _CONTROL.search(text) else text
-
-
-class LateLine:
-    """A log message made by the log thread rather than where it is logged: `str()` makes it.
-
-    For a line logged so often that making it on the event loop shows in the server's CPU
-    (a marketplace call's, http/requestlog.py). What it is made from must not change once
-    logged. `LineQueue` queues it as it is; the writer thread makes the text once, before the
-    filters (control escapes, secret redaction) and the formatter see the record.
-    """
-
-    __slots__ = ()
 
 
 class ControlEscaper(logging.Filter):

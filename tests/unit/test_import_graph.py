@@ -25,10 +25,11 @@ KNOWN_CYCLES: tuple[frozenset[str], ...] = ()
 sql_base.py, and the memory fake's records in memory_state.py. Never add an entry."""
 
 
-LEAVES = ("simgate.catalogue", "simgate.settings_error", "simgate.credentials")
+LEAVES = ("simgate.catalogue", "simgate.settings_error", "simgate.credentials", "simgate.lateline")
 """Small modules over the standard library and domain types that the table does not place:
 the marketplace's names (catalogue.py), the error a bad setting raises (settings_error.py),
-comparing secrets (credentials.py). The sign-in back-off is pure: domain/throttle.py."""
+comparing secrets (credentials.py), a log line the log thread makes (lateline.py). The
+sign-in back-off is pure: domain/throttle.py."""
 
 BELOW_THE_FACES = (
     "simgate.domain",

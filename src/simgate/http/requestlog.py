@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from simgate.logs import LateLine
+from simgate.lateline import LateLine
 
 log = logging.getLogger("simgate.requests")
 
