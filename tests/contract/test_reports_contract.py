@@ -6,6 +6,7 @@ push attempts, FINISH) on each backend, then reads it back through the read mode
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 import pytest
@@ -23,6 +24,7 @@ from simgate.domain.read_model import (
     Stats,
     StatusCount,
     loss_reasons,
+    streaks,
 )
 from simgate.domain.types import (
     CountryName,
@@ -509,3 +511,38 @@ def test_marketplaces_and_currencies_are_reported_apart(store: Store) -> None:
     on_hub = read(store, lambda r: r.operations(OperationQuery(marketplace=hub)))
     assert on_hub.total == 2
     assert {o.operation.marketplace for o in on_hub.items} == {hub}
+
+
+def test_streaks_match_the_domain_rule_over_a_random_history(store: Store) -> None:
+    """The SQL stores count streaks in one aggregate (window functions); the fake walks the
+    operations with domain.read_model.streaks. Both must agree on any history."""
+    rng = random.Random(20261204)
+    operators = [OperatorName(f"op{i}") for i in range(4)]
+    specs = [make_spec(operator=operator) for operator in operators]
+    history: list[tuple[NumberId, OperationKind, bool]] = []
+
+    def work(uow: UnitOfWork) -> None:
+        for spec in specs:
+            uow.numbers.upsert(spec, T - 100)
+        for k in range(80):
+            now = T + 100 * k
+            rent = rng.random() < 0.4
+            order = make_order(
+                kind=OperationKind.RENT if rent else OperationKind.ACTIVATION,
+                operator=rng.choice(operators),
+                **({} if rent else {"service": ServiceName(f"service{k}")}),
+            )
+            operation = _issue(uow, order, now)
+            got_sms = rng.random() < 0.3
+            if got_sms:
+                _sms(uow, operation.phone, f"code {k}", now + 10)
+            finish_operation(uow, MARKET, operation.id, 3 if got_sms else 4, None, now + 50)
+            history.append((operation.number_id, operation.kind, got_sms))
+
+    store.run(work)
+    expected = streaks(history)
+    page = read(store, lambda r: r.numbers(NumberQuery()))
+    got = {row.number.id: (row.rent_no_sms_streak, row.activation_no_sms_streak) for row in page.items}
+    assert got == {number_id: expected.get(number_id, (0, 0)) for number_id in got}
+    losing = read(store, lambda r: r.numbers(NumberQuery(losing=True)))
+    assert {row.number.id for row in losing.items} == {n for n, s in expected.items() if loss_reasons(*s)}

@@ -15,7 +15,9 @@ from simgate.domain.alerts import OpenAlert
 from simgate.domain.messages import Attempt, Verdict
 from simgate.domain.model import Number, OperationKind
 from simgate.domain.read_model import (
+    ACTIVATION_WARN_STREAK,
     NUMBER_STATES,
+    RENT_WARN_STREAK,
     DayStats,
     DeliveryQuery,
     DeliveryReport,
@@ -37,7 +39,6 @@ from simgate.domain.read_model import (
     loss_reasons,
     sort_groups,
     status_name,
-    streaks,
 )
 from simgate.domain.types import Kopecks, NumberId, OperationId, ServiceName, Timestamp
 from simgate.storage.sql import (
@@ -108,8 +109,17 @@ class SqlReports:
     # -- numbers ---------------------------------------------------------------------------
 
     def _streaks(
-        self, number_ids: Sequence[NumberId] | None, since: Timestamp | None
+        self, number_ids: Sequence[NumberId] | None, since: Timestamp | None, *, at_least: int = 1
     ) -> dict[NumberId, tuple[int, int]]:
+        """Each SIM's (rent, activation) no-SMS streaks of at least `at_least`: per kind, its
+        finished operations after the last one that got an SMS (domain.read_model.streaks).
+
+        Counted in SQL: the window's operations never come to Python one by one. Read row by
+        row, a busy farm's week of operations (a million at ~2 GET_NUMBER + FINISH a second)
+        was read, sorted and counted every 30 s by the alert check, and twice per SIM-table
+        page: seconds of a reader thread, and a burst of objects that grew the server's
+        memory by ~1 MiB a second under load (docs/benchmarks.md, issue 14).
+        """
         clauses, params = ["o.finished_at IS NOT NULL"], []
         if since is not None:
             clauses.append("o.opened_at >= ?")
@@ -119,21 +129,32 @@ class SqlReports:
                 return {}
             clauses.append(f"o.number_id IN ({_marks(number_ids)})")
             params += number_ids
-        # Sorted here, not by ORDER BY id: that would make SQLite walk the whole table in id
-        # order instead of the opened_at index's recent range.
         rows = self.db.execute(
-            "SELECT o.id, o.number_id, o.kind, CASE WHEN EXISTS"
-            " (SELECT 1 FROM messages m WHERE m.operation_id = o.id) THEN 1 ELSE 0 END"
-            f" FROM operations o WHERE {' AND '.join(clauses)}",
-            params,
+            "SELECT s.number_id, s.kind, COUNT(*) FROM (SELECT o.number_id, o.kind, o.id,"
+            " MAX(CASE WHEN EXISTS (SELECT 1 FROM messages m WHERE m.operation_id = o.id)"
+            " THEN o.id END) OVER (PARTITION BY o.number_id, o.kind) AS last_hit"
+            f" FROM operations o WHERE {' AND '.join(clauses)}) s"
+            " WHERE s.last_hit IS NULL OR s.id > s.last_hit"
+            " GROUP BY s.number_id, s.kind HAVING COUNT(*) >= ?",
+            [*params, at_least],
         ).fetchall()
-        rows.sort(key=lambda r: int(r[0]))
-        return streaks((NumberId(r[1]), OperationKind(r[2]), bool(r[3])) for r in rows)
+        found: dict[NumberId, tuple[int, int]] = {}
+        for number_id, kind, streak in rows:
+            rent, activation = found.get(NumberId(number_id), (0, 0))
+            if OperationKind(kind) is OperationKind.RENT:
+                rent = _int(streak)
+            else:
+                activation = _int(streak)
+            found[NumberId(number_id)] = (rent, activation)
+        return found
 
     def numbers(self, query: NumberQuery) -> Page[NumberReport]:
         where = number_where(query)
         if query.losing:
-            found = self._streaks(None, query.streak_since)
+            # Only streaks long enough to lose money come back: as many rows as losing SIMs.
+            found = self._streaks(
+                None, query.streak_since, at_least=min(RENT_WARN_STREAK, ACTIVATION_WARN_STREAK)
+            )
             losing = [n for n, (r, a) in found.items() if loss_reasons(r, a)]
             where.add(f"n.id IN ({_marks(losing)})" if losing else "1 = 0", *losing)
         rows, total = self._page(
@@ -187,8 +208,8 @@ class SqlReports:
                 ids,
             ).fetchall()
         }
-        # With a window, one pass over its recent range beats each SIM's whole history.
-        streak = self._streaks(None if streak_since is not None else ids, streak_since)
+        # The page's SIMs only, through the (number_id, ...) index: never the whole window.
+        streak = self._streaks(ids, streak_since)
         reports = []
         for n in page:
             opened, finished, sold, money = ops.get(n.id, (0, 0, 0, 0))
