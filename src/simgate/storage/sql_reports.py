@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from simgate.domain.alerts import OpenAlert
 from simgate.domain.messages import Attempt, Verdict
@@ -36,7 +37,6 @@ from simgate.domain.read_model import (
     Paged,
     Stats,
     StatusCount,
-    loss_reasons,
     sort_groups,
     status_name,
 )
@@ -108,11 +108,10 @@ class SqlReports:
 
     # -- numbers ---------------------------------------------------------------------------
 
-    def _streaks(
-        self, number_ids: Sequence[NumberId] | None, since: Timestamp | None, *, at_least: int = 1
-    ) -> dict[NumberId, tuple[int, int]]:
-        """Each SIM's (rent, activation) no-SMS streaks of at least `at_least`: per kind, its
-        finished operations after the last one that got an SMS (domain.read_model.streaks).
+    @staticmethod
+    def _trailing(number_ids: Sequence[NumberId] | None, since: Timestamp | None) -> tuple[str, list[Any]]:
+        """Rows (number_id, kind, id) of the finished operations after the last of their
+        SIM's and kind that got an SMS: a streak is their count (domain.read_model.streaks).
 
         Counted in SQL: the window's operations never come to Python one by one. Read row by
         row, a busy farm's week of operations (a million at ~2 GET_NUMBER + FINISH a second)
@@ -120,26 +119,34 @@ class SqlReports:
         page: seconds of a reader thread, and a burst of objects that grew the server's
         memory by ~1 MiB a second under load (docs/benchmarks.md, issue 14).
         """
-        clauses, params = ["o.finished_at IS NOT NULL"], []
+        clauses, params = ["o.finished_at IS NOT NULL"], list[Any]()
         if since is not None:
             clauses.append("o.opened_at >= ?")
             params.append(since)
         if number_ids is not None:
-            if not number_ids:
-                return {}
             clauses.append(f"o.number_id IN ({_marks(number_ids)})")
             params += number_ids
-        rows = self.db.execute(
-            "SELECT s.number_id, s.kind, COUNT(*) FROM (SELECT o.number_id, o.kind, o.id,"
+        sql = (
+            "SELECT s.number_id, s.kind FROM (SELECT o.number_id, o.kind, o.id,"
             " MAX(CASE WHEN EXISTS (SELECT 1 FROM messages m WHERE m.operation_id = o.id)"
             " THEN o.id END) OVER (PARTITION BY o.number_id, o.kind) AS last_hit"
             f" FROM operations o WHERE {' AND '.join(clauses)}) s"
             " WHERE s.last_hit IS NULL OR s.id > s.last_hit"
-            " GROUP BY s.number_id, s.kind HAVING COUNT(*) >= ?",
-            [*params, at_least],
-        ).fetchall()
+        )
+        return sql, params
+
+    def _streaks(
+        self, number_ids: Sequence[NumberId], since: Timestamp | None
+    ) -> dict[NumberId, tuple[int, int]]:
+        """The (rent, activation) no-SMS streaks of these SIMs (a page: through the number index)."""
+        if not number_ids:
+            return {}
+        trailing, params = self._trailing(number_ids, since)
         found: dict[NumberId, tuple[int, int]] = {}
-        for number_id, kind, streak in rows:
+        for number_id, kind, streak in self.db.execute(
+            f"SELECT t.number_id, t.kind, COUNT(*) FROM ({trailing}) t GROUP BY t.number_id, t.kind",
+            params,
+        ).fetchall():
             rent, activation = found.get(NumberId(number_id), (0, 0))
             if OperationKind(kind) is OperationKind.RENT:
                 rent = _int(streak)
@@ -151,12 +158,14 @@ class SqlReports:
     def numbers(self, query: NumberQuery) -> Page[NumberReport]:
         where = number_where(query)
         if query.losing:
-            # Only streaks long enough to lose money come back: as many rows as losing SIMs.
-            found = self._streaks(
-                None, query.streak_since, at_least=min(RENT_WARN_STREAK, ACTIVATION_WARN_STREAK)
-            )
-            losing = [n for n, (r, a) in found.items() if loss_reasons(r, a)]
-            where.add(f"n.id IN ({_marks(losing)})" if losing else "1 = 0", *losing)
+            # A subquery: however many SIMs lose, their ids never come to Python (loss_reasons'
+            # thresholds, per kind, in SQL).
+            trailing, params = self._trailing(None, query.streak_since)
+            where.add(
+                f"n.id IN (SELECT t.number_id FROM ({trailing}) t GROUP BY t.number_id, t.kind"
+                " HAVING COUNT(*) >= CASE WHEN t.kind = ? THEN ? ELSE ? END)",
+                *params, OperationKind.RENT.value, RENT_WARN_STREAK, ACTIVATION_WARN_STREAK,
+            )  # fmt: skip
         rows, total = self._page(
             NUMBER_COLUMNS, "FROM numbers n", where, "n.country, n.operator, n.phone", query
         )
