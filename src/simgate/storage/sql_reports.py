@@ -110,8 +110,8 @@ class SqlReports:
 
     @staticmethod
     def _trailing(number_ids: Sequence[NumberId] | None, since: Timestamp | None) -> tuple[str, list[Any]]:
-        """Rows (number_id, kind, id) of the finished operations after the last of their
-        SIM's and kind that got an SMS: a streak is their count (domain.read_model.streaks).
+        """A SELECT of (number_id, kind), one row per finished operation after the last of
+        its SIM's and kind that got an SMS: a streak is their count (read_model.streaks).
 
         Counted in SQL: the window's operations never come to Python one by one. Read row by
         row, a busy farm's week of operations (a million at ~2 GET_NUMBER + FINISH a second)
