@@ -552,9 +552,10 @@ class SqlNumbers:
     ) -> list[GroupCount]:
         """group_counts from the numbers themselves (what it was before migration 0011): the
         console's farm-wide counts, and the recount the kept ones are checked against."""
-        # Two index-only scans (migrations 0004, 0005): counted numbers per group, and every
-        # group so that one with nothing free still gets its explicit zeros. A resale window
-        # adds one probe per counted number (migration 0010's index), only when one binds.
+        # Reads every number (the indexes that once served it cost every claim a page each;
+        # migration 0024): counted numbers per group, and every group so that one with nothing
+        # free still gets its explicit zeros. A resale window adds one probe per counted
+        # number (migration 0010's index), only when one binds. No serving path calls it.
         where, params = FREE, []
         if marketplace is not None:
             resale, more = resale_filter(self.ledger, marketplace, _now(now), "n.id")
