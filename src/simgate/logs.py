@@ -127,13 +127,28 @@ class LineQueue(logging.handlers.QueueHandler):
         lines: queue.SimpleQueue[logging.LogRecord | Drained] = queue.SimpleQueue()
         super().__init__(lines)
         self._lines = lines
+        self.dropped = 0
+        """Lines not queued because MAX_QUEUED_LINES were waiting (see `handle`)."""
         self._listener: logging.handlers.QueueListener | None = BatchListener(lines, writer, front=self)
         self._listener.start()
 
     def handle(self, record: logging.LogRecord) -> bool:
         # Filters later, on the writer thread (`passes`); a SimpleQueue needs no lock.
+        if self._lines.qsize() >= MAX_QUEUED_LINES:
+            # stderr has not taken a line for a while (a stalled journald, a pipe nobody
+            # reads): the queue would grow until the process runs out of memory. The line is
+            # counted instead, and the writer thread says how many once stderr moves again.
+            # (+= may lose a count when two threads drop at once: the notice is a floor.)
+            self.dropped += 1
+            return True
         self.emit(record)
         return True
+
+    def take_dropped(self) -> int:
+        """On the writer thread: the lines dropped since the last call."""
+        dropped = self.dropped
+        self.dropped -= dropped
+        return dropped
 
     def passes(self, record: logging.LogRecord) -> bool:
         """On the writer thread: the late line made, then this handler's filters."""
@@ -169,6 +184,9 @@ class LineQueue(logging.handlers.QueueHandler):
         super().close()
 
 
+MAX_QUEUED_LINES = 50_000
+"""Lines waiting for stderr at most (~25 MB of records), a few seconds of a busy server's
+calls; beyond it lines are dropped and counted, never held until memory runs out."""
 BATCH_SECONDS = 0.02
 """While lines keep coming, the writer thread looks for them this often instead of being woken
 per line: a wake-up is a thread switch on the event loop's core, per push and per marketplace
@@ -235,6 +253,9 @@ class BatchListener(logging.handlers.QueueListener):
     def write(self, records: list[logging.LogRecord]) -> None:
         """What `handle` does for each record, with a stderr handler's lines written at once."""
         records = [record for record in records if self.front.passes(record)]
+        dropped = self.front.take_dropped()
+        if dropped:
+            records.append(_dropped_notice(dropped))
         for handler in self.handlers:
             chosen = [r for r in records if not self.respect_handler_level or r.levelno >= handler.level]
             if isinstance(handler, StderrHandler):
@@ -242,6 +263,18 @@ class BatchListener(logging.handlers.QueueListener):
             else:
                 for record in chosen:
                     handler.handle(record)
+
+
+def _dropped_notice(count: int) -> logging.LogRecord:
+    return logging.LogRecord(
+        "simgate.logs",
+        logging.WARNING,
+        __file__,
+        0,
+        f"{count} log line(s) dropped: stderr took none while {MAX_QUEUED_LINES} waited",
+        None,
+        None,
+    )
 
 
 def flush() -> None:

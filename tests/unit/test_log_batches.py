@@ -139,3 +139,45 @@ def test_a_late_line_that_cannot_be_made_does_not_stop_the_log_thread(
     err = capsys.readouterr().err
     assert err.splitlines()[-1].endswith(": after")
     assert "s3cr3t" not in err  # what could not be filtered is not written either
+
+
+class StalledStream:
+    """stderr that takes nothing until released (a stalled journald, a pipe nobody reads)."""
+
+    def __init__(self) -> None:
+        self.release, self.writing = threading.Event(), threading.Event()
+        self.text: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writing.set()
+        self.release.wait(10)
+        self.text.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_lines_beyond_the_bound_are_counted_not_held_while_stderr_stalls(
+    queued_logs: logging.Logger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logs, "MAX_QUEUED_LINES", 10)
+    stream = StalledStream()
+    monkeypatch.setattr("sys.stderr", stream)
+    front = next(h for h in logging.getLogger().handlers if isinstance(h, logs.LineQueue))
+    queued_logs.info("before")
+    assert stream.writing.wait(5)  # the log thread is stuck writing it
+    for i in range(30):
+        queued_logs.info("during %d", i)
+    assert front._lines.qsize() == 10  # what waits is bounded
+    stream.release.set()
+    logs.flush()
+    lines = [line.split(": ", 1)[1] for line in "".join(stream.text).splitlines()]
+    assert lines == [
+        "before",
+        *(f"during {i}" for i in range(10)),
+        "20 log line(s) dropped: stderr took none while 10 waited",
+    ]
+    queued_logs.info("after")
+    logs.flush()
+    assert "".join(stream.text).splitlines()[-1].endswith(": after")  # counted once, not again
