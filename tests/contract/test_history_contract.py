@@ -64,7 +64,7 @@ class Farm:
             uow.numbers.mark_busy(number.id, operation.id, opened)
             if finished is not None:
                 uow.operations.finish(operation.id, status, None, finished)
-                uow.numbers.release(number.id, operation.id)
+                uow.numbers.release(number.id, operation.id, operation.kind)
             if status == 3 and operation.service is not None:  # what finish_operation adds
                 uow.numbers.exclude(number.id, operation.service, "sold", finished, operation_id=operation.id)
             return operation
@@ -332,7 +332,7 @@ def test_a_full_batch_of_operations_goes_in_one_transaction(store: Store) -> Non
             operation = uow.operations.open("onlinesim", make_order(), number, OLD + i)
             uow.numbers.mark_busy(number.id, operation.id, OLD + i)
             uow.operations.finish(operation.id, 3 if i % 2 else 4, None, OLD + i + 1)
-            uow.numbers.release(number.id, operation.id)
+            uow.numbers.release(number.id, operation.id, operation.kind)
 
     store.run(work)
     plan = POLICY.plan(NOW)

@@ -384,10 +384,10 @@ def operation_ids(store: Store) -> list[int]:
 def test_release_only_by_the_holding_operation(store: Store) -> None:
     target = add(store, make_spec())[0]
     holder = must_issue(store)
-    store.run(lambda uow: uow.numbers.release(target.id, OperationId(holder.id + 1)))
+    store.run(lambda uow: uow.numbers.release(target.id, OperationId(holder.id + 1), holder.kind))
     assert number(store, target.id).open_operation_id == holder.id
     assert issue(store) is None
-    store.run(lambda uow: uow.numbers.release(target.id, holder.id))
+    store.run(lambda uow: uow.numbers.release(target.id, holder.id, holder.kind))
     assert number(store, target.id).open_operation_id is None
     assert number(store, target.id).state == "free"
 

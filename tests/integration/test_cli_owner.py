@@ -35,7 +35,7 @@ def farm(folder: Path) -> None:
         sold = store.run(lambda uow: issue_number(uow, "onlinesim", make_order(), now))
         assert sold is not None
         store.run(lambda uow: uow.operations.finish(sold.id, 3, Kopecks(1250), now))
-        store.run(lambda uow: uow.numbers.release(sold.number_id, sold.id))
+        store.run(lambda uow: uow.numbers.release(sold.number_id, sold.id, sold.kind))
         held = make_order(service=ServiceName("whatsapp"))
         assert store.run(lambda uow: issue_number(uow, "onlinesim", held, now)) is not None
     finally:
@@ -106,7 +106,7 @@ def test_status_shows_each_lane_and_each_currency_apart(tmp_path: Path) -> None:
         sold = store.run(lambda uow: issue_number(uow, "smshub", usd, now))
         assert sold is not None
         store.run(lambda uow: uow.operations.finish(sold.id, 3, Kopecks(300), now))
-        store.run(lambda uow: uow.numbers.release(sold.number_id, sold.id))
+        store.run(lambda uow: uow.numbers.release(sold.number_id, sold.id, sold.kind))
     finally:
         store.close()
     report = json.loads(run(tmp_path, "status", "--json").stdout)
@@ -162,7 +162,7 @@ def test_earnings_names_the_sales_paid_in_other_currencies_under_the_rub_table(t
             sold = store.run(lambda uow, order=order: issue_number(uow, "smshub", order, now))
             assert sold is not None
             store.run(lambda uow, op=sold, cents=cents: uow.operations.finish(op.id, 3, Kopecks(cents), now))
-            store.run(lambda uow, op=sold: uow.numbers.release(op.number_id, op.id))
+            store.run(lambda uow, op=sold: uow.numbers.release(op.number_id, op.id, op.kind))
     finally:
         store.close()
     others = (

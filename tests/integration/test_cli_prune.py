@@ -48,7 +48,7 @@ def farm(folder: Path) -> None:
                     attempt = Attempt(old + 6 + i, 10.0, 200, "ok", None, verdict)
                     uow.outbox.record(delivery, "w", attempt, state, old + 20, None)
                 uow.operations.finish(op_id, 3, Kopecks(1250), old + 60)
-                uow.numbers.release(number_id, op_id)
+                uow.numbers.release(number_id, op_id, op.kind)
 
             store.run(pushed)
         assert store.run(lambda uow: issue_number(uow, "onlinesim", make_order(), now)) is not None

@@ -101,17 +101,20 @@ def loss_reasons(rent_streak: int, activation_streak: int) -> tuple[str, ...]:
     return tuple(reasons)
 
 
+def streak_after(streaks: tuple[int, int], kind: OperationKind, got_sms: bool) -> tuple[int, int]:
+    """A SIM's (rent, activation) no-SMS streaks after one more finished operation."""
+    rent, activation = streaks
+    if kind is OperationKind.RENT:
+        return (0 if got_sms else rent + 1, activation)
+    return (rent, 0 if got_sms else activation + 1)
+
+
 def streaks(finished: Iterable[tuple[NumberId, OperationKind, bool]]) -> dict[NumberId, tuple[int, int]]:
     """Each SIM's (rent, activation) no-SMS streaks, from its finished operations in id order
     as (number, kind, got an SMS)."""
     found: dict[NumberId, tuple[int, int]] = {}
     for number_id, kind, got_sms in finished:
-        rent, activation = found.get(number_id, (0, 0))
-        if kind is OperationKind.RENT:
-            rent = 0 if got_sms else rent + 1
-        else:
-            activation = 0 if got_sms else activation + 1
-        found[number_id] = (rent, activation)
+        found[number_id] = streak_after(found.get(number_id, (0, 0)), kind, got_sms)
     return found
 
 

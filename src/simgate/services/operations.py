@@ -124,7 +124,7 @@ def finish_operation(
         return FinishOutcome.REPEATED
     _note_undocumented(operation_id, status)
     uow.operations.finish(operation_id, status, final, now)
-    uow.numbers.release(operation.number_id, operation_id)
+    uow.numbers.release(operation.number_id, operation_id, operation.kind)
     if consequence is not None:
         _remember_outcome(uow, operation, status, now, consequence)
     return FinishOutcome.FINISHED

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import replace
 from typing import TypeVar
 
@@ -24,9 +24,10 @@ from simgate.domain.model import (
     Number,
     NumberSpec,
     Operation,
+    OperationKind,
     Order,
 )
-from simgate.domain.read_model import BLOCKED, NumberQuery
+from simgate.domain.read_model import BLOCKED, NumberQuery, streak_after
 from simgate.domain.types import (
     EVERYWHERE,
     CountryName,
@@ -128,10 +129,16 @@ class MemoryNumbers:
             number, open_operation_id=operation_id, last_issued_at=now, lane_target=None, lane_leaving_at=None
         )
 
-    def release(self, number_id: NumberId, operation_id: OperationId) -> None:
+    def release(self, number_id: NumberId, operation_id: OperationId, kind: OperationKind) -> None:
         number = self.s.numbers[number_id]
         if number.open_operation_id == operation_id:
             self.s.numbers[number_id] = replace(number, open_operation_id=None)
+            got_sms = any(m.operation_id == operation_id for m in self.s.outbox.messages.values())
+            held = self.s.no_sms_streaks.get(number_id, (0, 0))
+            self.s.no_sms_streaks[number_id] = streak_after(held, kind, got_sms)
+
+    def no_sms_streaks(self, number_ids: Collection[NumberId]) -> dict[NumberId, tuple[int, int]]:
+        return {n: self.s.no_sms_streaks.get(n, (0, 0)) for n in number_ids if n in self.s.numbers}
 
     def exclude(
         self,

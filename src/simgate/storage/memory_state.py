@@ -33,6 +33,8 @@ class MemoryState:
     marketplaces: dict[str, Marketplace] = field(default_factory=_fresh_marketplaces)
     operations: dict[OperationId, Operation] = field(default_factory=dict)
     finish_requests: dict[OperationId, int] = field(default_factory=dict)
+    no_sms_streaks: dict[NumberId, tuple[int, int]] = field(default_factory=dict)
+    """Per number: its (rent, activation) no-SMS streaks over all history (migration 0025)."""
     last_number_id: int = 0
     last_operation_id: int = 0
     outbox: OutboxState = field(default_factory=OutboxState)
@@ -52,6 +54,7 @@ class MemoryState:
             operations=dict(self.operations),
             finish_requests=dict(self.finish_requests),
             marketplaces=dict(self.marketplaces),
+            no_sms_streaks=dict(self.no_sms_streaks),
             last_number_id=self.last_number_id,
             last_operation_id=self.last_operation_id,
             outbox=self.outbox.copy(),

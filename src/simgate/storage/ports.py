@@ -30,6 +30,7 @@ from simgate.domain.model import (
     Number,
     NumberSpec,
     Operation,
+    OperationKind,
     Order,
 )
 from simgate.domain.read_model import (
@@ -119,8 +120,17 @@ class NumberRepository(Protocol):
         Cancels a pending lane move: the SIM stays in the lane that issued it."""
         ...
 
-    def release(self, number_id: NumberId, operation_id: OperationId) -> None:
-        """Free the number if `operation_id` still holds it; otherwise change nothing."""
+    def release(self, number_id: NumberId, operation_id: OperationId, kind: OperationKind) -> None:
+        """Free the number if `operation_id` (finished, of `kind`) still holds it; otherwise
+        change nothing. In the same update, the number's no-SMS streak of that kind grows by
+        one, or restarts at 0 if the operation got an SMS (`no_sms_streaks`)."""
+        ...
+
+    def no_sms_streaks(self, number_ids: Collection[NumberId]) -> dict[NumberId, tuple[int, int]]:
+        """Each of these numbers' (rent, activation) no-SMS streaks over its whole history
+        (read_model.streaks), as `release` keeps them on the number (migration 0025). A
+        window's streaks never exceed them, so they pick the SIMs that may be losing money;
+        reports still count the window itself."""
         ...
 
     def exclude(

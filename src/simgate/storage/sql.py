@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Hashable
+from collections.abc import Collection, Hashable
 
 from simgate.domain import lanes
 from simgate.domain.errors import ClaimConflict
@@ -54,6 +54,11 @@ from simgate.storage.sql_filters import number_where
 __all__ = ["COUNTED", "FREE", "Connection", "Cursor", "Row", "SqlNumbers", "SqlOperations"]
 
 INLINE_PREFIXES = 32
+STREAK_COLUMNS = {
+    OperationKind.RENT: "rent_no_sms_streak",
+    OperationKind.ACTIVATION: "activation_no_sms_streak",
+}
+"""Where a number keeps its no-SMS streak of each kind (migration 0025)."""
 
 NUMBER_COLUMNS = (
     "n.id, n.phone, n.country, n.operator, n.port, n.rentable, n.enabled, n.online, "
@@ -219,12 +224,31 @@ class SqlNumbers:
             raise ClaimConflict(f"number {number_id} was claimed by another operation")
         self._sync_exclusions("n.id = ?", number_id)
 
-    def release(self, number_id: NumberId, operation_id: OperationId) -> None:
+    def release(self, number_id: NumberId, operation_id: OperationId, kind: OperationKind) -> None:
+        # The streak rides on the update that frees the number: no second write per FINISH.
+        # Its SMS, if any, came while the operation was open (intake routes to open ones only).
+        # On PostgreSQL an SMS whose unit read the operation still open may commit just after
+        # this: the streak then counts one miss too many, which can only add a candidate to
+        # the losing filter (sql_reports), never hide a losing SIM.
+        streak = STREAK_COLUMNS[kind]
         self.db.execute(
-            "UPDATE numbers SET open_operation_id = NULL WHERE id = ? AND open_operation_id = ?",
-            (number_id, operation_id),
+            f"UPDATE numbers SET open_operation_id = NULL, {streak} = CASE WHEN EXISTS"
+            f" (SELECT 1 FROM messages m WHERE m.operation_id = ?) THEN 0 ELSE {streak} + 1 END"
+            " WHERE id = ? AND open_operation_id = ?",
+            (operation_id, number_id, operation_id),
         )
         self._sync_exclusions("n.id = ?", number_id)
+
+    def no_sms_streaks(self, number_ids: Collection[NumberId]) -> dict[NumberId, tuple[int, int]]:
+        ids = list(number_ids)
+        if not ids:
+            return {}
+        rows = self.db.execute(
+            "SELECT id, rent_no_sms_streak, activation_no_sms_streak FROM numbers"
+            f" WHERE id IN ({', '.join('?' for _ in ids)})",
+            ids,
+        ).fetchall()
+        return {NumberId(number_id): (int(rent), int(activation)) for number_id, rent, activation in rows}
 
     def _sync_exclusions(self, which: str, *keys: object) -> None:
         """Copy a number's group, freeness and counting lane onto its exclusion rows.
