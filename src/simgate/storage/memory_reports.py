@@ -35,6 +35,7 @@ from simgate.domain.read_model import (
     day_index,
     earned_rub,
     group_stats,
+    loss_reasons,
     marketplace_stats,
     status_name,
     streaks,
@@ -98,7 +99,13 @@ class MemoryReports:
             key=lambda n: (n.country, n.operator, n.phone),
         )
         if query.losing:
-            found = [n for n in found if self._report(n, query.streak_since).loss_reasons]
+            # The kept all-time streaks pick the candidates, as in SQL (sql_reports.numbers).
+            kept = self.s.no_sms_streaks
+            found = [
+                n
+                for n in found
+                if loss_reasons(*kept.get(n.id, (0, 0))) and self._report(n, query.streak_since).loss_reasons
+            ]
         return _page(found, query, lambda n: self._report(n, query.streak_since))
 
     def number(self, number_id: NumberId, streak_since: Timestamp | None = None) -> NumberReport | None:
