@@ -92,12 +92,24 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 self.handleError(records[-1])
 
 
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 class LineFormatter(logging.Formatter):
     """The text format, its date string made once per second rather than once per line."""
 
     def __init__(self, fmt: str) -> None:
         super().__init__(fmt)
         self._second: tuple[int, str] = (-1, "")
+        self._plain = fmt == TEXT_FORMAT
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not self._plain or record.exc_info or record.exc_text or record.stack_info:
+            return super().format(record)
+        # TEXT_FORMAT put together directly: Formatter.format's checks and its %-style
+        # substitution cost a fifth of a request line's time on the log thread.
+        record.message = record.getMessage()
+        return f"{self.formatTime(record)} {record.levelname} {record.name}: {record.message}"
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if datefmt is not None:
@@ -294,7 +306,7 @@ def configure(log_format: str, level: int = logging.INFO, *, queued: bool = Fals
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(LineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(LineFormatter(TEXT_FORMAT))
     front: logging.Handler = handler
     if queued:
         front = LineQueue(handler)

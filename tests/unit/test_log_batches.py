@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -60,6 +61,20 @@ def test_the_text_format_reads_as_loggings_own() -> None:
         record = logging.LogRecord("simgate.x", logging.INFO, __file__, 1, "hello %s", ("there",), None)
         record.created, record.msecs = created, (created - int(created)) * 1000
         assert cached.format(record) == plain.format(record)
+
+
+def test_the_text_format_reads_as_loggings_own_with_a_traceback_and_a_stack() -> None:
+    plain = logging.Formatter(logs.TEXT_FORMAT)
+    cached = logs.LineFormatter(logs.TEXT_FORMAT)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        failure = sys.exc_info()
+    for exc_info, stack in ((failure, None), (None, "Stack (most recent call last):\n  here")):
+        record = logging.LogRecord("simgate.x", logging.ERROR, __file__, 1, "failed %d", (7,), exc_info)
+        record.stack_info = stack
+        assert cached.format(record) == plain.format(record)
+        assert "\n" in cached.format(record)  # the traceback or the stack is there
 
 
 class CountingStream:

@@ -230,6 +230,9 @@ def finish_consequence(status: int, policy: FinishPolicy) -> FinishConsequence |
     return None
 
 
+_DOCUMENTED_STATUSES = frozenset(s.value for s in FinishStatus)
+
+
 def is_documented_status(status: int) -> bool:
     """1, 3, 4, 5 are documented; others (the legacy examples show 2) are accepted and logged."""
-    return status in {s.value for s in FinishStatus}
+    return status in _DOCUMENTED_STATUSES

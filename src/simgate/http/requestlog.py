@@ -32,7 +32,8 @@ REQUEST_FIELDS = (
 ANSWER_FIELDS = ("status", "activationId", "number", "error")
 """What `describe` reads of an answer."""
 
-_LABELS = tuple("operation" if name == "activationId" else name for name in REQUEST_FIELDS)
+_NAMED = tuple((name, "operation" if name == "activationId" else name) for name in REQUEST_FIELDS)
+"""Each request field and its label in the line."""
 
 
 def _scalar(value: object) -> str:
@@ -54,27 +55,26 @@ def describe(
     `request` is the decoded request (a Struct: its fields are read where they are, without
     copying it into a dict first) or a mapping of the same names.
     """
-    if isinstance(request, Mapping):
-        values = [request.get(name) for name in REQUEST_FIELDS]
-    else:
-        values = [getattr(request, name, None) for name in REQUEST_FIELDS]
+    mapping = isinstance(request, Mapping)
     words = [marketplace, call]
-    for label, value in zip(_LABELS, values, strict=True):
-        if value is None or isinstance(value, dict | list):
+    append = words.append
+    for name, label in _NAMED:
+        value = request.get(name) if mapping else getattr(request, name, None)  # type: ignore[union-attr]
+        if value is None:
             continue
         # Most values are short words (an action, a country, a service): no copy, no quote.
         if type(value) is str and len(value) <= 40 and " " not in value:
-            words.append(f"{label}={value}")
-        else:
-            words.append(f"{label}={_scalar(value)}")
-    words += ["->", str(status), str(answer.get("status", "-"))]
-    if answer.get("activationId") is not None:
-        words.append(f"operation={_scalar(answer['activationId'])}")
-    if answer.get("number") is not None:
-        words.append(f"number={_scalar(answer['number'])}")
-    if answer.get("error"):
-        words.append(f"error={str(answer['error'])[:200]!r}")
-    words.append(f"({ms:.1f} ms)")
+            append(f"{label}={value}")
+        elif not isinstance(value, dict | list):
+            append(f"{label}={_scalar(value)}")
+    words += ("->", str(status), str(answer.get("status", "-")))
+    if (operation := answer.get("activationId")) is not None:
+        append(f"operation={_scalar(operation)}")
+    if (number := answer.get("number")) is not None:
+        append(f"number={_scalar(number)}")
+    if error := answer.get("error"):
+        append(f"error={str(error)[:200]!r}")
+    append(f"({ms:.1f} ms)")
     return " ".join(filter(None, words))
 
 
