@@ -119,11 +119,11 @@ def finish_operation(
         # Another marketplace's activation is unknown here: one marketplace must never
         # close (or learn of) another's operation.
         return FinishOutcome.UNKNOWN
-    uow.operations.note_finish_request(operation_id)
     if not operation.is_open:
+        uow.operations.note_finish_request(operation_id)
         return FinishOutcome.REPEATED
     _note_undocumented(operation_id, status)
-    uow.operations.finish(operation_id, status, final, now)
+    uow.operations.finish(operation_id, status, final, now)  # counts this request too
     uow.numbers.release(operation.number_id, operation_id, operation.kind)
     if consequence is not None:
         _remember_outcome(uow, operation, status, now, consequence)

@@ -281,6 +281,7 @@ class MemoryOperations:
             self.s.operations[operation_id] = replace(
                 operation, finished_at=now, finish_status=status, final=final
             )
+            self.note_finish_request(operation_id)
 
     def note_finish_request(self, operation_id: OperationId) -> None:
         self.s.finish_requests[operation_id] = self.s.finish_requests.get(operation_id, 0) + 1

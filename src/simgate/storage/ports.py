@@ -225,12 +225,13 @@ class OperationRepository(Protocol):
         SMS is routed by. None when no number has this phone."""
         ...
 
-    def finish(
-        self, operation_id: OperationId, status: int, final: Kopecks | None, now: Timestamp
-    ) -> None: ...
+    def finish(self, operation_id: OperationId, status: int, final: Kopecks | None, now: Timestamp) -> None:
+        """Close an open operation and count the FINISH request that closed it; an operation
+        already finished is left as it is, its count too."""
+        ...
 
     def note_finish_request(self, operation_id: OperationId) -> None:
-        """Count a FINISH request (repeats included), for the operator's view."""
+        """Count a FINISH request that closed nothing (a repeat), for the operator's view."""
         ...
 
     def of_number(self, number_id: NumberId) -> list[Operation]:

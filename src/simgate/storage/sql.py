@@ -775,9 +775,11 @@ class SqlOperations:
         return NumberId(row[0]), None if row[1] is None else _operation(row[1:])
 
     def finish(self, operation_id: OperationId, status: int, final: Kopecks | None, now: Timestamp) -> None:
+        # The request that closes it is counted in the same write (as simgate_finish does on
+        # PostgreSQL, migration 0017): one statement per FINISH fewer on the writer thread.
         self.db.execute(
-            "UPDATE operations SET finished_at = ?, finish_status = ?, final_kopecks = ?"
-            " WHERE id = ? AND finished_at IS NULL",
+            "UPDATE operations SET finished_at = ?, finish_status = ?, final_kopecks = ?,"
+            " finish_requests = finish_requests + 1 WHERE id = ? AND finished_at IS NULL",
             (now, status, final, operation_id),
         )
 
