@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 from bench import farm
+from bench.pairs_wrk import combined
 from bench.stats import percentile, ratio, summarise
 from bench.tables import verdicts
+from bench.wrk import WrkRun
 
 
 def test_percentile_interpolates_between_closest_ranks_like_numpy() -> None:
@@ -105,3 +107,29 @@ def test_wrk_verdicts_read_the_tail_against_the_same_runs_median() -> None:
         "wrk: p99 < 25 ms": False,
         "wrk: p99 <= 3x p50": False,
     }
+
+
+def _run(requests: int, seconds: float, p50: float, p99: float, cpu: float | None) -> WrkRun:
+    return WrkRun(
+        requests=requests, seconds=seconds, gets=requests // 2, finishes=requests // 2, no_numbers=0,
+        failures=1, socket_errors=0, p50_ms=p50, p90_ms=p50 * 2, p99_ms=p99, p999_ms=p99 * 2,
+        max_ms=p99 * 3, mean_ms=p50, server_cpu_percent=cpu,
+    )  # fmt: skip
+
+
+def test_alternating_rounds_add_up_rates_and_keep_the_worst_tail() -> None:
+    rounds = [
+        _run(3_000, 3.0, 6.0, 11.0, 90.0),
+        _run(2_400, 3.0, 8.0, 20.0, 100.0),
+        _run(3_000, 4.0, 7.0, 12.0, 95.0),
+    ]
+    whole = combined(rounds)
+    assert whole.requests_per_second == pytest.approx(8_400 / 10.0)  # over the summed windows
+    assert whole.pairs_per_second == pytest.approx(4_200 / 10.0)
+    assert (whole.p50_ms, whole.p90_ms) == (7.0, 14.0)  # the middle round's
+    assert (whole.p99_ms, whole.p999_ms, whole.max_ms) == (20.0, 40.0, 60.0)  # the worst round's
+    assert whole.server_cpu_percent == pytest.approx((270 + 300 + 380) / 10.0)  # time-weighted
+    assert whole.failures == 3
+    assert whole.mean_ms == pytest.approx((6.0 * 3_000 + 8.0 * 2_400 + 7.0 * 3_000) / 8_400)
+    assert combined(rounds[:1]) is rounds[0]
+    assert combined([*rounds[:2], _run(1, 1.0, 1.0, 1.0, None)]).server_cpu_percent is None
