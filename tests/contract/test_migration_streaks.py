@@ -1,7 +1,7 @@
 """Migration 0025 on a farm with history (SQLite and PostgreSQL): the backfilled streaks equal
 domain.read_model.streaks over each SIM's whole history, FINISH keeps them after the upgrade,
-and PostgreSQL's `simgate_finish` is 0017's again after a downgrade and 0025's after the
-upgrade that follows."""
+and PostgreSQL's `simgate_finish` is 0017's again after a downgrade and the head's (0026, built
+from 0025's) after the upgrade that follows."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ NOW = 1_700_000_000.0
 MARKET = "onlinesim"
 kept_streaks = importlib.import_module("simgate.storage.migrations.versions.0025_kept_no_sms_streaks")
 cheaper = importlib.import_module("simgate.storage.migrations.versions.0017_pg_cheaper_pair")
+run_starts = importlib.import_module("simgate.storage.migrations.versions.0026_kept_no_sms_run_starts")
 
 
 def history(store: Store, rounds: int) -> tuple[list[Operation], Operation, set[OperationId]]:
@@ -99,7 +100,7 @@ def test_0025_backfills_the_streaks_of_all_history(old_database: str) -> None:  
         assert old == body(cheaper._finish())
     schema.upgrade(old_database)
     if (new := finish_body(old_database)) is not None:
-        assert new == body(kept_streaks._finish())
+        assert new == body(run_starts._finish())  # the head's: 0025's with the run starts
     store = open_store(old_database)
     try:
         assert kept(store) == {n: want.get(n, (0, 0)) for n in kept(store)}

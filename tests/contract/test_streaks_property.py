@@ -1,7 +1,8 @@
 """The no-SMS streaks kept on each SIM (migration 0025) equal domain.read_model.streaks over its
-whole history, on every store, after a random history of GET_NUMBER, SMS and FINISH; and the
-losing filter, which counts its window only for the SIMs those streaks pick, still flags
-exactly the SIMs the window's own streaks flag.
+whole history, and their run starts (0026) domain.read_model.run_starts, on every store, after
+a random history of GET_NUMBER, SMS and FINISH; and the losing filter, which counts its window
+only for the SIMs those streaks pick and their starts do not settle, still flags exactly the
+SIMs the window's own streaks flag.
 
 The steps: activations (each for a service of its own, so a sale excludes nothing the history
 needs) and rents, SMS to a SIM (routed to its open operation if it has one, else stored
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 
 from simgate.domain.messages import IncomingMessage
 from simgate.domain.model import Operation, OperationKind
-from simgate.domain.read_model import NumberQuery, loss_reasons, streaks
+from simgate.domain.read_model import NumberQuery, loss_reasons, run_starts, streaks
 from simgate.domain.types import CountryName, NumberId, OperationId, PhoneNumber, ServiceName, Timestamp
 from simgate.services.intake import accept_sms
 from simgate.services.inventory import import_numbers
@@ -87,12 +88,20 @@ def test_kept_streaks_equal_the_domain_rule_over_all_history(
             again = finished[index % len(finished)]
             store.run(lambda uow: finish_operation(uow, MARKET, again.id, status, None, now))
 
-    expected = streaks((o.number_id, o.kind, o.id in got_sms) for o in sorted(finished, key=lambda o: o.id))
+    ordered = sorted(finished, key=lambda o: o.id)
+    expected = streaks((o.number_id, o.kind, o.id in got_sms) for o in ordered)
     kept = store.run(lambda uow: uow.numbers.no_sms_streaks(ids))
     assert kept == {number_id: expected.get(number_id, (0, 0)) for number_id in ids}
-    # The losing filter answers as the window's own count does: all history, and a window
-    # that starts somewhere in it (older failures drop out of the streaks).
-    for since in (None, start + STEP * cut):
+    # Each run's start (migration 0026): the opened_at of the first operation the streak counts.
+    starts = run_starts((o.number_id, o.kind, o.id in got_sms, o.opened_at) for o in ordered)
+    kept_starts = store.run(lambda uow: uow.numbers.no_sms_since(ids))
+    assert kept_starts == {number_id: starts.get(number_id, (None, None)) for number_id in ids}
+    # The losing filter answers as the window's own count does: all history, a window that
+    # starts somewhere in it (older failures drop out of the streaks), and windows starting
+    # exactly at each operation's opening and just after it: before, at the start of, inside
+    # and after each run (the kept starts settle some SIMs, the window's count the others).
+    edges = sorted({t for o in finished for t in (o.opened_at, o.opened_at + 1)})
+    for since in (None, start + STEP * cut, *edges):
         query = NumberQuery(country=country, losing=True, streak_since=since)
         page = store.run_report(lambda r, q=query: r.numbers(q))  # type: ignore[misc]
         assert {row.number.id for row in page.items} == windowed(finished, got_sms, since), since

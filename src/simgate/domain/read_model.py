@@ -118,6 +118,55 @@ def streaks(finished: Iterable[tuple[NumberId, OperationKind, bool]]) -> dict[Nu
     return found
 
 
+RunStarts = tuple[Timestamp | None, Timestamp | None]
+"""A SIM's (rent, activation) no-SMS runs: when the first operation of each opened (None: no run)."""
+
+
+def run_starts_after(
+    starts: RunStarts, streaks: tuple[int, int], kind: OperationKind, got_sms: bool, opened_at: Timestamp
+) -> RunStarts:
+    """A SIM's run starts after one more finished operation, given its streaks before it: an SMS
+    ends the run; a miss with no run open starts one at the operation's `opened_at`."""
+    rent, activation = starts
+    if kind is OperationKind.RENT:
+        return (None if got_sms else opened_at if streaks[0] == 0 else rent, activation)
+    return (rent, None if got_sms else opened_at if streaks[1] == 0 else activation)
+
+
+def run_starts(
+    finished: Iterable[tuple[NumberId, OperationKind, bool, Timestamp]],
+) -> dict[NumberId, RunStarts]:
+    """Each SIM's run starts, from its finished operations in id order as (number, kind, got an
+    SMS, opened at): the `opened_at` of the first operation each streak counts."""
+    held: dict[NumberId, tuple[tuple[int, int], RunStarts]] = {}
+    for number_id, kind, got_sms, opened_at in finished:
+        streak, starts = held.get(number_id, ((0, 0), (None, None)))
+        starts = run_starts_after(starts, streak, kind, got_sms, opened_at)
+        held[number_id] = (streak_after(streak, kind, got_sms), starts)
+    return {number_id: starts for number_id, (_, starts) in held.items()}
+
+
+def losing_from_kept(streaks: tuple[int, int], starts: RunStarts, since: Timestamp | None) -> bool | None:
+    """Whether a SIM loses money over the operations opened since `since`, from its kept
+    all-time streaks and run starts: True or False when they settle it, None when only the
+    window's own count can (a run reaching a threshold began before the window).
+
+    A SIM's operations follow one another, so a window's streak never exceeds the all-time
+    one, and a run that began at or after `since` lies wholly in the window: its streak is the
+    window's. A run that began before it is cut by the window, to a count only it can give."""
+    thresholds = (RENT_WARN_STREAK, ACTIVATION_WARN_STREAK)
+    reaching = [
+        start
+        for streak, threshold, start in zip(streaks, thresholds, starts, strict=True)
+        if streak >= threshold
+    ]
+    if not reaching:
+        return False
+    if since is None or any(start is not None and start >= since for start in reaching):
+        return True
+    return None
+
+
 def success_rate(sold: int, finished: int) -> float | None:
     return None if finished == 0 else round(sold / finished, 4)
 

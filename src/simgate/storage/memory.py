@@ -27,7 +27,7 @@ from simgate.domain.model import (
     OperationKind,
     Order,
 )
-from simgate.domain.read_model import BLOCKED, NumberQuery, streak_after
+from simgate.domain.read_model import BLOCKED, NumberQuery, RunStarts, run_starts_after, streak_after
 from simgate.domain.types import (
     EVERYWHERE,
     CountryName,
@@ -135,10 +135,16 @@ class MemoryNumbers:
             self.s.numbers[number_id] = replace(number, open_operation_id=None)
             got_sms = any(m.operation_id == operation_id for m in self.s.outbox.messages.values())
             held = self.s.no_sms_streaks.get(number_id, (0, 0))
+            starts = self.s.no_sms_since.get(number_id, (None, None))
+            opened_at = self.s.operations[operation_id].opened_at
+            self.s.no_sms_since[number_id] = run_starts_after(starts, held, kind, got_sms, opened_at)
             self.s.no_sms_streaks[number_id] = streak_after(held, kind, got_sms)
 
     def no_sms_streaks(self, number_ids: Collection[NumberId]) -> dict[NumberId, tuple[int, int]]:
         return {n: self.s.no_sms_streaks.get(n, (0, 0)) for n in number_ids if n in self.s.numbers}
+
+    def no_sms_since(self, number_ids: Collection[NumberId]) -> dict[NumberId, RunStarts]:
+        return {n: self.s.no_sms_since.get(n, (None, None)) for n in number_ids if n in self.s.numbers}
 
     def exclude(
         self,

@@ -30,12 +30,13 @@ from simgate.domain.read_model import (
     OutboxSummary,
     Page,
     Paged,
+    RunStarts,
     Stats,
     StatusCount,
     day_index,
     earned_rub,
     group_stats,
-    loss_reasons,
+    losing_from_kept,
     marketplace_stats,
     status_name,
     streaks,
@@ -99,14 +100,19 @@ class MemoryReports:
             key=lambda n: (n.country, n.operator, n.phone),
         )
         if query.losing:
-            # The kept all-time streaks pick the candidates, as in SQL (sql_reports.numbers).
-            kept = self.s.no_sms_streaks
+            # The kept streaks and run starts settle most SIMs, as in SQL (sql_reports.numbers):
+            # the window is counted only for those whose run reaching a threshold began before it.
+            kept, starts = self.s.no_sms_streaks, self.s.no_sms_since
             found = [
                 n
                 for n in found
-                if loss_reasons(*kept.get(n.id, (0, 0))) and self._report(n, query.streak_since).loss_reasons
+                if self._losing(n, kept.get(n.id, (0, 0)), starts.get(n.id, (None, None)), query)
             ]
         return _page(found, query, lambda n: self._report(n, query.streak_since))
+
+    def _losing(self, n: Number, kept: tuple[int, int], starts: RunStarts, query: NumberQuery) -> bool:
+        settled = losing_from_kept(kept, starts, query.streak_since)
+        return bool(self._report(n, query.streak_since).loss_reasons) if settled is None else settled
 
     def number(self, number_id: NumberId, streak_since: Timestamp | None = None) -> NumberReport | None:
         number = self.s.numbers.get(number_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from simgate.domain.model import Marketplace, Number, Operation
+from simgate.domain.read_model import RunStarts
 from simgate.domain.types import NumberId, OperationId, ServiceName, Timestamp
 from simgate.storage.history_ports import Pruned
 from simgate.storage.memory_alerts import AlertState
@@ -35,6 +36,8 @@ class MemoryState:
     finish_requests: dict[OperationId, int] = field(default_factory=dict)
     no_sms_streaks: dict[NumberId, tuple[int, int]] = field(default_factory=dict)
     """Per number: its (rent, activation) no-SMS streaks over all history (migration 0025)."""
+    no_sms_since: dict[NumberId, RunStarts] = field(default_factory=dict)
+    """Per number: when the first operation of each of those streaks opened (migration 0026)."""
     last_number_id: int = 0
     last_operation_id: int = 0
     outbox: OutboxState = field(default_factory=OutboxState)
@@ -55,6 +58,7 @@ class MemoryState:
             finish_requests=dict(self.finish_requests),
             marketplaces=dict(self.marketplaces),
             no_sms_streaks=dict(self.no_sms_streaks),
+            no_sms_since=dict(self.no_sms_since),
             last_number_id=self.last_number_id,
             last_operation_id=self.last_operation_id,
             outbox=self.outbox.copy(),

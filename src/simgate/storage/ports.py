@@ -46,6 +46,7 @@ from simgate.domain.read_model import (
     OperationReport,
     OutboxSummary,
     Page,
+    RunStarts,
     Stats,
     StatusCount,
 )
@@ -123,14 +124,22 @@ class NumberRepository(Protocol):
     def release(self, number_id: NumberId, operation_id: OperationId, kind: OperationKind) -> None:
         """Free the number if `operation_id` (finished, of `kind`) still holds it; otherwise
         change nothing. In the same update, the number's no-SMS streak of that kind grows by
-        one, or restarts at 0 if the operation got an SMS (`no_sms_streaks`)."""
+        one, or restarts at 0 if the operation got an SMS (`no_sms_streaks`); the run's start
+        becomes the operation's opened_at if the streak was 0, or None if it got an SMS
+        (`no_sms_since`)."""
         ...
 
     def no_sms_streaks(self, number_ids: Collection[NumberId]) -> dict[NumberId, tuple[int, int]]:
         """Each of these numbers' (rent, activation) no-SMS streaks over its whole history
         (read_model.streaks), as `release` keeps them on the number (migration 0025). A
         window's streaks never exceed them, so they pick the SIMs that may be losing money;
-        reports still count the window itself."""
+        reports count the window itself only where `no_sms_since` cannot settle it."""
+        ...
+
+    def no_sms_since(self, number_ids: Collection[NumberId]) -> dict[NumberId, RunStarts]:
+        """When the first operation of each of those streaks opened (read_model.run_starts),
+        None where a streak is 0, as `release` keeps them on the number (migration 0026). A
+        run that began in a window is wholly in it: its streak is the window's."""
         ...
 
     def exclude(

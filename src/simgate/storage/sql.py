@@ -24,7 +24,7 @@ from simgate.domain.model import (
     OperationKind,
     Order,
 )
-from simgate.domain.read_model import BLOCKED, NumberQuery
+from simgate.domain.read_model import BLOCKED, NumberQuery, RunStarts
 from simgate.domain.types import (
     ANY_OPERATOR,
     EVERYWHERE,
@@ -59,6 +59,11 @@ STREAK_COLUMNS = {
     OperationKind.ACTIVATION: "activation_no_sms_streak",
 }
 """Where a number keeps its no-SMS streak of each kind (migration 0025)."""
+SINCE_COLUMNS = {
+    OperationKind.RENT: "rent_no_sms_since",
+    OperationKind.ACTIVATION: "activation_no_sms_since",
+}
+"""Where it keeps when the first operation of that streak opened (migration 0026)."""
 
 NUMBER_COLUMNS = (
     "n.id, n.phone, n.country, n.operator, n.port, n.rentable, n.enabled, n.online, "
@@ -228,14 +233,20 @@ class SqlNumbers:
         # The streak rides on the update that frees the number: no second write per FINISH.
         # Its SMS, if any, came while the operation was open (intake routes to open ones only).
         # On PostgreSQL an SMS whose unit read the operation still open may commit just after
-        # this: the streak then counts one miss too many, which can only add a candidate to
-        # the losing filter (sql_reports), never hide a losing SIM.
-        streak = STREAK_COLUMNS[kind]
+        # this: the streak then counts one miss too many, which never hides a losing SIM but,
+        # with its run begun inside the window (0026), can flag one a miss early (sql_reports
+        # takes such a streak as the window's without recounting it).
+        # The run's start too (read_model.run_starts_after): SET reads the row as it was, so
+        # `{streak} = 0` is the streak before this operation.
+        streak, since = STREAK_COLUMNS[kind], SINCE_COLUMNS[kind]
         self.db.execute(
-            f"UPDATE numbers SET open_operation_id = NULL, {streak} = CASE WHEN EXISTS"
+            f"UPDATE numbers SET open_operation_id = NULL, {since} = CASE WHEN EXISTS"
+            " (SELECT 1 FROM messages m WHERE m.operation_id = ?) THEN NULL"
+            f" WHEN {streak} = 0 THEN (SELECT o.opened_at FROM operations o WHERE o.id = ?)"
+            f" ELSE {since} END, {streak} = CASE WHEN EXISTS"
             f" (SELECT 1 FROM messages m WHERE m.operation_id = ?) THEN 0 ELSE {streak} + 1 END"
             " WHERE id = ? AND open_operation_id = ?",
-            (operation_id, number_id, operation_id),
+            (operation_id, operation_id, operation_id, number_id, operation_id),
         )
         self._sync_exclusions("n.id = ?", number_id)
 
@@ -249,6 +260,19 @@ class SqlNumbers:
             ids,
         ).fetchall()
         return {NumberId(number_id): (int(rent), int(activation)) for number_id, rent, activation in rows}
+
+    def no_sms_since(self, number_ids: Collection[NumberId]) -> dict[NumberId, RunStarts]:
+        ids = list(number_ids)
+        if not ids:
+            return {}
+        rows = self.db.execute(
+            "SELECT id, rent_no_sms_since, activation_no_sms_since FROM numbers"
+            f" WHERE id IN ({', '.join('?' for _ in ids)})",
+            ids,
+        ).fetchall()
+        return {
+            NumberId(number_id): (_stamp(rent), _stamp(activation)) for number_id, rent, activation in rows
+        }
 
     def _sync_exclusions(self, which: str, *keys: object) -> None:
         """Copy a number's group, freeness and counting lane onto its exclusion rows.
@@ -672,6 +696,10 @@ _EXCLUDED_AND_DELTAS = (
 )
 FOLD_LOCK = 0x51_6D_67_61_74_65_0B
 """pg_try_advisory_xact_lock key of fold_counts (any constant no other code uses)."""
+
+
+def _stamp(value: object) -> Timestamp | None:
+    return None if value is None else Timestamp(float(value))  # type: ignore[arg-type]
 
 
 def _now(now: Timestamp | None) -> Timestamp:

@@ -4,7 +4,8 @@ Same conventions as storage/sql.py: `?` placeholders, booleans as bare predicate
 here writes. Aggregates are computed for one page of rows at a time (numbers, operations),
 so a listing costs the same on a farm with a year of history as on a new one; the streaks
 behind "SIMs that lose money" read the finished operations of a recent window only, and only
-of the SIMs whose all-time streaks, kept on their rows (migration 0025), may reach a threshold.
+of the SIMs whose all-time streaks, kept on their rows (migration 0025), may reach a threshold
+and whose runs began before the window (migration 0026).
 """
 
 from __future__ import annotations
@@ -68,9 +69,23 @@ EARNED_SQL = f"CASE WHEN {SOLD_SQL} THEN COALESCE(o.final_kopecks, o.offered_kop
 EARNED_RUB_SQL = f"CASE WHEN o.currency = 'RUB' THEN {EARNED_SQL} ELSE 0 END"
 
 
-CANDIDATE_SQL = "c.rent_no_sms_streak >= ? OR c.activation_no_sms_streak >= ?"
-"""A SIM `c` that may be losing money: its all-time streaks (migration 0025) reach loss_reasons'
+CANDIDATE_SQL = "n.rent_no_sms_streak >= ? OR n.activation_no_sms_streak >= ?"
+"""A SIM `n` that may be losing money: its all-time streaks (migration 0025) reach loss_reasons'
 thresholds (RENT_WARN_STREAK, ACTIVATION_WARN_STREAK, in that order)."""
+SETTLED_SQL = (
+    "n.rent_no_sms_streak >= ? AND n.rent_no_sms_since >= ?"
+    " OR n.activation_no_sms_streak >= ? AND n.activation_no_sms_since >= ?"
+)
+"""A SIM `n` losing money since `?`: a streak reaching its threshold is of a run that began in
+the window (migration 0026), so wholly in it (read_model.losing_from_kept). Parameters: the
+rent threshold, the window's start, the activation threshold, the window's start."""
+CUT_SQL = (
+    "c.rent_no_sms_streak >= ? AND (c.rent_no_sms_since IS NULL OR c.rent_no_sms_since < ?)"
+    " OR c.activation_no_sms_streak >= ?"
+    " AND (c.activation_no_sms_since IS NULL OR c.activation_no_sms_since < ?)"
+)
+"""A SIM `c` whose run reaching a threshold began before the window (or has no start kept):
+only the window's own count says whether it loses. Parameters as SETTLED_SQL's."""
 
 OPERATION_COLUMNS_O = ", ".join("o." + c.strip() for c in OPERATION_COLUMNS.split(","))
 
@@ -115,11 +130,12 @@ class SqlReports:
 
     @staticmethod
     def _trailing(
-        number_ids: Sequence[NumberId] | None, since: Timestamp | None, *, candidates: bool = False
+        number_ids: Sequence[NumberId] | None, since: Timestamp | None, *, cut: bool = False
     ) -> tuple[str, list[Any]]:
         """A SELECT of (number_id, kind), one row per finished operation after the last of
         its SIM's and kind that got an SMS: a streak is their count (read_model.streaks).
-        `candidates`: of the SIMs whose kept streaks (migration 0025) may make them lose only.
+        `cut`: of the SIMs whose kept run reaching a threshold began before `since` only
+        (CUT_SQL; `since` must be given).
 
         Counted in SQL: the window's operations never come to Python one by one. Read row by
         row, a busy farm's week of operations (a million at ~2 GET_NUMBER + FINISH a second)
@@ -134,9 +150,9 @@ class SqlReports:
         if number_ids is not None:
             clauses.append(f"o.number_id IN ({_marks(number_ids)})")
             params += number_ids
-        if candidates:
-            clauses.append(f"o.number_id IN (SELECT c.id FROM numbers c WHERE {CANDIDATE_SQL})")
-            params += [RENT_WARN_STREAK, ACTIVATION_WARN_STREAK]
+        if cut:
+            clauses.append(f"o.number_id IN (SELECT c.id FROM numbers c WHERE {CUT_SQL})")
+            params += [RENT_WARN_STREAK, since, ACTIVATION_WARN_STREAK, since]
         sql = (
             "SELECT s.number_id, s.kind FROM (SELECT o.number_id, o.kind, o.id,"
             " MAX(CASE WHEN EXISTS (SELECT 1 FROM messages m WHERE m.operation_id = o.id)"
@@ -169,18 +185,24 @@ class SqlReports:
     def numbers(self, query: NumberQuery) -> Page[NumberReport]:
         where = number_where(query)
         if query.losing:
-            # A subquery: however many SIMs lose, their ids never come to Python (loss_reasons'
-            # thresholds, per kind, in SQL). A SIM's operations follow one another, so those
-            # of a window are the latest of its history and their streak never exceeds the
-            # all-time one kept on its row: the window is counted only for the SIMs whose kept
-            # streak reaches a threshold, through the number index, not over a week of the
-            # farm's operations (4 s of CPU at a million a week, every 30 s: docs/benchmarks.md).
-            trailing, params = self._trailing(None, query.streak_since, candidates=True)
-            where.add(
-                f"n.id IN (SELECT t.number_id FROM ({trailing}) t GROUP BY t.number_id, t.kind"
-                " HAVING COUNT(*) >= CASE WHEN t.kind = ? THEN ? ELSE ? END)",
-                *params, OperationKind.RENT.value, RENT_WARN_STREAK, ACTIVATION_WARN_STREAK,
-            )  # fmt: skip
+            # read_model.losing_from_kept, in SQL: however many SIMs lose, their ids never come
+            # to Python. A SIM's operations follow one another, so those of a window are the
+            # latest of its history: a streak kept on its row (0025) below its threshold rules
+            # it out, one whose run began in the window (0026) is the window's. Only the SIMs
+            # whose run began before the window have the window counted, through the number
+            # index, not a week of the farm's operations (4 s of CPU at a million a week, every
+            # 30 s, even when every SIM loses: docs/benchmarks.md).
+            since = query.streak_since
+            if since is None:
+                where.add(f"({CANDIDATE_SQL})", RENT_WARN_STREAK, ACTIVATION_WARN_STREAK)
+            else:
+                trailing, params = self._trailing(None, since, cut=True)
+                where.add(
+                    f"({SETTLED_SQL} OR n.id IN (SELECT t.number_id FROM ({trailing}) t GROUP BY"
+                    " t.number_id, t.kind HAVING COUNT(*) >= CASE WHEN t.kind = ? THEN ? ELSE ? END))",
+                    RENT_WARN_STREAK, since, ACTIVATION_WARN_STREAK, since,
+                    *params, OperationKind.RENT.value, RENT_WARN_STREAK, ACTIVATION_WARN_STREAK,
+                )  # fmt: skip
         rows, total = self._page(
             NUMBER_COLUMNS, "FROM numbers n", where, "n.country, n.operator, n.phone", query
         )
