@@ -238,15 +238,16 @@ class SqlNumbers:
         # takes such a streak as the window's without recounting it).
         # The run's start too (read_model.run_starts_after): SET reads the row as it was, so
         # `{streak} = 0` is the streak before this operation.
+        # `h`: whether it got an SMS and when it opened, each looked up once for both columns.
         streak, since = STREAK_COLUMNS[kind], SINCE_COLUMNS[kind]
         self.db.execute(
-            f"UPDATE numbers SET open_operation_id = NULL, {since} = CASE WHEN EXISTS"
-            " (SELECT 1 FROM messages m WHERE m.operation_id = ?) THEN NULL"
-            f" WHEN {streak} = 0 THEN (SELECT o.opened_at FROM operations o WHERE o.id = ?)"
-            f" ELSE {since} END, {streak} = CASE WHEN EXISTS"
-            f" (SELECT 1 FROM messages m WHERE m.operation_id = ?) THEN 0 ELSE {streak} + 1 END"
-            " WHERE id = ? AND open_operation_id = ?",
-            (operation_id, operation_id, operation_id, number_id, operation_id),
+            f"UPDATE numbers SET open_operation_id = NULL,"
+            f" {since} = CASE WHEN h.hit THEN NULL WHEN {streak} = 0 THEN h.opened ELSE {since} END,"
+            f" {streak} = CASE WHEN h.hit THEN 0 ELSE {streak} + 1 END"
+            " FROM (SELECT EXISTS (SELECT 1 FROM messages m WHERE m.operation_id = o.id) AS hit,"
+            " o.opened_at AS opened FROM operations o WHERE o.id = ?) h"
+            " WHERE numbers.id = ? AND numbers.open_operation_id = ?",
+            (operation_id, number_id, operation_id),
         )
         self._sync_exclusions("n.id = ?", number_id)
 
